@@ -1,0 +1,46 @@
+/// Why one frame or line could not be turned into a message.
+///
+/// A decode error concerns one message only: the channel it came from stays
+/// usable, and the receiver answers with an `error` message and counts it.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The frame or line is longer than the receiver accepts.
+    #[error("message of {len} bytes is over the limit of {max} bytes")]
+    TooLarge {
+        /// The announced (frames) or observed (jsonl) length, at least `max + 1`.
+        len: usize,
+        /// The limit in force.
+        max: usize,
+    },
+    /// A jsonl line is not UTF-8.
+    #[error("line is not valid UTF-8")]
+    NotUtf8,
+    /// A jsonl line is not JSON, or not a message this side may receive.
+    #[error("invalid message: {0}")]
+    Json(#[source] serde_json::Error),
+    /// A frame body is not a bincode message this side may receive.
+    #[error("invalid frame: {0}")]
+    Bincode(#[source] bincode::error::DecodeError),
+    /// A frame body decoded but left bytes unread.
+    #[error("invalid frame: {0} trailing bytes")]
+    Trailing(usize),
+}
+
+/// Why a message could not be encoded.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    /// The encoded message is larger than the limit.
+    #[error("encoded message of {len} bytes is over the limit of {max} bytes")]
+    TooLarge {
+        /// The encoded length.
+        len: usize,
+        /// The limit in force.
+        max: usize,
+    },
+    /// Bincode refused the value.
+    #[error("frame encoding failed: {0}")]
+    Bincode(#[source] bincode::error::EncodeError),
+    /// serde_json refused the value.
+    #[error("json encoding failed: {0}")]
+    Json(#[source] serde_json::Error),
+}

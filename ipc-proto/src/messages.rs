@@ -1,0 +1,413 @@
+//! Every message of PROTOCOL.md. Field names are camelCase in JSON.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::wire::wire_enum;
+
+// ---------------------------------------------------------------- shared parts
+
+/// A message body: text, an image or a file, by URL.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Text {
+    /// The text.
+    pub text: String,
+}
+
+/// An image, by URL.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Image {
+    /// Where the image is.
+    pub url: String,
+}
+
+/// A file, by URL.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct File {
+    /// Where the file is.
+    pub url: String,
+    /// Its file name.
+    pub name: String,
+}
+
+wire_enum! {
+    /// What an event says: `{"type":"text","text":…}`, `{"type":"image","url":…}`
+    /// or `{"type":"file","url":…,"name":…}`.
+    pub enum Message {
+        /// Plain text.
+        Text(Text) = "text",
+        /// An image by URL.
+        Image(Image) = "image",
+        /// A file by URL.
+        File(File) = "file",
+    }
+}
+
+impl Message {
+    /// A text message.
+    pub fn text(text: impl Into<String>) -> Self {
+        Message::Text(Text { text: text.into() })
+    }
+
+    /// The text, when this is a text message.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Message::Text(t) => Some(&t.text),
+            _ => None,
+        }
+    }
+}
+
+/// A normalized event as a connector emits it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    /// The event name, one the Connector declares.
+    pub name: String,
+    /// What the event says, if anything.
+    #[serde(default)]
+    pub message: Option<Message>,
+    /// Declared properties; values are strings whatever their declared type.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+    /// The connector's own instance key; ingress rules may replace it.
+    #[serde(default)]
+    pub instance_key: Option<String>,
+}
+
+/// Secret values by name. Its `Debug` never shows a value.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secrets(pub BTreeMap<String, String>);
+
+impl Secrets {
+    /// The secret called `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+}
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.0.keys().map(|k| (k, "<redacted>")))
+            .finish()
+    }
+}
+
+/// Log levels a child may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Very verbose.
+    Trace,
+    /// Verbose.
+    Debug,
+    /// Normal.
+    Info,
+    /// Something is off.
+    Warn,
+    /// Something failed.
+    Error,
+}
+
+impl LogLevel {
+    /// The lowercase name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+/// A log line a child sends over the channel instead of stderr.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Log {
+    /// How important it is.
+    pub level: LogLevel,
+    /// The text.
+    pub message: String,
+}
+
+/// `ready`: the child finished `init`. It may echo the protocol version it speaks.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ready {
+    /// The protocol version the child speaks; absent means "the one in init".
+    #[serde(default)]
+    pub protocol: Option<u32>,
+}
+
+/// Stop: finish what is in hand and exit 0 within the grace period.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Shutdown {
+    /// Milliseconds until SIGTERM.
+    pub grace_ms: u64,
+}
+
+/// A health probe; the child answers with a [`Pong`] carrying the same nonce.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ping {
+    /// Echoed in the pong.
+    pub nonce: u64,
+}
+
+/// The answer to a [`Ping`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pong {
+    /// The ping's nonce.
+    pub nonce: u64,
+}
+
+/// The orchestrator could not take a message the child sent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProtocolError {
+    /// What was wrong, and where.
+    pub message: String,
+}
+
+// ---------------------------------------------------------------- connectors
+
+/// The first message to a connector: who it is and everything it needs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectorInit {
+    /// The protocol version the orchestrator speaks.
+    pub protocol: u32,
+    /// The Connector resource's name.
+    pub connector: String,
+    /// The Connection resource's name.
+    pub connection: String,
+    /// The Connection's `spec.config`, every value as a string.
+    pub config: BTreeMap<String, String>,
+    /// The Connection's resolved secrets.
+    pub secrets: Secrets,
+    /// A directory this connection may keep state in (cursors, offsets).
+    pub state_dir: String,
+}
+
+/// An event the connector wants accepted; answered by one ack or nack for its `seq`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Emit {
+    /// Chosen by the connector, increasing from 1 per process.
+    pub seq: u64,
+    /// The event.
+    pub event: Event,
+    /// The source's delivery id, for deduplication.
+    #[serde(default)]
+    pub dedupe_key: Option<String>,
+}
+
+/// The event with this `seq` is accepted and durable.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmitAck {
+    /// The emit's seq.
+    pub seq: u64,
+    /// `Some(true)` when the event was a duplicate and will not be delivered again.
+    #[serde(default)]
+    pub duplicate: Option<bool>,
+}
+
+/// Why an emit was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NackKind {
+    /// The event does not match what the Connector declares.
+    ValidationError,
+    /// The Connection's rate limit is spent.
+    QuotaExceeded,
+    /// Queues are full; try later.
+    Overloaded,
+    /// Something failed that may work on a retry.
+    Transient,
+    /// It will never be accepted.
+    Permanent,
+}
+
+impl NackKind {
+    /// The snake_case name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NackKind::ValidationError => "validation_error",
+            NackKind::QuotaExceeded => "quota_exceeded",
+            NackKind::Overloaded => "overloaded",
+            NackKind::Transient => "transient",
+            NackKind::Permanent => "permanent",
+        }
+    }
+}
+
+/// The failure carried by a nack.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NackError {
+    /// Its class.
+    pub kind: NackKind,
+    /// What was wrong.
+    pub message: String,
+}
+
+/// The event with this `seq` was refused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmitNack {
+    /// The emit's seq.
+    pub seq: u64,
+    /// Why.
+    pub error: NackError,
+}
+
+/// A security-relevant decision the connector made. Never carries a secret or a signature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Audit {
+    /// What happened, e.g. `signature_rejected`.
+    pub kind: String,
+    /// The verification scheme, e.g. `github`.
+    #[serde(default)]
+    pub scheme: Option<String>,
+    /// Why, e.g. `bad_signature`.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+wire_enum! {
+    /// Orchestrator → connector.
+    pub enum ToConnector {
+        /// The first message.
+        Init(ConnectorInit) = "init",
+        /// An emit was accepted.
+        Ack(EmitAck) = "ack",
+        /// An emit was refused.
+        Nack(EmitNack) = "nack",
+        /// Stop.
+        Shutdown(Shutdown) = "shutdown",
+        /// Health probe.
+        Ping(Ping) = "ping",
+        /// A message from the connector could not be taken.
+        Error(ProtocolError) = "error",
+    }
+}
+
+wire_enum! {
+    /// Connector → orchestrator.
+    pub enum FromConnector {
+        /// Init done.
+        Ready(Ready) = "ready",
+        /// An event.
+        Emit(Emit) = "emit",
+        /// A log line.
+        Log(Log) = "log",
+        /// A security-relevant decision.
+        Audit(Audit) = "audit",
+        /// Health answer.
+        Pong(Pong) = "pong",
+    }
+}
+
+// ---------------------------------------------------------------- agents
+
+/// The first message to an agent instance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentInit {
+    /// The protocol version the orchestrator speaks.
+    pub protocol: u32,
+    /// The Agent resource's name.
+    pub agent: String,
+    /// The instance key this process serves.
+    pub instance_key: String,
+    /// The Swarm's name.
+    pub swarm: String,
+    /// A directory this instance may keep state in.
+    pub state_dir: String,
+}
+
+/// An accepted event as an agent receives it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveredEvent {
+    /// Stable across delivery attempts: agents deduplicate on it.
+    pub id: String,
+    /// The Connection it came through.
+    pub connection: String,
+    /// That Connection's Connector.
+    pub connector: String,
+    /// The event name.
+    pub name: String,
+    /// What the event says, if anything.
+    #[serde(default)]
+    pub message: Option<Message>,
+    /// The event's properties.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+    /// The instance key it was routed to.
+    pub instance_key: String,
+    /// When the orchestrator accepted it, RFC 3339 UTC.
+    pub received_at: String,
+}
+
+/// One delivery attempt of an event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deliver {
+    /// The event id.
+    pub id: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// The event.
+    pub event: DeliveredEvent,
+}
+
+/// The agent handled the event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryAck {
+    /// The event id.
+    pub id: String,
+}
+
+/// The agent could not handle the event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryNack {
+    /// The event id.
+    pub id: String,
+    /// Whether another attempt may succeed.
+    pub retry: bool,
+    /// What went wrong.
+    pub error: String,
+}
+
+wire_enum! {
+    /// Orchestrator → agent.
+    pub enum ToAgent {
+        /// The first message.
+        Init(AgentInit) = "init",
+        /// An event to handle.
+        Deliver(Deliver) = "deliver",
+        /// Stop.
+        Shutdown(Shutdown) = "shutdown",
+        /// Health probe.
+        Ping(Ping) = "ping",
+        /// A message from the agent could not be taken.
+        Error(ProtocolError) = "error",
+    }
+}
+
+wire_enum! {
+    /// Agent → orchestrator.
+    pub enum FromAgent {
+        /// Init done.
+        Ready(Ready) = "ready",
+        /// A delivery was handled.
+        Ack(DeliveryAck) = "ack",
+        /// A delivery failed.
+        Nack(DeliveryNack) = "nack",
+        /// A log line.
+        Log(Log) = "log",
+        /// Health answer.
+        Pong(Pong) = "pong",
+    }
+}

@@ -1,0 +1,288 @@
+//! Golden fixtures: the encoded bytes of every message kind, in both forms.
+//!
+//! A fixture that no longer matches what the code writes, or no longer
+//! decodes to the same value, is a protocol change: bump PROTOCOL_VERSION and
+//! say so in PROTOCOL.md. Regenerate with `UPDATE_FIXTURES=1 cargo test -p ipc-proto`.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::path::PathBuf;
+
+use ipc_proto::*;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn event() -> Event {
+    Event {
+        name: "user_message".into(),
+        message: Some(Message::text("hi")),
+        properties: props(&[("chat_id", "42")]),
+        instance_key: Some("telegram:42".into()),
+    }
+}
+
+fn delivered() -> DeliveredEvent {
+    DeliveredEvent {
+        id: "0193b3c2-7d4e-7000-8000-000000000001".into(),
+        connection: "telegram-production".into(),
+        connector: "telegram".into(),
+        name: "user_message".into(),
+        message: Some(Message::text("hi")),
+        properties: props(&[("chat_id", "42")]),
+        instance_key: "telegram:42".into(),
+        received_at: "2026-11-27T10:30:00Z".into(),
+    }
+}
+
+pub fn to_connector() -> Vec<(&'static str, ToConnector)> {
+    vec![
+        (
+            "init",
+            ToConnector::Init(ConnectorInit {
+                protocol: PROTOCOL_VERSION,
+                connector: "telegram".into(),
+                connection: "telegram-production".into(),
+                config: props(&[("PORT", "3000")]),
+                secrets: Secrets(props(&[("BOT_TOKEN", "123:abc")])),
+                state_dir: "/abs/path/for/this/connection".into(),
+            }),
+        ),
+        ("ack", ToConnector::Ack(EmitAck { seq: 7, duplicate: None })),
+        ("ack-duplicate", ToConnector::Ack(EmitAck { seq: 9, duplicate: Some(true) })),
+        (
+            "nack",
+            ToConnector::Nack(EmitNack {
+                seq: 8,
+                error: NackError {
+                    kind: NackKind::ValidationError,
+                    message: "event 'foo' is not declared by Connector/telegram".into(),
+                },
+            }),
+        ),
+        ("shutdown", ToConnector::Shutdown(Shutdown { grace_ms: 5000 })),
+        ("ping", ToConnector::Ping(Ping { nonce: 42 })),
+        (
+            "error",
+            ToConnector::Error(ProtocolError { message: "line 3: expected value at column 1".into() }),
+        ),
+    ]
+}
+
+pub fn from_connector() -> Vec<(&'static str, FromConnector)> {
+    vec![
+        ("ready", FromConnector::Ready(Ready::default())),
+        ("ready-versioned", FromConnector::Ready(Ready { protocol: Some(1) })),
+        ("emit", FromConnector::Emit(Emit { seq: 7, event: event(), dedupe_key: None })),
+        (
+            "emit-dedupe",
+            FromConnector::Emit(Emit {
+                seq: 8,
+                event: Event {
+                    name: "push".into(),
+                    message: Some(Message::File(File {
+                        url: "https://example.com/a.txt".into(),
+                        name: "a.txt".into(),
+                    })),
+                    properties: BTreeMap::new(),
+                    instance_key: None,
+                },
+                dedupe_key: Some("github:72d3162e-cc78-11e3-81ab-4c9367dc0958".into()),
+            }),
+        ),
+        (
+            "emit-image",
+            FromConnector::Emit(Emit {
+                seq: 9,
+                event: Event {
+                    name: "photo".into(),
+                    message: Some(Message::Image(Image { url: "https://example.com/a.png".into() })),
+                    properties: BTreeMap::new(),
+                    instance_key: None,
+                },
+                dedupe_key: None,
+            }),
+        ),
+        (
+            "log",
+            FromConnector::Log(Log { level: LogLevel::Info, message: "listening on 127.0.0.1:3000".into() }),
+        ),
+        (
+            "audit",
+            FromConnector::Audit(Audit {
+                kind: "signature_rejected".into(),
+                scheme: Some("github".into()),
+                reason: Some("bad_signature".into()),
+            }),
+        ),
+        ("pong", FromConnector::Pong(Pong { nonce: 42 })),
+    ]
+}
+
+pub fn to_agent() -> Vec<(&'static str, ToAgent)> {
+    vec![
+        (
+            "init",
+            ToAgent::Init(AgentInit {
+                protocol: PROTOCOL_VERSION,
+                agent: "handler".into(),
+                instance_key: "telegram:42".into(),
+                swarm: "default".into(),
+                state_dir: "/abs/path/for/this/instance".into(),
+            }),
+        ),
+        (
+            "deliver",
+            ToAgent::Deliver(Deliver {
+                id: "0193b3c2-7d4e-7000-8000-000000000001".into(),
+                attempt: 1,
+                event: delivered(),
+            }),
+        ),
+        ("shutdown", ToAgent::Shutdown(Shutdown { grace_ms: 5000 })),
+        ("ping", ToAgent::Ping(Ping { nonce: 1 })),
+        ("error", ToAgent::Error(ProtocolError { message: "bad line".into() })),
+    ]
+}
+
+pub fn from_agent() -> Vec<(&'static str, FromAgent)> {
+    vec![
+        ("ready", FromAgent::Ready(Ready::default())),
+        ("ack", FromAgent::Ack(DeliveryAck { id: "0193b3c2-7d4e-7000-8000-000000000001".into() })),
+        (
+            "nack",
+            FromAgent::Nack(DeliveryNack {
+                id: "0193b3c2-7d4e-7000-8000-000000000001".into(),
+                retry: true,
+                error: "upstream timed out".into(),
+            }),
+        ),
+        ("log", FromAgent::Log(Log { level: LogLevel::Warn, message: "slow".into() })),
+        ("pong", FromAgent::Pong(Pong { nonce: 1 })),
+    ]
+}
+
+fn fixture(form: &str, name: &str) -> PathBuf {
+    let ext = if form == "frames" { "hex" } else { "json" };
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{form}/{name}.{ext}"))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect::<String>() + "\n"
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    let s = s.trim();
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+}
+
+fn check<T: Serialize + DeserializeOwned + PartialEq + Debug>(group: &str, cases: Vec<(&str, T)>) {
+    let update = std::env::var_os("UPDATE_FIXTURES").is_some();
+    for (name, msg) in cases {
+        let name = format!("{group}-{name}");
+
+        let body = frame::encode_body(&msg).unwrap();
+        let path = fixture("frames", &name);
+        if update {
+            std::fs::write(&path, hex(&body)).unwrap();
+        }
+        let golden = unhex(&std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("missing {path:?}")));
+        assert_eq!(body, golden, "{name}: frame bytes changed");
+        assert_eq!(frame::decode_body::<T>(&golden).unwrap(), msg, "{name}: frame fixture decodes");
+
+        let line = json::encode(&msg).unwrap();
+        let path = fixture("jsonl", &name);
+        if update {
+            std::fs::write(&path, format!("{line}\n")).unwrap();
+        }
+        let golden = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("missing {path:?}"));
+        assert_eq!(line, golden.trim_end(), "{name}: json changed");
+        assert_eq!(json::decode::<T>(&golden).unwrap(), msg, "{name}: json fixture decodes");
+    }
+}
+
+#[test]
+fn to_connector_fixtures() {
+    check("to-connector", to_connector());
+}
+
+#[test]
+fn from_connector_fixtures() {
+    check("from-connector", from_connector());
+}
+
+#[test]
+fn to_agent_fixtures() {
+    check("to-agent", to_agent());
+}
+
+#[test]
+fn from_agent_fixtures() {
+    check("from-agent", from_agent());
+}
+
+/// The JSON shapes are the ones PROTOCOL.md shows, field for field.
+#[test]
+fn json_matches_protocol_md() {
+    let cases: Vec<(String, &str)> = vec![
+        (
+            json::encode(&to_connector()[0].1).unwrap(),
+            r#"{"config":{"PORT":"3000"},"connection":"telegram-production","connector":"telegram","protocol":1,"secrets":{"BOT_TOKEN":"123:abc"},"stateDir":"/abs/path/for/this/connection","type":"init"}"#,
+        ),
+        (json::encode(&to_connector()[1].1).unwrap(), r#"{"seq":7,"type":"ack"}"#),
+        (json::encode(&from_connector()[0].1).unwrap(), r#"{"type":"ready"}"#),
+        (
+            json::encode(&from_connector()[2].1).unwrap(),
+            r#"{"event":{"instanceKey":"telegram:42","message":{"text":"hi","type":"text"},"name":"user_message","properties":{"chat_id":"42"}},"seq":7,"type":"emit"}"#,
+        ),
+        (
+            json::encode(&from_agent()[2].1).unwrap(),
+            r#"{"error":"upstream timed out","id":"0193b3c2-7d4e-7000-8000-000000000001","retry":true,"type":"nack"}"#,
+        ),
+    ];
+    for (got, want) in cases {
+        let got: serde_json::Value = serde_json::from_str(&got).unwrap();
+        let want: serde_json::Value = serde_json::from_str(want).unwrap();
+        assert_eq!(got, want);
+    }
+}
+
+/// A line written by hand, as a Python connector would, decodes.
+#[test]
+fn hand_written_lines_decode() {
+    let m: FromConnector = json::decode(
+        r#"{"type":"emit","seq":1,"event":{"name":"user_message","message":{"type":"text","text":"hi"}}}"#,
+    )
+    .unwrap();
+    let FromConnector::Emit(e) = m else { panic!("not an emit") };
+    assert_eq!(e.event.message.unwrap().as_text(), Some("hi"));
+    assert!(e.event.properties.is_empty());
+
+    let m: FromAgent = json::decode(r#"{"type":"ack","id":"x","extra":"ignored"}"#).unwrap();
+    assert_eq!(m, FromAgent::Ack(DeliveryAck { id: "x".into() }));
+}
+
+/// A message of the other direction is not something this side may receive.
+#[test]
+fn wrong_direction_is_an_error() {
+    let err = json::decode::<FromConnector>(r#"{"type":"deliver","id":"x"}"#).unwrap_err();
+    assert!(err.to_string().contains("deliver"), "{err}");
+    let body = frame::encode_body(&ToConnector::Ping(Ping { nonce: 1 })).unwrap();
+    // ping is variant 4 of ToConnector; FromConnector's variant 4 is pong, which
+    // decodes; the tag byte 5 (error) has no FromConnector counterpart.
+    let body5 = frame::encode_body(&ToConnector::Error(ProtocolError { message: "x".into() })).unwrap();
+    assert!(frame::decode_body::<FromConnector>(&body5).is_err());
+    assert!(frame::decode_body::<FromConnector>(&body[..0]).is_err());
+}
+
+#[test]
+fn secrets_are_redacted_in_debug() {
+    let init = &to_connector()[0].1;
+    let dbg = format!("{init:?}");
+    assert!(!dbg.contains("123:abc"), "{dbg}");
+    assert!(dbg.contains("BOT_TOKEN"), "{dbg}");
+    assert!(dbg.contains("<redacted>"), "{dbg}");
+}
