@@ -1,0 +1,3 @@
+//! The bundle: parse, validate, resolve.
+pub mod model;
+pub use model::*;

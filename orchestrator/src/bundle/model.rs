@@ -1,0 +1,463 @@
+//! The validated bundle: what the rest of the orchestrator consumes.
+//!
+//! Every value here has been checked: references resolve, names are unique,
+//! durations and sizes parsed, defaults filled in. Each resource keeps the
+//! [`Place`] of its document so later errors can still point at the YAML.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// file:line:column of a node in the bundle, 1-based.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Place {
+    /// The file as the user named it (or as found in the bundle directory).
+    pub file: Arc<str>,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+/// A whole validated bundle.
+#[derive(Clone, Debug, Default)]
+pub struct Bundle {
+    /// The directory relative entries are resolved against (the bundle file's directory, or the bundle directory).
+    pub root: PathBuf,
+    /// Connector resources by name.
+    pub connectors: BTreeMap<String, Connector>,
+    /// Connection resources in document order.
+    pub connections: Vec<Connection>,
+    /// Swarm resources by name.
+    pub swarms: BTreeMap<String, Swarm>,
+    /// Agent resources by name.
+    pub agents: BTreeMap<String, Agent>,
+    /// Secret resources by name.
+    pub secrets: BTreeMap<String, Secret>,
+}
+
+/// Which transport a child speaks (PROTOCOL.md, Transports).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// Length-prefixed bincode over an inherited Unix socket.
+    Frames,
+    /// One JSON object per line over stdin/stdout.
+    Jsonl,
+}
+
+/// What every supervised program has: how to start it and how to keep it alive.
+#[derive(Clone, Debug)]
+pub struct Program {
+    /// `spec.entry` as written: a path relative to the bundle, or a bare name.
+    pub entry: String,
+    /// `spec.args`.
+    pub args: Vec<String>,
+    /// `spec.env`: plain (non-secret) environment variables for the child.
+    pub env: BTreeMap<String, String>,
+    /// `spec.protocol`.
+    pub protocol: Protocol,
+    /// `spec.restart`, with defaults filled in.
+    pub restart: RestartPolicy,
+    /// `spec.sandbox`, when present.
+    pub sandbox: Option<Sandbox>,
+    /// `spec.healthInterval`: ping period; `None` = no pings (the jsonl default).
+    pub health_interval: Option<Duration>,
+    /// `spec.maxFrameBytes` (default 4 MiB): largest frame or line either way.
+    pub max_frame_bytes: usize,
+    /// `spec.maxProtocolErrors` (default 100): bad messages tolerated before the channel is closed.
+    pub max_protocol_errors: u32,
+}
+
+/// `kind: Connector`.
+#[derive(Clone, Debug)]
+pub struct Connector {
+    /// metadata.name.
+    pub name: String,
+    /// Where the document starts.
+    pub place: Place,
+    /// How to run it (protocol defaults to frames).
+    pub program: Program,
+    /// `spec.events`, names unique.
+    pub events: Vec<EventDecl>,
+}
+
+impl Connector {
+    /// The declared event called `name`.
+    pub fn event(&self, name: &str) -> Option<&EventDecl> {
+        self.events.iter().find(|e| e.name == name)
+    }
+}
+
+/// One `spec.events[]` entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventDecl {
+    /// The event name.
+    pub name: String,
+    /// Declared properties by key.
+    pub properties: BTreeMap<String, PropertyDecl>,
+}
+
+/// `properties.<key>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PropertyDecl {
+    /// What the string value must parse as.
+    pub ty: PropertyType,
+    /// `optional: true` means it may be absent.
+    pub optional: bool,
+}
+
+/// `properties.<key>.type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PropertyType {
+    /// Any string.
+    String,
+    /// Parses as a finite f64.
+    Number,
+    /// `true` or `false`.
+    Boolean,
+}
+
+/// `kind: Connection`.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    /// metadata.name.
+    pub name: String,
+    /// Where the document starts.
+    pub place: Place,
+    /// `spec.connectorRef`, resolved to a Connector name.
+    pub connector: String,
+    /// `spec.swarmRef`, resolved to a Swarm name (default: the first Swarm).
+    pub swarm: String,
+    /// `spec.config`: scalars, as strings.
+    pub config: BTreeMap<String, String>,
+    /// `spec.secrets`: where each secret's value comes from.
+    pub secrets: BTreeMap<String, ValueSource>,
+    /// `spec.ingress`.
+    pub ingress: Ingress,
+    /// `spec.restart`: replaces the Connector's policy when set.
+    pub restart: Option<RestartPolicy>,
+    /// `spec.rateLimit`.
+    pub rate_limit: Option<RateLimit>,
+    /// `spec.overflow` (default reject).
+    pub overflow: Overflow,
+}
+
+/// Where a secret value comes from. Resolved only when a child is started.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ValueSource {
+    /// `value: …` inline in the bundle.
+    Value(String),
+    /// `valueFrom: {env: NAME}`: the orchestrator's environment.
+    Env(String),
+    /// `valueFrom: {secretRef: {ref: Secret/name, key: K}}`.
+    SecretRef {
+        /// The Secret resource's name.
+        secret: String,
+        /// The key in its `spec.data`.
+        key: String,
+    },
+}
+
+/// `spec.ingress`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ingress {
+    /// Evaluated in order, first match wins.
+    pub rules: Vec<Rule>,
+    /// What happens to an event no rule matches.
+    pub unmatched: Unmatched,
+}
+
+/// `spec.ingress.unmatched`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Unmatched {
+    /// Route to the Swarm's entryAgent with the event's own instanceKey (Goondan's behaviour).
+    #[default]
+    EntryAgent,
+    /// Drop it (counted).
+    Drop,
+}
+
+/// One ingress rule.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rule {
+    /// Where the rule is, for warnings.
+    pub place: Option<Place>,
+    /// `match.event`: the event name must equal this.
+    pub event: Option<String>,
+    /// `match.properties`: each must equal (AND).
+    pub properties: BTreeMap<String, String>,
+    /// `route.agentRef`, resolved to an Agent name; `None` = the Swarm's entryAgent.
+    pub agent: Option<String>,
+    /// How the instance key is chosen.
+    pub key: KeySource,
+}
+
+/// How a rule picks the instance key.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum KeySource {
+    /// The event's own instanceKey.
+    #[default]
+    Event,
+    /// `route.instanceKey`.
+    Fixed(String),
+    /// `route.instanceKeyProperty`, prefixed by `route.instanceKeyPrefix`.
+    Property {
+        /// The property to read.
+        name: String,
+        /// Put before its value ("" when unset).
+        prefix: String,
+    },
+}
+
+/// `spec.rateLimit`: a token bucket.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RateLimit {
+    /// Tokens added per second.
+    pub per_second: f64,
+    /// Bucket size.
+    pub burst: u32,
+}
+
+/// `spec.overflow`: what a full queue does to an emit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Overflow {
+    /// Nack `overloaded`.
+    #[default]
+    Reject,
+    /// Hold the ack until there is room.
+    Wait,
+}
+
+/// `kind: Swarm`.
+#[derive(Clone, Debug)]
+pub struct Swarm {
+    /// metadata.name.
+    pub name: String,
+    /// Where the document starts.
+    pub place: Place,
+    /// `spec.entryAgent`, an Agent name in `agents`.
+    pub entry_agent: String,
+    /// `spec.agents`, Agent names.
+    pub agents: Vec<String>,
+}
+
+/// `kind: Agent`.
+#[derive(Clone, Debug)]
+pub struct Agent {
+    /// metadata.name.
+    pub name: String,
+    /// Where the document starts.
+    pub place: Place,
+    /// How to run it (protocol defaults to jsonl).
+    pub program: Program,
+    /// `spec.idleTimeout`: stop an instance with no delivery for this long.
+    pub idle_timeout: Option<Duration>,
+    /// `spec.maxInstances`.
+    pub max_instances: Option<u32>,
+    /// `spec.maxInFlight` (default 1).
+    pub max_in_flight: u32,
+    /// `spec.maxQueue` (default 1024): events waiting per instance.
+    pub max_queue: u32,
+    /// `spec.maxAttempts` (default 5).
+    pub max_attempts: u32,
+    /// `spec.deliveryTimeout` (default 30s).
+    pub delivery_timeout: Duration,
+}
+
+/// `kind: Secret`.
+#[derive(Clone, Debug)]
+pub struct Secret {
+    /// metadata.name.
+    pub name: String,
+    /// Where the document starts.
+    pub place: Place,
+    /// `spec.data.<key>.valueFrom`.
+    pub data: BTreeMap<String, SecretSource>,
+}
+
+/// Where a Secret's key gets its value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretSource {
+    /// `valueFrom: {env: NAME}`.
+    Env(String),
+    /// `valueFrom: {file: PATH}`, relative to the bundle root.
+    File(PathBuf),
+}
+
+/// `restart.policy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestartMode {
+    /// Restart after any exit.
+    Always,
+    /// Restart after a failure (non-zero exit, signal, failed start, hung).
+    OnFailure,
+    /// Never restart.
+    Never,
+}
+
+/// `restart` (DESIGN.md, Restart policy), defaults filled in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RestartPolicy {
+    /// default on-failure.
+    pub policy: RestartMode,
+    /// default 1s × 2 up to 60s, jitter 0.2.
+    pub backoff: Backoff,
+    /// default 10m of uptime after `ready` resets the backoff.
+    pub reset_after: Duration,
+    /// default 10s to send `ready`.
+    pub start_timeout: Duration,
+    /// default 10 failures in 10m trip the circuit for 5m.
+    pub circuit: Circuit,
+    /// default [78].
+    pub permanent_exit_codes: Vec<i32>,
+    /// default grace 10s, termGrace 5s.
+    pub stop: StopPolicy,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        Self {
+            policy: RestartMode::OnFailure,
+            backoff: Backoff::default(),
+            reset_after: Duration::from_secs(600),
+            start_timeout: Duration::from_secs(10),
+            circuit: Circuit::default(),
+            permanent_exit_codes: vec![78],
+            stop: StopPolicy::default(),
+        }
+    }
+}
+
+/// `restart.backoff`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Backoff {
+    /// First delay.
+    pub initial: Duration,
+    /// Growth per failure (≥ 1).
+    pub multiplier: f64,
+    /// Largest delay.
+    pub max: Duration,
+    /// Fraction of random spread, 0..=1.
+    pub jitter: f64,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_secs(1),
+            multiplier: 2.0,
+            max: Duration::from_secs(60),
+            jitter: 0.2,
+        }
+    }
+}
+
+/// `restart.circuit`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Circuit {
+    /// Failures within `window` that trip it.
+    pub failures: u32,
+    /// The sliding window.
+    pub window: Duration,
+    /// How long it stays open before a probe.
+    pub cooldown: Duration,
+}
+
+impl Default for Circuit {
+    fn default() -> Self {
+        Self {
+            failures: 10,
+            window: Duration::from_secs(600),
+            cooldown: Duration::from_secs(300),
+        }
+    }
+}
+
+/// `restart.stop`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StopPolicy {
+    /// After `shutdown`, wait this long for a clean exit.
+    pub grace: Duration,
+    /// After SIGTERM, wait this long before SIGKILL.
+    pub term_grace: Duration,
+}
+
+impl Default for StopPolicy {
+    fn default() -> Self {
+        Self {
+            grace: Duration::from_secs(10),
+            term_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// `sandbox` (DESIGN.md, Sandbox).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sandbox {
+    /// default enforce.
+    pub mode: SandboxMode,
+    /// Run as this user (only when the orchestrator is root).
+    pub user: Option<String>,
+    /// `network`.
+    pub network: Option<Network>,
+    /// `resources`.
+    pub resources: Resources,
+}
+
+/// `sandbox.mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SandboxMode {
+    /// Refuse to start if a limit can't be applied.
+    Enforce,
+    /// Start anyway, warn, show the gap in status.
+    BestEffort,
+    /// No sandbox.
+    Off,
+}
+
+/// `sandbox.network`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Network {
+    /// `mode`.
+    pub mode: NetworkMode,
+    /// `bindTcp` ports (allowlist).
+    pub bind_tcp: Vec<u16>,
+    /// `connectTcp` ports (allowlist).
+    pub connect_tcp: Vec<u16>,
+}
+
+/// `sandbox.network.mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetworkMode {
+    /// No network at all.
+    None,
+    /// Only a private loopback.
+    Loopback,
+    /// Only the listed TCP ports.
+    Allowlist,
+    /// The host's network.
+    Host,
+}
+
+/// `sandbox.resources`; `None` = not limited.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Resources {
+    /// `memoryMax` in bytes (`256Mi`, `1G`, …).
+    pub memory_max: Option<u64>,
+    /// `tasksMax`.
+    pub tasks_max: Option<u64>,
+    /// `cpuQuota` in percent of one CPU (`50%`).
+    pub cpu_quota: Option<u32>,
+    /// `nofile`.
+    pub nofile: Option<u64>,
+    /// `core` in bytes.
+    pub core: Option<u64>,
+}

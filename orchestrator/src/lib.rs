@@ -1,0 +1,2 @@
+//! The orchestrator library.
+pub mod bundle;
