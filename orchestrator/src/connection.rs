@@ -1,0 +1,220 @@
+//! A Connection's connector process: the front door of every event.
+//!
+//! For each `emit`: check it against the Connector's declared events (nack
+//! `validation_error` otherwise), record it in the journal, ack it, route it
+//! through the Connection's ingress rules and hand it to the router. The ack
+//! goes out only after the journal has the event; routing an accepted event
+//! can wait for room in its instance's queue, and while it waits no further
+//! emits are read, so a full queue slows the connector down (backpressure).
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use ipc_proto::{
+    ConnectorInit, DeliveredEvent, Emit, EmitAck, EmitNack, FromConnector, NackError, NackKind,
+    PROTOCOL_VERSION, ProtocolError, Ready, Secrets, Shutdown, ToConnector,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::bundle::{Connection, Connector, Swarm};
+use crate::ingress::{self, Decision};
+use crate::journal::Journal;
+use crate::logs::{AuditLog, LogSink, timestamp_secs};
+use crate::router::Router;
+use crate::supervisor::{Link, Role};
+
+/// Event counters of one Connection.
+#[derive(Debug, Default)]
+pub struct ConnectionCounters {
+    /// Emits accepted.
+    pub accepted: AtomicU64,
+    /// Emits nacked (any kind).
+    pub nacked: AtomicU64,
+    /// Accepted events no rule matched (routed to the entryAgent or dropped).
+    pub unmatched: AtomicU64,
+    /// Accepted events dropped by `unmatched: drop`.
+    pub dropped: AtomicU64,
+}
+
+/// Everything a Connection's role needs, fixed for the life of the run.
+#[derive(Debug)]
+pub struct ConnectionContext {
+    /// The Connection.
+    pub connection: Connection,
+    /// Its Connector.
+    pub connector: Connector,
+    /// The Swarm it is bound to.
+    pub swarm: Swarm,
+    /// Resolved secrets, sent only in `init`.
+    pub secrets: Secrets,
+    /// `state/connections/<name>/`.
+    pub state_dir: PathBuf,
+    /// Its log.
+    pub log: LogSink,
+    /// Its counters.
+    pub counters: Arc<ConnectionCounters>,
+    /// The journal.
+    pub journal: Arc<Journal>,
+    /// The audit log.
+    pub audit: AuditLog,
+    /// Where routed events go.
+    pub router: Router,
+}
+
+/// The [`Role`] of a connector process.
+#[derive(Debug)]
+pub struct ConnectionRole {
+    ctx: Arc<ConnectionContext>,
+    /// Rules whose missing key property has been warned about already.
+    warned_rules: HashSet<usize>,
+}
+
+impl ConnectionRole {
+    /// A role for `ctx`.
+    pub fn new(ctx: Arc<ConnectionContext>) -> Self {
+        Self { ctx, warned_rules: HashSet::new() }
+    }
+
+    async fn on_emit(&mut self, emit: Emit, link: &mut Link<FromConnector, ToConnector>) {
+        let ctx = &*self.ctx;
+        if let Err(message) = ingress::check_event(&ctx.connector, &emit.event) {
+            ctx.counters.nacked.fetch_add(1, Ordering::Relaxed);
+            ctx.log.note(&format!("nack seq {}: {message}", emit.seq));
+            let error = NackError { kind: NackKind::ValidationError, message };
+            link.outbox.send(ToConnector::Nack(EmitNack { seq: emit.seq, error })).await;
+            return;
+        }
+        let decision = ingress::route(&ctx.connection, &ctx.swarm, &emit.event);
+        let id = uuid::Uuid::now_v7().to_string();
+        let event = emit.event;
+        let delivered = DeliveredEvent {
+            id: id.clone(),
+            connection: ctx.connection.name.clone(),
+            connector: ctx.connector.name.clone(),
+            name: event.name,
+            message: event.message,
+            properties: event.properties,
+            instance_key: match &decision {
+                Decision::Deliver(route) => route.instance_key.clone(),
+                Decision::Drop => String::new(),
+            },
+            received_at: timestamp_secs(SystemTime::now()),
+        };
+        ctx.journal.accepted(&delivered);
+        ctx.counters.accepted.fetch_add(1, Ordering::Relaxed);
+        link.outbox.send(ToConnector::Ack(EmitAck { seq: emit.seq, duplicate: None })).await;
+
+        let route = match decision {
+            Decision::Drop => {
+                ctx.counters.unmatched.fetch_add(1, Ordering::Relaxed);
+                ctx.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Decision::Deliver(route) => route,
+        };
+        if route.rule.is_none() {
+            ctx.counters.unmatched.fetch_add(1, Ordering::Relaxed);
+        }
+        if route.key_fell_back && route.rule.is_some_and(|r| self.warned_rules.insert(r)) {
+            let rule = route.rule.unwrap_or_default();
+            let msg = format!(
+                "ingress rule {rule}: instanceKeyProperty is absent from event '{}'; using the event's own instanceKey",
+                delivered.name
+            );
+            ctx.log.note(&msg);
+            tracing::warn!(connection = %ctx.connection.name, "{msg}");
+        }
+        if let Err(e) = ctx.router.dispatch(&ctx.swarm.name, &route.agent, delivered).await {
+            ctx.log.note(&format!("event {id} not routed: {e}"));
+            tracing::error!(connection = %ctx.connection.name, "event {id} not routed: {e}");
+        }
+    }
+}
+
+impl Role for ConnectionRole {
+    type In = FromConnector;
+    type Out = ToConnector;
+
+    fn init(&mut self) -> ToConnector {
+        let ctx = &self.ctx;
+        ToConnector::Init(ConnectorInit {
+            protocol: PROTOCOL_VERSION,
+            connector: ctx.connector.name.clone(),
+            connection: ctx.connection.name.clone(),
+            config: ctx.connection.config.clone(),
+            secrets: ctx.secrets.clone(),
+            state_dir: ctx.state_dir.display().to_string(),
+        })
+    }
+
+    fn shutdown(grace: Duration) -> ToConnector {
+        ToConnector::Shutdown(Shutdown { grace_ms: grace.as_millis() as u64 })
+    }
+
+    fn error(message: String) -> ToConnector {
+        ToConnector::Error(ProtocolError { message })
+    }
+
+    fn ready(msg: &FromConnector) -> Option<&Ready> {
+        match msg {
+            FromConnector::Ready(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    fn before_ready(&mut self, msg: FromConnector) -> Result<(), String> {
+        match msg {
+            FromConnector::Log(l) => {
+                self.ctx.log.line(l.level.as_str(), &l.message);
+                Ok(())
+            }
+            FromConnector::Audit(a) => {
+                self.audit(a);
+                Ok(())
+            }
+            other => Err(format!("'{}' before 'ready'", other.tag())),
+        }
+    }
+
+    async fn serve(&mut self, link: &mut Link<FromConnector, ToConnector>, _stop: &CancellationToken) {
+        // Emits keep being accepted while the connector shuts down: it may be
+        // flushing what its source already handed it.
+        while let Some(msg) = link.recv().await {
+            match msg {
+                FromConnector::Emit(emit) => self.on_emit(emit, link).await,
+                FromConnector::Log(l) => self.ctx.log.line(l.level.as_str(), &l.message),
+                FromConnector::Audit(a) => self.audit(a),
+                FromConnector::Pong(_) => {}
+                FromConnector::Ready(_) => {
+                    if !link.violation("'ready' sent twice".into()).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn exited(&mut self) {}
+
+    async fn wait_for_work(&mut self, stop: &CancellationToken) -> bool {
+        // A connector that stopped by policy stays stopped until the run ends.
+        stop.cancelled().await;
+        false
+    }
+}
+
+impl ConnectionRole {
+    fn audit(&self, a: ipc_proto::Audit) {
+        let ctx = &self.ctx;
+        ctx.audit.record(serde_json::json!({
+            "connection": ctx.connection.name,
+            "connector": ctx.connector.name,
+            "kind": a.kind,
+            "scheme": a.scheme,
+            "reason": a.reason,
+        }));
+    }
+}

@@ -1,0 +1,234 @@
+//! One agent instance: its queue, its deliveries in flight, its redeliveries.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipc_proto::{
+    AgentInit, Deliver, DeliveredEvent, FromAgent, PROTOCOL_VERSION, ProtocolError, Ready, Shutdown,
+    ToAgent,
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::bundle::Agent;
+use crate::journal::{DeadLetter, Journal};
+use crate::logs::LogSink;
+use crate::supervisor::{Link, Outbox, Role};
+
+/// An event waiting for (another) delivery attempt.
+#[derive(Clone, Debug)]
+pub struct Pending {
+    /// The event.
+    pub event: DeliveredEvent,
+    /// The attempt it will be delivered as (1 first).
+    pub attempt: u32,
+}
+
+/// The [`Role`] of one agent process per `(agent, instanceKey)`.
+///
+/// Deliveries go out in the order events were accepted, at most
+/// `maxInFlight` unacknowledged at a time. Work the process did not finish
+/// (it crashed, or nacked with `retry`) goes back to the front, so a
+/// redelivered event still comes before later ones.
+#[derive(Debug)]
+pub struct InstanceRole {
+    agent: Agent,
+    key: String,
+    swarm: String,
+    state_dir: PathBuf,
+    queue: mpsc::Receiver<Pending>,
+    queue_open: bool,
+    /// Taken back from a previous process, or to be retried; goes before `queue`.
+    retry: VecDeque<Pending>,
+    /// Sent and not yet answered, in send order.
+    in_flight: VecDeque<Pending>,
+    log: LogSink,
+    journal: Arc<Journal>,
+}
+
+impl InstanceRole {
+    /// A role for the instance `key` of `agent`, fed by `queue`.
+    pub fn new(
+        agent: Agent,
+        key: String,
+        swarm: String,
+        state_dir: PathBuf,
+        queue: mpsc::Receiver<Pending>,
+        log: LogSink,
+        journal: Arc<Journal>,
+    ) -> Self {
+        Self {
+            agent,
+            key,
+            swarm,
+            state_dir,
+            queue,
+            queue_open: true,
+            retry: VecDeque::new(),
+            in_flight: VecDeque::new(),
+            log,
+            journal,
+        }
+    }
+
+    fn has_room(&self) -> bool {
+        self.in_flight.len() < self.agent.max_in_flight.max(1) as usize
+    }
+
+    async fn send(&mut self, p: Pending, outbox: &Outbox<ToAgent>) {
+        let msg = ToAgent::Deliver(Deliver { id: p.event.id.clone(), attempt: p.attempt, event: p.event.clone() });
+        self.in_flight.push_back(p);
+        outbox.send(msg).await;
+    }
+
+    fn take_in_flight(&mut self, id: &str) -> Option<Pending> {
+        let i = self.in_flight.iter().position(|p| p.event.id == id)?;
+        self.in_flight.remove(i)
+    }
+
+    /// Puts `p` back at the front for another attempt, or dead-letters it when attempts are spent.
+    fn retry_first(&mut self, mut p: Pending, error: String) {
+        if p.attempt >= self.agent.max_attempts {
+            self.dead_letter(p, error);
+            return;
+        }
+        p.attempt += 1;
+        self.retry.push_front(p);
+    }
+
+    fn dead_letter(&mut self, p: Pending, error: String) {
+        let msg = format!("event {} dead-lettered after {} attempts: {error}", p.event.id, p.attempt);
+        self.log.note(&msg);
+        tracing::warn!(agent = %self.agent.name, instance = %self.key, "{msg}");
+        self.journal.dead_letter(DeadLetter {
+            event: p.event,
+            agent: self.agent.name.clone(),
+            attempts: p.attempt,
+            error,
+        });
+    }
+
+    async fn on_message(&mut self, msg: FromAgent, link: &mut Link<FromAgent, ToAgent>) -> bool {
+        match msg {
+            FromAgent::Ack(ack) => match self.take_in_flight(&ack.id) {
+                Some(_) => self.journal.delivered(&ack.id),
+                None => return link.violation(format!("ack for '{}', which is not in flight", ack.id)).await,
+            },
+            FromAgent::Nack(nack) => match self.take_in_flight(&nack.id) {
+                Some(p) if nack.retry => {
+                    self.log.note(&format!("event {} nacked (attempt {}): {}", nack.id, p.attempt, nack.error));
+                    self.retry_first(p, nack.error);
+                }
+                Some(p) => self.dead_letter(p, nack.error),
+                None => return link.violation(format!("nack for '{}', which is not in flight", nack.id)).await,
+            },
+            FromAgent::Log(l) => self.log.line(l.level.as_str(), &l.message),
+            FromAgent::Pong(_) => {}
+            FromAgent::Ready(_) => return link.violation("'ready' sent twice".into()).await,
+        }
+        true
+    }
+}
+
+impl Role for InstanceRole {
+    type In = FromAgent;
+    type Out = ToAgent;
+
+    fn init(&mut self) -> ToAgent {
+        ToAgent::Init(AgentInit {
+            protocol: PROTOCOL_VERSION,
+            agent: self.agent.name.clone(),
+            instance_key: self.key.clone(),
+            swarm: self.swarm.clone(),
+            state_dir: self.state_dir.display().to_string(),
+        })
+    }
+
+    fn shutdown(grace: Duration) -> ToAgent {
+        ToAgent::Shutdown(Shutdown { grace_ms: grace.as_millis() as u64 })
+    }
+
+    fn error(message: String) -> ToAgent {
+        ToAgent::Error(ProtocolError { message })
+    }
+
+    fn ready(msg: &FromAgent) -> Option<&Ready> {
+        match msg {
+            FromAgent::Ready(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    fn before_ready(&mut self, msg: FromAgent) -> Result<(), String> {
+        match msg {
+            FromAgent::Log(l) => {
+                self.log.line(l.level.as_str(), &l.message);
+                Ok(())
+            }
+            other => Err(format!("'{}' before 'ready'", other.tag())),
+        }
+    }
+
+    async fn serve(&mut self, link: &mut Link<FromAgent, ToAgent>, stop: &CancellationToken) {
+        if let Err(e) = std::fs::create_dir_all(&self.state_dir) {
+            self.log.note(&format!("cannot create {}: {e}", self.state_dir.display()));
+        }
+        loop {
+            let stopping = stop.is_cancelled();
+            while !stopping && self.has_room() {
+                let Some(p) = self.retry.pop_front() else { break };
+                self.send(p, &link.outbox).await;
+            }
+            let take_new = !stopping && self.queue_open && self.retry.is_empty() && self.has_room();
+            tokio::select! {
+                msg = link.recv() => match msg {
+                    Some(msg) => {
+                        if !self.on_message(msg, link).await {
+                            return;
+                        }
+                    }
+                    None => return,
+                },
+                p = self.queue.recv(), if take_new => match p {
+                    Some(p) => self.send(p, &link.outbox).await,
+                    None => self.queue_open = false,
+                },
+                _ = stop.cancelled(), if !stopping => {}
+            }
+        }
+    }
+
+    fn exited(&mut self) {
+        // Unanswered deliveries go back first, in their order, before anything retried later.
+        let unanswered: Vec<Pending> = self.in_flight.drain(..).collect();
+        let mut back = VecDeque::new();
+        for mut p in unanswered {
+            if p.attempt >= self.agent.max_attempts {
+                self.dead_letter(p, "agent process exited before acknowledging".into());
+            } else {
+                p.attempt += 1;
+                back.push_back(p);
+            }
+        }
+        back.extend(self.retry.drain(..));
+        self.retry = back;
+    }
+
+    async fn wait_for_work(&mut self, stop: &CancellationToken) -> bool {
+        if !self.retry.is_empty() {
+            return true;
+        }
+        tokio::select! {
+            p = self.queue.recv(), if self.queue_open => match p {
+                Some(p) => {
+                    self.retry.push_back(p);
+                    true
+                }
+                None => false,
+            },
+            _ = stop.cancelled() => false,
+        }
+    }
+}

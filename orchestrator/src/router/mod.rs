@@ -1,0 +1,168 @@
+//! The instance table: one agent process per `(agent, instanceKey)`.
+//!
+//! # Theory of operation
+//!
+//! [`Router::dispatch`] looks the pair up; the first event for a pair starts a
+//! supervised agent instance (an [`InstanceRole`] under
+//! [`supervise`](crate::supervisor::supervise)) with its own bounded queue of
+//! `maxQueue` events. Events then flow through that queue in the order they
+//! were accepted; a full queue makes `dispatch` wait, which holds up the
+//! connection that sent the event (backpressure). The table only grows during
+//! a run: an instance whose process exits is restarted by its supervisor, not
+//! removed.
+
+mod instance;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use ipc_proto::DeliveredEvent;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use instance::{InstanceRole, Pending};
+
+use crate::bundle::Agent;
+use crate::journal::Journal;
+use crate::logs::{LogSink, StateDir};
+use crate::supervisor::{ChildSpec, ProcessCounters, Supervision, supervise};
+
+/// Why an event could not be handed to an agent instance.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    /// The agent is not in the bundle.
+    #[error("agent '{0}' does not exist")]
+    UnknownAgent(String),
+    /// The instance is gone because the orchestrator is stopping.
+    #[error("agent instance {0}/{1} is stopping")]
+    Stopping(String, String),
+    /// Its log could not be opened.
+    #[error("cannot open the log of agent instance {0}/{1}: {2}")]
+    Log(String, String, #[source] std::io::Error),
+}
+
+/// An Agent ready to be started: its resource and its resolved program.
+#[derive(Debug)]
+pub struct AgentProgram {
+    /// The Agent resource.
+    pub agent: Agent,
+    /// The resolved entry.
+    pub program: PathBuf,
+}
+
+/// Cloneable handle to the instance table.
+#[derive(Clone, Debug)]
+pub struct Router {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    agents: BTreeMap<String, AgentProgram>,
+    instances: Mutex<HashMap<(String, String), Instance>>,
+    state: StateDir,
+    cwd: PathBuf,
+    journal: Arc<Journal>,
+    tracker: TaskTracker,
+    stop: CancellationToken,
+    kill_now: CancellationToken,
+}
+
+#[derive(Debug)]
+struct Instance {
+    queue: mpsc::Sender<Pending>,
+    counters: Arc<ProcessCounters>,
+}
+
+impl Router {
+    /// A router for `agents`; instances run under `tracker` and stop with `stop`.
+    pub fn new(
+        agents: BTreeMap<String, AgentProgram>,
+        state: StateDir,
+        cwd: PathBuf,
+        journal: Arc<Journal>,
+        tracker: TaskTracker,
+        stop: CancellationToken,
+        kill_now: CancellationToken,
+    ) -> Self {
+        let shared = Shared {
+            agents,
+            instances: Mutex::new(HashMap::new()),
+            state,
+            cwd,
+            journal,
+            tracker,
+            stop,
+            kill_now,
+        };
+        Self { shared: Arc::new(shared) }
+    }
+
+    /// Queues `event` for the instance of `agent` named by its instance key,
+    /// starting that instance first if it is new. Waits while its queue is full.
+    pub async fn dispatch(&self, swarm: &str, agent: &str, event: DeliveredEvent) -> Result<(), DispatchError> {
+        let key = event.instance_key.clone();
+        let queue = self.queue_for(swarm, agent, &key)?;
+        queue
+            .send(Pending { event, attempt: 1 })
+            .await
+            .map_err(|_| DispatchError::Stopping(agent.to_string(), key))
+    }
+
+    /// The pids of running instances, by (agent, instanceKey).
+    pub fn pids(&self) -> BTreeMap<(String, String), u32> {
+        let instances = self.shared.instances.lock().expect("router lock");
+        instances
+            .iter()
+            .map(|(k, i)| (k.clone(), i.counters.pid.load(std::sync::atomic::Ordering::Relaxed) as u32))
+            .collect()
+    }
+
+    fn queue_for(&self, swarm: &str, agent: &str, key: &str) -> Result<mpsc::Sender<Pending>, DispatchError> {
+        let shared = &*self.shared;
+        let mut instances = shared.instances.lock().expect("router lock");
+        if let Some(instance) = instances.get(&(agent.to_string(), key.to_string())) {
+            return Ok(instance.queue.clone());
+        }
+        let program = shared
+            .agents
+            .get(agent)
+            .ok_or_else(|| DispatchError::UnknownAgent(agent.to_string()))?;
+        let log = LogSink::open(&shared.state.agent_log(agent, key))
+            .map_err(|e| DispatchError::Log(agent.to_string(), key.to_string(), e))?;
+        let state_dir = shared.state.agent_state(agent, key);
+        let (tx, rx) = mpsc::channel(program.agent.max_queue.max(1) as usize);
+        let counters = Arc::new(ProcessCounters::default());
+        let role = InstanceRole::new(
+            program.agent.clone(),
+            key.to_string(),
+            swarm.to_string(),
+            state_dir,
+            rx,
+            log.clone(),
+            shared.journal.clone(),
+        );
+        let p = &program.agent.program;
+        let sup = Supervision {
+            spec: ChildSpec {
+                program: program.program.clone(),
+                args: p.args.clone(),
+                env: p.env.clone(),
+                cwd: shared.cwd.clone(),
+                protocol: p.protocol,
+                max_frame_bytes: p.max_frame_bytes,
+                max_protocol_errors: p.max_protocol_errors,
+            },
+            restart: p.restart.clone(),
+            log,
+            counters: counters.clone(),
+            stop: shared.stop.child_token(),
+            kill_now: shared.kill_now.clone(),
+        };
+        shared.tracker.spawn(supervise(role, sup));
+        instances.insert((agent.to_string(), key.to_string()), Instance { queue: tx.clone(), counters });
+        Ok(tx)
+    }
+}

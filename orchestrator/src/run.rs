@@ -1,0 +1,192 @@
+//! `orchestrator run`: wire a validated bundle into supervised processes.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ipc_proto::Secrets;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::bundle::{self, Bundle, Diagnostic};
+use crate::connection::{ConnectionContext, ConnectionCounters, ConnectionRole};
+use crate::journal::Journal;
+use crate::logs::{AuditLog, LogSink, StateDir};
+use crate::router::{AgentProgram, Router};
+use crate::supervisor::{ChildSpec, ProcessCounters, Supervision, supervise};
+
+/// What `run` needs.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// The bundle file or directory.
+    pub bundle: PathBuf,
+    /// The state directory.
+    pub state_dir: PathBuf,
+}
+
+/// Why a run could not start, or ended badly.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The bundle has errors; each names its place.
+    #[error("invalid bundle ({} errors)", .0.len())]
+    InvalidBundle(Vec<Diagnostic>),
+    /// A secret could not be resolved.
+    #[error("{0}")]
+    Secret(String),
+    /// The state directory could not be prepared.
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// Why not.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// `.orchestrator/` beside the bundle file, or inside the bundle directory.
+pub fn default_state_dir(bundle: &Path) -> PathBuf {
+    let base = if bundle.is_dir() {
+        bundle.to_path_buf()
+    } else {
+        bundle.parent().map(Path::to_path_buf).unwrap_or_default()
+    };
+    base.join(".orchestrator")
+}
+
+/// Loads and fully checks a bundle, including that every entry can be executed.
+pub fn load_checked(path: &Path) -> Result<(Bundle, BTreeMap<String, PathBuf>), Vec<Diagnostic>> {
+    let bundle = bundle::load(path)?;
+    let exe_dir = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf));
+    let path_var = std::env::var_os("PATH");
+    let resolve = |entry: &str| bundle::resolve_entry(&bundle.root, entry, exe_dir.as_deref(), path_var.as_deref());
+    let errors = bundle::check_entries(&bundle, resolve);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let mut programs = BTreeMap::new();
+    let entries = bundle
+        .connectors
+        .values()
+        .map(|c| &c.program.entry)
+        .chain(bundle.agents.values().map(|a| &a.program.entry));
+    for entry in entries {
+        if let Ok(p) = resolve(entry) {
+            programs.insert(entry.clone(), p);
+        }
+    }
+    Ok((bundle, programs))
+}
+
+/// Runs the bundle until `stop` is cancelled, then stops every child
+/// gracefully: connections first (no new events), then agent instances (so
+/// deliveries in hand can finish). `kill_now` kills whatever is left at once.
+pub async fn run(opts: RunOptions, stop: CancellationToken, kill_now: CancellationToken) -> Result<(), RunError> {
+    let (bundle, programs) = load_checked(&opts.bundle).map_err(RunError::InvalidBundle)?;
+    let state = StateDir::create(&opts.state_dir).map_err(|source| RunError::Io {
+        what: "cannot create the state directory",
+        path: opts.state_dir.clone(),
+        source,
+    })?;
+    let journal = Arc::new(Journal::in_memory());
+    let audit = AuditLog::open(state.audit_log()).map_err(|source| RunError::Io {
+        what: "cannot open",
+        path: state.audit_log(),
+        source,
+    })?;
+
+    let agent_stop = CancellationToken::new();
+    let agent_tasks = TaskTracker::new();
+    let agents = bundle
+        .agents
+        .values()
+        .map(|a| {
+            let program = programs[&a.program.entry].clone();
+            (a.name.clone(), AgentProgram { agent: a.clone(), program })
+        })
+        .collect();
+    let router = Router::new(
+        agents,
+        state.clone(),
+        bundle.root.clone(),
+        journal.clone(),
+        agent_tasks.clone(),
+        agent_stop.clone(),
+        kill_now.clone(),
+    );
+
+    let connection_stop = CancellationToken::new();
+    let connection_tasks = TaskTracker::new();
+    for connection in &bundle.connections {
+        let connector = bundle.connectors[&connection.connector].clone();
+        let swarm = bundle.swarms[&connection.swarm].clone();
+        let env = |name: &str| std::env::var(name).ok();
+        let read = |path: &Path| std::fs::read_to_string(path);
+        let secrets = bundle::resolve_secrets(&bundle, connection, &env, &read).map_err(RunError::Secret)?;
+        let log_path = state.connection_log(&connection.name);
+        let log = LogSink::open(&log_path).map_err(|source| RunError::Io { what: "cannot open", path: log_path, source })?;
+        let state_dir = state.connection_state(&connection.name);
+        std::fs::create_dir_all(&state_dir).map_err(|source| RunError::Io {
+            what: "cannot create",
+            path: state_dir.clone(),
+            source,
+        })?;
+        let restart = connection.restart.clone().unwrap_or_else(|| connector.program.restart.clone());
+        let spec = ChildSpec {
+            program: programs[&connector.program.entry].clone(),
+            args: connector.program.args.clone(),
+            env: connector.program.env.clone(),
+            cwd: bundle.root.clone(),
+            protocol: connector.program.protocol,
+            max_frame_bytes: connector.program.max_frame_bytes,
+            max_protocol_errors: connector.program.max_protocol_errors,
+        };
+        let ctx = ConnectionContext {
+            connection: connection.clone(),
+            connector,
+            swarm,
+            secrets: Secrets(secrets),
+            state_dir,
+            log: log.clone(),
+            counters: Arc::new(ConnectionCounters::default()),
+            journal: journal.clone(),
+            audit: audit.clone(),
+            router: router.clone(),
+        };
+        let sup = Supervision {
+            spec,
+            restart,
+            log,
+            counters: Arc::new(ProcessCounters::default()),
+            stop: connection_stop.child_token(),
+            kill_now: kill_now.clone(),
+        };
+        connection_tasks.spawn(supervise(ConnectionRole::new(Arc::new(ctx)), sup));
+    }
+    tracing::info!(
+        connections = bundle.connections.len(),
+        agents = bundle.agents.len(),
+        state_dir = %state.root().display(),
+        "running"
+    );
+
+    stop.cancelled().await;
+    tracing::info!("stopping: connections first, then agent instances");
+    connection_stop.cancel();
+    connection_tasks.close();
+    connection_tasks.wait().await;
+    agent_stop.cancel();
+    agent_tasks.close();
+    agent_tasks.wait().await;
+    let counts = journal.counts();
+    tracing::info!(
+        accepted = counts.accepted.load(std::sync::atomic::Ordering::Relaxed),
+        delivered = counts.delivered.load(std::sync::atomic::Ordering::Relaxed),
+        dead_lettered = counts.dead_lettered.load(std::sync::atomic::Ordering::Relaxed),
+        "stopped"
+    );
+    Ok(())
+}

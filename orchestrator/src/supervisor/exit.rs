@@ -1,0 +1,97 @@
+//! Why a child stopped, and what the restart policy makes of it.
+
+use std::fmt;
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+
+use crate::bundle::{RestartMode, RestartPolicy};
+
+/// The cause of one child's end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExitCause {
+    /// It exited with this code.
+    Exited(i32),
+    /// A signal killed it.
+    Signaled(i32),
+    /// It could not be executed at all.
+    ExecFailed(io::ErrorKind, String),
+    /// It ran but never became ready.
+    FailedStart(String),
+}
+
+impl ExitCause {
+    /// From a wait status.
+    pub fn from_status(status: ExitStatus) -> Self {
+        match (status.code(), status.signal()) {
+            (Some(code), _) => ExitCause::Exited(code),
+            (None, Some(sig)) => ExitCause::Signaled(sig),
+            (None, None) => ExitCause::Exited(-1),
+        }
+    }
+
+    /// A failure the child cannot recover from by being started again:
+    /// a permanent exit code, or an executable that is missing or not executable.
+    pub fn is_permanent(&self, policy: &RestartPolicy) -> bool {
+        match self {
+            ExitCause::Exited(code) => policy.permanent_exit_codes.contains(code),
+            ExitCause::ExecFailed(kind, _) => {
+                matches!(kind, io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied)
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether `mode` restarts after this cause.
+    pub fn wants_restart(&self, mode: RestartMode) -> bool {
+        match mode {
+            RestartMode::Always => true,
+            RestartMode::Never => false,
+            RestartMode::OnFailure => *self != ExitCause::Exited(0),
+        }
+    }
+}
+
+impl fmt::Display for ExitCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExitCause::Exited(code) => write!(f, "exit code {code}"),
+            ExitCause::Signaled(sig) => {
+                let name = nix::sys::signal::Signal::try_from(*sig).map(|s| s.as_str()).unwrap_or("?");
+                write!(f, "killed by signal {sig} ({name})")
+            }
+            ExitCause::ExecFailed(_, msg) => write!(f, "failed to execute: {msg}"),
+            ExitCause::FailedStart(msg) => write!(f, "failed start: {msg}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_table() {
+        let policy = RestartPolicy::default();
+        let cases = [
+            (ExitCause::Exited(0), RestartMode::OnFailure, false, false),
+            (ExitCause::Exited(1), RestartMode::OnFailure, true, false),
+            (ExitCause::Exited(0), RestartMode::Always, true, false),
+            (ExitCause::Exited(1), RestartMode::Never, false, false),
+            (ExitCause::Signaled(9), RestartMode::OnFailure, true, false),
+            (ExitCause::Exited(78), RestartMode::OnFailure, true, true),
+            (ExitCause::FailedStart("x".into()), RestartMode::OnFailure, true, false),
+            (
+                ExitCause::ExecFailed(io::ErrorKind::NotFound, "No such file or directory (os error 2)".into()),
+                RestartMode::Always,
+                true,
+                true,
+            ),
+            (ExitCause::ExecFailed(io::ErrorKind::Other, "fork failed".into()), RestartMode::Always, true, false),
+        ];
+        for (cause, mode, restart, permanent) in cases {
+            assert_eq!(cause.wants_restart(mode), restart, "{cause} under {mode:?}");
+            assert_eq!(cause.is_permanent(&policy), permanent, "{cause}");
+        }
+    }
+}

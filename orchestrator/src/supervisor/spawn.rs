@@ -1,0 +1,187 @@
+//! Starting one child: its command, environment, process group, transport and log pumps.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use futures::StreamExt;
+use ipc_proto::codec::{FrameCodec, JsonlCodec};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::io::AsyncRead;
+use tokio::process::{Child, Command};
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+use super::link::{Link, LinkOptions};
+use super::lines::LossyLines;
+use crate::bundle::Protocol;
+use crate::logs::LogSink;
+
+/// The fd number the IPC socket has in every frames child.
+pub const CHILD_IPC_FD: i32 = 3;
+
+/// Longest line a log pump keeps; the rest is cut and marked.
+pub const MAX_LOG_LINE: usize = 16 * 1024;
+
+/// Everything needed to start one child process.
+#[derive(Clone, Debug)]
+pub struct ChildSpec {
+    /// Resolved executable.
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Declared environment (on top of PATH, HOME, LANG).
+    pub env: BTreeMap<String, String>,
+    /// Working directory (the bundle root).
+    pub cwd: PathBuf,
+    /// Transport.
+    pub protocol: Protocol,
+    /// Largest frame or line either way.
+    pub max_frame_bytes: usize,
+    /// Bad messages tolerated before the channel is closed.
+    pub max_protocol_errors: u32,
+}
+
+/// A started child and the channel to it.
+#[derive(Debug)]
+pub struct Spawned<In, Out> {
+    /// The process (its own process-group leader).
+    pub child: Child,
+    /// Its pid, which is also its process-group id.
+    pub pid: u32,
+    /// The channel.
+    pub link: Link<In, Out>,
+}
+
+/// The environment of a child: built, never inherited. PATH, HOME and LANG
+/// from ours (PATH has a sane default), then what the bundle declares.
+pub fn child_env(declared: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+    env.insert("PATH".to_string(), path);
+    for key in ["HOME", "LANG"] {
+        if let Ok(v) = std::env::var(key) {
+            env.insert(key.to_string(), v);
+        }
+    }
+    env.extend(declared.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env
+}
+
+/// Starts `spec` with its transport; stdout/stderr that are not the channel go to `log`.
+pub fn spawn<In, Out>(spec: &ChildSpec, log: &LogSink, opts: LinkOptions<Out>) -> io::Result<Spawned<In, Out>>
+where
+    In: DeserializeOwned + Send + 'static,
+    Out: Serialize + Send + 'static,
+{
+    let mut cmd = Command::new(&spec.program);
+    cmd.args(&spec.args)
+        .env_clear()
+        .envs(child_env(&spec.env))
+        .current_dir(&spec.cwd)
+        .process_group(0)
+        .kill_on_drop(true)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+
+    let parent_pid = std::process::id() as libc::pid_t;
+    let mut child_end: Option<OwnedFd> = None;
+    let parent_end = match spec.protocol {
+        Protocol::Frames => {
+            let (parent, child) = std::os::unix::net::UnixStream::pair()?;
+            cmd.stdin(Stdio::null()).env(ipc_proto::IPC_FD_ENV, CHILD_IPC_FD.to_string());
+            let fd = child.as_raw_fd();
+            child_end = Some(child.into());
+            // SAFETY: only async-signal-safe calls (prctl, getppid, dup2, fcntl)
+            // run between fork and exec; nothing allocates.
+            unsafe {
+                cmd.pre_exec(move || {
+                    set_parent_death_signal(parent_pid)?;
+                    place_fd(fd, CHILD_IPC_FD)
+                });
+            }
+            Some(parent)
+        }
+        Protocol::Jsonl => {
+            cmd.stdin(Stdio::piped());
+            // SAFETY: as above.
+            unsafe {
+                cmd.pre_exec(move || set_parent_death_signal(parent_pid));
+            }
+            None
+        }
+    };
+
+    let mut child = cmd.spawn()?;
+    // The child has its copy; ours must go, or the socket never reports EOF.
+    drop(child_end);
+    let pid = child.id().unwrap_or_default();
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    pump(stderr, log.clone(), "stderr");
+
+    let unit;
+    let link = match parent_end {
+        Some(sock) => {
+            pump(stdout, log.clone(), "stdout");
+            unit = "frame";
+            sock.set_nonblocking(true)?;
+            let sock = tokio::net::UnixStream::from_std(sock)?;
+            let (read, write) = sock.into_split();
+            let incoming = FramedRead::new(read, FrameCodec::<In, Out>::new(spec.max_frame_bytes));
+            let outgoing = FramedWrite::new(write, FrameCodec::<In, Out>::new(spec.max_frame_bytes));
+            Link::new(incoming.boxed(), outgoing, LinkOptions { unit, ..opts })
+        }
+        None => {
+            unit = "line";
+            let stdin = child.stdin.take().expect("stdin is piped");
+            let incoming = FramedRead::new(stdout, JsonlCodec::<In, Out>::new(spec.max_frame_bytes));
+            let outgoing = FramedWrite::new(stdin, JsonlCodec::<In, Out>::new(spec.max_frame_bytes));
+            Link::new(incoming.boxed(), outgoing, LinkOptions { unit, ..opts })
+        }
+    };
+    Ok(Spawned { child, pid, link })
+}
+
+/// The child dies with us: SIGKILL when the orchestrator's thread that forked
+/// it goes away, and an immediate exit if we died before the signal was set.
+fn set_parent_death_signal(parent: libc::pid_t) -> io::Result<()> {
+    // SAFETY: prctl and getppid are async-signal-safe and touch no memory of ours.
+    unsafe {
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::getppid() != parent {
+            libc::_exit(1);
+        }
+    }
+    Ok(())
+}
+
+/// Puts `fd` at `target` without close-on-exec.
+fn place_fd(fd: i32, target: i32) -> io::Result<()> {
+    // SAFETY: dup2 and fcntl are async-signal-safe.
+    unsafe {
+        if fd == target {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        } else if libc::dup2(fd, target) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Copies a child's output stream into its log, a line at a time.
+fn pump<R: AsyncRead + Send + Unpin + 'static>(reader: R, log: LogSink, source: &'static str) {
+    tokio::spawn(async move {
+        let mut lines = FramedRead::new(reader, LossyLines::new(MAX_LOG_LINE));
+        while let Some(Ok(line)) = lines.next().await {
+            log.line(source, &line);
+        }
+    });
+}
