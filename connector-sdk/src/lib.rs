@@ -1,1 +1,105 @@
-//! connector-sdk
+//! Build connectors (and Rust agents) for the orchestrator.
+//!
+//! ```no_run
+//! use connector_sdk::{Context, ipc_proto::{Event, Message}};
+//!
+//! fn main() -> std::process::ExitCode {
+//!     connector_sdk::run(|ctx: Context| async move {
+//!         ctx.ready().await;
+//!         let event = Event {
+//!             name: "user_message".into(),
+//!             message: Some(Message::text("hello")),
+//!             ..Event::default()
+//!         };
+//!         let accepted = ctx.emit(event).await?;
+//!         ctx.info(format!("accepted, duplicate={}", accepted.duplicate));
+//!         ctx.shutdown().await;
+//!         Ok(())
+//!     })
+//! }
+//! ```
+//!
+//! # Theory of operation
+//!
+//! The SDK owns this process's end of the channel to the orchestrator
+//! (PROTOCOL.md). [`Transport::from_env`] finds it: the Unix socket whose fd
+//! is in `ORCHESTRATOR_IPC_FD` (frames), else stdin/stdout (jsonl). The first
+//! message must be `init`, within 30 s, with this SDK's protocol version;
+//! otherwise the process exits (78 for a version mismatch, having sent
+//! nothing). Then two tasks own the channel: a reader pump that answers
+//! every `ping` with `pong`, turns `shutdown` (or the channel closing) into a
+//! cancelled token, prints `error` messages and undecodable input to stderr,
+//! and hands everything else to its side; and the one writer, which drains a
+//! queue, feeding every message already there before one flush.
+//!
+//! The life of one emit: [`Emitter::emit`] takes a lock, sends `ready` if
+//! nobody has yet, picks the next `seq`, files a oneshot sender under it in
+//! the in-flight table and queues the `emit` message, all before it returns,
+//! so the wire order is the call order. The returned future waits on the
+//! oneshot. The writer batches the message out; when the orchestrator's
+//! `ack`/`nack` for that seq comes in, the pump removes the entry and
+//! answers it ([`Accepted`] or [`EmitError::Nacked`]). Answers may come in
+//! any order. If the channel closes, every entry is answered
+//! [`EmitError::Closed`], as is every later emit.
+//!
+//! The agent side ([`agent`]) shares the handshake, pump and writer; each
+//! `deliver` runs the handler in its own task and is answered `ack` or `nack`.
+//!
+//! With jsonl the protocol owns stdin and stdout: the SDK moves them to
+//! private fds and points fd 1 at stderr, so a `println!` reaches the
+//! process log instead of corrupting the channel. [`testing`] is a fake
+//! orchestrator for tests, in-process or around a real binary.
+//!
+//! The SDK never retries an emit, never buffers events on disk, never
+//! decides what a nack means for the source (the connector does: a webhook
+//! answers 503, a poller keeps its cursor), and never prints a secret: the
+//! `Debug` of [`Context`] shows secrets as `<redacted>`.
+
+pub mod agent;
+mod context;
+mod emitter;
+mod error;
+mod link;
+pub mod testing;
+mod transport;
+
+use std::future::Future;
+use std::process::ExitCode;
+
+pub use context::{Context, run, serve};
+pub use emitter::{Accepted, Emitter};
+pub use error::{BoxError, ConfigError, EXIT_CONFIG, EmitError, Error};
+pub use ipc_proto;
+pub use ipc_proto::{Audit, Event, LogLevel, Message, NackKind, Secrets};
+pub use tokio_util::sync::CancellationToken;
+pub use transport::Transport;
+
+/// Runs `fut` on a fresh multi-threaded runtime and returns its exit code.
+fn block_on(fut: impl Future<Output = ExitCode>) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("connector-sdk: cannot start the tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = rt.block_on(fut);
+    // A blocking read (stdin) must not keep the process alive.
+    rt.shutdown_background();
+    code
+}
+
+/// Prints a setup error to stderr and returns its exit code.
+fn report(e: &Error) -> ExitCode {
+    let mut msg = format!("connector-sdk: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    eprintln!("{msg}");
+    e.exit_code()
+}

@@ -75,7 +75,10 @@ pub struct ConnectionRole {
 impl ConnectionRole {
     /// A role for `ctx`.
     pub fn new(ctx: Arc<ConnectionContext>) -> Self {
-        Self { ctx, warned_rules: HashSet::new() }
+        Self {
+            ctx,
+            warned_rules: HashSet::new(),
+        }
     }
 
     async fn on_emit(&mut self, emit: Emit, link: &mut Link<FromConnector, ToConnector>) {
@@ -83,8 +86,16 @@ impl ConnectionRole {
         if let Err(message) = ingress::check_event(&ctx.connector, &emit.event) {
             ctx.counters.nacked.fetch_add(1, Ordering::Relaxed);
             ctx.log.note(&format!("nack seq {}: {message}", emit.seq));
-            let error = NackError { kind: NackKind::ValidationError, message };
-            link.outbox.send(ToConnector::Nack(EmitNack { seq: emit.seq, error })).await;
+            let error = NackError {
+                kind: NackKind::ValidationError,
+                message,
+            };
+            link.outbox
+                .send(ToConnector::Nack(EmitNack {
+                    seq: emit.seq,
+                    error,
+                }))
+                .await;
             return;
         }
         let decision = ingress::route(&ctx.connection, &ctx.swarm, &emit.event);
@@ -105,7 +116,12 @@ impl ConnectionRole {
         };
         ctx.journal.accepted(&delivered);
         ctx.counters.accepted.fetch_add(1, Ordering::Relaxed);
-        link.outbox.send(ToConnector::Ack(EmitAck { seq: emit.seq, duplicate: None })).await;
+        link.outbox
+            .send(ToConnector::Ack(EmitAck {
+                seq: emit.seq,
+                duplicate: None,
+            }))
+            .await;
 
         let route = match decision {
             Decision::Drop => {
@@ -127,7 +143,11 @@ impl ConnectionRole {
             ctx.log.note(&msg);
             tracing::warn!(connection = %ctx.connection.name, "{msg}");
         }
-        if let Err(e) = ctx.router.dispatch(&ctx.swarm.name, &route.agent, delivered).await {
+        if let Err(e) = ctx
+            .router
+            .dispatch(&ctx.swarm.name, &route.agent, delivered)
+            .await
+        {
             ctx.log.note(&format!("event {id} not routed: {e}"));
             tracing::error!(connection = %ctx.connection.name, "event {id} not routed: {e}");
         }
@@ -151,7 +171,9 @@ impl Role for ConnectionRole {
     }
 
     fn shutdown(grace: Duration) -> ToConnector {
-        ToConnector::Shutdown(Shutdown { grace_ms: grace.as_millis() as u64 })
+        ToConnector::Shutdown(Shutdown {
+            grace_ms: grace.as_millis() as u64,
+        })
     }
 
     fn error(message: String) -> ToConnector {
@@ -179,7 +201,11 @@ impl Role for ConnectionRole {
         }
     }
 
-    async fn serve(&mut self, link: &mut Link<FromConnector, ToConnector>, _stop: &CancellationToken) {
+    async fn serve(
+        &mut self,
+        link: &mut Link<FromConnector, ToConnector>,
+        _stop: &CancellationToken,
+    ) {
         // Emits keep being accepted while the connector shuts down: it may be
         // flushing what its source already handed it.
         while let Some(msg) = link.recv().await {

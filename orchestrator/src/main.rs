@@ -11,7 +11,11 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { orchestrator::exit_code::USAGE } else { 0 });
+            return ExitCode::from(if e.use_stderr() {
+                orchestrator::exit_code::USAGE
+            } else {
+                0
+            });
         }
     };
     ExitCode::from(cli::dispatch(args))

@@ -60,9 +60,13 @@ pub fn default_state_dir(bundle: &Path) -> PathBuf {
 /// Loads and fully checks a bundle, including that every entry can be executed.
 pub fn load_checked(path: &Path) -> Result<(Bundle, BTreeMap<String, PathBuf>), Vec<Diagnostic>> {
     let bundle = bundle::load(path)?;
-    let exe_dir = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf));
+    let exe_dir = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf));
     let path_var = std::env::var_os("PATH");
-    let resolve = |entry: &str| bundle::resolve_entry(&bundle.root, entry, exe_dir.as_deref(), path_var.as_deref());
+    let resolve = |entry: &str| {
+        bundle::resolve_entry(&bundle.root, entry, exe_dir.as_deref(), path_var.as_deref())
+    };
     let errors = bundle::check_entries(&bundle, resolve);
     if !errors.is_empty() {
         return Err(errors);
@@ -84,7 +88,11 @@ pub fn load_checked(path: &Path) -> Result<(Bundle, BTreeMap<String, PathBuf>), 
 /// Runs the bundle until `stop` is cancelled, then stops every child
 /// gracefully: connections first (no new events), then agent instances (so
 /// deliveries in hand can finish). `kill_now` kills whatever is left at once.
-pub async fn run(opts: RunOptions, stop: CancellationToken, kill_now: CancellationToken) -> Result<(), RunError> {
+pub async fn run(
+    opts: RunOptions,
+    stop: CancellationToken,
+    kill_now: CancellationToken,
+) -> Result<(), RunError> {
     let (bundle, programs) = load_checked(&opts.bundle).map_err(RunError::InvalidBundle)?;
     let state = StateDir::create(&opts.state_dir).map_err(|source| RunError::Io {
         what: "cannot create the state directory",
@@ -105,7 +113,13 @@ pub async fn run(opts: RunOptions, stop: CancellationToken, kill_now: Cancellati
         .values()
         .map(|a| {
             let program = programs[&a.program.entry].clone();
-            (a.name.clone(), AgentProgram { agent: a.clone(), program })
+            (
+                a.name.clone(),
+                AgentProgram {
+                    agent: a.clone(),
+                    program,
+                },
+            )
         })
         .collect();
     let router = Router::new(
@@ -125,16 +139,24 @@ pub async fn run(opts: RunOptions, stop: CancellationToken, kill_now: Cancellati
         let swarm = bundle.swarms[&connection.swarm].clone();
         let env = |name: &str| std::env::var(name).ok();
         let read = |path: &Path| std::fs::read_to_string(path);
-        let secrets = bundle::resolve_secrets(&bundle, connection, &env, &read).map_err(RunError::Secret)?;
+        let secrets =
+            bundle::resolve_secrets(&bundle, connection, &env, &read).map_err(RunError::Secret)?;
         let log_path = state.connection_log(&connection.name);
-        let log = LogSink::open(&log_path).map_err(|source| RunError::Io { what: "cannot open", path: log_path, source })?;
+        let log = LogSink::open(&log_path).map_err(|source| RunError::Io {
+            what: "cannot open",
+            path: log_path,
+            source,
+        })?;
         let state_dir = state.connection_state(&connection.name);
         std::fs::create_dir_all(&state_dir).map_err(|source| RunError::Io {
             what: "cannot create",
             path: state_dir.clone(),
             source,
         })?;
-        let restart = connection.restart.clone().unwrap_or_else(|| connector.program.restart.clone());
+        let restart = connection
+            .restart
+            .clone()
+            .unwrap_or_else(|| connector.program.restart.clone());
         let spec = ChildSpec {
             program: programs[&connector.program.entry].clone(),
             args: connector.program.args.clone(),
@@ -185,7 +207,9 @@ pub async fn run(opts: RunOptions, stop: CancellationToken, kill_now: Cancellati
     tracing::info!(
         accepted = counts.accepted.load(std::sync::atomic::Ordering::Relaxed),
         delivered = counts.delivered.load(std::sync::atomic::Ordering::Relaxed),
-        dead_lettered = counts.dead_lettered.load(std::sync::atomic::Ordering::Relaxed),
+        dead_lettered = counts
+            .dead_lettered
+            .load(std::sync::atomic::Ordering::Relaxed),
         "stopped"
     );
     Ok(())

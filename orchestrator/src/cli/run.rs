@@ -14,10 +14,16 @@ use tracing_subscriber::util::SubscriberInitExt;
 pub fn main(bundle: PathBuf, state_dir: Option<PathBuf>) -> u8 {
     let state_dir = state_dir.unwrap_or_else(|| orchestrator::default_state_dir(&bundle));
     if let Err(e) = init_tracing(&state_dir) {
-        eprintln!("orchestrator: cannot open the log in {}: {e}", state_dir.display());
+        eprintln!(
+            "orchestrator: cannot open the log in {}: {e}",
+            state_dir.display()
+        );
         return exit_code::FAILURE;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("orchestrator: cannot start the runtime: {e}");
@@ -47,7 +53,10 @@ pub fn main(bundle: PathBuf, state_dir: Option<PathBuf>) -> u8 {
 
 /// The first SIGINT/SIGTERM stops gracefully; the second kills at once.
 async fn watch_signals(stop: CancellationToken, kill_now: CancellationToken) {
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
         tracing::error!("cannot install signal handlers");
         return;
     };
@@ -69,12 +78,19 @@ async fn watch_signals(stop: CancellationToken, kill_now: CancellationToken) {
 fn init_tracing(state_dir: &std::path::Path) -> std::io::Result<()> {
     let logs = state_dir.join("logs");
     std::fs::create_dir_all(&logs)?;
-    let file = OpenOptions::new().create(true).append(true).open(logs.join("orchestrator.log"))?;
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(logs.join("orchestrator.log"))?;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::registry()
         .with(filter)
         .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
-        .with(tracing_subscriber::fmt::layer().with_ansi(false).with_writer(Arc::new(file)))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(Arc::new(file)),
+        )
         .init();
     Ok(())
 }

@@ -23,7 +23,11 @@ pub fn main(path: &Path) -> u8 {
                 eprintln!("{e}");
             }
             let n = errors.len();
-            eprintln!("{}: {n} error{}", path.display(), if n == 1 { "" } else { "s" });
+            eprintln!(
+                "{}: {n} error{}",
+                path.display(),
+                if n == 1 { "" } else { "s" }
+            );
             exit_code::INVALID_BUNDLE
         }
     }

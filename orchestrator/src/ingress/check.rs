@@ -10,12 +10,17 @@ use crate::bundle::{Connector, PropertyType};
 /// is wrong in terms a connector author can act on.
 pub fn check_event(connector: &Connector, event: &Event) -> Result<(), String> {
     let Some(decl) = connector.event(&event.name) else {
-        return Err(format!("event '{}' is not declared by Connector/{}", event.name, connector.name));
+        return Err(format!(
+            "event '{}' is not declared by Connector/{}",
+            event.name, connector.name
+        ));
     };
     let mut problems = Vec::new();
     for (key, prop) in &decl.properties {
         match event.properties.get(key) {
-            None if !prop.optional => problems.push(format!("required property '{key}' is missing")),
+            None if !prop.optional => {
+                problems.push(format!("required property '{key}' is missing"))
+            }
             None => {}
             Some(value) => {
                 let ok = match prop.ty {
@@ -24,7 +29,10 @@ pub fn check_event(connector: &Connector, event: &Event) -> Result<(), String> {
                     PropertyType::Boolean => value == "true" || value == "false",
                 };
                 if !ok {
-                    problems.push(format!("property '{key}' is {value:?}, not a {}", type_name(prop.ty)));
+                    problems.push(format!(
+                        "property '{key}' is {value:?}, not a {}",
+                        type_name(prop.ty)
+                    ));
                 }
             }
         }
@@ -65,7 +73,11 @@ mod tests {
         let prop = |ty, optional| PropertyDecl { ty, optional };
         Connector {
             name: "telegram".into(),
-            place: Place { file: "b.yaml".into(), line: 1, column: 1 },
+            place: Place {
+                file: "b.yaml".into(),
+                line: 1,
+                column: 1,
+            },
             program: Program {
                 entry: "x".into(),
                 args: vec![],
@@ -91,7 +103,10 @@ mod tests {
     fn event(name: &str, props: &[(&str, &str)]) -> Event {
         Event {
             name: name.into(),
-            properties: props.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            properties: props
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             ..Default::default()
         }
     }
@@ -100,14 +115,46 @@ mod tests {
     fn table() {
         let c = connector();
         let cases: &[(&str, Event, Option<&str>)] = &[
-            ("all good", event("user_message", &[("chat_id", "42"), ("is_bot", "false")]), None),
-            ("optional absent", event("user_message", &[("chat_id", "-1.5")]), None),
-            ("undeclared event", event("foo", &[]), Some("event 'foo' is not declared by Connector/telegram")),
-            ("missing required", event("user_message", &[]), Some("required property 'chat_id' is missing")),
-            ("undeclared property", event("user_message", &[("chat_id", "1"), ("x", "y")]), Some("property 'x' is not declared")),
-            ("bad number", event("user_message", &[("chat_id", "forty")]), Some("property 'chat_id' is \"forty\", not a number")),
-            ("nan is no number", event("user_message", &[("chat_id", "NaN")]), Some("not a number")),
-            ("bad boolean", event("user_message", &[("chat_id", "1"), ("is_bot", "yes")]), Some("not a boolean")),
+            (
+                "all good",
+                event("user_message", &[("chat_id", "42"), ("is_bot", "false")]),
+                None,
+            ),
+            (
+                "optional absent",
+                event("user_message", &[("chat_id", "-1.5")]),
+                None,
+            ),
+            (
+                "undeclared event",
+                event("foo", &[]),
+                Some("event 'foo' is not declared by Connector/telegram"),
+            ),
+            (
+                "missing required",
+                event("user_message", &[]),
+                Some("required property 'chat_id' is missing"),
+            ),
+            (
+                "undeclared property",
+                event("user_message", &[("chat_id", "1"), ("x", "y")]),
+                Some("property 'x' is not declared"),
+            ),
+            (
+                "bad number",
+                event("user_message", &[("chat_id", "forty")]),
+                Some("property 'chat_id' is \"forty\", not a number"),
+            ),
+            (
+                "nan is no number",
+                event("user_message", &[("chat_id", "NaN")]),
+                Some("not a number"),
+            ),
+            (
+                "bad boolean",
+                event("user_message", &[("chat_id", "1"), ("is_bot", "yes")]),
+                Some("not a boolean"),
+            ),
         ];
         for (name, ev, want) in cases {
             match (check_event(&c, ev), want) {

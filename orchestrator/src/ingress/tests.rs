@@ -6,7 +6,11 @@ use super::*;
 use crate::bundle::{Connection, Ingress, Place, Rule, Swarm};
 
 fn place() -> Place {
-    Place { file: "bundle.yaml".into(), line: 1, column: 1 }
+    Place {
+        file: "bundle.yaml".into(),
+        line: 1,
+        column: 1,
+    }
 }
 
 fn swarm() -> Swarm {
@@ -34,7 +38,10 @@ fn connection(rules: Vec<Rule>, unmatched: Unmatched) -> Connection {
 }
 
 fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn event(name: &str, properties: &[(&str, &str)], key: Option<&str>) -> Event {
@@ -59,7 +66,10 @@ fn design_rules() -> Vec<Rule> {
         Rule {
             event: Some("user_message".into()),
             agent: Some("handler".into()),
-            key: KeySource::Property { name: "chat_id".into(), prefix: "tg:".into() },
+            key: KeySource::Property {
+                name: "chat_id".into(),
+                prefix: "tg:".into(),
+            },
             ..Default::default()
         },
         Rule::default(),
@@ -101,8 +111,15 @@ fn table() {
             "first match wins even when a later rule is more specific",
             connection(
                 vec![
-                    Rule { agent: Some("handler".into()), ..Default::default() },
-                    Rule { event: Some("x".into()), agent: Some("admin".into()), ..Default::default() },
+                    Rule {
+                        agent: Some("handler".into()),
+                        ..Default::default()
+                    },
+                    Rule {
+                        event: Some("x".into()),
+                        agent: Some("admin".into()),
+                        ..Default::default()
+                    },
                 ],
                 Unmatched::EntryAgent,
             ),
@@ -136,7 +153,11 @@ fn table() {
         (
             "a property match needs the property present",
             connection(
-                vec![Rule { properties: props(&[("a", "1")]), agent: Some("admin".into()), ..Default::default() }],
+                vec![Rule {
+                    properties: props(&[("a", "1")]),
+                    agent: Some("admin".into()),
+                    ..Default::default()
+                }],
                 Unmatched::Drop,
             ),
             event("x", &[], Some("k")),
@@ -151,7 +172,11 @@ fn table() {
 #[test]
 fn missing_key_property_falls_back_and_says_so() {
     let conn = connection(design_rules(), Unmatched::EntryAgent);
-    let got = route(&conn, &swarm(), &event("user_message", &[], Some("telegram:9")));
+    let got = route(
+        &conn,
+        &swarm(),
+        &event("user_message", &[], Some("telegram:9")),
+    );
     assert_eq!(
         got,
         Decision::Deliver(Route {

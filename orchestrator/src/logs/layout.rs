@@ -12,15 +12,24 @@ pub struct StateDir {
 impl StateDir {
     /// Creates the directory and its `logs/` and `state/` folders.
     pub fn create(root: &Path) -> io::Result<Self> {
-        for sub in ["logs/connections", "logs/agents", "state/connections", "state/agents"] {
+        for sub in [
+            "logs/connections",
+            "logs/agents",
+            "state/connections",
+            "state/agents",
+        ] {
             std::fs::create_dir_all(root.join(sub))?;
         }
-        Ok(Self { root: std::path::absolute(root)? })
+        Ok(Self {
+            root: std::path::absolute(root)?,
+        })
     }
 
     /// Uses an existing directory without creating anything (for the CLI verbs).
     pub fn at(root: &Path) -> Self {
-        Self { root: root.to_path_buf() }
+        Self {
+            root: root.to_path_buf(),
+        }
     }
 
     /// The directory itself.
@@ -50,7 +59,9 @@ impl StateDir {
 
     /// `logs/connections/<connection>.log`.
     pub fn connection_log(&self, connection: &str) -> PathBuf {
-        self.root.join("logs/connections").join(format!("{connection}.log"))
+        self.root
+            .join("logs/connections")
+            .join(format!("{connection}.log"))
     }
 
     /// `logs/agents/<agent>/<instanceKey, escaped>.log`.
@@ -68,7 +79,10 @@ impl StateDir {
 
     /// `state/agents/<agent>/<instanceKey, escaped>/`.
     pub fn agent_state(&self, agent: &str, instance_key: &str) -> PathBuf {
-        self.root.join("state/agents").join(agent).join(escape_key(instance_key))
+        self.root
+            .join("state/agents")
+            .join(agent)
+            .join(escape_key(instance_key))
     }
 }
 
@@ -104,7 +118,9 @@ pub fn escape_key(key: &str) -> String {
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf29ce484222325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100000001b3))
+    bytes.iter().fold(0xcbf29ce484222325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
+    })
 }
 
 #[cfg(test)]

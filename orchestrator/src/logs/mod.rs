@@ -40,7 +40,11 @@ impl LogSink {
         let (tx, rx) = mpsc::channel(QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
         tokio::spawn(write_lines(file, rx));
-        Ok(Self { tx, dropped, path: path.into() })
+        Ok(Self {
+            tx,
+            dropped,
+            path: path.into(),
+        })
     }
 
     /// The file this sink writes.
@@ -52,7 +56,10 @@ impl LogSink {
     pub fn line(&self, source: &str, text: &str) {
         let dropped = self.dropped.swap(0, Ordering::Relaxed);
         if dropped > 0 {
-            let note = format!("{} orchestrator {dropped} lines dropped\n", timestamp(SystemTime::now()));
+            let note = format!(
+                "{} orchestrator {dropped} lines dropped\n",
+                timestamp(SystemTime::now())
+            );
             if self.tx.try_send(note).is_err() {
                 self.dropped.fetch_add(dropped, Ordering::Relaxed);
             }
@@ -106,7 +113,9 @@ pub struct AuditLog {
 impl AuditLog {
     /// Opens `<state>/audit.log`.
     pub fn open(path: PathBuf) -> io::Result<Self> {
-        Ok(Self { sink: LogSink::open(&path)? })
+        Ok(Self {
+            sink: LogSink::open(&path)?,
+        })
     }
 
     /// Writes one record; `record` must not hold a secret.

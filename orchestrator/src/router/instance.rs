@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ipc_proto::{
-    AgentInit, Deliver, DeliveredEvent, FromAgent, PROTOCOL_VERSION, ProtocolError, Ready, Shutdown,
-    ToAgent,
+    AgentInit, Deliver, DeliveredEvent, FromAgent, PROTOCOL_VERSION, ProtocolError, Ready,
+    Shutdown, ToAgent,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -78,7 +78,11 @@ impl InstanceRole {
     }
 
     async fn send(&mut self, p: Pending, outbox: &Outbox<ToAgent>) {
-        let msg = ToAgent::Deliver(Deliver { id: p.event.id.clone(), attempt: p.attempt, event: p.event.clone() });
+        let msg = ToAgent::Deliver(Deliver {
+            id: p.event.id.clone(),
+            attempt: p.attempt,
+            event: p.event.clone(),
+        });
         self.in_flight.push_back(p);
         outbox.send(msg).await;
     }
@@ -99,7 +103,10 @@ impl InstanceRole {
     }
 
     fn dead_letter(&mut self, p: Pending, error: String) {
-        let msg = format!("event {} dead-lettered after {} attempts: {error}", p.event.id, p.attempt);
+        let msg = format!(
+            "event {} dead-lettered after {} attempts: {error}",
+            p.event.id, p.attempt
+        );
         self.log.note(&msg);
         tracing::warn!(agent = %self.agent.name, instance = %self.key, "{msg}");
         self.journal.dead_letter(DeadLetter {
@@ -114,15 +121,26 @@ impl InstanceRole {
         match msg {
             FromAgent::Ack(ack) => match self.take_in_flight(&ack.id) {
                 Some(_) => self.journal.delivered(&ack.id),
-                None => return link.violation(format!("ack for '{}', which is not in flight", ack.id)).await,
+                None => {
+                    return link
+                        .violation(format!("ack for '{}', which is not in flight", ack.id))
+                        .await;
+                }
             },
             FromAgent::Nack(nack) => match self.take_in_flight(&nack.id) {
                 Some(p) if nack.retry => {
-                    self.log.note(&format!("event {} nacked (attempt {}): {}", nack.id, p.attempt, nack.error));
+                    self.log.note(&format!(
+                        "event {} nacked (attempt {}): {}",
+                        nack.id, p.attempt, nack.error
+                    ));
                     self.retry_first(p, nack.error);
                 }
                 Some(p) => self.dead_letter(p, nack.error),
-                None => return link.violation(format!("nack for '{}', which is not in flight", nack.id)).await,
+                None => {
+                    return link
+                        .violation(format!("nack for '{}', which is not in flight", nack.id))
+                        .await;
+                }
             },
             FromAgent::Log(l) => self.log.line(l.level.as_str(), &l.message),
             FromAgent::Pong(_) => {}
@@ -147,7 +165,9 @@ impl Role for InstanceRole {
     }
 
     fn shutdown(grace: Duration) -> ToAgent {
-        ToAgent::Shutdown(Shutdown { grace_ms: grace.as_millis() as u64 })
+        ToAgent::Shutdown(Shutdown {
+            grace_ms: grace.as_millis() as u64,
+        })
     }
 
     fn error(message: String) -> ToAgent {
@@ -173,12 +193,15 @@ impl Role for InstanceRole {
 
     async fn serve(&mut self, link: &mut Link<FromAgent, ToAgent>, stop: &CancellationToken) {
         if let Err(e) = std::fs::create_dir_all(&self.state_dir) {
-            self.log.note(&format!("cannot create {}: {e}", self.state_dir.display()));
+            self.log
+                .note(&format!("cannot create {}: {e}", self.state_dir.display()));
         }
         loop {
             let stopping = stop.is_cancelled();
             while !stopping && self.has_room() {
-                let Some(p) = self.retry.pop_front() else { break };
+                let Some(p) = self.retry.pop_front() else {
+                    break;
+                };
                 self.send(p, &link.outbox).await;
             }
             let take_new = !stopping && self.queue_open && self.retry.is_empty() && self.has_room();

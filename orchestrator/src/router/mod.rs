@@ -97,12 +97,19 @@ impl Router {
             stop,
             kill_now,
         };
-        Self { shared: Arc::new(shared) }
+        Self {
+            shared: Arc::new(shared),
+        }
     }
 
     /// Queues `event` for the instance of `agent` named by its instance key,
     /// starting that instance first if it is new. Waits while its queue is full.
-    pub async fn dispatch(&self, swarm: &str, agent: &str, event: DeliveredEvent) -> Result<(), DispatchError> {
+    pub async fn dispatch(
+        &self,
+        swarm: &str,
+        agent: &str,
+        event: DeliveredEvent,
+    ) -> Result<(), DispatchError> {
         let key = event.instance_key.clone();
         let queue = self.queue_for(swarm, agent, &key)?;
         queue
@@ -116,11 +123,21 @@ impl Router {
         let instances = self.shared.instances.lock().expect("router lock");
         instances
             .iter()
-            .map(|(k, i)| (k.clone(), i.counters.pid.load(std::sync::atomic::Ordering::Relaxed) as u32))
+            .map(|(k, i)| {
+                (
+                    k.clone(),
+                    i.counters.pid.load(std::sync::atomic::Ordering::Relaxed) as u32,
+                )
+            })
             .collect()
     }
 
-    fn queue_for(&self, swarm: &str, agent: &str, key: &str) -> Result<mpsc::Sender<Pending>, DispatchError> {
+    fn queue_for(
+        &self,
+        swarm: &str,
+        agent: &str,
+        key: &str,
+    ) -> Result<mpsc::Sender<Pending>, DispatchError> {
         let shared = &*self.shared;
         let mut instances = shared.instances.lock().expect("router lock");
         if let Some(instance) = instances.get(&(agent.to_string(), key.to_string())) {
@@ -162,7 +179,13 @@ impl Router {
             kill_now: shared.kill_now.clone(),
         };
         shared.tracker.spawn(supervise(role, sup));
-        instances.insert((agent.to_string(), key.to_string()), Instance { queue: tx.clone(), counters });
+        instances.insert(
+            (agent.to_string(), key.to_string()),
+            Instance {
+                queue: tx.clone(),
+                counters,
+            },
+        );
         Ok(tx)
     }
 }

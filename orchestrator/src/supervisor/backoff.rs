@@ -84,7 +84,10 @@ mod tests {
         let mut spread = false;
         for want in expected {
             let got = b.next_delay().as_secs_f64();
-            assert!(got >= want * 0.8 - 1e-9 && got <= (want * 1.2).min(10.0) + 1e-9, "{got} vs {want}");
+            assert!(
+                got >= want * 0.8 - 1e-9 && got <= (want * 1.2).min(10.0) + 1e-9,
+                "{got} vs {want}"
+            );
             spread |= (got - want).abs() > 1e-6;
         }
         assert!(spread, "jitter moved at least one delay");
@@ -93,7 +96,12 @@ mod tests {
     #[test]
     fn zero_initial_means_immediate_restarts() {
         let mut b = RestartBackoff::new(
-            &Backoff { initial: Duration::ZERO, multiplier: 2.0, max: Duration::ZERO, jitter: 0.0 },
+            &Backoff {
+                initial: Duration::ZERO,
+                multiplier: 2.0,
+                max: Duration::ZERO,
+                jitter: 0.0,
+            },
             Some(1),
         );
         assert_eq!(b.next_delay(), Duration::ZERO);

@@ -36,7 +36,10 @@ impl ExitCause {
         match self {
             ExitCause::Exited(code) => policy.permanent_exit_codes.contains(code),
             ExitCause::ExecFailed(kind, _) => {
-                matches!(kind, io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied)
+                matches!(
+                    kind,
+                    io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied
+                )
             }
             _ => false,
         }
@@ -57,7 +60,9 @@ impl fmt::Display for ExitCause {
         match self {
             ExitCause::Exited(code) => write!(f, "exit code {code}"),
             ExitCause::Signaled(sig) => {
-                let name = nix::sys::signal::Signal::try_from(*sig).map(|s| s.as_str()).unwrap_or("?");
+                let name = nix::sys::signal::Signal::try_from(*sig)
+                    .map(|s| s.as_str())
+                    .unwrap_or("?");
                 write!(f, "killed by signal {sig} ({name})")
             }
             ExitCause::ExecFailed(_, msg) => write!(f, "failed to execute: {msg}"),
@@ -80,14 +85,27 @@ mod tests {
             (ExitCause::Exited(1), RestartMode::Never, false, false),
             (ExitCause::Signaled(9), RestartMode::OnFailure, true, false),
             (ExitCause::Exited(78), RestartMode::OnFailure, true, true),
-            (ExitCause::FailedStart("x".into()), RestartMode::OnFailure, true, false),
             (
-                ExitCause::ExecFailed(io::ErrorKind::NotFound, "No such file or directory (os error 2)".into()),
+                ExitCause::FailedStart("x".into()),
+                RestartMode::OnFailure,
+                true,
+                false,
+            ),
+            (
+                ExitCause::ExecFailed(
+                    io::ErrorKind::NotFound,
+                    "No such file or directory (os error 2)".into(),
+                ),
                 RestartMode::Always,
                 true,
                 true,
             ),
-            (ExitCause::ExecFailed(io::ErrorKind::Other, "fork failed".into()), RestartMode::Always, true, false),
+            (
+                ExitCause::ExecFailed(io::ErrorKind::Other, "fork failed".into()),
+                RestartMode::Always,
+                true,
+                false,
+            ),
         ];
         for (cause, mode, restart, permanent) in cases {
             assert_eq!(cause.wants_restart(mode), restart, "{cause} under {mode:?}");

@@ -26,7 +26,9 @@ pub struct Outbox<Out> {
 
 impl<Out> Clone for Outbox<Out> {
     fn clone(&self) -> Self {
-        Self { tx: self.tx.clone() }
+        Self {
+            tx: self.tx.clone(),
+        }
     }
 }
 
@@ -53,11 +55,15 @@ pub struct Link<In, Out> {
 
 impl<In, Out> std::fmt::Debug for Link<In, Out> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Link").field("received", &self.received).field("errors", &self.errors).finish()
+        f.debug_struct("Link")
+            .field("received", &self.received)
+            .field("errors", &self.errors)
+            .finish()
     }
 }
 
 /// What a [`Link`] needs besides its two halves.
+#[allow(missing_debug_implementations)] // holds a fn pointer and a sink handle; nothing worth printing
 pub struct LinkOptions<Out> {
     /// "frame" or "line", for error messages.
     pub unit: &'static str,
@@ -120,7 +126,9 @@ impl<In: Send + 'static, Out: Send + 'static> Link<In, Out> {
     /// the link should be closed.
     pub async fn violation(&mut self, text: String) -> bool {
         self.errors += 1;
-        self.counters.protocol_errors.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .protocol_errors
+            .fetch_add(1, Ordering::Relaxed);
         self.log.note(&format!("protocol error: {text}"));
         tracing::warn!(log = %self.log.path().display(), "protocol error: {text}");
         self.outbox.send((self.make_error)(text)).await;

@@ -138,7 +138,9 @@ pub async fn supervise<R: Role>(mut role: R, sup: Supervision) {
                 let cause = ExitCause::ExecFailed(e.kind(), e.to_string());
                 log.note(&format!("{}: {cause}", sup.spec.program.display()));
                 if cause.is_permanent(&sup.restart) {
-                    log.note("not restarting: the executable cannot be run; fix the entry and restart");
+                    log.note(
+                        "not restarting: the executable cannot be run; fix the entry and restart",
+                    );
                     sup.stop.cancelled().await;
                     return;
                 }
@@ -149,7 +151,11 @@ pub async fn supervise<R: Role>(mut role: R, sup: Supervision) {
             }
         };
         sup.counters.pid.store(u64::from(s.pid), Ordering::Relaxed);
-        log.note(&format!("started {} (pid {})", sup.spec.program.display(), s.pid));
+        log.note(&format!(
+            "started {} (pid {})",
+            sup.spec.program.display(),
+            s.pid
+        ));
 
         let (cause, ran_for) = match handshake(&mut role, &mut s.link, &sup).await {
             Handshake::Ready => {
@@ -217,7 +223,10 @@ pub async fn supervise<R: Role>(mut role: R, sup: Supervision) {
 /// Waits out the next backoff delay; false when stopped meanwhile.
 async fn pause(backoff: &mut RestartBackoff, sup: &Supervision) -> bool {
     let delay = backoff.next_delay();
-    sup.log.note(&format!("restarting in {}", humantime::format_duration(round_ms(delay))));
+    sup.log.note(&format!(
+        "restarting in {}",
+        humantime::format_duration(round_ms(delay))
+    ));
     tokio::select! {
         _ = sleep(delay) => {
             sup.counters.restarts.fetch_add(1, Ordering::Relaxed);
@@ -231,7 +240,11 @@ fn round_ms(d: Duration) -> Duration {
     Duration::from_millis(d.as_millis() as u64)
 }
 
-async fn handshake<R: Role>(role: &mut R, link: &mut Link<R::In, R::Out>, sup: &Supervision) -> Handshake {
+async fn handshake<R: Role>(
+    role: &mut R,
+    link: &mut Link<R::In, R::Out>,
+    sup: &Supervision,
+) -> Handshake {
     if !link.outbox.send(role.init()).await {
         return Handshake::Failed("channel closed before init".into());
     }
@@ -260,10 +273,10 @@ async fn handshake<R: Role>(role: &mut R, link: &mut Link<R::In, R::Out>, sup: &
                         _ => Handshake::Ready,
                     };
                 }
-                if let Err(why) = role.before_ready(msg) {
-                    if !link.violation(why).await {
-                        return Handshake::Failed("too many bad messages before ready".into());
-                    }
+                if let Err(why) = role.before_ready(msg)
+                    && !link.violation(why).await
+                {
+                    return Handshake::Failed("too many bad messages before ready".into());
                 }
             }
         }
@@ -271,7 +284,11 @@ async fn handshake<R: Role>(role: &mut R, link: &mut Link<R::In, R::Out>, sup: &
 }
 
 /// Serves a ready child until it exits. True when the exit was our stop.
-async fn serve_until_exit<R: Role>(role: &mut R, s: &mut Spawned<R::In, R::Out>, sup: &Supervision) -> bool {
+async fn serve_until_exit<R: Role>(
+    role: &mut R,
+    s: &mut Spawned<R::In, R::Out>,
+    sup: &Supervision,
+) -> bool {
     let outbox = s.link.outbox.clone();
     let pid = s.pid;
     let serve = role.serve(&mut s.link, &sup.stop);

@@ -14,8 +14,8 @@ use tokio::io::AsyncRead;
 use tokio::process::{Child, Command};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
-use super::link::{Link, LinkOptions};
 use super::lines::LossyLines;
+use super::link::{Link, LinkOptions};
 use crate::bundle::Protocol;
 use crate::logs::LogSink;
 
@@ -71,7 +71,11 @@ pub fn child_env(declared: &BTreeMap<String, String>) -> BTreeMap<String, String
 }
 
 /// Starts `spec` with its transport; stdout/stderr that are not the channel go to `log`.
-pub fn spawn<In, Out>(spec: &ChildSpec, log: &LogSink, opts: LinkOptions<Out>) -> io::Result<Spawned<In, Out>>
+pub fn spawn<In, Out>(
+    spec: &ChildSpec,
+    log: &LogSink,
+    opts: LinkOptions<Out>,
+) -> io::Result<Spawned<In, Out>>
 where
     In: DeserializeOwned + Send + 'static,
     Out: Serialize + Send + 'static,
@@ -91,7 +95,8 @@ where
     let parent_end = match spec.protocol {
         Protocol::Frames => {
             let (parent, child) = std::os::unix::net::UnixStream::pair()?;
-            cmd.stdin(Stdio::null()).env(ipc_proto::IPC_FD_ENV, CHILD_IPC_FD.to_string());
+            cmd.stdin(Stdio::null())
+                .env(ipc_proto::IPC_FD_ENV, CHILD_IPC_FD.to_string());
             let fd = child.as_raw_fd();
             child_end = Some(child.into());
             // SAFETY: only async-signal-safe calls (prctl, getppid, dup2, fcntl)
@@ -131,14 +136,17 @@ where
             let sock = tokio::net::UnixStream::from_std(sock)?;
             let (read, write) = sock.into_split();
             let incoming = FramedRead::new(read, FrameCodec::<In, Out>::new(spec.max_frame_bytes));
-            let outgoing = FramedWrite::new(write, FrameCodec::<In, Out>::new(spec.max_frame_bytes));
+            let outgoing =
+                FramedWrite::new(write, FrameCodec::<In, Out>::new(spec.max_frame_bytes));
             Link::new(incoming.boxed(), outgoing, LinkOptions { unit, ..opts })
         }
         None => {
             unit = "line";
             let stdin = child.stdin.take().expect("stdin is piped");
-            let incoming = FramedRead::new(stdout, JsonlCodec::<In, Out>::new(spec.max_frame_bytes));
-            let outgoing = FramedWrite::new(stdin, JsonlCodec::<In, Out>::new(spec.max_frame_bytes));
+            let incoming =
+                FramedRead::new(stdout, JsonlCodec::<In, Out>::new(spec.max_frame_bytes));
+            let outgoing =
+                FramedWrite::new(stdin, JsonlCodec::<In, Out>::new(spec.max_frame_bytes));
             Link::new(incoming.boxed(), outgoing, LinkOptions { unit, ..opts })
         }
     };

@@ -1,0 +1,287 @@
+//! The agent side: a handler per delivery, answered with ack or nack.
+//!
+//! ```no_run
+//! use connector_sdk::agent::{self, HandlerError};
+//!
+//! fn main() -> std::process::ExitCode {
+//!     agent::run(|ctx, d| async move {
+//!         let text = d.event.message.as_ref().and_then(|m| m.as_text());
+//!         ctx.info(format!("got {:?}", text));
+//!         if text == Some("boom") {
+//!             return Err(HandlerError::fail("cannot handle boom"));
+//!         }
+//!         Ok(())
+//!     })
+//! }
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use ipc_proto::{
+    Deliver, DeliveryAck, DeliveryNack, FromAgent, Log, LogLevel, PROTOCOL_VERSION, Ready, ToAgent,
+};
+use tokio_util::task::TaskTracker;
+
+use crate::context::FINAL_FLUSH;
+use crate::error::exit_code_of;
+use crate::link::{AgentSide, INIT_TIMEOUT, Link, Outbox};
+use crate::{BoxError, Transport};
+
+/// Who this agent process is, and its way to log.
+#[derive(Clone)]
+pub struct AgentContext {
+    inner: Arc<Inner>,
+    outbox: Outbox<FromAgent>,
+}
+
+struct Inner {
+    agent: String,
+    instance_key: String,
+    swarm: String,
+    state_dir: PathBuf,
+}
+
+impl fmt::Debug for AgentContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AgentContext")
+            .field("agent", &self.inner.agent)
+            .field("instance_key", &self.inner.instance_key)
+            .field("swarm", &self.inner.swarm)
+            .field("state_dir", &self.inner.state_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AgentContext {
+    /// The Agent resource's name.
+    pub fn agent(&self) -> &str {
+        &self.inner.agent
+    }
+
+    /// The instance key this process serves.
+    pub fn instance_key(&self) -> &str {
+        &self.inner.instance_key
+    }
+
+    /// The Swarm's name.
+    pub fn swarm(&self) -> &str {
+        &self.inner.swarm
+    }
+
+    /// A directory this instance may keep state in (it may not exist yet).
+    pub fn state_dir(&self) -> &Path {
+        &self.inner.state_dir
+    }
+
+    /// Sends a line to this instance's process log.
+    pub fn log(&self, level: LogLevel, message: impl Into<String>) {
+        self.outbox.send(Log {
+            level,
+            message: message.into(),
+        });
+    }
+
+    /// [`log`](Self::log) at info level.
+    pub fn info(&self, message: impl Into<String>) {
+        self.log(LogLevel::Info, message)
+    }
+
+    /// [`log`](Self::log) at warn level.
+    pub fn warn(&self, message: impl Into<String>) {
+        self.log(LogLevel::Warn, message)
+    }
+
+    /// [`log`](Self::log) at error level.
+    pub fn error(&self, message: impl Into<String>) {
+        self.log(LogLevel::Error, message)
+    }
+}
+
+/// A delivery that failed: `retry` says whether another attempt may succeed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HandlerError {
+    /// Deliver again (until the Agent's `maxAttempts`), or dead-letter now.
+    pub retry: bool,
+    /// What went wrong; it lands in the nack and the dead-letter record.
+    pub message: String,
+}
+
+impl HandlerError {
+    /// A failure another attempt may fix (a timeout, a busy upstream).
+    pub fn retry(message: impl Into<String>) -> Self {
+        HandlerError {
+            retry: true,
+            message: message.into(),
+        }
+    }
+
+    /// A failure no attempt will fix: the event goes to the dead-letter queue.
+    pub fn fail(message: impl Into<String>) -> Self {
+        HandlerError {
+            retry: false,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// `?` on any error is a retryable failure: attempts are bounded by `maxAttempts`.
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for HandlerError {
+    fn from(e: E) -> Self {
+        HandlerError::retry(e.to_string())
+    }
+}
+
+type SetupFuture = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>;
+type Setup = Box<dyn FnOnce(AgentContext) -> SetupFuture + Send>;
+
+/// An agent program: a handler and an optional setup step. [`run`] covers the common case.
+pub struct Agent<H> {
+    handler: H,
+    setup: Option<Setup>,
+}
+
+impl<H> fmt::Debug for Agent<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Agent")
+            .field("setup", &self.setup.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs an agent whose only job is `handler`; see [`Agent::run`].
+pub fn run<H, Fut>(handler: H) -> ExitCode
+where
+    H: Fn(AgentContext, Deliver) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+{
+    Agent::new(handler).run()
+}
+
+impl<H, Fut> Agent<H>
+where
+    H: Fn(AgentContext, Deliver) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+{
+    /// An agent that calls `handler` for each delivery: `Ok` acks it, `Err` nacks it.
+    pub fn new(handler: H) -> Self {
+        Agent {
+            handler,
+            setup: None,
+        }
+    }
+
+    /// Runs `setup` after `init` and before `ready`; if it fails the process exits
+    /// (1, or 78 for a [`ConfigError`](crate::ConfigError)) without being ready.
+    pub fn setup<S, SFut>(mut self, setup: S) -> Self
+    where
+        S: FnOnce(AgentContext) -> SFut + Send + 'static,
+        SFut: Future<Output = Result<(), BoxError>> + Send + 'static,
+    {
+        self.setup = Some(Box::new(move |ctx| Box::pin(setup(ctx))));
+        self
+    }
+
+    /// Builds a tokio runtime, connects ([`Transport::from_env`]) and serves
+    /// deliveries until `shutdown` or the channel closes; then exits 0.
+    pub fn run(self) -> ExitCode {
+        crate::block_on(async move {
+            match Transport::from_env() {
+                Ok(transport) => self.serve(transport).await,
+                Err(e) => crate::report(&e),
+            }
+        })
+    }
+
+    /// The body of [`run`](Self::run) on a given transport, inside the caller's runtime.
+    ///
+    /// Each delivery runs in its own task, so several run at once only when the
+    /// orchestrator sends several (the Agent's `maxInFlight`). On `shutdown` no
+    /// new delivery is started; running ones get the grace period to finish.
+    pub async fn serve(self, transport: Transport) -> ExitCode {
+        let link = match Link::<AgentSide>::open(transport, INIT_TIMEOUT).await {
+            Ok(link) => link,
+            Err(e) => return crate::report(&e),
+        };
+        let init = link.init.clone();
+        let ctx = AgentContext {
+            inner: Arc::new(Inner {
+                agent: init.agent,
+                instance_key: init.instance_key,
+                swarm: init.swarm,
+                state_dir: PathBuf::from(init.state_dir),
+            }),
+            outbox: link.outbox.clone(),
+        };
+        if let Some(setup) = self.setup
+            && let Err(e) = setup(ctx.clone()).await
+        {
+            eprintln!("{}: setup failed: {e}", ctx.agent());
+            ctx.outbox.flush(FINAL_FLUSH).await;
+            return exit_code_of(&e);
+        }
+        link.outbox.send(Ready {
+            protocol: Some(PROTOCOL_VERSION),
+        });
+
+        let stop = link.stop.clone();
+        let tracker = TaskTracker::new();
+        let handler = Arc::new(self.handler);
+        let (pump_ctx, pump_tracker, pump_stop) = (ctx.clone(), tracker.clone(), stop.clone());
+        link.pump(move |msg| {
+            if let ToAgent::Deliver(d) = msg {
+                if pump_stop.token.is_cancelled() {
+                    // Not acked: the orchestrator delivers it again later.
+                    return;
+                }
+                pump_tracker.spawn(handle(handler.clone(), pump_ctx.clone(), d));
+            }
+        });
+
+        stop.token.cancelled().await;
+        tracker.close();
+        if tokio::time::timeout(stop.grace(), tracker.wait())
+            .await
+            .is_err()
+        {
+            eprintln!(
+                "{}: deliveries still running after the grace period; exiting",
+                ctx.agent()
+            );
+        }
+        ctx.outbox.flush(FINAL_FLUSH).await;
+        ExitCode::SUCCESS
+    }
+}
+
+/// Runs one delivery and answers it; a panicking handler is a retryable failure.
+async fn handle<H, Fut>(handler: Arc<H>, ctx: AgentContext, d: Deliver)
+where
+    H: Fn(AgentContext, Deliver) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+{
+    let id = d.id.clone();
+    let outbox = ctx.outbox.clone();
+    let result = match tokio::spawn(handler(ctx, d)).await {
+        Ok(r) => r,
+        Err(e) => Err(HandlerError::retry(format!("handler failed: {e}"))),
+    };
+    match result {
+        Ok(()) => outbox.send(DeliveryAck { id }),
+        Err(e) => outbox.send(DeliveryNack {
+            id,
+            retry: e.retry,
+            error: e.message,
+        }),
+    };
+}

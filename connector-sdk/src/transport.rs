@@ -1,0 +1,176 @@
+//! Where the bytes go: an inherited Unix socket (frames) or stdin/stdout (jsonl).
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::FileTypeExt;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::{Sink, Stream};
+use ipc_proto::codec::{FrameCodec, JsonlCodec};
+use ipc_proto::{DEFAULT_MAX_FRAME_BYTES, DecodeError, IPC_FD_ENV};
+use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::UnixStream;
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+use crate::Error;
+
+/// Incoming messages; an inner `Err` is one bad message, an outer `Err` ends the stream.
+pub(crate) type Reader<In> =
+    Pin<Box<dyn Stream<Item = io::Result<Result<In, DecodeError>>> + Send>>;
+/// Outgoing messages.
+pub(crate) type Writer<Out> = Pin<Box<dyn Sink<Out, Error = io::Error> + Send>>;
+
+type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
+type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// The byte channel to the orchestrator, before any message is read.
+///
+/// [`Transport::from_env`] picks what the orchestrator set up; tests build one
+/// from one end of `UnixStream::pair()` with [`Transport::frames`].
+pub struct Transport(Kind);
+
+enum Kind {
+    Frames(UnixStream),
+    Jsonl(BoxRead, BoxWrite),
+}
+
+impl fmt::Debug for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.0 {
+            Kind::Frames(_) => "Transport(frames)",
+            Kind::Jsonl(..) => "Transport(jsonl)",
+        })
+    }
+}
+
+/// Only one `Transport` may own the inherited fd.
+static FD_TAKEN: AtomicBool = AtomicBool::new(false);
+
+impl Transport {
+    /// Frames over a Unix stream socket.
+    pub fn frames(stream: UnixStream) -> Self {
+        Transport(Kind::Frames(stream))
+    }
+
+    /// jsonl over any reader (orchestrator → child) and writer (child → orchestrator).
+    pub fn jsonl(
+        reader: impl AsyncRead + Send + Unpin + 'static,
+        writer: impl AsyncWrite + Send + Unpin + 'static,
+    ) -> Self {
+        Transport(Kind::Jsonl(Box::new(reader), Box::new(writer)))
+    }
+
+    /// What the orchestrator set up for this process: the socket named by
+    /// `ORCHESTRATOR_IPC_FD` (frames), else stdin/stdout (jsonl).
+    ///
+    /// In the jsonl case the protocol takes stdin and stdout for itself: fd 0
+    /// then reads `/dev/null` and fd 1 writes to stderr, so a stray `println!`
+    /// lands in the process log instead of corrupting the channel.
+    /// Must be called inside a tokio runtime.
+    pub fn from_env() -> Result<Self, Error> {
+        match std::env::var(IPC_FD_ENV) {
+            Ok(value) => {
+                let fd: RawFd = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| Error::BadFdEnv(value.clone()))?;
+                if fd < 0 {
+                    return Err(Error::BadFdEnv(value));
+                }
+                Ok(Transport::frames(take_socket(fd)?))
+            }
+            Err(_) => take_stdio().map_err(|source| Error::Transport {
+                transport: "jsonl",
+                source,
+            }),
+        }
+    }
+
+    /// Splits into a message reader and writer with the codec of this transport.
+    pub(crate) fn into_parts<In, Out>(self) -> (Reader<In>, Writer<Out>)
+    where
+        In: DeserializeOwned + Send + 'static,
+        Out: Serialize + Send + 'static,
+    {
+        let max = DEFAULT_MAX_FRAME_BYTES;
+        match self.0 {
+            Kind::Frames(stream) => {
+                let (r, w) = stream.into_split();
+                (
+                    Box::pin(FramedRead::new(r, FrameCodec::<In, Out>::new(max))),
+                    Box::pin(FramedWrite::new(w, FrameCodec::<In, Out>::new(max))),
+                )
+            }
+            Kind::Jsonl(r, w) => (
+                Box::pin(FramedRead::new(r, JsonlCodec::<In, Out>::new(max))),
+                Box::pin(FramedWrite::new(w, JsonlCodec::<In, Out>::new(max))),
+            ),
+        }
+    }
+}
+
+/// Takes ownership of the inherited socket `fd`, once.
+fn take_socket(fd: RawFd) -> Result<UnixStream, Error> {
+    let not_socket = |source| Error::NotASocket { fd, source };
+    // SAFETY: F_GETFD only reads the descriptor flags of an integer fd; an fd
+    // that is not open makes it fail with EBADF, touching no memory.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+        return Err(not_socket(io::Error::last_os_error()));
+    }
+    if FD_TAKEN.swap(true, Ordering::SeqCst) {
+        return Err(Error::FdTaken);
+    }
+    // SAFETY: the fd is open (checked above), it was inherited for this
+    // process to use, and FD_TAKEN makes this the only owner in the process.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let file = File::from(owned);
+    let is_socket = file.metadata().map_err(not_socket)?.file_type().is_socket();
+    if !is_socket {
+        return Err(not_socket(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a socket",
+        )));
+    }
+    let owned = OwnedFd::from(file);
+    // Programs this child spawns must not hold the orchestrator's channel open.
+    fcntl(&owned, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(|e| not_socket(e.into()))?;
+    let std_stream = std::os::unix::net::UnixStream::from(owned);
+    std_stream.set_nonblocking(true).map_err(not_socket)?;
+    UnixStream::from_std(std_stream).map_err(|source| Error::Transport {
+        transport: "frames",
+        source,
+    })
+}
+
+/// Moves stdin/stdout to private fds for the protocol, and points fd 0 at
+/// `/dev/null` and fd 1 at stderr.
+fn take_stdio() -> io::Result<Transport> {
+    if FD_TAKEN.swap(true, Ordering::SeqCst) {
+        return Err(io::Error::other(
+            "stdin/stdout were already taken by this process",
+        ));
+    }
+    io::stdout().flush()?;
+    let proto_in = private_dup(io::stdin())?;
+    let proto_out = private_dup(io::stdout())?;
+    let devnull = File::open("/dev/null")?;
+    nix::unistd::dup2_stdin(&devnull)?;
+    nix::unistd::dup2_stdout(io::stderr())?;
+    // tokio's File does blocking reads on its blocking pool: it works for
+    // pipes, files and terminals alike.
+    let reader = tokio::fs::File::from_std(File::from(proto_in));
+    let writer = tokio::fs::File::from_std(File::from(proto_out));
+    Ok(Transport::jsonl(reader, writer))
+}
+
+fn private_dup(fd: impl std::os::fd::AsFd) -> io::Result<OwnedFd> {
+    let owned = nix::unistd::dup(fd)?;
+    fcntl(&owned, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+    Ok(owned)
+}

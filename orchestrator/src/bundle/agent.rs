@@ -1,0 +1,47 @@
+//! `kind: Agent`: a program run once per instanceKey, and its delivery limits.
+
+use std::time::Duration;
+
+use super::common::positive_duration;
+use super::diag::Cx;
+use super::model::{Agent, Place, Protocol};
+use super::program::{PROGRAM_FIELDS, program};
+use super::read::Field;
+
+const AGENT_FIELDS: [&str; 6] = [
+    "idleTimeout",
+    "maxInstances",
+    "maxInFlight",
+    "maxQueue",
+    "maxAttempts",
+    "deliveryTimeout",
+];
+
+/// Reads an Agent spec.
+pub(crate) fn read(cx: &mut Cx<'_>, spec: &Field<'_>, name: String, place: Place) -> Option<Agent> {
+    let allowed: Vec<&str> = PROGRAM_FIELDS
+        .iter()
+        .chain(AGENT_FIELDS.iter())
+        .copied()
+        .collect();
+    let spec = spec.fields(cx, &allowed)?;
+    let program = program(cx, &spec, Protocol::Jsonl);
+    let count = |cx: &mut Cx<'_>, key: &str| spec.get(key).and_then(|f| f.u32(cx, 1));
+    let agent = Agent {
+        name,
+        place,
+        idle_timeout: spec
+            .get("idleTimeout")
+            .and_then(|f| positive_duration(cx, &f)),
+        max_instances: count(cx, "maxInstances"),
+        max_in_flight: count(cx, "maxInFlight").unwrap_or(1),
+        max_queue: count(cx, "maxQueue").unwrap_or(1024),
+        max_attempts: count(cx, "maxAttempts").unwrap_or(5),
+        delivery_timeout: spec
+            .get("deliveryTimeout")
+            .and_then(|f| positive_duration(cx, &f))
+            .unwrap_or(Duration::from_secs(30)),
+        program: program?,
+    };
+    Some(agent)
+}

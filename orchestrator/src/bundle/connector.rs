@@ -1,0 +1,94 @@
+//! `kind: Connector`: a program and the events it may emit.
+
+use std::collections::BTreeMap;
+
+use super::diag::Cx;
+use super::model::{Connector, EventDecl, Place, PropertyDecl, PropertyType, Protocol};
+use super::node::Node;
+use super::program::{PROGRAM_FIELDS, program};
+use super::read::Field;
+
+/// Reads a Connector spec.
+pub(crate) fn read(
+    cx: &mut Cx<'_>,
+    spec: &Field<'_>,
+    name: String,
+    place: Place,
+) -> Option<Connector> {
+    let allowed: Vec<&str> = PROGRAM_FIELDS.iter().copied().chain(["events"]).collect();
+    let spec = spec.fields(cx, &allowed)?;
+    let program = program(cx, &spec, Protocol::Frames);
+    let events = spec.required(cx, "events").map(|f| events(cx, &f));
+    Some(Connector {
+        name,
+        place,
+        program: program?,
+        events: events?,
+    })
+}
+
+fn events(cx: &mut Cx<'_>, f: &Field<'_>) -> Vec<EventDecl> {
+    let Some(items) = f.seq(cx) else {
+        return Vec::new();
+    };
+    if items.is_empty() {
+        f.error(cx, "a Connector must declare at least one event");
+    }
+    let mut out: Vec<EventDecl> = Vec::with_capacity(items.len());
+    for item in &items {
+        let Some(map) = item.fields(cx, &["name", "properties"]) else {
+            continue;
+        };
+        let name_field = map.required(cx, "name");
+        let name = name_field.as_ref().and_then(|n| n.nonempty(cx));
+        let properties = map
+            .get("properties")
+            .map(|p| properties(cx, &p))
+            .unwrap_or_default();
+        let (Some(name), Some(name_field)) = (name, name_field) else {
+            continue;
+        };
+        if out.iter().any(|e| e.name == name) {
+            name_field.error(cx, format!("duplicate event `{name}`"));
+            continue;
+        }
+        out.push(EventDecl { name, properties });
+    }
+    out
+}
+
+fn properties(cx: &mut Cx<'_>, f: &Field<'_>) -> BTreeMap<String, PropertyDecl> {
+    let mut out = BTreeMap::new();
+    for entry in f.entries(cx).unwrap_or_default() {
+        if entry.key.is_empty() {
+            cx.error(
+                &entry.key_at,
+                format!("`{}`: a property name must not be empty", f.path),
+            );
+            continue;
+        }
+        let mut decl = PropertyDecl {
+            ty: PropertyType::String,
+            optional: false,
+        };
+        // `chat_id:` alone declares a required string, the common case.
+        if entry.value.node.value != Node::Null {
+            let Some(map) = entry.value.fields(cx, &["type", "optional"]) else {
+                continue;
+            };
+            let types = [
+                ("string", PropertyType::String),
+                ("number", PropertyType::Number),
+                ("boolean", PropertyType::Boolean),
+            ];
+            if let Some(ty) = map.get("type").and_then(|t| t.one_of(cx, &types)) {
+                decl.ty = ty;
+            }
+            if let Some(optional) = map.get("optional").and_then(|o| o.bool(cx)) {
+                decl.optional = optional;
+            }
+        }
+        out.insert(entry.key, decl);
+    }
+    out
+}

@@ -1,0 +1,99 @@
+//! Tests for the bundle: validation rules (table-driven), whole bundles,
+//! rendered output (snapshots), and the entry / secret look-ups.
+
+mod entry;
+mod full;
+mod kind_rules;
+mod load;
+mod report;
+mod rules;
+mod secrets;
+mod values;
+
+use std::path::Path;
+
+use super::{Bundle, Diagnostic, Source, parse};
+
+/// Parses one text as `bundle.yaml` rooted at `/bundle`.
+fn parse_text(text: &str) -> Result<Bundle, Vec<Diagnostic>> {
+    parse(
+        Path::new("/bundle"),
+        &[Source {
+            name: "bundle.yaml".into(),
+            text: text.into(),
+        }],
+    )
+}
+
+/// The diagnostics of a text that must not parse.
+fn diagnostics(text: &str) -> Vec<Diagnostic> {
+    match parse_text(text) {
+        Ok(_) => panic!("expected errors, the bundle parsed:\n{text}"),
+        Err(d) => d,
+    }
+}
+
+/// A bundle that parses: the resources most rule tests refer to.
+const BASE: &str = "\
+apiVersion: goondan.ai/v1
+kind: Connector
+metadata: {name: tg}
+spec:
+  entry: ./connector-tg
+  events:
+    - name: message
+      properties:
+        chat_id: {}
+        text: {type: string}
+    - name: command
+      properties:
+        command: {}
+---
+apiVersion: goondan.ai/v1
+kind: Agent
+metadata: {name: handler}
+spec: {entry: ./agent}
+---
+apiVersion: goondan.ai/v1
+kind: Agent
+metadata: {name: admin}
+spec: {entry: ./agent}
+---
+apiVersion: goondan.ai/v1
+kind: Agent
+metadata: {name: outsider}
+spec: {entry: ./agent}
+---
+apiVersion: goondan.ai/v1
+kind: Swarm
+metadata: {name: main}
+spec: {entryAgent: handler, agents: [handler, admin]}
+---
+apiVersion: goondan.ai/v1
+kind: Secret
+metadata: {name: creds}
+spec:
+  data:
+    TOKEN: {valueFrom: {env: TG_TOKEN}}
+---
+";
+
+/// A document of `kind` named `name` whose spec is `spec` (indented here);
+/// spec line 1 is document line 5, and spec columns shift by 2.
+fn doc(kind: &str, name: &str, spec: &str) -> String {
+    let mut out =
+        format!("apiVersion: goondan.ai/v1\nkind: {kind}\nmetadata: {{name: {name}}}\nspec:\n");
+    for line in spec.lines() {
+        out.push_str("  ");
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn base_bundle_parses() {
+    let bundle = parse_text(BASE).expect("BASE is valid");
+    assert_eq!(bundle.agents.len(), 3);
+    assert_eq!(bundle.connectors["tg"].events.len(), 2);
+}
