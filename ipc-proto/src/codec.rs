@@ -130,7 +130,10 @@ impl<In, Out> JsonlCodec<In, Out> {
         }
     }
 
-    fn item(&self, r: Result<Option<String>, LinesCodecError>) -> io::Result<Option<Result<In, DecodeError>>>
+    fn item(
+        &self,
+        r: Result<Option<String>, LinesCodecError>,
+    ) -> io::Result<Option<Result<In, DecodeError>>>
     where
         In: DeserializeOwned,
     {
@@ -180,7 +183,10 @@ impl<In, Out: Serialize> Encoder<Out> for JsonlCodec<In, Out> {
     fn encode(&mut self, msg: Out, dst: &mut BytesMut) -> io::Result<()> {
         let line = json::encode_line(&msg).map_err(encode_error)?;
         if line.len() - 1 > self.max {
-            return Err(encode_error(EncodeError::TooLarge { len: line.len() - 1, max: self.max }));
+            return Err(encode_error(EncodeError::TooLarge {
+                len: line.len() - 1,
+                max: self.max,
+            }));
         }
         dst.extend_from_slice(line.as_bytes());
         Ok(())

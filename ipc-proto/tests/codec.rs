@@ -11,7 +11,11 @@ type ChildSide = FrameCodec<ToConnector, FromConnector>;
 fn emit(seq: u64) -> FromConnector {
     FromConnector::Emit(Emit {
         seq,
-        event: Event { name: "user_message".into(), message: Some(Message::text("hi")), ..Default::default() },
+        event: Event {
+            name: "user_message".into(),
+            message: Some(Message::text("hi")),
+            ..Default::default()
+        },
         dedupe_key: None,
     })
 }
@@ -59,7 +63,10 @@ fn frames_oversized_frame_is_skipped_and_the_stream_goes_on() {
     buf.put_u32(1000);
     buf.extend_from_slice(&[0xAB; 10]); // the rest of the big frame arrives later
     let first = orch.decode(&mut buf).unwrap().unwrap();
-    assert!(matches!(first, Err(DecodeError::TooLarge { len: 1000, max: 64 })), "{first:?}");
+    assert!(
+        matches!(first, Err(DecodeError::TooLarge { len: 1000, max: 64 })),
+        "{first:?}"
+    );
     buf.extend_from_slice(&[0xAB; 990]);
     child.encode(emit(2), &mut buf).unwrap();
     assert_eq!(orch.decode(&mut buf).unwrap().unwrap().unwrap(), emit(2));
@@ -91,7 +98,10 @@ fn jsonl_bad_line_then_good_line() {
     let mut buf = BytesMut::from(&b"not json\n\n{\"type\":\"ready\"}\n"[..]);
     let bad = orch.decode(&mut buf).unwrap().unwrap();
     assert!(matches!(bad, Err(DecodeError::Json(_))), "{bad:?}");
-    assert_eq!(orch.decode(&mut buf).unwrap().unwrap().unwrap(), FromConnector::Ready(Ready::default()));
+    assert_eq!(
+        orch.decode(&mut buf).unwrap().unwrap().unwrap(),
+        FromConnector::Ready(Ready::default())
+    );
 }
 
 #[test]
@@ -102,14 +112,20 @@ fn jsonl_long_line_is_one_error_then_recovers() {
     buf.extend_from_slice(b"\n{\"type\":\"pong\",\"nonce\":5}\n");
     let bad = orch.decode(&mut buf).unwrap().unwrap();
     assert!(matches!(bad, Err(DecodeError::TooLarge { .. })), "{bad:?}");
-    assert_eq!(orch.decode(&mut buf).unwrap().unwrap().unwrap(), FromConnector::Pong(Pong { nonce: 5 }));
+    assert_eq!(
+        orch.decode(&mut buf).unwrap().unwrap().unwrap(),
+        FromConnector::Pong(Pong { nonce: 5 })
+    );
 }
 
 #[test]
 fn jsonl_not_utf8_is_one_error_then_recovers() {
     let mut orch = JsonlCodec::<FromConnector, ToConnector>::new(1024);
     let mut buf = BytesMut::from(&b"\xff\xfe\n{\"type\":\"ready\"}\n"[..]);
-    assert!(matches!(orch.decode(&mut buf).unwrap().unwrap(), Err(DecodeError::NotUtf8)));
+    assert!(matches!(
+        orch.decode(&mut buf).unwrap().unwrap(),
+        Err(DecodeError::NotUtf8)
+    ));
     assert!(orch.decode(&mut buf).unwrap().unwrap().is_ok());
 }
 
@@ -117,6 +133,8 @@ fn jsonl_not_utf8_is_one_error_then_recovers() {
 fn jsonl_encoder_writes_one_line() {
     let mut codec = JsonlCodec::<FromAgent, ToAgent>::new(1024);
     let mut buf = BytesMut::new();
-    codec.encode(ToAgent::Shutdown(Shutdown { grace_ms: 5000 }), &mut buf).unwrap();
+    codec
+        .encode(ToAgent::Shutdown(Shutdown { grace_ms: 5000 }), &mut buf)
+        .unwrap();
     assert_eq!(&buf[..], b"{\"graceMs\":5000,\"type\":\"shutdown\"}\n");
 }

@@ -13,7 +13,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn event() -> Event {
@@ -51,8 +54,20 @@ pub fn to_connector() -> Vec<(&'static str, ToConnector)> {
                 state_dir: "/abs/path/for/this/connection".into(),
             }),
         ),
-        ("ack", ToConnector::Ack(EmitAck { seq: 7, duplicate: None })),
-        ("ack-duplicate", ToConnector::Ack(EmitAck { seq: 9, duplicate: Some(true) })),
+        (
+            "ack",
+            ToConnector::Ack(EmitAck {
+                seq: 7,
+                duplicate: None,
+            }),
+        ),
+        (
+            "ack-duplicate",
+            ToConnector::Ack(EmitAck {
+                seq: 9,
+                duplicate: Some(true),
+            }),
+        ),
         (
             "nack",
             ToConnector::Nack(EmitNack {
@@ -63,11 +78,16 @@ pub fn to_connector() -> Vec<(&'static str, ToConnector)> {
                 },
             }),
         ),
-        ("shutdown", ToConnector::Shutdown(Shutdown { grace_ms: 5000 })),
+        (
+            "shutdown",
+            ToConnector::Shutdown(Shutdown { grace_ms: 5000 }),
+        ),
         ("ping", ToConnector::Ping(Ping { nonce: 42 })),
         (
             "error",
-            ToConnector::Error(ProtocolError { message: "line 3: expected value at column 1".into() }),
+            ToConnector::Error(ProtocolError {
+                message: "line 3: expected value at column 1".into(),
+            }),
         ),
     ]
 }
@@ -75,8 +95,18 @@ pub fn to_connector() -> Vec<(&'static str, ToConnector)> {
 pub fn from_connector() -> Vec<(&'static str, FromConnector)> {
     vec![
         ("ready", FromConnector::Ready(Ready::default())),
-        ("ready-versioned", FromConnector::Ready(Ready { protocol: Some(1) })),
-        ("emit", FromConnector::Emit(Emit { seq: 7, event: event(), dedupe_key: None })),
+        (
+            "ready-versioned",
+            FromConnector::Ready(Ready { protocol: Some(1) }),
+        ),
+        (
+            "emit",
+            FromConnector::Emit(Emit {
+                seq: 7,
+                event: event(),
+                dedupe_key: None,
+            }),
+        ),
         (
             "emit-dedupe",
             FromConnector::Emit(Emit {
@@ -99,7 +129,9 @@ pub fn from_connector() -> Vec<(&'static str, FromConnector)> {
                 seq: 9,
                 event: Event {
                     name: "photo".into(),
-                    message: Some(Message::Image(Image { url: "https://example.com/a.png".into() })),
+                    message: Some(Message::Image(Image {
+                        url: "https://example.com/a.png".into(),
+                    })),
                     properties: BTreeMap::new(),
                     instance_key: None,
                 },
@@ -108,7 +140,10 @@ pub fn from_connector() -> Vec<(&'static str, FromConnector)> {
         ),
         (
             "log",
-            FromConnector::Log(Log { level: LogLevel::Info, message: "listening on 127.0.0.1:3000".into() }),
+            FromConnector::Log(Log {
+                level: LogLevel::Info,
+                message: "listening on 127.0.0.1:3000".into(),
+            }),
         ),
         (
             "audit",
@@ -144,14 +179,24 @@ pub fn to_agent() -> Vec<(&'static str, ToAgent)> {
         ),
         ("shutdown", ToAgent::Shutdown(Shutdown { grace_ms: 5000 })),
         ("ping", ToAgent::Ping(Ping { nonce: 1 })),
-        ("error", ToAgent::Error(ProtocolError { message: "bad line".into() })),
+        (
+            "error",
+            ToAgent::Error(ProtocolError {
+                message: "bad line".into(),
+            }),
+        ),
     ]
 }
 
 pub fn from_agent() -> Vec<(&'static str, FromAgent)> {
     vec![
         ("ready", FromAgent::Ready(Ready::default())),
-        ("ack", FromAgent::Ack(DeliveryAck { id: "0193b3c2-7d4e-7000-8000-000000000001".into() })),
+        (
+            "ack",
+            FromAgent::Ack(DeliveryAck {
+                id: "0193b3c2-7d4e-7000-8000-000000000001".into(),
+            }),
+        ),
         (
             "nack",
             FromAgent::Nack(DeliveryNack {
@@ -160,7 +205,13 @@ pub fn from_agent() -> Vec<(&'static str, FromAgent)> {
                 error: "upstream timed out".into(),
             }),
         ),
-        ("log", FromAgent::Log(Log { level: LogLevel::Warn, message: "slow".into() })),
+        (
+            "log",
+            FromAgent::Log(Log {
+                level: LogLevel::Warn,
+                message: "slow".into(),
+            }),
+        ),
         ("pong", FromAgent::Pong(Pong { nonce: 1 })),
     ]
 }
@@ -176,7 +227,10 @@ fn hex(bytes: &[u8]) -> String {
 
 fn unhex(s: &str) -> Vec<u8> {
     let s = s.trim();
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 fn check<T: Serialize + DeserializeOwned + PartialEq + Debug>(group: &str, cases: Vec<(&str, T)>) {
@@ -189,9 +243,14 @@ fn check<T: Serialize + DeserializeOwned + PartialEq + Debug>(group: &str, cases
         if update {
             std::fs::write(&path, hex(&body)).unwrap();
         }
-        let golden = unhex(&std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("missing {path:?}")));
+        let golden =
+            unhex(&std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("missing {path:?}")));
         assert_eq!(body, golden, "{name}: frame bytes changed");
-        assert_eq!(frame::decode_body::<T>(&golden).unwrap(), msg, "{name}: frame fixture decodes");
+        assert_eq!(
+            frame::decode_body::<T>(&golden).unwrap(),
+            msg,
+            "{name}: frame fixture decodes"
+        );
 
         let line = json::encode(&msg).unwrap();
         let path = fixture("jsonl", &name);
@@ -200,7 +259,11 @@ fn check<T: Serialize + DeserializeOwned + PartialEq + Debug>(group: &str, cases
         }
         let golden = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("missing {path:?}"));
         assert_eq!(line, golden.trim_end(), "{name}: json changed");
-        assert_eq!(json::decode::<T>(&golden).unwrap(), msg, "{name}: json fixture decodes");
+        assert_eq!(
+            json::decode::<T>(&golden).unwrap(),
+            msg,
+            "{name}: json fixture decodes"
+        );
     }
 }
 
@@ -232,8 +295,14 @@ fn json_matches_protocol_md() {
             json::encode(&to_connector()[0].1).unwrap(),
             r#"{"config":{"PORT":"3000"},"connection":"telegram-production","connector":"telegram","protocol":1,"secrets":{"BOT_TOKEN":"123:abc"},"stateDir":"/abs/path/for/this/connection","type":"init"}"#,
         ),
-        (json::encode(&to_connector()[1].1).unwrap(), r#"{"seq":7,"type":"ack"}"#),
-        (json::encode(&from_connector()[0].1).unwrap(), r#"{"type":"ready"}"#),
+        (
+            json::encode(&to_connector()[1].1).unwrap(),
+            r#"{"seq":7,"type":"ack"}"#,
+        ),
+        (
+            json::encode(&from_connector()[0].1).unwrap(),
+            r#"{"type":"ready"}"#,
+        ),
         (
             json::encode(&from_connector()[2].1).unwrap(),
             r#"{"event":{"instanceKey":"telegram:42","message":{"text":"hi","type":"text"},"name":"user_message","properties":{"chat_id":"42"}},"seq":7,"type":"emit"}"#,
@@ -257,7 +326,9 @@ fn hand_written_lines_decode() {
         r#"{"type":"emit","seq":1,"event":{"name":"user_message","message":{"type":"text","text":"hi"}}}"#,
     )
     .unwrap();
-    let FromConnector::Emit(e) = m else { panic!("not an emit") };
+    let FromConnector::Emit(e) = m else {
+        panic!("not an emit")
+    };
     assert_eq!(e.event.message.unwrap().as_text(), Some("hi"));
     assert!(e.event.properties.is_empty());
 
@@ -273,7 +344,10 @@ fn wrong_direction_is_an_error() {
     let body = frame::encode_body(&ToConnector::Ping(Ping { nonce: 1 })).unwrap();
     // ping is variant 4 of ToConnector; FromConnector's variant 4 is pong, which
     // decodes; the tag byte 5 (error) has no FromConnector counterpart.
-    let body5 = frame::encode_body(&ToConnector::Error(ProtocolError { message: "x".into() })).unwrap();
+    let body5 = frame::encode_body(&ToConnector::Error(ProtocolError {
+        message: "x".into(),
+    }))
+    .unwrap();
     assert!(frame::decode_body::<FromConnector>(&body5).is_err());
     assert!(frame::decode_body::<FromConnector>(&body[..0]).is_err());
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use ipc_proto::{
     ConnectorInit, DeliveredEvent, Emit, EmitAck, EmitNack, FromConnector, NackError, NackKind,
-    PROTOCOL_VERSION, ProtocolError, Ready, Secrets, Shutdown, ToConnector,
+    PROTOCOL_VERSION, Ping, ProtocolError, Ready, Secrets, Shutdown, ToConnector,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -24,6 +24,7 @@ use crate::ingress::{self, Decision};
 use crate::journal::Journal;
 use crate::logs::{AuditLog, LogSink, timestamp_secs};
 use crate::router::Router;
+use crate::status::ProcessStatus;
 use crate::supervisor::{Link, Role};
 
 /// Event counters of one Connection.
@@ -56,6 +57,8 @@ pub struct ConnectionContext {
     pub log: LogSink,
     /// Its counters.
     pub counters: Arc<ConnectionCounters>,
+    /// Its process status (events in/out).
+    pub status: Arc<ProcessStatus>,
     /// The journal.
     pub journal: Arc<Journal>,
     /// The audit log.
@@ -83,6 +86,10 @@ impl ConnectionRole {
 
     async fn on_emit(&mut self, emit: Emit, link: &mut Link<FromConnector, ToConnector>) {
         let ctx = &*self.ctx;
+        ctx.status
+            .counters
+            .events_in
+            .fetch_add(1, Ordering::Relaxed);
         if let Err(message) = ingress::check_event(&ctx.connector, &emit.event) {
             ctx.counters.nacked.fetch_add(1, Ordering::Relaxed);
             ctx.log.note(&format!("nack seq {}: {message}", emit.seq));
@@ -116,6 +123,7 @@ impl ConnectionRole {
         };
         ctx.journal.accepted(&delivered);
         ctx.counters.accepted.fetch_add(1, Ordering::Relaxed);
+        ctx.status.success();
         link.outbox
             .send(ToConnector::Ack(EmitAck {
                 seq: emit.seq,
@@ -178,6 +186,17 @@ impl Role for ConnectionRole {
 
     fn error(message: String) -> ToConnector {
         ToConnector::Error(ProtocolError { message })
+    }
+
+    fn ping(nonce: u64) -> ToConnector {
+        ToConnector::Ping(Ping { nonce })
+    }
+
+    fn pong(msg: &FromConnector) -> Option<u64> {
+        match msg {
+            FromConnector::Pong(p) => Some(p.nonce),
+            _ => None,
+        }
     }
 
     fn ready(msg: &FromConnector) -> Option<&Ready> {

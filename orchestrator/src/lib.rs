@@ -18,11 +18,13 @@
 
 pub mod bundle;
 pub mod connection;
+pub mod control;
 pub mod ingress;
 pub mod journal;
 pub mod logs;
 pub mod router;
 mod run;
+pub mod status;
 pub mod supervisor;
 
 pub use run::{RunError, RunOptions, default_state_dir, load_checked, run};

@@ -14,7 +14,8 @@ use crate::connection::{ConnectionContext, ConnectionCounters, ConnectionRole};
 use crate::journal::Journal;
 use crate::logs::{AuditLog, LogSink, StateDir};
 use crate::router::{AgentProgram, Router};
-use crate::supervisor::{ChildSpec, ProcessCounters, Supervision, supervise};
+use crate::status::{ProcessKind, ProcessStatus, Registry};
+use crate::supervisor::{ChildSpec, Supervision, supervise};
 
 /// What `run` needs.
 #[derive(Clone, Debug)]
@@ -106,6 +107,7 @@ pub async fn run(
         source,
     })?;
 
+    let registry = Arc::new(Registry::default());
     let agent_stop = CancellationToken::new();
     let agent_tasks = TaskTracker::new();
     let agents = bundle
@@ -127,6 +129,7 @@ pub async fn run(
         state.clone(),
         bundle.root.clone(),
         journal.clone(),
+        registry.clone(),
         agent_tasks.clone(),
         agent_stop.clone(),
         kill_now.clone(),
@@ -166,6 +169,8 @@ pub async fn run(
             max_frame_bytes: connector.program.max_frame_bytes,
             max_protocol_errors: connector.program.max_protocol_errors,
         };
+        let (status, control) = ProcessStatus::new(ProcessKind::Connection, &connection.name, None);
+        registry.add(status.clone());
         let ctx = ConnectionContext {
             connection: connection.clone(),
             connector,
@@ -174,6 +179,7 @@ pub async fn run(
             state_dir,
             log: log.clone(),
             counters: Arc::new(ConnectionCounters::default()),
+            status: status.clone(),
             journal: journal.clone(),
             audit: audit.clone(),
             router: router.clone(),
@@ -181,13 +187,27 @@ pub async fn run(
         let sup = Supervision {
             spec,
             restart,
+            health_interval: ctx.connector.program.health_interval,
             log,
-            counters: Arc::new(ProcessCounters::default()),
+            status,
+            control,
             stop: connection_stop.child_token(),
             kill_now: kill_now.clone(),
         };
         connection_tasks.spawn(supervise(ConnectionRole::new(Arc::new(ctx)), sup));
     }
+    let control_stop = CancellationToken::new();
+    let listener =
+        crate::control::bind(&state.control_socket()).map_err(|source| RunError::Io {
+            what: "cannot listen on",
+            path: state.control_socket(),
+            source,
+        })?;
+    let control_task = tokio::spawn(crate::control::serve(
+        listener,
+        registry.clone(),
+        control_stop.clone(),
+    ));
     tracing::info!(
         connections = bundle.connections.len(),
         agents = bundle.agents.len(),
@@ -203,6 +223,8 @@ pub async fn run(
     agent_stop.cancel();
     agent_tasks.close();
     agent_tasks.wait().await;
+    control_stop.cancel();
+    let _ = control_task.await;
     let counts = journal.counts();
     tracing::info!(
         accepted = counts.accepted.load(std::sync::atomic::Ordering::Relaxed),

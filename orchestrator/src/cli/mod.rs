@@ -1,6 +1,9 @@
 //! The command line: one module per verb.
 
+mod logs;
+mod restart;
 mod run;
+mod status;
 mod validate;
 
 use std::path::PathBuf;
@@ -30,6 +33,37 @@ enum Command {
         #[arg(long)]
         state_dir: Option<PathBuf>,
     },
+    /// Show every process: state, pid, restarts, last exit and error, events in/out.
+    Status {
+        /// The running orchestrator's state directory.
+        #[arg(long, env = "ORCHESTRATOR_STATE_DIR", default_value = ".orchestrator")]
+        state_dir: PathBuf,
+        /// Print JSON (documented in the README; stable).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print (and with -f follow) process logs, interleaved by time.
+    Logs {
+        /// orchestrator, connection/<name>, agent/<name> or agent/<name>/<instanceKey>; all when omitted.
+        target: Option<String>,
+        /// Keep printing new lines, across rotation, restarts and new instances.
+        #[arg(short, long)]
+        follow: bool,
+        /// How many past lines per file to print first.
+        #[arg(short = 'n', long, default_value_t = 10)]
+        lines: usize,
+        /// The state directory.
+        #[arg(long, env = "ORCHESTRATOR_STATE_DIR", default_value = ".orchestrator")]
+        state_dir: PathBuf,
+    },
+    /// Restart a process now, resetting its backoff and crash-loop circuit.
+    Restart {
+        /// connection/<name>, agent/<name> (every instance) or agent/<name>/<instanceKey>.
+        target: String,
+        /// The running orchestrator's state directory.
+        #[arg(long, env = "ORCHESTRATOR_STATE_DIR", default_value = ".orchestrator")]
+        state_dir: PathBuf,
+    },
 }
 
 /// Runs the chosen verb; returns the process exit code.
@@ -37,5 +71,13 @@ pub fn dispatch(cli: Cli) -> u8 {
     match cli.command {
         Command::Validate { bundle } => validate::main(&bundle),
         Command::Run { bundle, state_dir } => run::main(bundle, state_dir),
+        Command::Status { state_dir, json } => status::main(&state_dir, json),
+        Command::Logs {
+            target,
+            follow,
+            lines,
+            state_dir,
+        } => logs::main(&state_dir, target.as_deref(), follow, lines),
+        Command::Restart { target, state_dir } => restart::main(&state_dir, target),
     }
 }

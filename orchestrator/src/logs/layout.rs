@@ -117,6 +117,31 @@ pub fn escape_key(key: &str) -> String {
     out
 }
 
+/// The instance key an escaped file name stands for (the inverse of [`escape_key`],
+/// except for over-long keys, which keep only their cut form).
+pub fn unescape_key(name: &str) -> String {
+    let bytes = name.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(b) = name
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    if out == [0] {
+        return String::new();
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf29ce484222325, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
@@ -125,7 +150,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::escape_key;
+    use super::{escape_key, unescape_key};
 
     #[test]
     fn keys_become_safe_file_names() {
@@ -139,6 +164,21 @@ mod tests {
         ];
         for (key, want) in cases {
             assert_eq!(escape_key(key), want, "{key:?}");
+        }
+    }
+
+    #[test]
+    fn unescape_inverts_escape() {
+        for key in [
+            "telegram:42",
+            "webhook:/hooks/a",
+            "100%",
+            "..",
+            "",
+            "a\nb",
+            "ü/ß",
+        ] {
+            assert_eq!(unescape_key(&escape_key(key)), key, "{key:?}");
         }
     }
 

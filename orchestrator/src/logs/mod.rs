@@ -7,6 +7,7 @@
 //! dropped" when there is room again.
 
 mod layout;
+pub mod read;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -17,7 +18,7 @@ use std::time::SystemTime;
 
 use tokio::sync::mpsc;
 
-pub use layout::{StateDir, escape_key};
+pub use layout::{StateDir, escape_key, unescape_key};
 
 /// Lines waiting for one file's writer before new ones are dropped.
 const QUEUE: usize = 8192;

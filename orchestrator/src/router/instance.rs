@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ipc_proto::{
-    AgentInit, Deliver, DeliveredEvent, FromAgent, PROTOCOL_VERSION, ProtocolError, Ready,
+    AgentInit, Deliver, DeliveredEvent, FromAgent, PROTOCOL_VERSION, Ping, ProtocolError, Ready,
     Shutdown, ToAgent,
 };
 use tokio::sync::mpsc;
@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::bundle::Agent;
 use crate::journal::{DeadLetter, Journal};
 use crate::logs::LogSink;
+use crate::status::ProcessStatus;
 use crate::supervisor::{Link, Outbox, Role};
 
 /// An event waiting for (another) delivery attempt.
@@ -46,6 +47,7 @@ pub struct InstanceRole {
     in_flight: VecDeque<Pending>,
     log: LogSink,
     journal: Arc<Journal>,
+    status: Arc<ProcessStatus>,
 }
 
 impl InstanceRole {
@@ -58,6 +60,7 @@ impl InstanceRole {
         queue: mpsc::Receiver<Pending>,
         log: LogSink,
         journal: Arc<Journal>,
+        status: Arc<ProcessStatus>,
     ) -> Self {
         Self {
             agent,
@@ -70,6 +73,7 @@ impl InstanceRole {
             in_flight: VecDeque::new(),
             log,
             journal,
+            status,
         }
     }
 
@@ -84,6 +88,10 @@ impl InstanceRole {
             event: p.event.clone(),
         });
         self.in_flight.push_back(p);
+        self.status
+            .counters
+            .events_in
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         outbox.send(msg).await;
     }
 
@@ -120,7 +128,10 @@ impl InstanceRole {
     async fn on_message(&mut self, msg: FromAgent, link: &mut Link<FromAgent, ToAgent>) -> bool {
         match msg {
             FromAgent::Ack(ack) => match self.take_in_flight(&ack.id) {
-                Some(_) => self.journal.delivered(&ack.id),
+                Some(_) => {
+                    self.journal.delivered(&ack.id);
+                    self.status.success();
+                }
                 None => {
                     return link
                         .violation(format!("ack for '{}', which is not in flight", ack.id))
@@ -172,6 +183,17 @@ impl Role for InstanceRole {
 
     fn error(message: String) -> ToAgent {
         ToAgent::Error(ProtocolError { message })
+    }
+
+    fn ping(nonce: u64) -> ToAgent {
+        ToAgent::Ping(Ping { nonce })
+    }
+
+    fn pong(msg: &FromAgent) -> Option<u64> {
+        match msg {
+            FromAgent::Pong(p) => Some(p.nonce),
+            _ => None,
+        }
     }
 
     fn ready(msg: &FromAgent) -> Option<&Ready> {

@@ -27,7 +27,8 @@ pub use instance::{InstanceRole, Pending};
 use crate::bundle::Agent;
 use crate::journal::Journal;
 use crate::logs::{LogSink, StateDir};
-use crate::supervisor::{ChildSpec, ProcessCounters, Supervision, supervise};
+use crate::status::{ProcessKind, ProcessStatus, Registry};
+use crate::supervisor::{ChildSpec, Supervision, supervise};
 
 /// Why an event could not be handed to an agent instance.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +66,7 @@ struct Shared {
     state: StateDir,
     cwd: PathBuf,
     journal: Arc<Journal>,
+    registry: Arc<Registry>,
     tracker: TaskTracker,
     stop: CancellationToken,
     kill_now: CancellationToken,
@@ -73,7 +75,6 @@ struct Shared {
 #[derive(Debug)]
 struct Instance {
     queue: mpsc::Sender<Pending>,
-    counters: Arc<ProcessCounters>,
 }
 
 impl Router {
@@ -83,6 +84,7 @@ impl Router {
         state: StateDir,
         cwd: PathBuf,
         journal: Arc<Journal>,
+        registry: Arc<Registry>,
         tracker: TaskTracker,
         stop: CancellationToken,
         kill_now: CancellationToken,
@@ -93,6 +95,7 @@ impl Router {
             state,
             cwd,
             journal,
+            registry,
             tracker,
             stop,
             kill_now,
@@ -118,20 +121,6 @@ impl Router {
             .map_err(|_| DispatchError::Stopping(agent.to_string(), key))
     }
 
-    /// The pids of running instances, by (agent, instanceKey).
-    pub fn pids(&self) -> BTreeMap<(String, String), u32> {
-        let instances = self.shared.instances.lock().expect("router lock");
-        instances
-            .iter()
-            .map(|(k, i)| {
-                (
-                    k.clone(),
-                    i.counters.pid.load(std::sync::atomic::Ordering::Relaxed) as u32,
-                )
-            })
-            .collect()
-    }
-
     fn queue_for(
         &self,
         swarm: &str,
@@ -151,7 +140,8 @@ impl Router {
             .map_err(|e| DispatchError::Log(agent.to_string(), key.to_string(), e))?;
         let state_dir = shared.state.agent_state(agent, key);
         let (tx, rx) = mpsc::channel(program.agent.max_queue.max(1) as usize);
-        let counters = Arc::new(ProcessCounters::default());
+        let (status, control) = ProcessStatus::new(ProcessKind::Agent, agent, Some(key));
+        shared.registry.add(status.clone());
         let role = InstanceRole::new(
             program.agent.clone(),
             key.to_string(),
@@ -160,6 +150,7 @@ impl Router {
             rx,
             log.clone(),
             shared.journal.clone(),
+            status.clone(),
         );
         let p = &program.agent.program;
         let sup = Supervision {
@@ -173,18 +164,17 @@ impl Router {
                 max_protocol_errors: p.max_protocol_errors,
             },
             restart: p.restart.clone(),
+            health_interval: p.health_interval,
             log,
-            counters: counters.clone(),
+            status,
+            control,
             stop: shared.stop.child_token(),
             kill_now: shared.kill_now.clone(),
         };
         shared.tracker.spawn(supervise(role, sup));
         instances.insert(
             (agent.to_string(), key.to_string()),
-            Instance {
-                queue: tx.clone(),
-                counters,
-            },
+            Instance { queue: tx.clone() },
         );
         Ok(tx)
     }

@@ -18,6 +18,10 @@ pub enum ExitCause {
     ExecFailed(io::ErrorKind, String),
     /// It ran but never became ready.
     FailedStart(String),
+    /// It stopped answering pings and was killed.
+    Hung(u64),
+    /// It speaks another protocol version.
+    Incompatible(String),
 }
 
 impl ExitCause {
@@ -67,6 +71,8 @@ impl fmt::Display for ExitCause {
             }
             ExitCause::ExecFailed(_, msg) => write!(f, "failed to execute: {msg}"),
             ExitCause::FailedStart(msg) => write!(f, "failed start: {msg}"),
+            ExitCause::Hung(missed) => write!(f, "hung: {missed} pings unanswered, killed"),
+            ExitCause::Incompatible(msg) => write!(f, "incompatible: {msg}"),
         }
     }
 }

@@ -10,8 +10,8 @@ use futures::{Sink, SinkExt, Stream, StreamExt};
 use ipc_proto::DecodeError;
 use tokio::sync::mpsc;
 
-use super::ProcessCounters;
 use crate::logs::LogSink;
+use crate::status::ProcessStatus;
 
 type Incoming<In> = Pin<Box<dyn Stream<Item = io::Result<Result<In, DecodeError>>> + Send>>;
 
@@ -50,7 +50,8 @@ pub struct Link<In, Out> {
     max_errors: u32,
     make_error: fn(String) -> Out,
     log: LogSink,
-    counters: Arc<ProcessCounters>,
+    status: Arc<ProcessStatus>,
+    pong: fn(&In) -> Option<u64>,
 }
 
 impl<In, Out> std::fmt::Debug for Link<In, Out> {
@@ -73,13 +74,18 @@ pub struct LinkOptions<Out> {
     pub make_error: fn(String) -> Out,
     /// The child's log.
     pub log: LogSink,
-    /// The child's counters.
-    pub counters: Arc<ProcessCounters>,
+    /// The child's status (protocol errors, pongs).
+    pub status: Arc<ProcessStatus>,
 }
 
 impl<In: Send + 'static, Out: Send + 'static> Link<In, Out> {
     /// Joins a decoded input stream and an output sink; spawns the writer task.
-    pub fn new<S>(incoming: Incoming<In>, sink: S, opts: LinkOptions<Out>) -> Self
+    pub fn new<S>(
+        incoming: Incoming<In>,
+        sink: S,
+        opts: LinkOptions<Out>,
+        pong: fn(&In) -> Option<u64>,
+    ) -> Self
     where
         S: Sink<Out, Error = io::Error> + Send + Unpin + 'static,
     {
@@ -94,7 +100,8 @@ impl<In: Send + 'static, Out: Send + 'static> Link<In, Out> {
             max_errors: opts.max_errors,
             make_error: opts.make_error,
             log: opts.log,
-            counters: opts.counters,
+            status: opts.status,
+            pong,
         }
     }
 
@@ -106,7 +113,16 @@ impl<In: Send + 'static, Out: Send + 'static> Link<In, Out> {
             let item = self.incoming.next().await?;
             self.received += 1;
             match item {
-                Ok(Ok(msg)) => return Some(msg),
+                Ok(Ok(msg)) => {
+                    if let Some(nonce) = (self.pong)(&msg) {
+                        self.status
+                            .counters
+                            .last_pong
+                            .store(nonce, Ordering::Relaxed);
+                        self.status.health_checked();
+                    }
+                    return Some(msg);
+                }
                 Ok(Err(e)) => {
                     let text = format!("{} {}: {e}", self.unit, self.received);
                     if !self.violation(text).await {
@@ -126,9 +142,11 @@ impl<In: Send + 'static, Out: Send + 'static> Link<In, Out> {
     /// the link should be closed.
     pub async fn violation(&mut self, text: String) -> bool {
         self.errors += 1;
-        self.counters
+        self.status
+            .counters
             .protocol_errors
             .fetch_add(1, Ordering::Relaxed);
+        self.status.set_error(text.clone());
         self.log.note(&format!("protocol error: {text}"));
         tracing::warn!(log = %self.log.path().display(), "protocol error: {text}");
         self.outbox.send((self.make_error)(text)).await;

@@ -5,7 +5,8 @@
 //! Each supervised process is one task running [`supervise`], which owns the
 //! `Child`, its [`Link`] and its restart state; what the child is *for* is a
 //! [`Role`] (a Connection's connector, or one agent instance) that handles
-//! its messages. One life of a child:
+//! its messages. Others see it through its [`ProcessStatus`] and talk to it
+//! with [`Control`] requests. One life of a child:
 //!
 //! 1. [`spawn`] starts it in its own process group with a built environment
 //!    and its transport (an inherited socketpair for `frames`, stdin/stdout
@@ -13,56 +14,54 @@
 //! 2. The handshake sends `init` and waits for `ready` within `startTimeout`;
 //!    a `ready` that names another protocol version is refused for good.
 //! 3. [`Role::serve`] handles messages until the channel closes. Meanwhile
-//!    this task watches for the process to exit and for a stop request.
+//!    this task pings it every `healthInterval` (three unanswered pings: hung,
+//!    killed), and watches for the exit, a stop and a manual restart.
 //! 4. A stop sends `shutdown`, waits `stop.grace`, sends SIGTERM to the
 //!    group, waits `stop.termGrace`, then SIGKILL. A second signal to the
 //!    orchestrator (`kill_now`) skips straight to SIGKILL.
 //! 5. After an exit the restart policy decides: restart after a backoff
-//!    (reset once a run lasted `resetAfter`), wait in place for a manual
-//!    restart (permanent exit codes, exec failures, a protocol mismatch), or
-//!    stay stopped until the role has work again.
+//!    (reset once a run lasted `resetAfter`); trip the crash-loop circuit
+//!    after too many failures in its window and probe again every cooldown;
+//!    wait in `failed` for a manual restart (permanent exit codes, exec
+//!    failures, a protocol mismatch); or stay stopped until the role has work.
+//!    A failure writes a crash record (cause and the last 64 KiB of stderr)
+//!    to the child's log.
 //!
-//! A child's failure is recorded in its log and never leaves this task: one
-//! child cannot take the orchestrator or a sibling down.
+//! A child's failure never leaves this task: one child cannot take the
+//! orchestrator or a sibling down.
 
 mod backoff;
+mod circuit;
 mod exit;
 mod lines;
 mod link;
+mod session;
 mod spawn;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use ipc_proto::{PROTOCOL_VERSION, Ready};
+use ipc_proto::Ready;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::time::{Instant, sleep, sleep_until};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep};
 use tokio_util::sync::CancellationToken;
 
 pub use backoff::RestartBackoff;
+pub use circuit::Circuit;
 pub use exit::ExitCause;
 pub use link::{Link, LinkOptions, Outbox};
-pub use spawn::{CHILD_IPC_FD, ChildSpec, Spawned, child_env, spawn};
+pub use spawn::{
+    CHILD_IPC_FD, ChildSpec, STDERR_TAIL_BYTES, Spawned, StderrTail, child_env, spawn,
+};
 
 use crate::bundle::RestartPolicy;
 use crate::logs::LogSink;
-
-/// How long a closed channel may precede the exit (or an exit the last messages) before we act.
-const EXIT_SETTLE: Duration = Duration::from_secs(2);
-
-/// Counters of one supervised child, shared with whoever reports on it.
-#[derive(Debug, Default)]
-pub struct ProcessCounters {
-    /// Frames or lines that did not decode, or messages the child may not send.
-    pub protocol_errors: AtomicU64,
-    /// Restarts so far.
-    pub restarts: AtomicU64,
-    /// The current pid, 0 when not running.
-    pub pid: AtomicU64,
-}
+use crate::status::{Control, ProcessState, ProcessStatus};
+use session::{Handshake, SessionEnd, handshake, serve_until_exit, stop_unready};
 
 /// What a kind of child does with its channel. Implemented by connections and agent instances.
 pub trait Role: Send + 'static {
@@ -77,6 +76,10 @@ pub trait Role: Send + 'static {
     fn shutdown(grace: Duration) -> Self::Out;
     /// An `error` message.
     fn error(message: String) -> Self::Out;
+    /// A `ping` message.
+    fn ping(nonce: u64) -> Self::Out;
+    /// The nonce of `msg`, if it is a `pong`.
+    fn pong(msg: &Self::In) -> Option<u64>;
     /// The `ready` inside `msg`, if it is one.
     fn ready(msg: &Self::In) -> Option<&Ready>;
     /// A message that came before `ready`; `Err` names why it may not.
@@ -103,283 +106,240 @@ pub struct Supervision {
     pub spec: ChildSpec,
     /// The restart policy.
     pub restart: RestartPolicy,
+    /// Ping period; `None` = no health checks.
+    pub health_interval: Option<Duration>,
     /// Its log file.
     pub log: LogSink,
-    /// Its counters.
-    pub counters: Arc<ProcessCounters>,
+    /// Its status, which this task keeps current.
+    pub status: Arc<ProcessStatus>,
+    /// Manual control requests (`orchestrator restart`).
+    pub control: mpsc::Receiver<Control>,
     /// Cancelled to stop it gracefully.
     pub stop: CancellationToken,
     /// Cancelled to kill it at once.
     pub kill_now: CancellationToken,
 }
 
-enum Handshake {
-    Ready,
-    Stopped,
-    Failed(String),
-    Incompatible(String),
+/// What ended a wait between runs.
+enum Wake {
+    /// Time to start again.
+    Start,
+    /// A manual restart: start now, forgetting past failures.
+    Restart,
+    /// The orchestrator is stopping.
+    Stop,
 }
 
 /// Runs `role`'s child under `sup` until `sup.stop` is cancelled and the child is gone.
-pub async fn supervise<R: Role>(mut role: R, sup: Supervision) {
+pub async fn supervise<R: Role>(mut role: R, mut sup: Supervision) {
     let mut backoff = RestartBackoff::new(&sup.restart.backoff, None);
-    let log = &sup.log;
-    while !sup.stop.is_cancelled() {
+    let mut circuit = Circuit::new(&sup.restart.circuit);
+    let status = sup.status.clone();
+    let log = sup.log.clone();
+    loop {
+        if sup.stop.is_cancelled() {
+            break;
+        }
+        status.set_state(ProcessState::Starting);
+        status.counters.pings_sent.store(0, Ordering::Relaxed);
+        status.counters.last_pong.store(0, Ordering::Relaxed);
         let opts = LinkOptions {
             unit: "",
             max_errors: sup.spec.max_protocol_errors,
             make_error: R::error,
             log: log.clone(),
-            counters: sup.counters.clone(),
+            status: status.clone(),
         };
-        let mut s = match spawn::<R::In, R::Out>(&sup.spec, log, opts) {
-            Ok(s) => s,
-            Err(e) => {
-                let cause = ExitCause::ExecFailed(e.kind(), e.to_string());
-                log.note(&format!("{}: {cause}", sup.spec.program.display()));
-                if cause.is_permanent(&sup.restart) {
-                    log.note(
-                        "not restarting: the executable cannot be run; fix the entry and restart",
-                    );
-                    sup.stop.cancelled().await;
-                    return;
-                }
-                if !pause(&mut backoff, &sup).await {
-                    return;
-                }
-                continue;
-            }
-        };
-        sup.counters.pid.store(u64::from(s.pid), Ordering::Relaxed);
-        log.note(&format!(
-            "started {} (pid {})",
-            sup.spec.program.display(),
-            s.pid
-        ));
-
-        let (cause, ran_for) = match handshake(&mut role, &mut s.link, &sup).await {
-            Handshake::Ready => {
-                let ready_at = Instant::now();
-                log.note("ready");
-                let stopped = serve_until_exit(&mut role, &mut s, &sup).await;
-                if stopped {
-                    role.exited();
-                    sup.counters.pid.store(0, Ordering::Relaxed);
-                    return;
-                }
-                (exit_cause(&mut s).await, ready_at.elapsed())
-            }
-            Handshake::Stopped => {
-                stop_child(&mut s, &sup).await;
+        let (cause, ran_for) = match spawn::<R::In, R::Out>(&sup.spec, &log, opts, R::pong) {
+            Err(e) => (
+                ExitCause::ExecFailed(e.kind(), e.to_string()),
+                Duration::ZERO,
+            ),
+            Ok(mut s) => {
+                status
+                    .counters
+                    .pid
+                    .store(u64::from(s.pid), Ordering::Relaxed);
+                log.note(&format!(
+                    "started {} (pid {})",
+                    sup.spec.program.display(),
+                    s.pid
+                ));
+                let outcome = run_once(&mut role, &mut s, &mut sup).await;
                 role.exited();
-                return;
-            }
-            Handshake::Failed(reason) => {
-                kill_group(s.pid);
-                let exited = exit_cause(&mut s).await;
-                // An exit with a code of its own says more than "no ready".
-                let cause = match exited {
-                    ExitCause::Exited(code) if code != 0 => exited,
-                    _ => ExitCause::FailedStart(reason),
-                };
-                (cause, Duration::ZERO)
-            }
-            Handshake::Incompatible(reason) => {
-                kill_group(s.pid);
-                let _ = s.child.wait().await;
-                role.exited();
-                sup.counters.pid.store(0, Ordering::Relaxed);
-                log.note(&format!("not restarting: {reason}"));
-                sup.stop.cancelled().await;
-                return;
+                status.counters.pid.store(0, Ordering::Relaxed);
+                match outcome {
+                    Outcome::Stopped => break,
+                    Outcome::Restart => {
+                        backoff.reset();
+                        circuit.reset();
+                        status.restarted();
+                        continue;
+                    }
+                    Outcome::Exited(cause, ran_for) => {
+                        let _ =
+                            tokio::time::timeout(Duration::from_millis(500), &mut s.stderr_done)
+                                .await;
+                        crash_record(&log, &status, &cause, &s.stderr_tail);
+                        (cause, ran_for)
+                    }
+                }
             }
         };
-        role.exited();
-        sup.counters.pid.store(0, Ordering::Relaxed);
-        log.note(&format!("exited: {cause}"));
+        if matches!(cause, ExitCause::ExecFailed(..)) {
+            log.note(&format!("{}: {cause}", sup.spec.program.display()));
+            status.set_exit(cause.to_string(), Some(cause.to_string()));
+        }
 
-        if cause.is_permanent(&sup.restart) {
-            log.note("not restarting: permanent failure; fix the configuration and restart");
-            sup.stop.cancelled().await;
-            return;
-        }
-        if !cause.wants_restart(sup.restart.policy) {
-            log.note("stopped; the restart policy does not restart it");
-            if !role.wait_for_work(&sup.stop).await {
-                return;
+        let wake = if cause.is_permanent(&sup.restart) {
+            status.set_state(ProcessState::Failed);
+            log.note("failed: not restarting until a manual restart (`orchestrator restart`) or a bundle change");
+            wait(&mut sup, None).await
+        } else if !cause.wants_restart(sup.restart.policy) {
+            status.set_state(ProcessState::Stopped);
+            log.note("stopped: the restart policy does not restart it");
+            tokio::select! {
+                more = role.wait_for_work(&sup.stop) => if more { Wake::Start } else { Wake::Stop },
+                c = sup.control.recv() => if c.is_some() { Wake::Restart } else { Wake::Stop },
             }
-            backoff.reset();
-            continue;
+        } else {
+            if ran_for >= sup.restart.reset_after {
+                backoff.reset();
+                circuit.reset();
+            }
+            if circuit.failure(Instant::now()) {
+                status.set_state(ProcessState::Crashloop);
+                let cooldown = circuit.cooldown();
+                let msg = format!(
+                    "crash loop: {} failures within {}; next probe in {}",
+                    circuit.count(),
+                    humantime::format_duration(sup.restart.circuit.window),
+                    humantime::format_duration(cooldown)
+                );
+                log.note(&msg);
+                status.set_error(msg);
+                wait(&mut sup, Some(cooldown)).await
+            } else {
+                status.set_state(ProcessState::Backoff);
+                let delay = backoff.next_delay();
+                log.note(&format!(
+                    "restarting in {}",
+                    humantime::format_duration(round_ms(delay))
+                ));
+                wait(&mut sup, Some(delay)).await
+            }
+        };
+        match wake {
+            Wake::Stop => break,
+            Wake::Start => status.restarted(),
+            Wake::Restart => {
+                log.note("manual restart");
+                backoff.reset();
+                circuit.reset();
+                status.restarted();
+            }
         }
-        if ran_for >= sup.restart.reset_after {
-            backoff.reset();
+    }
+    status.set_state(ProcessState::Stopped);
+}
+
+enum Outcome {
+    /// Stopped on request; nothing more to do.
+    Stopped,
+    /// Stopped for a manual restart.
+    Restart,
+    /// It ended by itself (or was killed as hung), after running this long since `ready`.
+    Exited(ExitCause, Duration),
+}
+
+/// One run of a spawned child: handshake, serve, exit.
+async fn run_once<R: Role>(
+    role: &mut R,
+    s: &mut Spawned<R::In, R::Out>,
+    sup: &mut Supervision,
+) -> Outcome {
+    let status = &sup.status;
+    match handshake(role, &mut s.link, sup).await {
+        Handshake::Ready => {}
+        Handshake::Stopped => {
+            stop_unready(s, sup).await;
+            return Outcome::Stopped;
         }
-        if !pause(&mut backoff, &sup).await {
-            return;
+        Handshake::Failed(reason) => {
+            session::kill_group(s.pid);
+            let exited = session::exit_cause(s).await;
+            // An exit code of its own says more than "no ready".
+            let cause = match exited {
+                ExitCause::Exited(code) if code != 0 => exited,
+                _ => ExitCause::FailedStart(reason),
+            };
+            return Outcome::Exited(cause, Duration::ZERO);
         }
+        Handshake::Incompatible(reason) => {
+            session::kill_group(s.pid);
+            let _ = s.child.wait().await;
+            return Outcome::Exited(ExitCause::Incompatible(reason), Duration::ZERO);
+        }
+    }
+    let ready_at = Instant::now();
+    status.set_state(ProcessState::Ready);
+    sup.log.note("ready");
+    let end = serve_until_exit(role, s, sup).await;
+    let ran_for = ready_at.elapsed();
+    match end {
+        SessionEnd::Stopped => Outcome::Stopped,
+        SessionEnd::Restart => Outcome::Restart,
+        SessionEnd::Hung(missed) => {
+            let _ = s.child.wait().await;
+            Outcome::Exited(ExitCause::Hung(missed), ran_for)
+        }
+        SessionEnd::Exited => Outcome::Exited(session::exit_cause(s).await, ran_for),
     }
 }
 
-/// Waits out the next backoff delay; false when stopped meanwhile.
-async fn pause(backoff: &mut RestartBackoff, sup: &Supervision) -> bool {
-    let delay = backoff.next_delay();
-    sup.log.note(&format!(
-        "restarting in {}",
-        humantime::format_duration(round_ms(delay))
-    ));
-    tokio::select! {
-        _ = sleep(delay) => {
-            sup.counters.restarts.fetch_add(1, Ordering::Relaxed);
-            true
+/// Waits `delay` (or forever), a manual restart, or the stop.
+async fn wait(sup: &mut Supervision, delay: Option<Duration>) -> Wake {
+    let timer = async {
+        match delay {
+            Some(d) => sleep(d).await,
+            None => std::future::pending().await,
         }
-        _ = sup.stop.cancelled() => false,
+    };
+    tokio::select! {
+        _ = timer => Wake::Start,
+        c = sup.control.recv() => match c {
+            Some(Control::Restart) => Wake::Restart,
+            None => Wake::Stop,
+        },
+        _ = sup.stop.cancelled() => Wake::Stop,
     }
+}
+
+/// Logs how a run ended and keeps the cause in the status; for a failure,
+/// a crash record with the last of its stderr.
+fn crash_record(log: &LogSink, status: &ProcessStatus, cause: &ExitCause, tail: &StderrTail) {
+    log.note(&format!("exited: {cause}"));
+    let lines = tail.lines();
+    let last_line = lines.iter().rev().find(|l| !l.trim().is_empty()).cloned();
+    let error = match cause {
+        ExitCause::Exited(0) => None,
+        ExitCause::FailedStart(reason) | ExitCause::Incompatible(reason) => Some(reason.clone()),
+        _ => last_line.clone().or_else(|| Some(cause.to_string())),
+    };
+    status.set_exit(cause.to_string(), error);
+    if *cause == ExitCause::Exited(0) {
+        return;
+    }
+    let bytes: usize = lines.iter().map(|l| l.len() + 1).sum();
+    log.note(&format!(
+        "crash record: {cause}; last {bytes} bytes of stderr follow"
+    ));
+    for line in &lines {
+        log.line("crash", line);
+    }
+    log.note("end of crash record");
 }
 
 fn round_ms(d: Duration) -> Duration {
     Duration::from_millis(d.as_millis() as u64)
-}
-
-async fn handshake<R: Role>(
-    role: &mut R,
-    link: &mut Link<R::In, R::Out>,
-    sup: &Supervision,
-) -> Handshake {
-    if !link.outbox.send(role.init()).await {
-        return Handshake::Failed("channel closed before init".into());
-    }
-    let timeout = sup.restart.start_timeout;
-    let deadline = sleep(timeout);
-    tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            _ = &mut deadline => {
-                return Handshake::Failed(format!("no ready within {}", humantime::format_duration(timeout)));
-            }
-            _ = sup.stop.cancelled() => return Handshake::Stopped,
-            msg = link.recv() => {
-                let Some(msg) = msg else {
-                    return Handshake::Failed("channel closed before ready".into());
-                };
-                if let Some(ready) = R::ready(&msg) {
-                    return match ready.protocol {
-                        Some(v) if v != PROTOCOL_VERSION => {
-                            let reason = format!(
-                                "child speaks protocol version {v}; this orchestrator speaks {PROTOCOL_VERSION}"
-                            );
-                            link.violation(reason.clone()).await;
-                            Handshake::Incompatible(reason)
-                        }
-                        _ => Handshake::Ready,
-                    };
-                }
-                if let Err(why) = role.before_ready(msg)
-                    && !link.violation(why).await
-                {
-                    return Handshake::Failed("too many bad messages before ready".into());
-                }
-            }
-        }
-    }
-}
-
-/// Serves a ready child until it exits. True when the exit was our stop.
-async fn serve_until_exit<R: Role>(
-    role: &mut R,
-    s: &mut Spawned<R::In, R::Out>,
-    sup: &Supervision,
-) -> bool {
-    let outbox = s.link.outbox.clone();
-    let pid = s.pid;
-    let serve = role.serve(&mut s.link, &sup.stop);
-    tokio::pin!(serve);
-    let mut stopping = false;
-    let mut escalation = Escalation::None;
-    let far = Instant::now() + Duration::from_secs(86400 * 365);
-    let deadline = sleep_until(far);
-    tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            () = &mut serve => {
-                // The channel closed: the process should be on its way out.
-                if tokio::time::timeout(EXIT_SETTLE, s.child.wait()).await.is_err() {
-                    sup.log.note("channel closed but the process lives on: killing it");
-                    kill_group(pid);
-                }
-                return stopping;
-            }
-            _ = s.child.wait() => {
-                // Let the role take what the child wrote before it died.
-                let _ = tokio::time::timeout(EXIT_SETTLE, &mut serve).await;
-                return stopping;
-            }
-            _ = sup.stop.cancelled(), if !stopping => {
-                stopping = true;
-                let grace = sup.restart.stop.grace;
-                outbox.send(R::shutdown(grace)).await;
-                deadline.as_mut().reset(Instant::now() + grace);
-                escalation = Escalation::Term;
-            }
-            _ = &mut deadline, if stopping => {
-                match escalation {
-                    Escalation::Term => {
-                        sup.log.note("no exit within the grace period: SIGTERM");
-                        signal_group(pid, libc::SIGTERM);
-                        deadline.as_mut().reset(Instant::now() + sup.restart.stop.term_grace);
-                        escalation = Escalation::Kill;
-                    }
-                    Escalation::Kill | Escalation::None => {
-                        sup.log.note("no exit after SIGTERM: SIGKILL");
-                        kill_group(pid);
-                        deadline.as_mut().reset(far);
-                    }
-                }
-            }
-            _ = sup.kill_now.cancelled(), if escalation != Escalation::None || stopping => {
-                kill_group(pid);
-                deadline.as_mut().reset(far);
-                escalation = Escalation::None;
-            }
-        }
-    }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Escalation {
-    None,
-    Term,
-    Kill,
-}
-
-/// Stops a child that never became ready: it gets no `shutdown`, only signals.
-async fn stop_child<In, Out>(s: &mut Spawned<In, Out>, sup: &Supervision) {
-    signal_group(s.pid, libc::SIGTERM);
-    tokio::select! {
-        _ = s.child.wait() => {}
-        _ = sleep(sup.restart.stop.term_grace) => kill_group(s.pid),
-        _ = sup.kill_now.cancelled() => kill_group(s.pid),
-    }
-    let _ = s.child.wait().await;
-}
-
-async fn exit_cause<In, Out>(s: &mut Spawned<In, Out>) -> ExitCause {
-    match s.child.wait().await {
-        Ok(status) => ExitCause::from_status(status),
-        Err(e) => ExitCause::ExecFailed(e.kind(), format!("wait failed: {e}")),
-    }
-}
-
-fn signal_group(pid: u32, signal: i32) {
-    if pid == 0 {
-        return;
-    }
-    // SAFETY: kill(2) with a negative pid signals the process group the child
-    // leads (it was spawned with process_group(0)); no memory is involved.
-    unsafe {
-        libc::kill(-(pid as libc::pid_t), signal);
-    }
-}
-
-fn kill_group(pid: u32) {
-    signal_group(pid, libc::SIGKILL);
 }

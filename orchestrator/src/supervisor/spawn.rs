@@ -1,10 +1,11 @@
 //! Starting one child: its command, environment, process group, transport and log pumps.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use ipc_proto::codec::{FrameCodec, JsonlCodec};
@@ -53,6 +54,45 @@ pub struct Spawned<In, Out> {
     pub pid: u32,
     /// The channel.
     pub link: Link<In, Out>,
+    /// The last bytes it wrote to stderr, for its crash record.
+    pub stderr_tail: StderrTail,
+    /// Finishes when its stderr is closed (so the tail is complete).
+    pub stderr_done: tokio::task::JoinHandle<()>,
+}
+
+/// How much of a child's stderr a crash record keeps.
+pub const STDERR_TAIL_BYTES: usize = 64 * 1024;
+
+/// The last [`STDERR_TAIL_BYTES`] of a child's stderr, whole lines.
+#[derive(Clone, Debug, Default)]
+pub struct StderrTail {
+    lines: Arc<Mutex<(VecDeque<String>, usize)>>,
+}
+
+impl StderrTail {
+    fn push(&self, line: &str) {
+        let mut guard = self.lines.lock().expect("tail lock");
+        let (lines, bytes) = &mut *guard;
+        *bytes += line.len() + 1;
+        lines.push_back(line.to_string());
+        while *bytes > STDERR_TAIL_BYTES {
+            match lines.pop_front() {
+                Some(old) => *bytes -= old.len() + 1,
+                None => break,
+            }
+        }
+    }
+
+    /// The kept lines, oldest first.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines
+            .lock()
+            .expect("tail lock")
+            .0
+            .iter()
+            .cloned()
+            .collect()
+    }
 }
 
 /// The environment of a child: built, never inherited. PATH, HOME and LANG
@@ -75,6 +115,7 @@ pub fn spawn<In, Out>(
     spec: &ChildSpec,
     log: &LogSink,
     opts: LinkOptions<Out>,
+    pong: fn(&In) -> Option<u64>,
 ) -> io::Result<Spawned<In, Out>>
 where
     In: DeserializeOwned + Send + 'static,
@@ -125,12 +166,13 @@ where
     let pid = child.id().unwrap_or_default();
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
-    pump(stderr, log.clone(), "stderr");
+    let stderr_tail = StderrTail::default();
+    let stderr_done = pump(stderr, log.clone(), "stderr", Some(stderr_tail.clone()));
 
     let unit;
     let link = match parent_end {
         Some(sock) => {
-            pump(stdout, log.clone(), "stdout");
+            pump(stdout, log.clone(), "stdout", None);
             unit = "frame";
             sock.set_nonblocking(true)?;
             let sock = tokio::net::UnixStream::from_std(sock)?;
@@ -138,7 +180,12 @@ where
             let incoming = FramedRead::new(read, FrameCodec::<In, Out>::new(spec.max_frame_bytes));
             let outgoing =
                 FramedWrite::new(write, FrameCodec::<In, Out>::new(spec.max_frame_bytes));
-            Link::new(incoming.boxed(), outgoing, LinkOptions { unit, ..opts })
+            Link::new(
+                incoming.boxed(),
+                outgoing,
+                LinkOptions { unit, ..opts },
+                pong,
+            )
         }
         None => {
             unit = "line";
@@ -147,10 +194,21 @@ where
                 FramedRead::new(stdout, JsonlCodec::<In, Out>::new(spec.max_frame_bytes));
             let outgoing =
                 FramedWrite::new(stdin, JsonlCodec::<In, Out>::new(spec.max_frame_bytes));
-            Link::new(incoming.boxed(), outgoing, LinkOptions { unit, ..opts })
+            Link::new(
+                incoming.boxed(),
+                outgoing,
+                LinkOptions { unit, ..opts },
+                pong,
+            )
         }
     };
-    Ok(Spawned { child, pid, link })
+    Ok(Spawned {
+        child,
+        pid,
+        link,
+        stderr_tail,
+        stderr_done,
+    })
 }
 
 /// The child dies with us: SIGKILL when the orchestrator's thread that forked
@@ -185,11 +243,19 @@ fn place_fd(fd: i32, target: i32) -> io::Result<()> {
 }
 
 /// Copies a child's output stream into its log, a line at a time.
-fn pump<R: AsyncRead + Send + Unpin + 'static>(reader: R, log: LogSink, source: &'static str) {
+fn pump<R: AsyncRead + Send + Unpin + 'static>(
+    reader: R,
+    log: LogSink,
+    source: &'static str,
+    tail: Option<StderrTail>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut lines = FramedRead::new(reader, LossyLines::new(MAX_LOG_LINE));
         while let Some(Ok(line)) = lines.next().await {
             log.line(source, &line);
+            if let Some(tail) = &tail {
+                tail.push(&line);
+            }
         }
-    });
+    })
 }

@@ -1,0 +1,152 @@
+//! The control socket: how `status` and `restart` talk to a running orchestrator.
+//!
+//! # Theory of operation
+//!
+//! `run` listens on `control.sock` in the state directory (a Unix socket,
+//! through `interprocess`). A client connects, writes one JSON request line,
+//! reads one JSON response line, and the connection closes. Requests are
+//! [`Request`]s, answers are [`Response`]s; both are documented in the README
+//! and stable. A malformed request gets an error response, never a crash.
+//! Only the owner can connect: the socket is created mode 0600.
+
+mod client;
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use interprocess::local_socket::tokio::{Listener, Stream, prelude::*};
+use interprocess::local_socket::{GenericFilePath, ListenerOptions};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio_util::sync::CancellationToken;
+
+pub use client::request;
+
+use crate::status::{Control, ProcessSnapshot, Registry};
+
+/// Longest request line accepted.
+const MAX_REQUEST: u64 = 64 * 1024;
+
+/// What a client asks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "verb", rename_all = "lowercase")]
+pub enum Request {
+    /// Every process's status.
+    Status,
+    /// A manual restart of the processes a target names.
+    Restart {
+        /// `connection/<name>`, `agent/<name>` or `agent/<name>/<instanceKey>`.
+        target: String,
+    },
+}
+
+/// What the orchestrator answers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Response {
+    /// Whether the request was carried out.
+    pub ok: bool,
+    /// Why not, when `ok` is false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// For `status`: every process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processes: Option<Vec<ProcessSnapshot>>,
+    /// For `restart`: the targets restarted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted: Option<Vec<String>>,
+}
+
+impl Response {
+    fn error(message: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            error: Some(message.into()),
+            processes: None,
+            restarted: None,
+        }
+    }
+}
+
+/// Binds `control.sock` at `path`, replacing a stale one.
+pub fn bind(path: &Path) -> io::Result<Listener> {
+    let name = path.to_fs_name::<GenericFilePath>()?;
+    let listener = ListenerOptions::new()
+        .name(name)
+        .try_overwrite(true)
+        .create_tokio()?;
+    restrict(path)?;
+    Ok(listener)
+}
+
+fn restrict(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
+/// Answers clients until `stop` is cancelled.
+pub async fn serve(listener: Listener, registry: Arc<Registry>, stop: CancellationToken) {
+    loop {
+        let conn = tokio::select! {
+            c = listener.accept() => c,
+            _ = stop.cancelled() => return,
+        };
+        match conn {
+            Ok(conn) => {
+                tokio::spawn(handle(conn, registry.clone()));
+            }
+            Err(e) => tracing::warn!("control socket: accept failed: {e}"),
+        }
+    }
+}
+
+async fn handle(conn: Stream, registry: Arc<Registry>) {
+    let mut line = String::new();
+    let mut reader = BufReader::new((&conn).take(MAX_REQUEST));
+    let response = match reader.read_line(&mut line).await {
+        Ok(0) => return,
+        Ok(_) => match serde_json::from_str::<Request>(&line) {
+            Ok(req) => answer(req, &registry),
+            Err(e) => Response::error(format!("bad request: {e}")),
+        },
+        Err(e) => Response::error(format!("bad request: {e}")),
+    };
+    let mut out = serde_json::to_string(&response)
+        .unwrap_or_else(|e| format!("{{\"ok\":false,\"error\":\"{e}\"}}"));
+    out.push('\n');
+    let mut write = &conn;
+    let _ = write.write_all(out.as_bytes()).await;
+    let _ = write.flush().await;
+}
+
+/// The answer to one request: a pure function of the registry.
+pub fn answer(req: Request, registry: &Registry) -> Response {
+    match req {
+        Request::Status => Response {
+            ok: true,
+            error: None,
+            processes: Some(registry.snapshot()),
+            restarted: None,
+        },
+        Request::Restart { target } => {
+            let matched = registry.matching(&target);
+            if matched.is_empty() {
+                return Response::error(format!(
+                    "no process matches '{target}' (targets look like connection/<name>, agent/<name> or agent/<name>/<instanceKey>)"
+                ));
+            }
+            let restarted = matched
+                .iter()
+                .filter(|p| p.request(Control::Restart))
+                .map(|p| p.target())
+                .collect();
+            Response {
+                ok: true,
+                error: None,
+                processes: None,
+                restarted: Some(restarted),
+            }
+        }
+    }
+}

@@ -1,0 +1,453 @@
+//! What every supervised process is doing, for `orchestrator status`.
+//!
+//! Each process has one [`ProcessStatus`], written by the task that
+//! supervises it (state changes, rare) and by its hot paths (counters,
+//! atomics), and read by the control socket when someone asks. Nothing polls
+//! it.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::logs::timestamp;
+
+/// Connection or agent instance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProcessKind {
+    /// A Connection's connector process.
+    Connection,
+    /// One agent instance.
+    Agent,
+}
+
+/// Where a process is in its life (DESIGN.md, Restart policy).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProcessState {
+    /// Spawned, waiting for `ready`.
+    Starting,
+    /// Serving.
+    Ready,
+    /// Waiting out a restart delay.
+    Backoff,
+    /// Too many failures in the circuit window: waiting out the cooldown before a probe.
+    Crashloop,
+    /// A permanent failure: waits for a manual restart or a bundle change.
+    Failed,
+    /// Being stopped.
+    Stopping,
+    /// Not running, and not going to be until there is a reason.
+    Stopped,
+}
+
+/// A control request for one process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// Restart now, forgetting backoff and circuit.
+    Restart,
+}
+
+/// Hot-path counters of one process.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Events (emits or deliveries) received from / sent to the process.
+    pub events_in: AtomicU64,
+    /// Events accepted from it (connection) / acknowledged by it (agent).
+    pub events_out: AtomicU64,
+    /// Bad messages from it.
+    pub protocol_errors: AtomicU64,
+    /// Its current pid, 0 when not running.
+    pub pid: AtomicU64,
+    /// Pings sent in the current run.
+    pub pings_sent: AtomicU64,
+    /// The nonce of the last pong received in the current run.
+    pub last_pong: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Info {
+    state: ProcessState,
+    restarts: u64,
+    ready_at: Option<SystemTime>,
+    last_exit: Option<String>,
+    last_error: Option<String>,
+    last_success_at: Option<SystemTime>,
+    health_checked_at: Option<SystemTime>,
+}
+
+/// The status of one supervised process.
+#[derive(Debug)]
+pub struct ProcessStatus {
+    /// Connection or agent.
+    pub kind: ProcessKind,
+    /// The Connection's or Agent's name.
+    pub name: String,
+    /// The agent instance's key.
+    pub instance_key: Option<String>,
+    /// Hot-path counters.
+    pub counters: Counters,
+    info: Mutex<Info>,
+    control: mpsc::Sender<Control>,
+}
+
+impl ProcessStatus {
+    /// A new status in `starting`, and the receiver for its control requests.
+    pub fn new(
+        kind: ProcessKind,
+        name: &str,
+        instance_key: Option<&str>,
+    ) -> (Arc<Self>, mpsc::Receiver<Control>) {
+        let (control, rx) = mpsc::channel(4);
+        let status = Self {
+            kind,
+            name: name.to_string(),
+            instance_key: instance_key.map(str::to_string),
+            counters: Counters::default(),
+            info: Mutex::new(Info {
+                state: ProcessState::Starting,
+                restarts: 0,
+                ready_at: None,
+                last_exit: None,
+                last_error: None,
+                last_success_at: None,
+                health_checked_at: None,
+            }),
+            control,
+        };
+        (Arc::new(status), rx)
+    }
+
+    /// `connection/<name>` or `agent/<name>/<instanceKey>`.
+    pub fn target(&self) -> String {
+        match (&self.kind, &self.instance_key) {
+            (ProcessKind::Agent, Some(key)) => format!("agent/{}/{key}", self.name),
+            (ProcessKind::Agent, None) => format!("agent/{}", self.name),
+            (ProcessKind::Connection, _) => format!("connection/{}", self.name),
+        }
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Info)) {
+        f(&mut self.info.lock().expect("status lock"));
+    }
+
+    /// The current state.
+    pub fn state(&self) -> ProcessState {
+        self.info.lock().expect("status lock").state
+    }
+
+    /// Moves to `state`.
+    pub fn set_state(&self, state: ProcessState) {
+        self.update(|i| {
+            i.state = state;
+            if state == ProcessState::Ready {
+                i.ready_at = Some(SystemTime::now());
+            } else if state != ProcessState::Stopping {
+                i.ready_at = None;
+            }
+        });
+    }
+
+    /// Records how the last run ended, and the error text that goes with it.
+    pub fn set_exit(&self, exit: String, error: Option<String>) {
+        self.update(|i| {
+            i.last_exit = Some(exit);
+            if error.is_some() {
+                i.last_error = error;
+            }
+        });
+    }
+
+    /// Records an error that did not end the process.
+    pub fn set_error(&self, error: String) {
+        self.update(|i| i.last_error = Some(error));
+    }
+
+    /// Counts one restart.
+    pub fn restarted(&self) {
+        self.update(|i| i.restarts += 1);
+    }
+
+    /// Records a successful unit of work (an accepted emit, an acked delivery).
+    pub fn success(&self) {
+        self.counters.events_out.fetch_add(1, Ordering::Relaxed);
+        // A coarse clock is enough here; avoid the lock on every event.
+        let now = SystemTime::now();
+        if let Ok(mut i) = self.info.try_lock() {
+            i.last_success_at = Some(now);
+        }
+    }
+
+    /// Records a pong.
+    pub fn health_checked(&self) {
+        self.update(|i| i.health_checked_at = Some(SystemTime::now()));
+    }
+
+    /// Asks the supervising task for a control action; false if it is gone.
+    pub fn request(&self, control: Control) -> bool {
+        self.control.try_send(control).is_ok()
+    }
+
+    /// A serializable snapshot.
+    pub fn snapshot(&self) -> ProcessSnapshot {
+        let i = self.info.lock().expect("status lock");
+        let pid = self.counters.pid.load(Ordering::Relaxed);
+        ProcessSnapshot {
+            kind: self.kind,
+            name: self.name.clone(),
+            instance_key: self.instance_key.clone(),
+            target: self.target(),
+            pid: (pid != 0).then_some(pid as u32),
+            state: i.state,
+            restarts: i.restarts,
+            uptime_secs: i
+                .ready_at
+                .and_then(|t| t.elapsed().ok())
+                .map(|d| d.as_secs_f64()),
+            last_exit: i.last_exit.clone(),
+            last_error: i.last_error.clone(),
+            last_success_at: i.last_success_at.map(timestamp),
+            health_checked_at: i.health_checked_at.map(timestamp),
+            events_in: self.counters.events_in.load(Ordering::Relaxed),
+            events_out: self.counters.events_out.load(Ordering::Relaxed),
+            protocol_errors: self.counters.protocol_errors.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// One row of `orchestrator status --json` (documented in the README; stable).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ProcessSnapshot {
+    /// `connection` or `agent`.
+    pub kind: ProcessKind,
+    /// The Connection's or Agent's name.
+    pub name: String,
+    /// The agent instance's key (`null` for connections).
+    pub instance_key: Option<String>,
+    /// `connection/<name>` or `agent/<name>/<instanceKey>`: what `logs` and `restart` take.
+    pub target: String,
+    /// The pid while running.
+    pub pid: Option<u32>,
+    /// The state.
+    pub state: ProcessState,
+    /// Restarts so far.
+    pub restarts: u64,
+    /// Seconds since `ready`, while ready.
+    pub uptime_secs: Option<f64>,
+    /// How the last run ended (`exit code 1`, `killed by signal 9 (SIGKILL)`, `hung: …`, …).
+    pub last_exit: Option<String>,
+    /// The last error: a failed start, a protocol error, the crash's last stderr line.
+    pub last_error: Option<String>,
+    /// When the last event was accepted (connection) or acknowledged (agent).
+    pub last_success_at: Option<String>,
+    /// When the last pong arrived.
+    pub health_checked_at: Option<String>,
+    /// Emits received (connection) or deliveries sent (agent).
+    pub events_in: u64,
+    /// Emits accepted (connection) or deliveries acknowledged (agent).
+    pub events_out: u64,
+    /// Bad messages received from it.
+    pub protocol_errors: u64,
+}
+
+/// Every process of a run, by target.
+#[derive(Debug, Default)]
+pub struct Registry {
+    processes: Mutex<BTreeMap<String, Arc<ProcessStatus>>>,
+}
+
+impl Registry {
+    /// Adds a process.
+    pub fn add(&self, status: Arc<ProcessStatus>) {
+        self.processes
+            .lock()
+            .expect("registry lock")
+            .insert(status.target(), status);
+    }
+
+    /// Snapshots of every process, connections first, each group by name.
+    pub fn snapshot(&self) -> Vec<ProcessSnapshot> {
+        let procs = self.processes.lock().expect("registry lock");
+        let mut rows: Vec<ProcessSnapshot> = procs.values().map(|p| p.snapshot()).collect();
+        rows.sort_by(|a, b| {
+            (a.kind, &a.name, &a.instance_key).cmp(&(b.kind, &b.name, &b.instance_key))
+        });
+        rows
+    }
+
+    /// The processes a target names: `connection/<name>`, `agent/<name>` (all
+    /// its instances) or `agent/<name>/<instanceKey>`.
+    pub fn matching(&self, target: &str) -> Vec<Arc<ProcessStatus>> {
+        let procs = self.processes.lock().expect("registry lock");
+        procs
+            .values()
+            .filter(|p| {
+                let t = p.target();
+                t == target
+                    || (p.kind == ProcessKind::Agent && t.starts_with(&format!("{target}/")))
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+/// The table `orchestrator status` prints.
+pub fn render_table(rows: &[ProcessSnapshot]) -> String {
+    let header = [
+        "TARGET",
+        "PID",
+        "STATE",
+        "RESTARTS",
+        "UPTIME",
+        "IN",
+        "OUT",
+        "LAST EXIT",
+        "LAST ERROR",
+    ];
+    let mut table: Vec<[String; 9]> = vec![header.map(str::to_string)];
+    for r in rows {
+        let uptime = r
+            .uptime_secs
+            .map(|s| {
+                humantime::format_duration(std::time::Duration::from_secs(s as u64)).to_string()
+            })
+            .unwrap_or_else(|| "-".into());
+        let mut error = r.last_error.clone().unwrap_or_else(|| "-".into());
+        if error.chars().count() > 60 {
+            error = error.chars().take(59).collect::<String>() + "…";
+        }
+        table.push([
+            r.target.clone(),
+            r.pid.map_or("-".into(), |p| p.to_string()),
+            serde_json::to_value(r.state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            r.restarts.to_string(),
+            uptime,
+            r.events_in.to_string(),
+            r.events_out.to_string(),
+            r.last_exit.clone().unwrap_or_else(|| "-".into()),
+            error,
+        ]);
+    }
+    let widths: Vec<usize> = (0..9)
+        .map(|c| {
+            table
+                .iter()
+                .map(|row| row[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in &table {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(target: &str, state: ProcessState) -> ProcessSnapshot {
+        ProcessSnapshot {
+            kind: if target.starts_with("agent") {
+                ProcessKind::Agent
+            } else {
+                ProcessKind::Connection
+            },
+            name: target.split('/').nth(1).unwrap_or_default().into(),
+            instance_key: target.split('/').nth(2).map(Into::into),
+            target: target.into(),
+            pid: Some(4242),
+            state,
+            restarts: 2,
+            uptime_secs: Some(75.0),
+            last_exit: Some("exit code 1".into()),
+            last_error: Some("panicked at src/main.rs:10: boom".into()),
+            last_success_at: Some("2026-11-27T10:30:00.000Z".into()),
+            health_checked_at: None,
+            events_in: 10,
+            events_out: 9,
+            protocol_errors: 0,
+        }
+    }
+
+    #[test]
+    fn table_snapshot() {
+        let mut crashed = row("connection/webhook", ProcessState::Crashloop);
+        crashed.pid = None;
+        crashed.uptime_secs = None;
+        let rows = vec![crashed, row("agent/echo/telegram:42", ProcessState::Ready)];
+        insta::assert_snapshot!(render_table(&rows));
+    }
+
+    #[test]
+    fn json_shape_is_stable() {
+        let json = serde_json::to_value(row("agent/echo/k", ProcessState::Ready)).unwrap();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "eventsIn",
+                "eventsOut",
+                "healthCheckedAt",
+                "instanceKey",
+                "kind",
+                "lastError",
+                "lastExit",
+                "lastSuccessAt",
+                "name",
+                "pid",
+                "protocolErrors",
+                "restarts",
+                "state",
+                "target",
+                "uptimeSecs"
+            ]
+        );
+        assert_eq!(json["state"], "ready");
+        assert_eq!(json["kind"], "agent");
+    }
+
+    #[test]
+    fn targets_match_agents_by_prefix() {
+        let reg = Registry::default();
+        for (kind, name, key) in [
+            (ProcessKind::Agent, "echo", Some("a")),
+            (ProcessKind::Agent, "echo", Some("b/c")),
+            (ProcessKind::Agent, "echoes", Some("a")),
+            (ProcessKind::Connection, "echo", None),
+        ] {
+            reg.add(ProcessStatus::new(kind, name, key).0);
+        }
+        let names = |t: &str| {
+            reg.matching(t)
+                .iter()
+                .map(|p| p.target())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names("agent/echo"), ["agent/echo/a", "agent/echo/b/c"]);
+        assert_eq!(names("agent/echo/b/c"), ["agent/echo/b/c"]);
+        assert_eq!(names("connection/echo"), ["connection/echo"]);
+        assert!(names("agent/ech").is_empty());
+    }
+}

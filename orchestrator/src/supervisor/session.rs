@@ -1,0 +1,216 @@
+//! One run of a child: the handshake, serving it, and stopping it.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use ipc_proto::PROTOCOL_VERSION;
+use tokio::time::{Instant, MissedTickBehavior, interval, sleep, sleep_until};
+
+use super::{ExitCause, Link, Role, Spawned, Supervision};
+use crate::status::{Control, ProcessState};
+
+/// How long a closed channel may precede the exit (or an exit the last messages) before we act.
+const EXIT_SETTLE: Duration = Duration::from_secs(2);
+
+/// Unanswered pings that make a child hung.
+pub const MISSED_PINGS: u64 = 3;
+
+pub enum Handshake {
+    Ready,
+    Stopped,
+    Failed(String),
+    Incompatible(String),
+}
+
+pub enum SessionEnd {
+    /// It exited (or closed its channel) by itself.
+    Exited,
+    /// We stopped it because the orchestrator is stopping.
+    Stopped,
+    /// We stopped it for a manual restart.
+    Restart,
+    /// We killed it: this many pings went unanswered.
+    Hung(u64),
+}
+
+pub async fn handshake<R: Role>(
+    role: &mut R,
+    link: &mut Link<R::In, R::Out>,
+    sup: &Supervision,
+) -> Handshake {
+    if !link.outbox.send(role.init()).await {
+        return Handshake::Failed("channel closed before init".into());
+    }
+    let timeout = sup.restart.start_timeout;
+    let deadline = sleep(timeout);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = &mut deadline => {
+                return Handshake::Failed(format!("no ready within {}", humantime::format_duration(timeout)));
+            }
+            _ = sup.stop.cancelled() => return Handshake::Stopped,
+            msg = link.recv() => {
+                let Some(msg) = msg else {
+                    return Handshake::Failed("channel closed before ready".into());
+                };
+                if let Some(ready) = R::ready(&msg) {
+                    return match ready.protocol {
+                        Some(v) if v != PROTOCOL_VERSION => {
+                            let reason = format!(
+                                "child speaks protocol version {v}; this orchestrator speaks {PROTOCOL_VERSION}"
+                            );
+                            link.violation(reason.clone()).await;
+                            Handshake::Incompatible(reason)
+                        }
+                        _ => Handshake::Ready,
+                    };
+                }
+                if let Err(why) = role.before_ready(msg)
+                    && !link.violation(why).await
+                {
+                    return Handshake::Failed("too many bad messages before ready".into());
+                }
+            }
+        }
+    }
+}
+
+/// Serves a ready child until it exits, pinging it, and stopping it on request.
+pub async fn serve_until_exit<R: Role>(
+    role: &mut R,
+    s: &mut Spawned<R::In, R::Out>,
+    sup: &mut Supervision,
+) -> SessionEnd {
+    let outbox = s.link.outbox.clone();
+    let pid = s.pid;
+    let status = sup.status.clone();
+    // Serving stops taking new work on its own token: the orchestrator's stop, or a manual restart.
+    let stop_serving = sup.stop.child_token();
+    let serve = role.serve(&mut s.link, &stop_serving);
+    tokio::pin!(serve);
+
+    let mut health = interval(sup.health_interval.unwrap_or(Duration::from_secs(3600)));
+    health.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    health.reset();
+    let pinging = sup.health_interval.is_some();
+
+    let mut stopping: Option<SessionEnd> = None;
+    let mut escalation = Escalation::Term;
+    let far = Instant::now() + Duration::from_secs(86400 * 365);
+    let deadline = sleep_until(far);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            () = &mut serve => {
+                // The channel closed: the process should be on its way out.
+                if tokio::time::timeout(EXIT_SETTLE, s.child.wait()).await.is_err() {
+                    sup.log.note("channel closed but the process lives on: killing it");
+                    kill_group(pid);
+                }
+                return stopping.unwrap_or(SessionEnd::Exited);
+            }
+            _ = s.child.wait() => {
+                // Let the role take what the child wrote before it died.
+                let _ = tokio::time::timeout(EXIT_SETTLE, &mut serve).await;
+                return stopping.unwrap_or(SessionEnd::Exited);
+            }
+            _ = health.tick(), if pinging && stopping.is_none() => {
+                let sent = status.counters.pings_sent.load(Ordering::Relaxed);
+                let answered = status.counters.last_pong.load(Ordering::Relaxed);
+                let missed = sent.saturating_sub(answered);
+                if missed >= MISSED_PINGS {
+                    sup.log.note(&format!("hung: {missed} pings unanswered; killing the process group"));
+                    kill_group(pid);
+                    let _ = s.child.wait().await;
+                    return SessionEnd::Hung(missed);
+                }
+                status.counters.pings_sent.store(sent + 1, Ordering::Relaxed);
+                outbox.send(R::ping(sent + 1)).await;
+            }
+            c = sup.control.recv(), if stopping.is_none() => {
+                if c == Some(Control::Restart) {
+                    sup.log.note("manual restart: stopping the current process");
+                    stopping = Some(SessionEnd::Restart);
+                    begin_stop::<R>(&outbox, sup, &stop_serving, deadline.as_mut()).await;
+                }
+            }
+            _ = sup.stop.cancelled(), if stopping.is_none() => {
+                stopping = Some(SessionEnd::Stopped);
+                begin_stop::<R>(&outbox, sup, &stop_serving, deadline.as_mut()).await;
+            }
+            _ = &mut deadline, if stopping.is_some() => {
+                match escalation {
+                    Escalation::Term => {
+                        sup.log.note("no exit within the grace period: SIGTERM to the process group");
+                        signal_group(pid, libc::SIGTERM);
+                        deadline.as_mut().reset(Instant::now() + sup.restart.stop.term_grace);
+                        escalation = Escalation::Kill;
+                    }
+                    Escalation::Kill => {
+                        sup.log.note("no exit after SIGTERM: SIGKILL to the process group");
+                        kill_group(pid);
+                        deadline.as_mut().reset(far);
+                    }
+                }
+            }
+            _ = sup.kill_now.cancelled(), if stopping.is_some() => {
+                kill_group(pid);
+                deadline.as_mut().reset(far);
+            }
+        }
+    }
+}
+
+async fn begin_stop<R: Role>(
+    outbox: &super::Outbox<R::Out>,
+    sup: &Supervision,
+    stop_serving: &tokio_util::sync::CancellationToken,
+    deadline: std::pin::Pin<&mut tokio::time::Sleep>,
+) {
+    sup.status.set_state(ProcessState::Stopping);
+    stop_serving.cancel();
+    let grace = sup.restart.stop.grace;
+    outbox.send(R::shutdown(grace)).await;
+    deadline.reset(Instant::now() + grace);
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Escalation {
+    Term,
+    Kill,
+}
+
+/// Stops a child that never became ready: it gets no `shutdown`, only signals.
+pub async fn stop_unready<In, Out>(s: &mut Spawned<In, Out>, sup: &Supervision) {
+    signal_group(s.pid, libc::SIGTERM);
+    tokio::select! {
+        _ = s.child.wait() => {}
+        _ = sleep(sup.restart.stop.term_grace) => kill_group(s.pid),
+        _ = sup.kill_now.cancelled() => kill_group(s.pid),
+    }
+    let _ = s.child.wait().await;
+}
+
+pub async fn exit_cause<In, Out>(s: &mut Spawned<In, Out>) -> ExitCause {
+    match s.child.wait().await {
+        Ok(status) => ExitCause::from_status(status),
+        Err(e) => ExitCause::ExecFailed(e.kind(), format!("wait failed: {e}")),
+    }
+}
+
+fn signal_group(pid: u32, signal: i32) {
+    if pid == 0 {
+        return;
+    }
+    // SAFETY: kill(2) with a negative pid signals the process group the child
+    // leads (it was spawned with process_group(0)); no memory is involved.
+    unsafe {
+        libc::kill(-(pid as libc::pid_t), signal);
+    }
+}
+
+/// SIGKILL to the child's whole process group.
+pub fn kill_group(pid: u32) {
+    signal_group(pid, libc::SIGKILL);
+}
