@@ -25,7 +25,7 @@ use crate::journal::Journal;
 use crate::logs::{AuditLog, LogSink, timestamp_secs};
 use crate::router::Router;
 use crate::status::ProcessStatus;
-use crate::supervisor::{Link, Role};
+use crate::supervisor::{Link, Role, Served};
 
 /// Event counters of one Connection.
 #[derive(Debug, Default)]
@@ -224,7 +224,7 @@ impl Role for ConnectionRole {
         &mut self,
         link: &mut Link<FromConnector, ToConnector>,
         _stop: &CancellationToken,
-    ) {
+    ) -> Served {
         // Emits keep being accepted while the connector shuts down: it may be
         // flushing what its source already handed it.
         while let Some(msg) = link.recv().await {
@@ -235,11 +235,16 @@ impl Role for ConnectionRole {
                 FromConnector::Pong(_) => {}
                 FromConnector::Ready(_) => {
                     if !link.violation("'ready' sent twice".into()).await {
-                        return;
+                        return Served::Closed;
                     }
                 }
             }
         }
+        Served::Closed
+    }
+
+    async fn before_spawn(&mut self, _stop: &CancellationToken) -> bool {
+        true
     }
 
     fn exited(&mut self) {}

@@ -13,7 +13,7 @@ use crate::bundle::{self, Bundle, Diagnostic};
 use crate::connection::{ConnectionContext, ConnectionCounters, ConnectionRole};
 use crate::journal::Journal;
 use crate::logs::{AuditLog, LogSink, StateDir};
-use crate::router::{AgentProgram, Router};
+use crate::router::{AgentProgram, Router, RouterSetup};
 use crate::status::{ProcessKind, ProcessStatus, Registry};
 use crate::supervisor::{ChildSpec, Supervision, supervise};
 
@@ -115,25 +115,19 @@ pub async fn run(
         .values()
         .map(|a| {
             let program = programs[&a.program.entry].clone();
-            (
-                a.name.clone(),
-                AgentProgram {
-                    agent: a.clone(),
-                    program,
-                },
-            )
+            (a.name.clone(), AgentProgram::new(a.clone(), program))
         })
         .collect();
-    let router = Router::new(
+    let router = Router::new(RouterSetup {
         agents,
-        state.clone(),
-        bundle.root.clone(),
-        journal.clone(),
-        registry.clone(),
-        agent_tasks.clone(),
-        agent_stop.clone(),
-        kill_now.clone(),
-    );
+        state: state.clone(),
+        cwd: bundle.root.clone(),
+        journal: journal.clone(),
+        registry: registry.clone(),
+        tracker: agent_tasks.clone(),
+        stop: agent_stop.clone(),
+        kill_now: kill_now.clone(),
+    });
 
     let connection_stop = CancellationToken::new();
     let connection_tasks = TaskTracker::new();

@@ -9,14 +9,17 @@ use ipc_proto::{
     AgentInit, Deliver, DeliveredEvent, FromAgent, PROTOCOL_VERSION, Ping, ProtocolError, Ready,
     Shutdown, ToAgent,
 };
-use tokio::sync::mpsc;
+use std::sync::atomic::Ordering;
+
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use super::slots::{AgentSlots, InstanceShared};
 use crate::bundle::Agent;
 use crate::journal::{DeadLetter, Journal};
 use crate::logs::LogSink;
 use crate::status::ProcessStatus;
-use crate::supervisor::{Link, Outbox, Role};
+use crate::supervisor::{Link, Outbox, Role, Served};
 
 /// An event waiting for (another) delivery attempt.
 #[derive(Clone, Debug)]
@@ -25,6 +28,31 @@ pub struct Pending {
     pub event: DeliveredEvent,
     /// The attempt it will be delivered as (1 first).
     pub attempt: u32,
+}
+
+/// Everything one agent instance is made of.
+#[derive(Debug)]
+pub struct InstanceSetup {
+    /// The Agent.
+    pub agent: Agent,
+    /// Its instance key.
+    pub key: String,
+    /// The Swarm it serves (for `init`).
+    pub swarm: String,
+    /// `state/agents/<agent>/<key>/`.
+    pub state_dir: PathBuf,
+    /// Where the router puts its events.
+    pub queue: mpsc::Receiver<Pending>,
+    /// Its log.
+    pub log: LogSink,
+    /// The journal.
+    pub journal: Arc<Journal>,
+    /// Its status.
+    pub status: Arc<ProcessStatus>,
+    /// What its siblings know about it.
+    pub shared: Arc<InstanceShared>,
+    /// Its Agent's `maxInstances` slots.
+    pub slots: Arc<AgentSlots>,
 }
 
 /// The [`Role`] of one agent process per `(agent, instanceKey)`.
@@ -48,20 +76,27 @@ pub struct InstanceRole {
     log: LogSink,
     journal: Arc<Journal>,
     status: Arc<ProcessStatus>,
+    shared: Arc<InstanceShared>,
+    slots: Arc<AgentSlots>,
+    /// This instance's running slot under `maxInstances`, while its process runs.
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl InstanceRole {
-    /// A role for the instance `key` of `agent`, fed by `queue`.
-    pub fn new(
-        agent: Agent,
-        key: String,
-        swarm: String,
-        state_dir: PathBuf,
-        queue: mpsc::Receiver<Pending>,
-        log: LogSink,
-        journal: Arc<Journal>,
-        status: Arc<ProcessStatus>,
-    ) -> Self {
+    /// A role for one instance, fed by its queue.
+    pub fn new(setup: InstanceSetup) -> Self {
+        let InstanceSetup {
+            agent,
+            key,
+            swarm,
+            state_dir,
+            queue,
+            log,
+            journal,
+            status,
+            shared,
+            slots,
+        } = setup;
         Self {
             agent,
             key,
@@ -74,7 +109,15 @@ impl InstanceRole {
             log,
             journal,
             status,
+            shared,
+            slots,
+            permit: None,
         }
+    }
+
+    /// Nothing queued, waiting for a retry, or in flight.
+    fn is_idle(&self) -> bool {
+        self.in_flight.is_empty() && self.retry.is_empty() && self.queue.is_empty()
     }
 
     fn has_room(&self) -> bool {
@@ -88,6 +131,7 @@ impl InstanceRole {
             event: p.event.clone(),
         });
         self.in_flight.push_back(p);
+        self.shared.touch();
         self.status
             .counters
             .events_in
@@ -131,6 +175,7 @@ impl InstanceRole {
                 Some(_) => {
                     self.journal.delivered(&ack.id);
                     self.status.success();
+                    self.shared.touch();
                 }
                 None => {
                     return link
@@ -213,11 +258,16 @@ impl Role for InstanceRole {
         }
     }
 
-    async fn serve(&mut self, link: &mut Link<FromAgent, ToAgent>, stop: &CancellationToken) {
+    async fn serve(
+        &mut self,
+        link: &mut Link<FromAgent, ToAgent>,
+        stop: &CancellationToken,
+    ) -> Served {
         if let Err(e) = std::fs::create_dir_all(&self.state_dir) {
             self.log
                 .note(&format!("cannot create {}: {e}", self.state_dir.display()));
         }
+        let idle_timeout = self.agent.idle_timeout;
         loop {
             let stopping = stop.is_cancelled();
             while !stopping && self.has_room() {
@@ -227,25 +277,51 @@ impl Role for InstanceRole {
                 self.send(p, &link.outbox).await;
             }
             let take_new = !stopping && self.queue_open && self.retry.is_empty() && self.has_room();
+            let idle = !stopping && self.is_idle();
+            self.shared.idle.store(idle, Ordering::Relaxed);
+            let idle_until = *self.shared.last_used.lock().expect("instance lock")
+                + idle_timeout.unwrap_or(Duration::from_secs(86400 * 365));
             tokio::select! {
                 msg = link.recv() => match msg {
                     Some(msg) => {
                         if !self.on_message(msg, link).await {
-                            return;
+                            return Served::Closed;
                         }
                     }
-                    None => return,
+                    None => return Served::Closed,
                 },
                 p = self.queue.recv(), if take_new => match p {
                     Some(p) => self.send(p, &link.outbox).await,
                     None => self.queue_open = false,
                 },
                 _ = stop.cancelled(), if !stopping => {}
+                _ = tokio::time::sleep_until(idle_until), if idle && idle_timeout.is_some() => {
+                    self.shared.idle.store(false, Ordering::Relaxed);
+                    return Served::Idle;
+                }
+                _ = self.shared.evict.notified(), if idle => {
+                    self.shared.idle.store(false, Ordering::Relaxed);
+                    self.log.note("making room for another instance (maxInstances)");
+                    return Served::Idle;
+                }
             }
         }
     }
 
+    async fn before_spawn(&mut self, stop: &CancellationToken) -> bool {
+        match self.slots.acquire(&self.shared, stop).await {
+            Ok(permit) => {
+                self.permit = permit;
+                true
+            }
+            Err(()) => false,
+        }
+    }
+
     fn exited(&mut self) {
+        // The process is gone: its slot is free for a sibling.
+        self.permit = None;
+        self.shared.idle.store(false, Ordering::Relaxed);
         // Unanswered deliveries go back first, in their order, before anything retried later.
         let unanswered: Vec<Pending> = self.in_flight.drain(..).collect();
         let mut back = VecDeque::new();

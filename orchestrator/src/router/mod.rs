@@ -12,6 +12,7 @@
 //! removed.
 
 mod instance;
+mod slots;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -22,7 +23,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use instance::{InstanceRole, Pending};
+pub use instance::{InstanceRole, InstanceSetup, Pending};
+pub use slots::{AgentSlots, InstanceShared};
 
 use crate::bundle::Agent;
 use crate::journal::Journal;
@@ -51,6 +53,41 @@ pub struct AgentProgram {
     pub agent: Agent,
     /// The resolved entry.
     pub program: PathBuf,
+    /// Its `maxInstances` slots, shared by its instances.
+    pub slots: Arc<AgentSlots>,
+}
+
+impl AgentProgram {
+    /// `agent` run from `program`.
+    pub fn new(agent: Agent, program: PathBuf) -> Self {
+        let slots = Arc::new(AgentSlots::new(agent.max_instances));
+        Self {
+            agent,
+            program,
+            slots,
+        }
+    }
+}
+
+/// What a [`Router`] is made of.
+#[derive(Debug)]
+pub struct RouterSetup {
+    /// Every Agent, by name.
+    pub agents: BTreeMap<String, AgentProgram>,
+    /// The state directory (logs and per-instance state).
+    pub state: StateDir,
+    /// Working directory of agent processes (the bundle root).
+    pub cwd: PathBuf,
+    /// The journal.
+    pub journal: Arc<Journal>,
+    /// Where instances register their status.
+    pub registry: Arc<Registry>,
+    /// Instances run under it.
+    pub tracker: TaskTracker,
+    /// Stops every instance gracefully.
+    pub stop: CancellationToken,
+    /// Kills every instance at once.
+    pub kill_now: CancellationToken,
 }
 
 /// Cloneable handle to the instance table.
@@ -78,17 +115,18 @@ struct Instance {
 }
 
 impl Router {
-    /// A router for `agents`; instances run under `tracker` and stop with `stop`.
-    pub fn new(
-        agents: BTreeMap<String, AgentProgram>,
-        state: StateDir,
-        cwd: PathBuf,
-        journal: Arc<Journal>,
-        registry: Arc<Registry>,
-        tracker: TaskTracker,
-        stop: CancellationToken,
-        kill_now: CancellationToken,
-    ) -> Self {
+    /// A router for `setup.agents`; instances run under `setup.tracker` and stop with `setup.stop`.
+    pub fn new(setup: RouterSetup) -> Self {
+        let RouterSetup {
+            agents,
+            state,
+            cwd,
+            journal,
+            registry,
+            tracker,
+            stop,
+            kill_now,
+        } = setup;
         let shared = Shared {
             agents,
             instances: Mutex::new(HashMap::new()),
@@ -142,16 +180,20 @@ impl Router {
         let (tx, rx) = mpsc::channel(program.agent.max_queue.max(1) as usize);
         let (status, control) = ProcessStatus::new(ProcessKind::Agent, agent, Some(key));
         shared.registry.add(status.clone());
-        let role = InstanceRole::new(
-            program.agent.clone(),
-            key.to_string(),
-            swarm.to_string(),
+        let shared_state = Arc::new(InstanceShared::default());
+        program.slots.add(shared_state.clone());
+        let role = InstanceRole::new(InstanceSetup {
+            agent: program.agent.clone(),
+            key: key.to_string(),
+            swarm: swarm.to_string(),
             state_dir,
-            rx,
-            log.clone(),
-            shared.journal.clone(),
-            status.clone(),
-        );
+            queue: rx,
+            log: log.clone(),
+            journal: shared.journal.clone(),
+            status: status.clone(),
+            shared: shared_state,
+            slots: program.slots.clone(),
+        });
         let p = &program.agent.program;
         let sup = Supervision {
             spec: ChildSpec {

@@ -91,12 +91,25 @@ pub trait Role: Send + 'static {
         &mut self,
         link: &mut Link<Self::In, Self::Out>,
         stop: &CancellationToken,
-    ) -> impl Future<Output = ()> + Send;
+    ) -> impl Future<Output = Served> + Send;
+    /// Called before each spawn; waits until the child may run (an agent
+    /// waits for a slot under `maxInstances`). False: stop instead.
+    fn before_spawn(&mut self, stop: &CancellationToken) -> impl Future<Output = bool> + Send;
     /// The process is gone: take back work it had not finished.
     fn exited(&mut self);
     /// The child stopped and the policy does not restart it: wait until there
     /// is work for a new process (true) or until `stop` (false).
     fn wait_for_work(&mut self, stop: &CancellationToken) -> impl Future<Output = bool> + Send;
+}
+
+/// Why [`Role::serve`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Served {
+    /// The channel closed: the child is exiting.
+    Closed,
+    /// The role has nothing to do: stop the child gracefully, and start it
+    /// again only when [`Role::wait_for_work`] says so.
+    Idle,
 }
 
 /// One supervised child: what to run and how to keep it.
@@ -140,6 +153,9 @@ pub async fn supervise<R: Role>(mut role: R, mut sup: Supervision) {
         if sup.stop.is_cancelled() {
             break;
         }
+        if !role.before_spawn(&sup.stop).await {
+            break;
+        }
         status.set_state(ProcessState::Starting);
         status.counters.pings_sent.store(0, Ordering::Relaxed);
         status.counters.last_pong.store(0, Ordering::Relaxed);
@@ -170,6 +186,18 @@ pub async fn supervise<R: Role>(mut role: R, mut sup: Supervision) {
                 status.counters.pid.store(0, Ordering::Relaxed);
                 match outcome {
                     Outcome::Stopped => break,
+                    Outcome::Idle => {
+                        status.set_state(ProcessState::Stopped);
+                        log.note("idle: stopped until the next event");
+                        let wake = tokio::select! {
+                            more = role.wait_for_work(&sup.stop) => if more { Wake::Start } else { Wake::Stop },
+                            c = sup.control.recv() => if c.is_some() { Wake::Restart } else { Wake::Stop },
+                        };
+                        if matches!(wake, Wake::Stop) {
+                            break;
+                        }
+                        continue;
+                    }
                     Outcome::Restart => {
                         backoff.reset();
                         circuit.reset();
@@ -246,6 +274,8 @@ pub async fn supervise<R: Role>(mut role: R, mut sup: Supervision) {
 enum Outcome {
     /// Stopped on request; nothing more to do.
     Stopped,
+    /// Stopped because the role was idle.
+    Idle,
     /// Stopped for a manual restart.
     Restart,
     /// It ended by itself (or was killed as hung), after running this long since `ready`.
@@ -288,6 +318,7 @@ async fn run_once<R: Role>(
     let ran_for = ready_at.elapsed();
     match end {
         SessionEnd::Stopped => Outcome::Stopped,
+        SessionEnd::Idle => Outcome::Idle,
         SessionEnd::Restart => Outcome::Restart,
         SessionEnd::Hung(missed) => {
             let _ = s.child.wait().await;

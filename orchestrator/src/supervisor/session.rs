@@ -6,7 +6,7 @@ use std::time::Duration;
 use ipc_proto::PROTOCOL_VERSION;
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep, sleep_until};
 
-use super::{ExitCause, Link, Role, Spawned, Supervision};
+use super::{ExitCause, Link, Role, Served, Spawned, Supervision};
 use crate::status::{Control, ProcessState};
 
 /// How long a closed channel may precede the exit (or an exit the last messages) before we act.
@@ -29,6 +29,8 @@ pub enum SessionEnd {
     Stopped,
     /// We stopped it for a manual restart.
     Restart,
+    /// We stopped it because its role was idle.
+    Idle,
     /// We killed it: this many pings went unanswered.
     Hung(u64),
 }
@@ -96,13 +98,20 @@ pub async fn serve_until_exit<R: Role>(
     let pinging = sup.health_interval.is_some();
 
     let mut stopping: Option<SessionEnd> = None;
+    let mut serving = true;
     let mut escalation = Escalation::Term;
     let far = Instant::now() + Duration::from_secs(86400 * 365);
     let deadline = sleep_until(far);
     tokio::pin!(deadline);
     loop {
         tokio::select! {
-            () = &mut serve => {
+            served = &mut serve, if serving => {
+                serving = false;
+                if served == Served::Idle && stopping.is_none() {
+                    stopping = Some(SessionEnd::Idle);
+                    begin_stop::<R>(&outbox, sup, &stop_serving, deadline.as_mut()).await;
+                    continue;
+                }
                 // The channel closed: the process should be on its way out.
                 if tokio::time::timeout(EXIT_SETTLE, s.child.wait()).await.is_err() {
                     sup.log.note("channel closed but the process lives on: killing it");
@@ -112,7 +121,9 @@ pub async fn serve_until_exit<R: Role>(
             }
             _ = s.child.wait() => {
                 // Let the role take what the child wrote before it died.
-                let _ = tokio::time::timeout(EXIT_SETTLE, &mut serve).await;
+                if serving {
+                    let _ = tokio::time::timeout(EXIT_SETTLE, &mut serve).await;
+                }
                 return stopping.unwrap_or(SessionEnd::Exited);
             }
             _ = health.tick(), if pinging && stopping.is_none() => {
