@@ -50,6 +50,10 @@
 //! process log instead of corrupting the channel. [`testing`] is a fake
 //! orchestrator for tests, in-process or around a real binary.
 //!
+//! [`verify`] checks webhook signatures (GitHub, Stripe, Slack, Standard
+//! Webhooks, Notion, Discord, generic HMAC): pure functions of the headers,
+//! the raw body and an injected clock, for connectors that take HTTP.
+//!
 //! The SDK never retries an emit, never buffers events on disk, never
 //! decides what a nack means for the source (the connector does: a webhook
 //! answers 503, a poller keeps its cursor), and never prints a secret: the
@@ -62,6 +66,7 @@ mod error;
 mod link;
 pub mod testing;
 mod transport;
+pub mod verify;
 
 use std::future::Future;
 use std::process::ExitCode;
