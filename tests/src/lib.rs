@@ -1,1 +1,621 @@
-//! e2e harness
+//! End-to-end test harness: runs the real `orchestrator` binary on a bundle in
+//! a temp dir and reads what its children wrote.
+//!
+//! # Theory of operation
+//!
+//! [`bin_dir`] finds the cargo profile directory the test binary lives in
+//! (`target/debug`) and, once per test process, runs
+//! `cargo build --workspace --bins` there, so `cargo nextest run --workspace`
+//! works on a fresh clone: the orchestrator, the example agents and this
+//! crate's fake peers (`test-emitter`, `raw-connector`) all end up next to
+//! each other, where a bare `entry` name in a bundle finds them.
+//!
+//! A [`Harness`] owns one temp dir. A test writes its files into it (events,
+//! example scripts), then [`Harness::start`] writes `bundle.yaml` and starts
+//! `orchestrator run bundle.yaml --state-dir <tmp>/state` with its stdout and
+//! stderr in files beside it. Everything a test checks comes from the state
+//! directory's logs: each agent prints a `pid=… agent=… instanceKey=…` line
+//! and one `received {json}` line per delivery, and connectors print their
+//! acks. [`Harness::wait_until`] polls a condition with a deadline and, on
+//! timeout, panics with the orchestrator's stderr and every log, so a failure
+//! says what happened. Dropping a harness SIGKILLs an orchestrator still
+//! running (its children die with it: `PR_SET_PDEATHSIG`).
+//!
+//! Nothing here sleeps to wait for something: every wait is a condition.
+//!
+//! Environment knobs: `E2E_KEEP=1` keeps each test's temp dir (its path is
+//! printed) to read the logs afterwards; `E2E_NO_BUILD=1` skips the build
+//! and runs the binaries already in the profile directory.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// How long a test waits for things that normally take milliseconds.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// How often conditions are polled.
+const POLL: Duration = Duration::from_millis(20);
+
+/// The workspace root (the parent of this crate).
+pub fn workspace_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// `examples/` of the workspace.
+pub fn examples_dir() -> PathBuf {
+    workspace_dir().join("examples")
+}
+
+/// `tests/fixtures/`.
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// The cargo profile directory (`target/debug` or `target/release`) with every
+/// workspace binary built in it. The first call in a process builds them.
+pub fn bin_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let exe = std::env::current_exe().expect("current_exe");
+        // target/<profile>/deps/<test binary>
+        let dir = exe
+            .parent()
+            .filter(|d| d.file_name().is_some_and(|n| n == "deps"))
+            .and_then(Path::parent)
+            .unwrap_or_else(|| {
+                panic!(
+                    "test binary {} is not in <target>/<profile>/deps",
+                    exe.display()
+                )
+            })
+            .to_path_buf();
+        // E2E_NO_BUILD=1 runs whatever binaries are there (already built, or
+        // kept while another crate of the workspace does not compile).
+        if std::env::var_os("E2E_NO_BUILD").is_none() {
+            build_bins(&dir);
+        }
+        dir
+    })
+    .clone()
+}
+
+fn build_bins(profile_dir: &Path) {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.arg("build")
+        .arg("--workspace")
+        .arg("--bins")
+        .arg("--manifest-path")
+        .arg(workspace_dir().join("Cargo.toml"));
+    match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => {}
+        Some("release") => {
+            cmd.arg("--release");
+        }
+        Some(profile) => {
+            cmd.args(["--profile", profile]);
+        }
+    }
+    let out = cmd.output().expect("run cargo build");
+    assert!(
+        out.status.success(),
+        "cargo build --workspace --bins failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The path of a workspace binary.
+pub fn bin(name: &str) -> PathBuf {
+    bin_dir().join(name)
+}
+
+/// The orchestrator's escaping of an instance key into a file name: `%`, `/`,
+/// control characters and a leading `.` become `%XX`.
+pub fn escape_key(key: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in key.char_indices() {
+        if c == '%' || c == '/' || c.is_control() || (i == 0 && c == '.') {
+            let mut buf = [0; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                let _ = write!(out, "%{b:02X}");
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    if out.is_empty() {
+        out.push_str("%00");
+    }
+    out
+}
+
+/// A PROTOCOL.md event with a text message, as one JSON value.
+pub fn event(
+    name: &str,
+    text: &str,
+    properties: &[(&str, &str)],
+    instance_key: Option<&str>,
+) -> Value {
+    let props: serde_json::Map<String, Value> = properties
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+        .collect();
+    let mut e = serde_json::json!({
+        "name": name,
+        "message": {"type": "text", "text": text},
+        "properties": props,
+    });
+    if let Some(key) = instance_key {
+        e["instanceKey"] = key.into();
+    }
+    e
+}
+
+/// Whether `pid` is a live process (present in /proc and not a zombie).
+pub fn pid_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => false,
+    }
+}
+
+/// The `pid=<n>` an agent prints on its first line, for each such line in `log`.
+pub fn agent_pids(log: &str) -> Vec<u32> {
+    log.lines()
+        .filter(|l| l.contains(" agent=") && l.contains(" instanceKey="))
+        .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("pid=")))
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// The pids of every `started <program> (pid N)` note in `log`.
+pub fn started_pids(log: &str) -> Vec<u32> {
+    log.lines()
+        .filter(|l| l.contains(" orchestrator started "))
+        .filter_map(|l| {
+            l.rsplit_once("(pid ")
+                .and_then(|(_, p)| p.strip_suffix(')'))
+        })
+        .filter_map(|p| p.trim().parse().ok())
+        .collect()
+}
+
+/// The JSON of every `received {json}` line in `log`, in order.
+pub fn parse_received(log: &str) -> Vec<Value> {
+    log.lines()
+        .filter_map(|l| l.find(" received {").map(|i| &l[i + " received ".len()..]))
+        .map(|json| {
+            serde_json::from_str(json).unwrap_or_else(|e| panic!("bad received line {json:?}: {e}"))
+        })
+        .collect()
+}
+
+/// The last `max` bytes of `text`, on a char boundary.
+fn tail(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut start = text.len() - max;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
+}
+
+/// Copies `src` to `dest`, keeping (and ensuring, for scripts) the exec bit.
+fn copy_file(src: &Path, dest: &Path) {
+    if let Some(dir) = dest.parent() {
+        std::fs::create_dir_all(dir).expect("create dir");
+    }
+    std::fs::copy(src, dest)
+        .unwrap_or_else(|e| panic!("copy {} → {}: {e}", src.display(), dest.display()));
+    let mode = std::fs::metadata(src)
+        .expect("metadata")
+        .permissions()
+        .mode();
+    let script = src.extension().is_some_and(|x| x == "py" || x == "sh");
+    let mode = if script { mode | 0o755 } else { mode };
+    std::fs::set_permissions(dest, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// Copies the directory `src` into `dest`, recursively.
+pub fn copy_dir(src: &Path, dest: &Path) {
+    std::fs::create_dir_all(dest).expect("create dir");
+    for entry in std::fs::read_dir(src).unwrap_or_else(|e| panic!("read {}: {e}", src.display())) {
+        let entry = entry.expect("dir entry");
+        let path = entry.path();
+        let name = entry.file_name();
+        // Never copy someone's local run state along.
+        if name == ".orchestrator" {
+            continue;
+        }
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&path, &dest.join(name));
+        } else {
+            copy_file(&path, &dest.join(name));
+        }
+    }
+}
+
+/// One orchestrator run in its own temp dir.
+#[derive(Debug)]
+pub struct Harness {
+    /// `None` when kept for inspection (`E2E_KEEP=1`).
+    _dir: Option<TempDir>,
+    path: PathBuf,
+    child: Option<Child>,
+    status: Option<ExitStatus>,
+}
+
+impl Default for Harness {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Harness {
+    /// A fresh temp dir; nothing runs yet.
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("e2e-")
+            .tempdir()
+            .expect("tempdir");
+        let path = dir.path().to_path_buf();
+        // E2E_KEEP=1 leaves the temp dir behind, to read its logs afterwards.
+        let dir = if std::env::var_os("E2E_KEEP").is_some() {
+            eprintln!("keeping {}", dir.keep().display());
+            None
+        } else {
+            Some(dir)
+        };
+        Self {
+            _dir: dir,
+            path,
+            child: None,
+            status: None,
+        }
+    }
+
+    /// The temp dir (the bundle's directory).
+    pub fn dir(&self) -> &Path {
+        &self.path
+    }
+
+    /// `rel` inside the temp dir.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir().join(rel)
+    }
+
+    /// The state directory given to `--state-dir`.
+    pub fn state(&self) -> PathBuf {
+        self.path("state")
+    }
+
+    /// Writes `contents` to `rel` in the temp dir; returns its absolute path.
+    pub fn write(&self, rel: &str, contents: &str) -> PathBuf {
+        let path = self.path(rel);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).expect("create dir");
+        }
+        std::fs::write(&path, contents).expect("write file");
+        path
+    }
+
+    /// Writes an executable script; returns its absolute path.
+    pub fn write_script(&self, rel: &str, contents: &str) -> PathBuf {
+        let path = self.write(rel, contents);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        path
+    }
+
+    /// Writes `events` one JSON object a line; returns the file's absolute path as a string.
+    pub fn write_events(&self, rel: &str, events: &[Value]) -> String {
+        let mut text = String::new();
+        for e in events {
+            text.push_str(&e.to_string());
+            text.push('\n');
+        }
+        self.write(rel, &text).display().to_string()
+    }
+
+    /// Copies `examples/<rel>` into the temp dir under its file name; returns the copy.
+    pub fn copy_example(&self, rel: &str) -> PathBuf {
+        let src = examples_dir().join(rel);
+        assert!(src.exists(), "{} does not exist (yet?)", src.display());
+        let dest = self.path(src.file_name().and_then(|n| n.to_str()).expect("file name"));
+        copy_file(&src, &dest);
+        dest
+    }
+
+    /// Copies the directory `examples/<rel>` to `<temp dir>/<rel>`; returns the copy.
+    pub fn copy_example_dir(&self, rel: &str) -> PathBuf {
+        let src = examples_dir().join(rel);
+        assert!(src.is_dir(), "{} does not exist (yet?)", src.display());
+        let dest = self.path(rel);
+        copy_dir(&src, &dest);
+        dest
+    }
+
+    /// Copies `tests/fixtures/<rel>` into the temp dir under its file name; returns the copy.
+    pub fn copy_fixture(&self, rel: &str) -> PathBuf {
+        let src = fixtures_dir().join(rel);
+        let dest = self.path(src.file_name().and_then(|n| n.to_str()).expect("file name"));
+        copy_file(&src, &dest);
+        dest
+    }
+
+    /// A command running the orchestrator binary in the temp dir.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(bin("orchestrator"));
+        cmd.current_dir(self.dir()).stdin(Stdio::null());
+        cmd
+    }
+
+    /// `orchestrator validate <bundle>` in the temp dir, to completion.
+    pub fn validate(&self, bundle: &str) -> Output {
+        self.command()
+            .args(["validate", bundle])
+            .output()
+            .expect("run orchestrator validate")
+    }
+
+    /// Writes `bundle.yaml` and starts `orchestrator run bundle.yaml --state-dir state`.
+    pub fn start(&mut self, bundle: &str) {
+        self.write("bundle.yaml", bundle);
+        self.start_file("bundle.yaml");
+    }
+
+    /// Starts `orchestrator run <rel> --state-dir state` on a bundle already in the temp dir.
+    pub fn start_file(&mut self, rel: &str) {
+        assert!(self.child.is_none(), "already started");
+        let stdout = File::create(self.path("orchestrator.stdout")).expect("stdout file");
+        let stderr = File::create(self.path("orchestrator.stderr")).expect("stderr file");
+        let child = self
+            .command()
+            .args(["run", rel, "--state-dir"])
+            .arg(self.state())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn orchestrator");
+        self.child = Some(child);
+    }
+
+    /// The orchestrator's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("started").id()
+    }
+
+    /// Whether the orchestrator is still running (reaps it if not).
+    pub fn is_running(&mut self) -> bool {
+        let Some(child) = self.child.as_mut() else {
+            return false;
+        };
+        match child.try_wait().expect("try_wait") {
+            None => true,
+            Some(status) => {
+                self.status = Some(status);
+                false
+            }
+        }
+    }
+
+    /// What the orchestrator wrote to stderr.
+    pub fn stderr(&self) -> String {
+        read(&self.path("orchestrator.stderr"))
+    }
+
+    /// `state/logs/agents/<agent>/<escaped key>.log`.
+    pub fn agent_log_path(&self, agent: &str, key: &str) -> PathBuf {
+        self.state()
+            .join("logs/agents")
+            .join(agent)
+            .join(format!("{}.log", escape_key(key)))
+    }
+
+    /// The log of one agent instance ("" while it does not exist).
+    pub fn agent_log(&self, agent: &str, key: &str) -> String {
+        read(&self.agent_log_path(agent, key))
+    }
+
+    /// The log of one Connection's connector process ("" while it does not exist).
+    pub fn connection_log(&self, name: &str) -> String {
+        read(
+            &self
+                .state()
+                .join("logs/connections")
+                .join(format!("{name}.log")),
+        )
+    }
+
+    /// `state/logs/orchestrator.log`.
+    pub fn orchestrator_log(&self) -> String {
+        read(&self.state().join("logs/orchestrator.log"))
+    }
+
+    /// Every delivery the instance's agent process(es) printed, in order.
+    pub fn received(&self, agent: &str, key: &str) -> Vec<Value> {
+        parse_received(&self.agent_log(agent, key))
+    }
+
+    /// The texts of [`received`](Self::received).
+    pub fn texts(&self, agent: &str, key: &str) -> Vec<String> {
+        self.received(agent, key)
+            .iter()
+            .map(|r| {
+                r["text"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("received without text: {r}"))
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    /// `(agent, escaped key)` of every agent log file there is.
+    pub fn agent_instances(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let Ok(agents) = std::fs::read_dir(self.state().join("logs/agents")) else {
+            return out;
+        };
+        for agent in agents.flatten() {
+            let Ok(files) = std::fs::read_dir(agent.path()) else {
+                continue;
+            };
+            for f in files.flatten() {
+                let name = f.file_name().to_string_lossy().into_owned();
+                if let Some(stem) = name.strip_suffix(".log") {
+                    out.push((
+                        agent.file_name().to_string_lossy().into_owned(),
+                        stem.to_owned(),
+                    ));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Every log file under `state/logs`, with its contents.
+    pub fn all_logs(&self) -> Vec<(PathBuf, String)> {
+        fn walk(dir: &Path, out: &mut Vec<(PathBuf, String)>) {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
+            let mut entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+            entries.sort();
+            for p in entries {
+                if p.is_dir() {
+                    walk(&p, out);
+                } else {
+                    out.push((p.clone(), read(&p)));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.state().join("logs"), &mut out);
+        out
+    }
+
+    /// The pid of every child process the orchestrator noted starting, in any log.
+    pub fn child_pids(&self) -> Vec<u32> {
+        let mut pids: Vec<u32> = self
+            .all_logs()
+            .iter()
+            .flat_map(|(_, text)| started_pids(text))
+            .collect();
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+
+    /// The orchestrator's stderr and every log, for a failure message.
+    pub fn dump(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "==== temp dir {}", self.dir().display());
+        let _ = writeln!(
+            out,
+            "==== orchestrator stderr\n{}",
+            tail(&self.stderr(), 8 << 10)
+        );
+        for (path, text) in self.all_logs() {
+            let shown = path.strip_prefix(self.dir()).unwrap_or(&path);
+            let _ = writeln!(out, "==== {}\n{}", shown.display(), tail(&text, 6 << 10));
+        }
+        out
+    }
+
+    /// Polls `cond` every ~20 ms until it holds; past `deadline`, panics naming
+    /// `what` with the orchestrator's stderr and the logs.
+    pub fn wait_until(&self, what: &str, deadline: Duration, mut cond: impl FnMut() -> bool) {
+        let start = Instant::now();
+        loop {
+            if cond() {
+                return;
+            }
+            if start.elapsed() > deadline {
+                panic!(
+                    "timed out after {deadline:?} waiting for: {what}\n{}",
+                    self.dump()
+                );
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Waits until `agent`/`key` has printed at least `n` deliveries; returns them.
+    pub fn wait_received(&self, agent: &str, key: &str, n: usize) -> Vec<Value> {
+        let what = format!("{n} deliveries to {agent}/{key}");
+        self.wait_until(&what, DEADLINE, || self.received(agent, key).len() >= n);
+        self.received(agent, key)
+    }
+
+    /// Sends `signal` to the orchestrator.
+    pub fn signal(&self, signal: i32) {
+        let pid = self.pid() as libc::pid_t;
+        // SAFETY: kill(2) on our own child's pid; no memory is involved.
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(
+            rc,
+            0,
+            "kill({pid}, {signal}): {}",
+            std::io::Error::last_os_error()
+        );
+    }
+
+    /// Waits (up to `deadline`) for the orchestrator to exit; returns its status.
+    pub fn wait_exit(&mut self, deadline: Duration) -> ExitStatus {
+        if let Some(status) = self.status {
+            return status;
+        }
+        self.wait_until("the orchestrator to exit", deadline, || {
+            let child = self.child.as_ref().expect("started");
+            // try_wait needs &mut; waitpid(WNOHANG) would reap, so peek at /proc instead.
+            !pid_alive(child.id())
+        });
+        let status = self.child.as_mut().expect("started").wait().expect("wait");
+        self.status = Some(status);
+        status
+    }
+
+    /// SIGTERM, then waits for the exit (panics with the logs if it takes longer than 15 s).
+    pub fn stop(&mut self) -> ExitStatus {
+        if self.is_running() {
+            self.signal(libc::SIGTERM);
+        }
+        self.wait_exit(Duration::from_secs(15))
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut()
+            && self.status.is_none()
+            && matches!(child.try_wait(), Ok(None))
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

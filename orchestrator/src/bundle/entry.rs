@@ -118,7 +118,7 @@ impl fmt::Display for Looked<'_> {
 }
 
 /// One diagnostic per Connector or Agent whose entry `resolve` can't find,
-/// placed at the resource's document. The CLI passes a closure over [`resolve_entry`].
+/// placed at its `spec.entry` value. The CLI passes a closure over [`resolve_entry`].
 pub fn check_entries(
     bundle: &Bundle,
     resolve: impl Fn(&str) -> Result<PathBuf, String>,
@@ -126,13 +126,20 @@ pub fn check_entries(
     let programs = bundle
         .connectors
         .values()
-        .map(|c| (format!("Connector/{}", c.name), &c.place, &c.program))
-        .chain(
-            bundle
-                .agents
-                .values()
-                .map(|a| (format!("Agent/{}", a.name), &a.place, &a.program)),
-        );
+        .map(|c| {
+            (
+                format!("Connector/{}", c.name),
+                &c.program.entry_place,
+                &c.program,
+            )
+        })
+        .chain(bundle.agents.values().map(|a| {
+            (
+                format!("Agent/{}", a.name),
+                &a.program.entry_place,
+                &a.program,
+            )
+        }));
     let mut out: Vec<Diagnostic> = programs
         .filter_map(|(resource, place, program): (String, &Place, &Program)| {
             let message = format!("`spec.entry`: {}", resolve(&program.entry).err()?);

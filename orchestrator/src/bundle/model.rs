@@ -58,6 +58,8 @@ pub enum Protocol {
 pub struct Program {
     /// `spec.entry` as written: a path relative to the bundle, or a bare name.
     pub entry: String,
+    /// Where `spec.entry` is, for errors about it.
+    pub entry_place: Place,
     /// `spec.args`.
     pub args: Vec<String>,
     /// `spec.env`: plain (non-secret) environment variables for the child.

@@ -41,6 +41,7 @@ pub(crate) fn program(
     let entry = entry_field
         .as_ref()
         .and_then(|f| f.nonempty(cx).filter(|s| no_nul(cx, f, s)));
+    let entry_place = entry_field.as_ref().map(|f| cx.place(f.at()));
     let args = spec.get("args").map(|f| args(cx, &f)).unwrap_or_default();
     let env = spec.get("env").map(|f| env(cx, &f)).unwrap_or_default();
     let protocols = [("frames", Protocol::Frames), ("jsonl", Protocol::Jsonl)];
@@ -65,6 +66,7 @@ pub(crate) fn program(
         .unwrap_or(100);
     Some(Program {
         entry: entry?,
+        entry_place: entry_place?,
         args,
         env,
         protocol,

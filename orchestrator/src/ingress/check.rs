@@ -80,6 +80,11 @@ mod tests {
             },
             program: Program {
                 entry: "x".into(),
+                entry_place: Place {
+                    file: "b.yaml".into(),
+                    line: 5,
+                    column: 10,
+                },
                 args: vec![],
                 env: BTreeMap::new(),
                 protocol: Protocol::Frames,

@@ -99,6 +99,7 @@ pub async fn serve_until_exit<R: Role>(
 
     let mut stopping: Option<SessionEnd> = None;
     let mut serving = true;
+    let mut killed = false;
     let mut escalation = Escalation::Term;
     let far = Instant::now() + Duration::from_secs(86400 * 365);
     let deadline = sleep_until(far);
@@ -165,7 +166,8 @@ pub async fn serve_until_exit<R: Role>(
                     }
                 }
             }
-            _ = sup.kill_now.cancelled(), if stopping.is_some() => {
+            _ = sup.kill_now.cancelled(), if stopping.is_some() && !killed => {
+                killed = true;
                 kill_group(pid);
                 deadline.as_mut().reset(far);
             }

@@ -132,7 +132,7 @@ fn a_missing_entry_says_where_it_looked() {
 }
 
 #[test]
-fn check_entries_reports_each_unresolvable_program_at_its_resource() {
+fn check_entries_reports_each_unresolvable_program_at_its_entry() {
     let bundle = parse_text(BASE).expect("valid");
     let diags = check_entries(&bundle, |entry| {
         if entry == "./agent" {
@@ -144,7 +144,7 @@ fn check_entries_reports_each_unresolvable_program_at_its_resource() {
     let got: Vec<String> = diags.iter().map(ToString::to_string).collect();
     assert_eq!(
         got,
-        ["bundle.yaml:1:1: Connector/tg: `spec.entry`: entry './connector-tg' missing"]
+        ["bundle.yaml:5:10: Connector/tg: `spec.entry`: entry './connector-tg' missing"]
     );
     assert!(check_entries(&bundle, |_| Ok(PathBuf::from("/x"))).is_empty());
 }

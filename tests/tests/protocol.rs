@@ -1,0 +1,208 @@
+//! What the orchestrator does with bad input from a connector: an event it
+//! does not declare is nacked, a frame or line that does not decode is
+//! answered with `error`, and either way the connector goes on working.
+
+use e2e::{Harness, event};
+
+/// Connector `$NAME` running `$ENTRY` over `$PROTOCOL`, one Connection `main`
+/// routing user_message by chat_id to agent-echo `handler`.
+const BUNDLE: &str = r#"
+apiVersion: goondan.ai/v1
+kind: Connector
+metadata: { name: $NAME }
+spec:
+  entry: $ENTRY
+  protocol: $PROTOCOL
+  events:
+    - name: user_message
+      properties: { chat_id: { type: string }, count: { type: number, optional: true } }
+  restart: { backoff: { initial: 100ms, max: 1s } }
+---
+apiVersion: goondan.ai/v1
+kind: Connection
+metadata: { name: main }
+spec:
+  connectorRef: Connector/$NAME
+  config: $CONFIG
+  ingress:
+    rules:
+      - match: { event: user_message }
+        route: { agentRef: Agent/handler, instanceKeyProperty: chat_id, instanceKeyPrefix: "tg:" }
+---
+apiVersion: goondan.ai/v1
+kind: Swarm
+metadata: { name: default }
+spec: { entryAgent: Agent/handler, agents: [Agent/handler] }
+---
+apiVersion: goondan.ai/v1
+kind: Agent
+metadata: { name: handler }
+spec: { entry: agent-echo, protocol: frames }
+"#;
+
+fn bundle(name: &str, entry: &str, protocol: &str, config: &str) -> String {
+    BUNDLE
+        .replace("$NAME", name)
+        .replace("$ENTRY", entry)
+        .replace("$PROTOCOL", protocol)
+        .replace("$CONFIG", config)
+}
+
+#[test]
+fn invalid_events_are_nacked_and_later_ones_still_arrive() {
+    let mut h = Harness::new();
+    let events = h.write_events(
+        "events.jsonl",
+        &[
+            event("bogus", "undeclared event", &[], Some("k")),
+            event("user_message", "missing required property", &[], Some("k")),
+            event(
+                "user_message",
+                "undeclared property",
+                &[("chat_id", "7"), ("extra", "x")],
+                Some("k"),
+            ),
+            event(
+                "user_message",
+                "not a number",
+                &[("chat_id", "7"), ("count", "lots")],
+                Some("k"),
+            ),
+            event(
+                "user_message",
+                "valid-after-nacks",
+                &[("chat_id", "7")],
+                Some("k"),
+            ),
+        ],
+    );
+    h.start(&bundle(
+        "emitter",
+        "test-emitter",
+        "frames",
+        &format!("{{ EVENTS: \"{events}\" }}"),
+    ));
+    let received = h.wait_received("handler", "tg:7", 1);
+    h.wait_until("every emit answered", e2e::DEADLINE, || {
+        h.connection_log("main").contains("all answered")
+    });
+
+    let log = h.connection_log("main");
+    // The connector's own account of its answers (test-emitter prints them).
+    for (seq, why) in [
+        (1, "'bogus' is not declared"),
+        (2, "'chat_id' is missing"),
+        (3, "'extra' is not declared"),
+        (4, "'count' is \"lots\", not a number"),
+    ] {
+        let line = log
+            .lines()
+            .find(|l| l.contains(&format!(" stdout nack {seq} ")))
+            .unwrap_or_else(|| panic!("no nack for seq {seq}\n{log}"));
+        assert!(
+            line.contains(&format!("nack {seq} validation_error ")),
+            "kind of nack {seq}: {line}"
+        );
+        assert!(line.contains(why), "nack {seq} says why: {line}");
+        // The orchestrator notes it too.
+        assert!(
+            log.contains(&format!(" orchestrator nack seq {seq}: ")),
+            "note for nack {seq}\n{log}"
+        );
+    }
+    assert!(
+        log.contains(" stdout ack 5\n"),
+        "the valid event is acked\n{log}"
+    );
+    assert_eq!(received.len(), 1, "only the valid event is delivered");
+    assert_eq!(received[0]["text"], "valid-after-nacks");
+    assert!(
+        h.is_running(),
+        "the orchestrator keeps running\n{}",
+        h.dump()
+    );
+    assert!(h.stop().success(), "exit status\n{}", h.dump());
+}
+
+#[test]
+fn malformed_frames_are_answered_with_error_and_the_channel_goes_on() {
+    let mut h = Harness::new();
+    let config = r#"{ OVERSIZE: "1", EVENT_NAME: user_message, TEXT: after-garbage, PROPERTIES: '{"chat_id":"9"}' }"#;
+    h.start(&bundle("raw", "raw-connector", "frames", config));
+    let received = h.wait_received("handler", "tg:9", 1);
+    assert_eq!(received[0]["text"], "after-garbage");
+    h.wait_until("the raw connector to see its ack", e2e::DEADLINE, || {
+        h.connection_log("main")
+            .lines()
+            .any(|l| l.contains(" stderr ack {") && l.contains(r#""seq":1"#))
+    });
+
+    let log = h.connection_log("main");
+    // Frame 1 is `ready`, 2 the garbage, 3 the oversized one.
+    let garbage = log.lines().find(|l| l.contains("protocol error: frame 2:"));
+    assert!(
+        garbage.is_some_and(|l| l.contains(" orchestrator ")),
+        "garbage frame logged\n{log}"
+    );
+    let oversize = log.lines().find(|l| l.contains("protocol error: frame 3:"));
+    assert!(
+        oversize.is_some_and(|l| l.contains("over the limit")),
+        "oversized frame logged\n{log}"
+    );
+    // The connector was told, once per bad frame, on its own channel.
+    let errors: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" stderr error {"))
+        .collect();
+    assert_eq!(
+        errors.len(),
+        2,
+        "two error messages reached the connector\n{log}"
+    );
+    assert!(errors[0].contains("frame 2"), "{}", errors[0]);
+    assert!(errors[1].contains("frame 3"), "{}", errors[1]);
+    assert!(
+        h.is_running(),
+        "the orchestrator keeps running\n{}",
+        h.dump()
+    );
+    assert!(h.stop().success(), "exit status\n{}", h.dump());
+}
+
+#[test]
+fn a_malformed_jsonl_line_is_answered_with_error_and_the_channel_goes_on() {
+    let mut h = Harness::new();
+    h.copy_fixture("bad_line.py");
+    let config = r#"{ TEXT: after-bad-line, PROPERTIES: '{"chat_id":"5"}' }"#;
+    h.start(&bundle("badline", "./bad_line.py", "jsonl", config));
+    let received = h.wait_received("handler", "tg:5", 1);
+    assert_eq!(received[0]["text"], "after-bad-line");
+    h.wait_until("the connector to see its ack", e2e::DEADLINE, || {
+        h.connection_log("main")
+            .lines()
+            .any(|l| l.contains(" stderr got ack {") && l.contains(r#""seq":1"#))
+    });
+
+    let log = h.connection_log("main");
+    // Line 1 is `ready`, line 2 the one that is not JSON.
+    assert!(
+        log.contains(" orchestrator protocol error: line 2: "),
+        "bad line logged\n{log}"
+    );
+    let errors: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" stderr got error {"))
+        .collect();
+    assert_eq!(
+        errors.len(),
+        1,
+        "one error message reached the connector\n{log}"
+    );
+    assert!(errors[0].contains("line 2"), "{}", errors[0]);
+    assert!(
+        h.is_running(),
+        "the orchestrator keeps running\n{}",
+        h.dump()
+    );
+    assert!(h.stop().success(), "exit status\n{}", h.dump());
+}

@@ -1,0 +1,105 @@
+//! The README's quickstart, run for real: an HTTP webhook routed to the Rust
+//! and the Python echo agents.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use e2e::{DEADLINE, Harness};
+
+/// One HTTP/1.1 POST on a fresh connection; returns the status code and body.
+fn post(addr: &str, path: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("send request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {response:?}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn quickstart_webhook_reaches_both_echo_agents() {
+    let mut h = Harness::new();
+    // The bundle refers to ../agents/echo.py: keep the examples' layout.
+    let dir = h.copy_example_dir("quickstart");
+    h.copy_example_dir("agents");
+    let bundle_path = dir.join("bundle.yaml");
+    let bundle = std::fs::read_to_string(&bundle_path).expect("read quickstart bundle");
+    assert!(
+        bundle.contains(r#"PORT: "8080""#),
+        "the quickstart sets PORT \"8080\"; update this test\n{bundle}"
+    );
+    // Port 0: tests run in parallel, and 8080 may be taken.
+    std::fs::write(
+        &bundle_path,
+        bundle.replace(r#"PORT: "8080""#, r#"PORT: "0""#),
+    )
+    .expect("write bundle");
+    h.start_file("quickstart/bundle.yaml");
+
+    let address_file = h.state().join("state/connections/quickstart/address");
+    h.wait_until(
+        "the webhook connector to write its address",
+        DEADLINE,
+        || std::fs::read_to_string(&address_file).is_ok_and(|a| !a.trim().is_empty()),
+    );
+    let addr = std::fs::read_to_string(&address_file)
+        .expect("address")
+        .trim()
+        .to_owned();
+
+    let (status, body) = post(&addr, "/hooks", r#"{"user":"ada","text":"hello"}"#);
+    assert_eq!(status, 200, "{body}\n{}", h.dump());
+    let r = h.wait_received("echo", "ada", 1);
+    assert_eq!(r[0]["text"], "hello");
+    assert_eq!(r[0]["connection"], "quickstart");
+    assert!(
+        h.agent_log("echo", "ada").contains("agent-echo pid="),
+        "the Rust agent handled it"
+    );
+
+    let (status, body) = post(
+        &addr,
+        "/hooks",
+        r#"{"user":"bob","text":"hi","lang":"python"}"#,
+    );
+    assert_eq!(status, 200, "{body}\n{}", h.dump());
+    let r = h.wait_received("echo-py", "bob", 1);
+    assert_eq!(r[0]["text"], "hi");
+    assert_eq!(r[0]["properties"]["lang"], "python");
+    assert!(
+        h.agent_log("echo-py", "bob").contains("echo.py pid="),
+        "the Python agent handled it"
+    );
+
+    let (status, body) = post(&addr, "/hooks", r#"{"user":"eve","text": oops"#);
+    assert_eq!(status, 400, "invalid JSON is refused: {body}");
+    // A later valid request to the same instance arrives alone: the bad one never did.
+    let (status, body) = post(
+        &addr,
+        "/hooks",
+        r#"{"user":"eve","text":"after the bad one"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let r = h.wait_received("echo", "eve", 1);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0]["text"], "after the bad one");
+
+    assert!(h.stop().success(), "exit status\n{}", h.dump());
+}
