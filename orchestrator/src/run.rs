@@ -24,6 +24,10 @@ pub struct RunOptions {
     pub bundle: PathBuf,
     /// The state directory.
     pub state_dir: PathBuf,
+    /// The orchestrator binary, to start children through its `__shim` (see
+    /// [`crate::shim`]); `None` starts them directly (grandchildren may then
+    /// outlive a `kill -9` of the orchestrator).
+    pub shim: Option<PathBuf>,
 }
 
 /// Why a run could not start, or ended badly.
@@ -122,6 +126,7 @@ pub async fn run(
         agents,
         state: state.clone(),
         cwd: bundle.root.clone(),
+        shim: opts.shim.clone(),
         journal: journal.clone(),
         registry: registry.clone(),
         tracker: agent_tasks.clone(),
@@ -162,6 +167,7 @@ pub async fn run(
             protocol: connector.program.protocol,
             max_frame_bytes: connector.program.max_frame_bytes,
             max_protocol_errors: connector.program.max_protocol_errors,
+            shim: opts.shim.clone(),
         };
         let (status, control) = ProcessStatus::new(ProcessKind::Connection, &connection.name, None);
         registry.add(status.clone());

@@ -61,8 +61,10 @@ pub struct Counters {
     pub events_out: AtomicU64,
     /// Bad messages from it.
     pub protocol_errors: AtomicU64,
-    /// Its current pid, 0 when not running.
+    /// The program's pid, 0 when not running.
     pub pid: AtomicU64,
+    /// Its process group (the shim's pid, or the program's without a shim), 0 when not running.
+    pub pgid: AtomicU64,
     /// Pings sent in the current run.
     pub pings_sent: AtomicU64,
     /// The nonce of the last pong received in the current run.
@@ -196,12 +198,14 @@ impl ProcessStatus {
     pub fn snapshot(&self) -> ProcessSnapshot {
         let i = self.info.lock().expect("status lock");
         let pid = self.counters.pid.load(Ordering::Relaxed);
+        let pgid = self.counters.pgid.load(Ordering::Relaxed);
         ProcessSnapshot {
             kind: self.kind,
             name: self.name.clone(),
             instance_key: self.instance_key.clone(),
             target: self.target(),
             pid: (pid != 0).then_some(pid as u32),
+            pgid: (pgid != 0).then_some(pgid as u32),
             state: i.state,
             restarts: i.restarts,
             uptime_secs: i
@@ -231,8 +235,10 @@ pub struct ProcessSnapshot {
     pub instance_key: Option<String>,
     /// `connection/<name>` or `agent/<name>/<instanceKey>`: what `logs` and `restart` take.
     pub target: String,
-    /// The pid while running.
+    /// The program's pid while running.
     pub pid: Option<u32>,
+    /// Its process group while running: what stop signals are sent to.
+    pub pgid: Option<u32>,
     /// The state.
     pub state: ProcessState,
     /// Restarts so far.
@@ -373,6 +379,7 @@ mod tests {
             instance_key: target.split('/').nth(2).map(Into::into),
             target: target.into(),
             pid: Some(4242),
+            pgid: Some(4241),
             state,
             restarts: 2,
             uptime_secs: Some(75.0),
@@ -416,6 +423,7 @@ mod tests {
                 "lastExit",
                 "lastSuccessAt",
                 "name",
+                "pgid",
                 "pid",
                 "protocolErrors",
                 "restarts",

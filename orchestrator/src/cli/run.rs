@@ -34,7 +34,17 @@ pub fn main(bundle: PathBuf, state_dir: Option<PathBuf>) -> u8 {
         let stop = CancellationToken::new();
         let kill_now = CancellationToken::new();
         tokio::spawn(watch_signals(stop.clone(), kill_now.clone()));
-        orchestrator::run(RunOptions { bundle, state_dir }, stop, kill_now).await
+        let shim = std::env::current_exe().ok();
+        orchestrator::run(
+            RunOptions {
+                bundle,
+                state_dir,
+                shim,
+            },
+            stop,
+            kill_now,
+        )
+        .await
     });
     match result {
         Ok(()) => exit_code::OK,

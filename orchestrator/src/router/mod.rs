@@ -78,6 +78,8 @@ pub struct RouterSetup {
     pub state: StateDir,
     /// Working directory of agent processes (the bundle root).
     pub cwd: PathBuf,
+    /// The shim to start agents through.
+    pub shim: Option<PathBuf>,
     /// The journal.
     pub journal: Arc<Journal>,
     /// Where instances register their status.
@@ -102,6 +104,7 @@ struct Shared {
     instances: Mutex<HashMap<(String, String), Instance>>,
     state: StateDir,
     cwd: PathBuf,
+    shim: Option<PathBuf>,
     journal: Arc<Journal>,
     registry: Arc<Registry>,
     tracker: TaskTracker,
@@ -121,6 +124,7 @@ impl Router {
             agents,
             state,
             cwd,
+            shim,
             journal,
             registry,
             tracker,
@@ -132,6 +136,7 @@ impl Router {
             instances: Mutex::new(HashMap::new()),
             state,
             cwd,
+            shim,
             journal,
             registry,
             tracker,
@@ -204,6 +209,7 @@ impl Router {
                 protocol: p.protocol,
                 max_frame_bytes: p.max_frame_bytes,
                 max_protocol_errors: p.max_protocol_errors,
+                shim: shared.shim.clone(),
             },
             restart: p.restart.clone(),
             health_interval: p.health_interval,

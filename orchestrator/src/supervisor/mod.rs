@@ -176,14 +176,21 @@ pub async fn supervise<R: Role>(mut role: R, mut sup: Supervision) {
                     .counters
                     .pid
                     .store(u64::from(s.pid), Ordering::Relaxed);
+                status
+                    .counters
+                    .pgid
+                    .store(u64::from(s.pid), Ordering::Relaxed);
                 log.note(&format!(
-                    "started {} (pid {})",
+                    "started {} (process group {})",
                     sup.spec.program.display(),
                     s.pid
                 ));
                 let outcome = run_once(&mut role, &mut s, &mut sup).await;
+                // Whatever the program left behind in its group goes too.
+                session::kill_group(s.pid);
                 role.exited();
                 status.counters.pid.store(0, Ordering::Relaxed);
+                status.counters.pgid.store(0, Ordering::Relaxed);
                 match outcome {
                     Outcome::Stopped => break,
                     Outcome::Idle => {
@@ -313,7 +320,14 @@ async fn run_once<R: Role>(
     }
     let ready_at = Instant::now();
     status.set_state(ProcessState::Ready);
-    sup.log.note("ready");
+    // Through the shim, the program is the group leader's child; by `ready` it surely exists.
+    let pid = if sup.spec.shim.is_some() {
+        spawn::program_pid(s.pid).unwrap_or(s.pid)
+    } else {
+        s.pid
+    };
+    status.counters.pid.store(u64::from(pid), Ordering::Relaxed);
+    sup.log.note(&format!("ready (pid {pid})"));
     let end = serve_until_exit(role, s, sup).await;
     let ran_for = ready_at.elapsed();
     match end {

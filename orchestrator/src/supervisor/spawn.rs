@@ -43,6 +43,9 @@ pub struct ChildSpec {
     pub max_frame_bytes: usize,
     /// Bad messages tolerated before the channel is closed.
     pub max_protocol_errors: u32,
+    /// The orchestrator binary to run the program through as `__shim`
+    /// (see [`crate::shim`]), so grandchildren die with the orchestrator.
+    pub shim: Option<PathBuf>,
 }
 
 /// A started child and the channel to it.
@@ -121,7 +124,22 @@ where
     In: DeserializeOwned + Send + 'static,
     Out: Serialize + Send + 'static,
 {
-    let mut cmd = Command::new(&spec.program);
+    check_executable(&spec.program)?;
+    let mut cmd = match &spec.shim {
+        Some(shim) => {
+            let mut cmd = Command::new(shim);
+            cmd.arg(crate::shim::SHIM_ARG).arg("--").arg(&spec.program);
+            cmd
+        }
+        None => Command::new(&spec.program),
+    };
+    // The shim catches its death signal to kill the whole group; a program
+    // started directly just dies.
+    let death_signal = if spec.shim.is_some() {
+        crate::shim::SHIM_DEATH_SIGNAL
+    } else {
+        libc::SIGKILL
+    };
     cmd.args(&spec.args)
         .env_clear()
         .envs(child_env(&spec.env))
@@ -144,7 +162,7 @@ where
             // run between fork and exec; nothing allocates.
             unsafe {
                 cmd.pre_exec(move || {
-                    set_parent_death_signal(parent_pid)?;
+                    set_parent_death_signal(parent_pid, death_signal)?;
                     place_fd(fd, CHILD_IPC_FD)
                 });
             }
@@ -154,7 +172,7 @@ where
             cmd.stdin(Stdio::piped());
             // SAFETY: as above.
             unsafe {
-                cmd.pre_exec(move || set_parent_death_signal(parent_pid));
+                cmd.pre_exec(move || set_parent_death_signal(parent_pid, death_signal));
             }
             None
         }
@@ -211,17 +229,38 @@ where
     })
 }
 
-/// The child dies with us: SIGKILL when the orchestrator's thread that forked
+/// The child dies with us: `signal` when the orchestrator's thread that forked
 /// it goes away, and an immediate exit if we died before the signal was set.
-fn set_parent_death_signal(parent: libc::pid_t) -> io::Result<()> {
+fn set_parent_death_signal(parent: libc::pid_t, signal: i32) -> io::Result<()> {
     // SAFETY: prctl and getppid are async-signal-safe and touch no memory of ours.
     unsafe {
-        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+        if libc::prctl(libc::PR_SET_PDEATHSIG, signal) != 0 {
             return Err(io::Error::last_os_error());
         }
         if libc::getppid() != parent {
             libc::_exit(1);
         }
+    }
+    Ok(())
+}
+
+/// The program a shim runs: the shim's (only) child, from `/proc`.
+pub fn program_pid(shim: u32) -> Option<u32> {
+    let children = std::fs::read_to_string(format!("/proc/{shim}/task/{shim}/children")).ok()?;
+    children.split_whitespace().next()?.parse().ok()
+}
+
+/// Fails like exec would (NotFound, PermissionDenied) before anything is
+/// forked, so a missing program is a permanent failure even through the shim.
+fn check_executable(program: &std::path::Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(program)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", program.display())))?;
+    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("{} is not an executable file", program.display()),
+        ));
     }
     Ok(())
 }

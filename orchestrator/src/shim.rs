@@ -1,0 +1,171 @@
+//! The process shim: `orchestrator __shim -- PROGRAM [ARGS…]`.
+//!
+//! # Theory of operation
+//!
+//! `PR_SET_PDEATHSIG` takes only the direct child down with the orchestrator;
+//! a grandchild would be orphaned, and a `kill -9` of the orchestrator would
+//! leave it running. So every child is started through this shim, a tiny
+//! re-exec of the orchestrator binary that stays between the orchestrator and
+//! the program:
+//!
+//! - The shim leads the child's process group; the program and everything it
+//!   forks are in that group (unless they leave it on purpose).
+//! - Its parent-death signal is SIGUSR1, which it catches: when the
+//!   orchestrator dies, however it dies, the shim SIGKILLs the whole group.
+//! - The program's parent-death signal is SIGKILL, so killing the shim kills
+//!   the program too.
+//! - It is a child subreaper: orphaned grandchildren are reparented to it and
+//!   reaped, not to init.
+//! - It passes everything else through untouched: stdin, stdout, stderr, the
+//!   inherited IPC fd, the environment. It writes only to stderr, and only
+//!   when it cannot start the program.
+//! - It exits as the program did: the same code, or the same signal.
+//!
+//! The orchestrator's own signals go to the group: the program gets them
+//! directly, and the shim (which has them blocked) just keeps waiting.
+
+use std::ffi::{CString, OsString};
+use std::os::unix::ffi::OsStrExt;
+
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, raise, sigprocmask};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, execvp, fork, getpgrp, getpid, getppid};
+
+/// The first argument that makes the orchestrator binary act as the shim.
+pub const SHIM_ARG: &str = "__shim";
+
+/// The parent-death signal the orchestrator gives the shim.
+pub const SHIM_DEATH_SIGNAL: i32 = libc::SIGUSR1;
+
+const HANDLED: [Signal; 6] = [
+    Signal::SIGUSR1,
+    Signal::SIGCHLD,
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+];
+
+/// Runs the shim with `args` (what follows `__shim`); never returns.
+pub fn main(args: Vec<OsString>) -> ! {
+    let args: Vec<OsString> = match args.first() {
+        Some(a) if a == "--" => args[1..].to_vec(),
+        _ => args,
+    };
+    let Some(program) = args.first() else {
+        fail("usage: orchestrator __shim -- PROGRAM [ARGS…]", 2)
+    };
+    let argv: Vec<CString> = match args.iter().map(|a| CString::new(a.as_bytes())).collect() {
+        Ok(v) => v,
+        Err(_) => fail("an argument contains a NUL byte", 2),
+    };
+    let program = match CString::new(program.as_bytes()) {
+        Ok(p) => p,
+        Err(_) => fail("the program name contains a NUL byte", 2),
+    };
+
+    let mut set = SigSet::empty();
+    for s in HANDLED {
+        set.add(s);
+    }
+    // Block before anything else, so no handled signal can kill us with its
+    // default action; sigwait takes them one by one below.
+    if sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).is_err() {
+        fail("cannot block signals", 1);
+    }
+    // SAFETY: prctl with these arguments only changes this process's attributes.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+    }
+    let me = getpid();
+
+    // SAFETY: the shim is single-threaded (it runs before any runtime starts),
+    // so the child may do anything until exec.
+    let child = match unsafe { fork() } {
+        Err(e) => fail(&format!("fork failed: {e}"), 1),
+        Ok(ForkResult::Child) => exec_program(&program, &argv, &set, me),
+        Ok(ForkResult::Parent { child }) => child,
+    };
+
+    loop {
+        let Ok(signal) = set.wait() else { continue };
+        match signal {
+            Signal::SIGUSR1 => {
+                // The orchestrator is gone: take the whole group with us.
+                let _ = kill(Pid::from_raw(-getpgrp().as_raw()), Signal::SIGKILL);
+                std::process::exit(137);
+            }
+            Signal::SIGCHLD => {
+                if let Some(status) = reap(child) {
+                    exit_like(status);
+                }
+            }
+            // Group signals reach the program directly; the shim outlives
+            // them so it can report how the program ended.
+            _ => {}
+        }
+    }
+}
+
+fn exec_program(program: &CString, argv: &[CString], set: &SigSet, shim: Pid) -> ! {
+    let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(set), None);
+    // SAFETY: prctl/getppid only touch this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+    }
+    if getppid() != shim {
+        std::process::exit(1);
+    }
+    let err = execvp(program, argv).unwrap_err();
+    let code = if err == nix::errno::Errno::ENOENT {
+        127
+    } else {
+        126
+    };
+    fail(
+        &format!("cannot execute {}: {err}", program.to_string_lossy()),
+        code,
+    )
+}
+
+/// Reaps every exited child (grandchildren included, as the subreaper); the
+/// program's status once it has exited.
+fn reap(program: Pid) -> Option<WaitStatus> {
+    let mut result = None;
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(_) => return result,
+            Ok(status) => {
+                if status.pid() == Some(program)
+                    && matches!(status, WaitStatus::Exited(..) | WaitStatus::Signaled(..))
+                {
+                    result = Some(status);
+                }
+            }
+        }
+    }
+}
+
+fn exit_like(status: WaitStatus) -> ! {
+    match status {
+        WaitStatus::Exited(_, code) => std::process::exit(code),
+        WaitStatus::Signaled(_, signal, _) => {
+            // Die of the same signal, so the orchestrator sees what the program saw.
+            // SAFETY: restoring the default action of one signal.
+            unsafe {
+                libc::signal(signal as i32, libc::SIG_DFL);
+            }
+            let mut only = SigSet::empty();
+            only.add(signal);
+            let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&only), None);
+            let _ = raise(signal);
+            std::process::exit(128 + signal as i32)
+        }
+        _ => std::process::exit(1),
+    }
+}
+
+fn fail(message: &str, code: i32) -> ! {
+    eprintln!("orchestrator shim: {message}");
+    std::process::exit(code)
+}
