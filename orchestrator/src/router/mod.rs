@@ -26,7 +26,7 @@ use tokio_util::task::TaskTracker;
 pub use instance::{InstanceRole, InstanceSetup, Pending};
 pub use slots::{AgentSlots, InstanceShared};
 
-use crate::bundle::Agent;
+use crate::bundle::{Agent, Overflow};
 use crate::journal::Journal;
 use crate::logs::{LogSink, StateDir};
 use crate::status::{ProcessKind, ProcessStatus, Registry};
@@ -41,9 +41,25 @@ pub enum DispatchError {
     /// The instance is gone because the orchestrator is stopping.
     #[error("agent instance {0}/{1} is stopping")]
     Stopping(String, String),
+    /// The instance's queue is full (`overflow: reject`).
+    #[error("the queue of agent instance {0}/{1} is full")]
+    Overloaded(String, String),
     /// Its log could not be opened.
     #[error("cannot open the log of agent instance {0}/{1}: {2}")]
     Log(String, String, #[source] std::io::Error),
+}
+
+/// Room reserved in one instance's queue for one event.
+#[derive(Debug)]
+pub struct Slot {
+    permit: mpsc::OwnedPermit<Pending>,
+}
+
+impl Slot {
+    /// Puts the event in the reserved place.
+    pub fn send(self, pending: Pending) {
+        self.permit.send(pending);
+    }
 }
 
 /// An Agent ready to be started: its resource and its resolved program.
@@ -162,6 +178,31 @@ impl Router {
             .send(Pending { event, attempt: 1 })
             .await
             .map_err(|_| DispatchError::Stopping(agent.to_string(), key))
+    }
+
+    /// Reserves room for one event in the queue of `agent`'s instance `key`
+    /// (starting the instance if it is new): at once or `Overloaded` with
+    /// `Overflow::Reject`, waiting for room with `Overflow::Wait`. Reserving
+    /// before the event is journaled means an accepted event always has a place.
+    pub async fn reserve(
+        &self,
+        swarm: &str,
+        agent: &str,
+        key: &str,
+        overflow: Overflow,
+    ) -> Result<Slot, DispatchError> {
+        let queue = self.queue_for(swarm, agent, key)?;
+        let stopping = || DispatchError::Stopping(agent.to_string(), key.to_string());
+        let permit = match overflow {
+            Overflow::Reject => queue.try_reserve_owned().map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => {
+                    DispatchError::Overloaded(agent.to_string(), key.to_string())
+                }
+                mpsc::error::TrySendError::Closed(_) => stopping(),
+            })?,
+            Overflow::Wait => queue.reserve_owned().await.map_err(|_| stopping())?,
+        };
+        Ok(Slot { permit })
     }
 
     fn queue_for(

@@ -6,12 +6,19 @@
 //! goes out only after the journal has the event; routing an accepted event
 //! can wait for room in its instance's queue, and while it waits no further
 //! emits are read, so a full queue slows the connector down (backpressure).
+//! With `overflow: reject` (the default) a full queue instead nacks the emit
+//! `overloaded`, and `rateLimit` nacks `quota_exceeded`: every refusal is a
+//! nack and a counter, nothing is dropped silently.
+
+mod limit;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
+
+use limit::TokenBucket;
 
 use ipc_proto::{
     ConnectorInit, DeliveredEvent, Emit, EmitAck, EmitNack, FromConnector, NackError, NackKind,
@@ -23,9 +30,9 @@ use crate::bundle::{Connection, Connector, Swarm};
 use crate::ingress::{self, Decision};
 use crate::journal::Journal;
 use crate::logs::{AuditLog, LogSink, timestamp_secs};
-use crate::router::Router;
+use crate::router::{DispatchError, Pending, Router};
 use crate::status::ProcessStatus;
-use crate::supervisor::{Link, Role, Served};
+use crate::supervisor::{Link, Outbox, Role, Served};
 
 /// Event counters of one Connection.
 #[derive(Debug, Default)]
@@ -38,6 +45,10 @@ pub struct ConnectionCounters {
     pub unmatched: AtomicU64,
     /// Accepted events dropped by `unmatched: drop`.
     pub dropped: AtomicU64,
+    /// Emits nacked `quota_exceeded` by the rate limit.
+    pub quota_exceeded: AtomicU64,
+    /// Emits nacked `overloaded` because the instance's queue was full.
+    pub overloaded: AtomicU64,
 }
 
 /// Everything a Connection's role needs, fixed for the life of the run.
@@ -73,43 +84,97 @@ pub struct ConnectionRole {
     ctx: Arc<ConnectionContext>,
     /// Rules whose missing key property has been warned about already.
     warned_rules: HashSet<usize>,
+    /// `spec.rateLimit`.
+    rate_limit: Option<TokenBucket>,
 }
 
 impl ConnectionRole {
     /// A role for `ctx`.
     pub fn new(ctx: Arc<ConnectionContext>) -> Self {
+        let rate_limit = ctx
+            .connection
+            .rate_limit
+            .map(|l| TokenBucket::new(l, Instant::now()));
         Self {
             ctx,
             warned_rules: HashSet::new(),
+            rate_limit,
         }
     }
 
-    async fn on_emit(&mut self, emit: Emit, link: &mut Link<FromConnector, ToConnector>) {
+    async fn nack(&self, outbox: &Outbox<ToConnector>, seq: u64, kind: NackKind, message: String) {
         let ctx = &*self.ctx;
+        ctx.counters.nacked.fetch_add(1, Ordering::Relaxed);
+        ctx.log
+            .note(&format!("nack seq {seq} ({}): {message}", kind.as_str()));
+        let error = NackError { kind, message };
+        outbox
+            .send(ToConnector::Nack(EmitNack { seq, error }))
+            .await;
+    }
+
+    async fn on_emit(&mut self, emit: Emit, link: &mut Link<FromConnector, ToConnector>) {
+        let ctx = self.ctx.clone();
         ctx.status
             .counters
             .events_in
             .fetch_add(1, Ordering::Relaxed);
         if let Err(message) = ingress::check_event(&ctx.connector, &emit.event) {
-            ctx.counters.nacked.fetch_add(1, Ordering::Relaxed);
-            ctx.log.note(&format!("nack seq {}: {message}", emit.seq));
-            let error = NackError {
-                kind: NackKind::ValidationError,
-                message,
-            };
-            link.outbox
-                .send(ToConnector::Nack(EmitNack {
-                    seq: emit.seq,
-                    error,
-                }))
+            return self
+                .nack(&link.outbox, emit.seq, NackKind::ValidationError, message)
                 .await;
-            return;
+        }
+        if let Some(bucket) = &mut self.rate_limit
+            && let Err(wait) = bucket.take(Instant::now())
+        {
+            ctx.counters.quota_exceeded.fetch_add(1, Ordering::Relaxed);
+            let message = format!(
+                "rate limit of Connection/{} exceeded; a token is free in {} ms",
+                ctx.connection.name,
+                wait.as_millis().max(1)
+            );
+            return self
+                .nack(&link.outbox, emit.seq, NackKind::QuotaExceeded, message)
+                .await;
         }
         let decision = ingress::route(&ctx.connection, &ctx.swarm, &emit.event);
-        let id = uuid::Uuid::now_v7().to_string();
+        // Room in the instance's queue is reserved before the event is
+        // accepted, so an accepted event always has a place to go.
+        let slot = match &decision {
+            Decision::Drop => None,
+            Decision::Deliver(route) => {
+                match ctx
+                    .router
+                    .reserve(
+                        &ctx.swarm.name,
+                        &route.agent,
+                        &route.instance_key,
+                        ctx.connection.overflow,
+                    )
+                    .await
+                {
+                    Ok(slot) => Some(slot),
+                    Err(DispatchError::Overloaded(..)) => {
+                        ctx.counters.overloaded.fetch_add(1, Ordering::Relaxed);
+                        let message = format!(
+                            "the queue of agent instance {}/{} is full",
+                            route.agent, route.instance_key
+                        );
+                        return self
+                            .nack(&link.outbox, emit.seq, NackKind::Overloaded, message)
+                            .await;
+                    }
+                    Err(e) => {
+                        return self
+                            .nack(&link.outbox, emit.seq, NackKind::Transient, e.to_string())
+                            .await;
+                    }
+                }
+            }
+        };
         let event = emit.event;
         let delivered = DeliveredEvent {
-            id: id.clone(),
+            id: uuid::Uuid::now_v7().to_string(),
             connection: ctx.connection.name.clone(),
             connector: ctx.connector.name.clone(),
             name: event.name,
@@ -131,13 +196,13 @@ impl ConnectionRole {
             }))
             .await;
 
-        let route = match decision {
-            Decision::Drop => {
+        let (route, slot) = match (decision, slot) {
+            (Decision::Deliver(route), Some(slot)) => (route, slot),
+            _ => {
                 ctx.counters.unmatched.fetch_add(1, Ordering::Relaxed);
                 ctx.counters.dropped.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            Decision::Deliver(route) => route,
         };
         if route.rule.is_none() {
             ctx.counters.unmatched.fetch_add(1, Ordering::Relaxed);
@@ -151,14 +216,10 @@ impl ConnectionRole {
             ctx.log.note(&msg);
             tracing::warn!(connection = %ctx.connection.name, "{msg}");
         }
-        if let Err(e) = ctx
-            .router
-            .dispatch(&ctx.swarm.name, &route.agent, delivered)
-            .await
-        {
-            ctx.log.note(&format!("event {id} not routed: {e}"));
-            tracing::error!(connection = %ctx.connection.name, "event {id} not routed: {e}");
-        }
+        slot.send(Pending {
+            event: delivered,
+            attempt: 1,
+        });
     }
 }
 
