@@ -11,9 +11,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::bundle::{self, Bundle, Diagnostic};
 use crate::connection::{ConnectionContext, ConnectionCounters, ConnectionRole};
-use crate::journal::Journal;
+use crate::journal::{Journal, JournalError, JournalOptions};
 use crate::logs::{AuditLog, LogSink, StateDir};
-use crate::router::{AgentProgram, Router, RouterSetup};
+use crate::router::{AgentProgram, Pending, Router, RouterSetup};
 use crate::status::{ProcessKind, ProcessStatus, Registry};
 use crate::supervisor::{ChildSpec, Supervision, supervise};
 
@@ -28,6 +28,18 @@ pub struct RunOptions {
     /// [`crate::shim`]); `None` starts them directly (grandchildren may then
     /// outlive a `kill -9` of the orchestrator).
     pub shim: Option<PathBuf>,
+    /// Where accepted events are kept.
+    pub journal: JournalMode,
+}
+
+/// `--journal`: durable on disk (the default), or in memory for tests and benchmarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum JournalMode {
+    /// `journal.db` in the state directory: acked events survive any crash.
+    #[default]
+    Durable,
+    /// Nothing on disk: fast, and NOT durable.
+    Memory,
 }
 
 /// Why a run could not start, or ended badly.
@@ -39,6 +51,9 @@ pub enum RunError {
     /// A secret could not be resolved.
     #[error("{0}")]
     Secret(String),
+    /// The journal could not be opened or read.
+    #[error("journal: {0}")]
+    Journal(#[source] JournalError),
     /// The state directory could not be prepared.
     #[error("{what} {}: {source}", path.display())]
     Io {
@@ -104,7 +119,15 @@ pub async fn run(
         path: opts.state_dir.clone(),
         source,
     })?;
-    let journal = Arc::new(Journal::in_memory());
+    let journal = match opts.journal {
+        JournalMode::Durable => {
+            Journal::open(&state.journal(), JournalOptions::default()).map_err(RunError::Journal)?
+        }
+        JournalMode::Memory => {
+            tracing::warn!("journal in memory: accepted events are lost if the orchestrator stops");
+            Journal::memory(JournalOptions::default())
+        }
+    };
     let audit = AuditLog::open(state.audit_log()).map_err(|source| RunError::Io {
         what: "cannot open",
         path: state.audit_log(),
@@ -197,6 +220,8 @@ pub async fn run(
         connection_tasks.spawn(supervise(ConnectionRole::new(Arc::new(ctx)), sup));
     }
     let control_stop = CancellationToken::new();
+    recover(&journal, &router, &bundle).await?;
+
     let listener =
         crate::control::bind(&state.control_socket()).map_err(|source| RunError::Io {
             what: "cannot listen on",
@@ -226,13 +251,59 @@ pub async fn run(
     control_stop.cancel();
     let _ = control_task.await;
     let counts = journal.counts();
+    if let Err(e) = journal.flush().await {
+        tracing::error!("journal: final flush failed: {e}");
+    }
     tracing::info!(
-        accepted = counts.accepted.load(std::sync::atomic::Ordering::Relaxed),
-        delivered = counts.delivered.load(std::sync::atomic::Ordering::Relaxed),
-        dead_lettered = counts
-            .dead_lettered
-            .load(std::sync::atomic::Ordering::Relaxed),
+        accepted = counts.accepted,
+        duplicates = counts.duplicates,
+        delivered = counts.delivered,
+        dead_lettered = counts.dead_lettered,
+        pending = counts.pending,
         "stopped"
     );
+    Ok(())
+}
+
+/// Hands every accepted-but-undelivered event from the journal back to its
+/// agent instance, by the route recorded when it was accepted (a changed
+/// bundle does not re-route old events). An event whose agent is gone from
+/// the bundle goes to the dead-letter queue, saying so.
+async fn recover(journal: &Journal, router: &Router, bundle: &Bundle) -> Result<(), RunError> {
+    let pending = journal.pending().map_err(RunError::Journal)?;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    tracing::info!(
+        events = pending.len(),
+        "recovering accepted events from the journal"
+    );
+    // Grouped by instance, each group in acceptance order.
+    let mut backlogs: BTreeMap<(String, String, String), Vec<Pending>> = BTreeMap::new();
+    for je in pending {
+        if !bundle.agents.contains_key(&je.route.agent) {
+            let reason = format!("agent '{}' no longer exists in the bundle", je.route.agent);
+            tracing::warn!(event = %je.event.id, "{reason}: dead-lettered");
+            journal
+                .dead_letter(&je.event.id, je.attempts, &reason)
+                .await
+                .map_err(RunError::Journal)?;
+            continue;
+        }
+        let key = (
+            je.route.swarm.clone(),
+            je.route.agent.clone(),
+            je.event.instance_key.clone(),
+        );
+        backlogs.entry(key).or_default().push(Pending {
+            event: je.event,
+            attempt: je.attempts + 1,
+        });
+    }
+    for ((swarm, agent, key), backlog) in backlogs {
+        if let Err(e) = router.recover(&swarm, &agent, &key, backlog).await {
+            tracing::error!("recovery of agent instance {agent}/{key} failed: {e}");
+        }
+    }
     Ok(())
 }

@@ -65,6 +65,8 @@ pub struct Counters {
     pub pid: AtomicU64,
     /// Its process group (the shim's pid, or the program's without a shim), 0 when not running.
     pub pgid: AtomicU64,
+    /// It runs through the shim, so the program is the group leader's child.
+    pub shimmed: std::sync::atomic::AtomicBool,
     /// Pings sent in the current run.
     pub pings_sent: AtomicU64,
     /// The nonce of the last pong received in the current run.
@@ -197,8 +199,12 @@ impl ProcessStatus {
     /// A serializable snapshot.
     pub fn snapshot(&self) -> ProcessSnapshot {
         let i = self.info.lock().expect("status lock");
-        let pid = self.counters.pid.load(Ordering::Relaxed);
+        let mut pid = self.counters.pid.load(Ordering::Relaxed);
         let pgid = self.counters.pgid.load(Ordering::Relaxed);
+        // Before `ready` only the shim's pid is known; its child is the program.
+        if pid != 0 && pid == pgid && self.counters.shimmed.load(Ordering::Relaxed) {
+            pid = crate::supervisor::program_pid(pgid as u32).map_or(pid, u64::from);
+        }
         ProcessSnapshot {
             kind: self.kind,
             name: self.name.clone(),

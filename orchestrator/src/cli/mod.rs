@@ -10,6 +10,15 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+/// `--journal`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum Journal {
+    /// journal.db in the state directory.
+    Durable,
+    /// In memory: NOT durable.
+    Memory,
+}
+
 /// A supervisor for event-driven agent swarms.
 #[derive(Debug, Parser)]
 #[command(name = "orchestrator", version, about)]
@@ -32,6 +41,9 @@ enum Command {
         /// Where journal, logs, state and the control socket live [default: .orchestrator/ beside the bundle].
         #[arg(long)]
         state_dir: Option<PathBuf>,
+        /// `durable` (journal.db, survives crashes) or `memory` (NOT durable: for tests and benchmarks).
+        #[arg(long, value_enum, default_value_t = Journal::Durable)]
+        journal: Journal,
     },
     /// Show every process: state, pid, restarts, last exit and error, events in/out.
     Status {
@@ -70,7 +82,17 @@ enum Command {
 pub fn dispatch(cli: Cli) -> u8 {
     match cli.command {
         Command::Validate { bundle } => validate::main(&bundle),
-        Command::Run { bundle, state_dir } => run::main(bundle, state_dir),
+        Command::Run {
+            bundle,
+            state_dir,
+            journal,
+        } => {
+            let mode = match journal {
+                Journal::Durable => orchestrator::JournalMode::Durable,
+                Journal::Memory => orchestrator::JournalMode::Memory,
+            };
+            run::main(bundle, state_dir, mode)
+        }
         Command::Status { state_dir, json } => status::main(&state_dir, json),
         Command::Logs {
             target,

@@ -4,14 +4,14 @@ use std::fs::OpenOptions;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use orchestrator::{RunError, RunOptions, exit_code};
+use orchestrator::{JournalMode, RunError, RunOptions, exit_code};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-pub fn main(bundle: PathBuf, state_dir: Option<PathBuf>) -> u8 {
+pub fn main(bundle: PathBuf, state_dir: Option<PathBuf>, journal: JournalMode) -> u8 {
     let state_dir = state_dir.unwrap_or_else(|| orchestrator::default_state_dir(&bundle));
     if let Err(e) = init_tracing(&state_dir) {
         eprintln!(
@@ -40,6 +40,7 @@ pub fn main(bundle: PathBuf, state_dir: Option<PathBuf>) -> u8 {
                 bundle,
                 state_dir,
                 shim,
+                journal,
             },
             stop,
             kill_now,

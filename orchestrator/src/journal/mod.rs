@@ -1,75 +1,355 @@
-//! The event journal: accepted → delivered / dead-lettered.
+//! The event journal: accepted → delivered / dead-lettered, durably.
 //!
-//! This is the in-memory journal of the walking core: it counts every event
-//! through its states and keeps dead letters, but it is NOT durable — an
-//! orchestrator restart forgets undelivered events. The durable, group-committed
-//! store (redb) replaces it behind the same calls.
+//! # Theory of operation
+//!
+//! **What it owns.** One redb database (`journal.db` in the state directory)
+//! and the one thread that writes to it. Everything an orchestrator has
+//! acknowledged to a connector is in it until an agent acknowledges it or it
+//! is dead-lettered, so a restart — even after SIGKILL — delivers it again.
+//!
+//! **The life of one event.**
+//! 1. [`Journal::accept`] encodes the record on the caller's thread and queues
+//!    it *at call time*; the returned future only waits. Callers pipeline:
+//!    they accept many events before awaiting any.
+//! 2. The writer thread takes everything queued — accepts from every
+//!    connection, delivered marks, dead letters — into one write transaction,
+//!    commits it with a single fsync (group commit) and then resolves every
+//!    future of the batch. Only now may the connector be acked.
+//!    A `dedupe_key` seen for the same connection within `dedupe_ttl`
+//!    resolves as [`Accepted::Duplicate`] and stores nothing.
+//! 3. [`Journal::delivered`] (the agent's ack) is fire-and-forget. The writer
+//!    moves the event from `pending` to `delivered` in the next batch; a batch
+//!    of marks alone commits with `Durability::None` (no fsync). Marks become
+//!    durable with the next durable commit: the next accept, or at the latest
+//!    `mark_sync_interval` later, or on close. A crash can therefore forget
+//!    the last marks — those events are delivered again (at-least-once), never
+//!    lost.
+//! 4. After too many attempts the router calls [`Journal::dead_letter`]; an
+//!    operator may [`replay`](Journal::replay) it (pending again, attempts
+//!    reset) or [`drop`](Journal::drop_dead) it.
+//! 5. On start-up, [`Journal::pending`] lists what is still owed, in
+//!    acceptance order, with the route recorded at accept time — so a changed
+//!    bundle does not silently re-route old events.
+//! 6. Compaction, run by the writer every `compact_every_commits` commits or
+//!    `compact_interval`, deletes delivered events older than `retention` and
+//!    dedupe keys older than `dedupe_ttl`, so the file stays bounded.
+//!
+//! **What it never does.** It never routes, delivers or retries (the router
+//! does); it never drops a pending or dead event on its own; it never writes
+//! from any thread but its writer; and it never blocks an async caller on
+//! I/O except in [`Journal::pending`] / [`Journal::dead_letters`] (short
+//! reads, meant for start-up and control verbs) and on close.
+//!
+//! [`Journal::memory`] runs the same code on redb's in-memory backend: NOT
+//! durable, for tests and benchmarks.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+mod error;
+mod records;
+mod stats;
+mod tables;
+#[cfg(test)]
+mod tests;
+mod types;
+mod writer;
 
-use ipc_proto::DeliveredEvent;
+use std::fmt;
+use std::future::Future;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
 
-/// One dead letter: the event, how many attempts it had and the last error.
+use redb::{Database, ReadableDatabase, backends::InMemoryBackend};
+use tokio::sync::oneshot;
+
+pub use error::JournalError;
+use records::{EventRecord, encode, parse_id};
+use stats::Stats;
+pub use types::{
+    Accepted, Clock, CompactStats, Counts, DeadLetter, JournalOptions, JournaledEvent, NewEvent,
+    RouteRecord,
+};
+use writer::{Cmd, Reply, Writer};
+
+/// redb's page cache. Pending events are read once at start-up; the hot path
+/// only writes, so a small cache is enough.
+const CACHE_BYTES: usize = 32 << 20;
+
+/// The journal shared by every connection and agent instance. Cheap to clone.
 #[derive(Clone, Debug)]
-pub struct DeadLetter {
-    /// The event.
-    pub event: DeliveredEvent,
-    /// The agent it was routed to.
-    pub agent: String,
-    /// Attempts made.
-    pub attempts: u32,
-    /// Why it was given up.
-    pub error: String,
-}
-
-/// Counts of events by state.
-#[derive(Debug, Default)]
-pub struct JournalCounts {
-    /// Accepted (acked to a connector).
-    pub accepted: AtomicU64,
-    /// Acked by an agent.
-    pub delivered: AtomicU64,
-    /// Given up on.
-    pub dead_lettered: AtomicU64,
-}
-
-/// The journal shared by every connection and agent instance.
-#[derive(Debug, Default)]
 pub struct Journal {
-    counts: JournalCounts,
-    dead: Mutex<Vec<DeadLetter>>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    tx: mpsc::Sender<Cmd>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    db: Arc<Database>,
+    stats: Arc<Stats>,
+    durable: bool,
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Journal")
+            .field("durable", &self.durable)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inner {
+    /// Commits everything queued so far durably and stops the writer.
+    fn stop(&self) {
+        let handle = self.writer.lock().map(|mut w| w.take()).unwrap_or(None);
+        if let Some(handle) = handle {
+            let _ = self.tx.send(Cmd::Stop);
+            if handle.join().is_err() {
+                tracing::error!("the journal writer panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// An answer: known already, or to come from the writer.
+enum Ticket<T> {
+    Ready(Result<T, JournalError>),
+    Wait(oneshot::Receiver<Result<T, JournalError>>),
+}
+
+impl<T> Ticket<T> {
+    async fn wait(self) -> Result<T, JournalError> {
+        match self {
+            Ticket::Ready(result) => result,
+            Ticket::Wait(rx) => rx.await.unwrap_or(Err(JournalError::Closed)),
+        }
+    }
 }
 
 impl Journal {
-    /// An empty in-memory journal.
-    pub fn in_memory() -> Self {
-        Self::default()
+    /// Opens the journal file at `path` (`<state-dir>/journal.db`), creating
+    /// it and its directory if needed. Fails if another process has it open.
+    pub fn open(path: &Path, opts: JournalOptions) -> Result<Journal, JournalError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| JournalError::CreateDir {
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|source| JournalError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
+        Self::start(db, opts, true)
     }
 
-    /// Records an accepted event; after this the connector may be acked.
-    pub fn accepted(&self, _event: &DeliveredEvent) {
-        self.counts.accepted.fetch_add(1, Ordering::Relaxed);
+    /// A journal in memory: the same code, NOT durable. For tests and benchmarks.
+    pub fn memory(opts: JournalOptions) -> Journal {
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create_with_backend(InMemoryBackend::new())
+            .expect("an in-memory redb database opens");
+        Self::start(db, opts, false).expect("an in-memory journal starts")
     }
 
-    /// Records that an agent acked the event with this id.
-    pub fn delivered(&self, _id: &str) {
-        self.counts.delivered.fetch_add(1, Ordering::Relaxed);
+    fn start(db: Database, opts: JournalOptions, durable: bool) -> Result<Journal, JournalError> {
+        // Create every table up front so readers never meet a missing one.
+        let txn = db.begin_write().map_err(JournalError::storage)?;
+        let sizes = tables::Tables::open(&txn)
+            .map_err(JournalError::storage)?
+            .sizes()
+            .map_err(JournalError::storage)?;
+        txn.commit().map_err(JournalError::storage)?;
+        let stats = Arc::new(Stats::default());
+        stats.set_sizes(sizes);
+        let db = Arc::new(db);
+        let (tx, rx) = mpsc::channel();
+        let handle =
+            Writer::spawn(db.clone(), rx, stats.clone(), opts).map_err(JournalError::Spawn)?;
+        Ok(Journal {
+            inner: Arc::new(Inner {
+                tx,
+                writer: Mutex::new(Some(handle)),
+                db,
+                stats,
+                durable,
+            }),
+        })
     }
 
-    /// Moves an event to the dead-letter queue.
-    pub fn dead_letter(&self, letter: DeadLetter) {
-        self.counts.dead_lettered.fetch_add(1, Ordering::Relaxed);
-        self.dead.lock().expect("journal lock").push(letter);
+    /// Whether this journal survives a restart (false for [`Journal::memory`]).
+    pub fn is_durable(&self) -> bool {
+        self.inner.durable
     }
 
-    /// The counts so far.
-    pub fn counts(&self) -> &JournalCounts {
-        &self.counts
+    fn request<T>(&self, cmd: impl FnOnce(Reply<T>) -> Cmd) -> Ticket<T> {
+        let (tx, rx) = oneshot::channel();
+        // A closed writer drops the command and with it `tx`: the wait says Closed.
+        let _ = self.inner.tx.send(cmd(tx));
+        Ticket::Wait(rx)
     }
 
-    /// A copy of the dead letters.
-    pub fn dead_letters(&self) -> Vec<DeadLetter> {
-        self.dead.lock().expect("journal lock").clone()
+    /// Accepts an event. It is queued now; the future resolves once the
+    /// transaction holding it is durably committed (or it was a duplicate).
+    pub fn accept(
+        &self,
+        rec: NewEvent,
+    ) -> impl Future<Output = Result<Accepted, JournalError>> + Send + 'static {
+        self.accept_ticket(rec).wait()
+    }
+
+    fn accept_ticket(&self, rec: NewEvent) -> Ticket<Accepted> {
+        let id = match parse_id(&rec.event.id) {
+            Ok(id) => id,
+            Err(e) => return Ticket::Ready(Err(e)),
+        };
+        let dedupe = rec
+            .dedupe_key
+            .map(|key| (rec.event.connection.clone(), key));
+        let record = match rec.route {
+            Some(route) => {
+                let id = rec.event.id.clone();
+                let record = EventRecord {
+                    event: rec.event,
+                    route,
+                };
+                match encode(&id, &record) {
+                    Ok(bytes) => Some(bytes),
+                    Err(e) => return Ticket::Ready(Err(e)),
+                }
+            }
+            None => None,
+        };
+        if record.is_none() && dedupe.is_none() {
+            // Dropped and not deduplicated: nothing to make durable.
+            self.inner.stats.accepted.fetch_add(1, Ordering::Relaxed);
+            return Ticket::Ready(Ok(Accepted::New));
+        }
+        self.request(|reply| Cmd::Accept {
+            id,
+            record,
+            dedupe,
+            reply,
+        })
+    }
+
+    /// Marks an event delivered (the agent acked it). Fire-and-forget; see
+    /// the module doc for when it becomes durable.
+    pub fn delivered(&self, id: &str) {
+        match parse_id(id) {
+            Ok(id) => {
+                let _ = self.inner.tx.send(Cmd::Delivered(id));
+            }
+            Err(e) => tracing::warn!("journal: delivered: {e}"),
+        }
+    }
+
+    /// Records that a pending event has had `attempts` delivery attempts, so a
+    /// restart continues counting. Fire-and-forget, like [`Journal::delivered`].
+    pub fn attempted(&self, id: &str, attempts: u32) {
+        match parse_id(id) {
+            Ok(id) => {
+                let _ = self.inner.tx.send(Cmd::Attempted(id, attempts));
+            }
+            Err(e) => tracing::warn!("journal: attempted: {e}"),
+        }
+    }
+
+    /// Moves a pending event to the dead-letter queue; resolves once durable.
+    pub fn dead_letter(
+        &self,
+        id: &str,
+        attempts: u32,
+        error: &str,
+    ) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
+        let ticket = match parse_id(id) {
+            Ok(id) => self.request(|reply| Cmd::DeadLetter {
+                id,
+                attempts,
+                error: error.to_owned(),
+                reply,
+            }),
+            Err(e) => Ticket::Ready(Err(e)),
+        };
+        ticket.wait()
+    }
+
+    /// Moves a dead letter back to pending with attempts reset, and returns
+    /// it so the caller can dispatch it again.
+    pub fn replay(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<JournaledEvent, JournalError>> + Send + 'static {
+        let ticket = match parse_id(id) {
+            Ok(id) => self.request(|reply| Cmd::Replay(id, reply)),
+            Err(e) => Ticket::Ready(Err(e)),
+        };
+        ticket.wait()
+    }
+
+    /// Replays every dead letter, in acceptance order.
+    pub fn replay_all(
+        &self,
+    ) -> impl Future<Output = Result<Vec<JournaledEvent>, JournalError>> + Send + 'static {
+        self.request(Cmd::ReplayAll).wait()
+    }
+
+    /// Deletes a dead letter for good.
+    pub fn drop_dead(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
+        let ticket = match parse_id(id) {
+            Ok(id) => self.request(|reply| Cmd::DropDead(id, reply)),
+            Err(e) => Ticket::Ready(Err(e)),
+        };
+        ticket.wait()
+    }
+
+    /// Compacts now (the writer also does it periodically): deletes delivered
+    /// events past `retention` and dedupe keys past `dedupe_ttl`, by the clock.
+    pub fn compact(
+        &self,
+    ) -> impl Future<Output = Result<CompactStats, JournalError>> + Send + 'static {
+        self.request(Cmd::Compact).wait()
+    }
+
+    /// Resolves once everything queued before it — marks included — is durable.
+    pub fn flush(&self) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
+        self.request(Cmd::Flush).wait()
+    }
+
+    /// Every accepted, undelivered, not dead event, in acceptance order.
+    /// Reflects what the writer has committed (see [`Journal::flush`]).
+    pub fn pending(&self) -> Result<Vec<JournaledEvent>, JournalError> {
+        let txn = self.inner.db.begin_read().map_err(JournalError::storage)?;
+        tables::pending(&txn)
+    }
+
+    /// Every dead letter, in acceptance order.
+    pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, JournalError> {
+        let txn = self.inner.db.begin_read().map_err(JournalError::storage)?;
+        tables::dead_letters(&txn)
+    }
+
+    /// The counters now.
+    pub fn counts(&self) -> Counts {
+        self.inner.stats.snapshot()
+    }
+
+    /// Commits everything queued so far durably and stops the writer; later
+    /// calls on any clone fail with [`JournalError::Closed`]. Blocks for the
+    /// final commit. Dropping the last clone does the same; the file is
+    /// released when the last clone is gone.
+    pub fn close(self) {
+        self.inner.stop();
     }
 }

@@ -1,6 +1,5 @@
 //! One agent instance: its queue, its deliveries in flight, its redeliveries.
 
-use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,17 +11,19 @@ use ipc_proto::{
 use std::sync::atomic::Ordering;
 
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::deliveries::{self, Deliveries, Nacked};
 use super::slots::{AgentSlots, InstanceShared};
 use crate::bundle::Agent;
-use crate::journal::{DeadLetter, Journal};
+use crate::journal::Journal;
 use crate::logs::LogSink;
 use crate::status::ProcessStatus;
 use crate::supervisor::{Link, Outbox, Role, Served};
 
 /// An event waiting for (another) delivery attempt.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pending {
     /// The event.
     pub event: DeliveredEvent,
@@ -46,13 +47,15 @@ pub struct InstanceSetup {
     /// Its log.
     pub log: LogSink,
     /// The journal.
-    pub journal: Arc<Journal>,
+    pub journal: Journal,
     /// Its status.
     pub status: Arc<ProcessStatus>,
     /// What its siblings know about it.
     pub shared: Arc<InstanceShared>,
     /// Its Agent's `maxInstances` slots.
     pub slots: Arc<AgentSlots>,
+    /// Events recovered from the journal, delivered before anything new.
+    pub backlog: Vec<Pending>,
 }
 
 /// The [`Role`] of one agent process per `(agent, instanceKey)`.
@@ -69,12 +72,10 @@ pub struct InstanceRole {
     state_dir: PathBuf,
     queue: mpsc::Receiver<Pending>,
     queue_open: bool,
-    /// Taken back from a previous process, or to be retried; goes before `queue`.
-    retry: VecDeque<Pending>,
-    /// Sent and not yet answered, in send order.
-    in_flight: VecDeque<Pending>,
+    /// In flight and waiting for another attempt; goes before `queue`.
+    deliveries: Deliveries,
     log: LogSink,
-    journal: Arc<Journal>,
+    journal: Journal,
     status: Arc<ProcessStatus>,
     shared: Arc<InstanceShared>,
     slots: Arc<AgentSlots>,
@@ -96,7 +97,12 @@ impl InstanceRole {
             status,
             shared,
             slots,
+            backlog,
         } = setup;
+        let mut deliveries = Deliveries::new(agent.max_in_flight, agent.max_attempts);
+        for p in backlog {
+            deliveries.hold(p, Instant::now());
+        }
         Self {
             agent,
             key,
@@ -104,8 +110,7 @@ impl InstanceRole {
             state_dir,
             queue,
             queue_open: true,
-            retry: VecDeque::new(),
-            in_flight: VecDeque::new(),
+            deliveries,
             log,
             journal,
             status,
@@ -117,11 +122,7 @@ impl InstanceRole {
 
     /// Nothing queued, waiting for a retry, or in flight.
     fn is_idle(&self) -> bool {
-        self.in_flight.is_empty() && self.retry.is_empty() && self.queue.is_empty()
-    }
-
-    fn has_room(&self) -> bool {
-        self.in_flight.len() < self.agent.max_in_flight.max(1) as usize
+        self.deliveries.is_empty() && self.queue.is_empty()
     }
 
     async fn send(&mut self, p: Pending, outbox: &Outbox<ToAgent>) {
@@ -130,28 +131,16 @@ impl InstanceRole {
             attempt: p.attempt,
             event: p.event.clone(),
         });
-        self.in_flight.push_back(p);
+        // Recorded (cheaply, batched) so that after an orchestrator crash the
+        // redelivery says it is one.
+        self.journal.attempted(&p.event.id, p.attempt);
+        self.deliveries.sent(p, Instant::now());
         self.shared.touch();
         self.status
             .counters
             .events_in
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(1, Ordering::Relaxed);
         outbox.send(msg).await;
-    }
-
-    fn take_in_flight(&mut self, id: &str) -> Option<Pending> {
-        let i = self.in_flight.iter().position(|p| p.event.id == id)?;
-        self.in_flight.remove(i)
-    }
-
-    /// Puts `p` back at the front for another attempt, or dead-letters it when attempts are spent.
-    fn retry_first(&mut self, mut p: Pending, error: String) {
-        if p.attempt >= self.agent.max_attempts {
-            self.dead_letter(p, error);
-            return;
-        }
-        p.attempt += 1;
-        self.retry.push_front(p);
     }
 
     fn dead_letter(&mut self, p: Pending, error: String) {
@@ -161,17 +150,20 @@ impl InstanceRole {
         );
         self.log.note(&msg);
         tracing::warn!(agent = %self.agent.name, instance = %self.key, "{msg}");
-        self.journal.dead_letter(DeadLetter {
-            event: p.event,
-            agent: self.agent.name.clone(),
-            attempts: p.attempt,
-            error,
+        // The journal keeps it until `dlq replay` or `dlq drop`; a failed
+        // write leaves it pending, so it is delivered again after a restart.
+        let write = self.journal.dead_letter(&p.event.id, p.attempt, &error);
+        let log = self.log.clone();
+        tokio::spawn(async move {
+            if let Err(e) = write.await {
+                log.note(&format!("dead letter not recorded: {e}"));
+            }
         });
     }
 
     async fn on_message(&mut self, msg: FromAgent, link: &mut Link<FromAgent, ToAgent>) -> bool {
         match msg {
-            FromAgent::Ack(ack) => match self.take_in_flight(&ack.id) {
+            FromAgent::Ack(ack) => match self.deliveries.acked(&ack.id) {
                 Some(_) => {
                     self.journal.delivered(&ack.id);
                     self.status.success();
@@ -183,21 +175,25 @@ impl InstanceRole {
                         .await;
                 }
             },
-            FromAgent::Nack(nack) => match self.take_in_flight(&nack.id) {
-                Some(p) if nack.retry => {
-                    self.log.note(&format!(
-                        "event {} nacked (attempt {}): {}",
-                        nack.id, p.attempt, nack.error
-                    ));
-                    self.retry_first(p, nack.error);
+            FromAgent::Nack(nack) => {
+                match self.deliveries.nacked(&nack.id, nack.retry, Instant::now()) {
+                    Nacked::Retry(attempt) => {
+                        let delay = humantime::format_duration(deliveries::retry_delay(attempt));
+                        self.log.note(&format!(
+                            "event {} nacked (attempt {}): {}; attempt {attempt} in {delay}",
+                            nack.id,
+                            attempt - 1,
+                            nack.error
+                        ));
+                    }
+                    Nacked::Dead(p) => self.dead_letter(p, nack.error),
+                    Nacked::Unknown => {
+                        return link
+                            .violation(format!("nack for '{}', which is not in flight", nack.id))
+                            .await;
+                    }
                 }
-                Some(p) => self.dead_letter(p, nack.error),
-                None => {
-                    return link
-                        .violation(format!("nack for '{}', which is not in flight", nack.id))
-                        .await;
-                }
-            },
+            }
             FromAgent::Log(l) => self.log.line(l.level.as_str(), &l.message),
             FromAgent::Pong(_) => {}
             FromAgent::Ready(_) => return link.violation("'ready' sent twice".into()).await,
@@ -268,19 +264,36 @@ impl Role for InstanceRole {
                 .note(&format!("cannot create {}: {e}", self.state_dir.display()));
         }
         let idle_timeout = self.agent.idle_timeout;
+        let delivery_timeout = self.agent.delivery_timeout;
+        let far = Instant::now() + Duration::from_secs(86400 * 365);
         loop {
             let stopping = stop.is_cancelled();
-            while !stopping && self.has_room() {
-                let Some(p) = self.retry.pop_front() else {
-                    break;
-                };
+            while !stopping && let Some(p) = self.deliveries.next_retry(Instant::now()) {
                 self.send(p, &link.outbox).await;
             }
-            let take_new = !stopping && self.queue_open && self.retry.is_empty() && self.has_room();
+            if let Some(late) = self.deliveries.overdue(Instant::now(), delivery_timeout) {
+                return Served::Unresponsive(format!(
+                    "event {} (attempt {}) not acknowledged within {}",
+                    late.event.id,
+                    late.attempt,
+                    humantime::format_duration(delivery_timeout)
+                ));
+            }
+            let take_new = !stopping
+                && self.queue_open
+                && !self.deliveries.has_retries()
+                && self.deliveries.has_room();
             let idle = !stopping && self.is_idle();
             self.shared.idle.store(idle, Ordering::Relaxed);
-            let idle_until = *self.shared.last_used.lock().expect("instance lock")
-                + idle_timeout.unwrap_or(Duration::from_secs(86400 * 365));
+            let idle_until = match idle_timeout {
+                Some(t) if idle => *self.shared.last_used.lock().expect("instance lock") + t,
+                _ => far,
+            };
+            let wake = self
+                .deliveries
+                .next_wake(delivery_timeout)
+                .unwrap_or(far)
+                .min(idle_until);
             tokio::select! {
                 msg = link.recv() => match msg {
                     Some(msg) => {
@@ -295,9 +308,11 @@ impl Role for InstanceRole {
                     None => self.queue_open = false,
                 },
                 _ = stop.cancelled(), if !stopping => {}
-                _ = tokio::time::sleep_until(idle_until), if idle && idle_timeout.is_some() => {
-                    self.shared.idle.store(false, Ordering::Relaxed);
-                    return Served::Idle;
+                _ = tokio::time::sleep_until(wake) => {
+                    if idle && idle_timeout.is_some() && Instant::now() >= idle_until {
+                        self.shared.idle.store(false, Ordering::Relaxed);
+                        return Served::Idle;
+                    }
                 }
                 _ = self.shared.evict.notified(), if idle => {
                     self.shared.idle.store(false, Ordering::Relaxed);
@@ -322,29 +337,21 @@ impl Role for InstanceRole {
         // The process is gone: its slot is free for a sibling.
         self.permit = None;
         self.shared.idle.store(false, Ordering::Relaxed);
-        // Unanswered deliveries go back first, in their order, before anything retried later.
-        let unanswered: Vec<Pending> = self.in_flight.drain(..).collect();
-        let mut back = VecDeque::new();
-        for mut p in unanswered {
-            if p.attempt >= self.agent.max_attempts {
-                self.dead_letter(p, "agent process exited before acknowledging".into());
-            } else {
-                p.attempt += 1;
-                back.push_back(p);
-            }
+        // Unanswered deliveries go back first, in their order.
+        for p in self.deliveries.take_back(Instant::now()) {
+            self.dead_letter(p, "agent process exited before acknowledging".into());
         }
-        back.extend(self.retry.drain(..));
-        self.retry = back;
     }
 
     async fn wait_for_work(&mut self, stop: &CancellationToken) -> bool {
-        if !self.retry.is_empty() {
+        if !self.deliveries.is_empty() {
             return true;
         }
         tokio::select! {
             p = self.queue.recv(), if self.queue_open => match p {
                 Some(p) => {
-                    self.retry.push_back(p);
+                    // Not sent yet: it goes out first once the new process is ready.
+                    self.deliveries.hold(p, Instant::now());
                     true
                 }
                 None => false,

@@ -11,6 +11,7 @@
 //! a run: an instance whose process exits is restarted by its supervisor, not
 //! removed.
 
+mod deliveries;
 mod instance;
 mod slots;
 
@@ -97,7 +98,7 @@ pub struct RouterSetup {
     /// The shim to start agents through.
     pub shim: Option<PathBuf>,
     /// The journal.
-    pub journal: Arc<Journal>,
+    pub journal: Journal,
     /// Where instances register their status.
     pub registry: Arc<Registry>,
     /// Instances run under it.
@@ -121,7 +122,7 @@ struct Shared {
     state: StateDir,
     cwd: PathBuf,
     shim: Option<PathBuf>,
-    journal: Arc<Journal>,
+    journal: Journal,
     registry: Arc<Registry>,
     tracker: TaskTracker,
     stop: CancellationToken,
@@ -205,11 +206,52 @@ impl Router {
         Ok(Slot { permit })
     }
 
+    /// Starts the instance `key` of `agent` with events recovered from the
+    /// journal, which it delivers before anything new. Called before any
+    /// connection runs; an instance that exists already gets them queued.
+    pub async fn recover(
+        &self,
+        swarm: &str,
+        agent: &str,
+        key: &str,
+        backlog: Vec<Pending>,
+    ) -> Result<(), DispatchError> {
+        let exists = self
+            .shared
+            .instances
+            .lock()
+            .expect("router lock")
+            .contains_key(&(agent.to_string(), key.to_string()));
+        if !exists {
+            self.start_instance(swarm, agent, key, backlog)?;
+            return Ok(());
+        }
+        let queue = self.queue_for(swarm, agent, key)?;
+        for p in backlog {
+            queue
+                .send(p)
+                .await
+                .map_err(|_| DispatchError::Stopping(agent.to_string(), key.to_string()))?;
+        }
+        Ok(())
+    }
+
     fn queue_for(
         &self,
         swarm: &str,
         agent: &str,
         key: &str,
+    ) -> Result<mpsc::Sender<Pending>, DispatchError> {
+        self.start_instance(swarm, agent, key, Vec::new())
+    }
+
+    /// The queue of the instance, started with `backlog` if it is new.
+    fn start_instance(
+        &self,
+        swarm: &str,
+        agent: &str,
+        key: &str,
+        backlog: Vec<Pending>,
     ) -> Result<mpsc::Sender<Pending>, DispatchError> {
         let shared = &*self.shared;
         let mut instances = shared.instances.lock().expect("router lock");
@@ -239,6 +281,7 @@ impl Router {
             status: status.clone(),
             shared: shared_state,
             slots: program.slots.clone(),
+            backlog,
         });
         let p = &program.agent.program;
         let sup = Supervision {

@@ -20,6 +20,8 @@ pub enum ExitCause {
     FailedStart(String),
     /// It stopped answering pings and was killed.
     Hung(u64),
+    /// It stopped doing its work (a delivery timed out) and was killed.
+    Unresponsive(String),
     /// It speaks another protocol version.
     Incompatible(String),
 }
@@ -72,6 +74,7 @@ impl fmt::Display for ExitCause {
             ExitCause::ExecFailed(_, msg) => write!(f, "failed to execute: {msg}"),
             ExitCause::FailedStart(msg) => write!(f, "failed start: {msg}"),
             ExitCause::Hung(missed) => write!(f, "hung: {missed} pings unanswered, killed"),
+            ExitCause::Unresponsive(why) => write!(f, "unresponsive: {why}, killed"),
             ExitCause::Incompatible(msg) => write!(f, "incompatible: {msg}"),
         }
     }

@@ -55,7 +55,7 @@ pub use circuit::Circuit;
 pub use exit::ExitCause;
 pub use link::{Link, LinkOptions, Outbox};
 pub use spawn::{
-    CHILD_IPC_FD, ChildSpec, STDERR_TAIL_BYTES, Spawned, StderrTail, child_env, spawn,
+    CHILD_IPC_FD, ChildSpec, STDERR_TAIL_BYTES, Spawned, StderrTail, child_env, program_pid, spawn,
 };
 
 use crate::bundle::RestartPolicy;
@@ -103,13 +103,16 @@ pub trait Role: Send + 'static {
 }
 
 /// Why [`Role::serve`] returned.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Served {
     /// The channel closed: the child is exiting.
     Closed,
     /// The role has nothing to do: stop the child gracefully, and start it
     /// again only when [`Role::wait_for_work`] says so.
     Idle,
+    /// The child stopped doing its work (a delivery timed out): kill it and
+    /// restart it by policy, like a hung child.
+    Unresponsive(String),
 }
 
 /// One supervised child: what to run and how to keep it.
@@ -337,6 +340,10 @@ async fn run_once<R: Role>(
         SessionEnd::Hung(missed) => {
             let _ = s.child.wait().await;
             Outcome::Exited(ExitCause::Hung(missed), ran_for)
+        }
+        SessionEnd::Unresponsive(why) => {
+            let _ = s.child.wait().await;
+            Outcome::Exited(ExitCause::Unresponsive(why), ran_for)
         }
         SessionEnd::Exited => Outcome::Exited(session::exit_cause(s).await, ran_for),
     }

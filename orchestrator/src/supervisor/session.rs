@@ -33,6 +33,8 @@ pub enum SessionEnd {
     Idle,
     /// We killed it: this many pings went unanswered.
     Hung(u64),
+    /// We killed it: its role said it stopped doing its work.
+    Unresponsive(String),
 }
 
 pub async fn handshake<R: Role>(
@@ -108,10 +110,19 @@ pub async fn serve_until_exit<R: Role>(
         tokio::select! {
             served = &mut serve, if serving => {
                 serving = false;
-                if served == Served::Idle && stopping.is_none() {
-                    stopping = Some(SessionEnd::Idle);
-                    begin_stop::<R>(&outbox, sup, &stop_serving, deadline.as_mut()).await;
-                    continue;
+                match served {
+                    Served::Idle if stopping.is_none() => {
+                        stopping = Some(SessionEnd::Idle);
+                        begin_stop::<R>(&outbox, sup, &stop_serving, deadline.as_mut()).await;
+                        continue;
+                    }
+                    Served::Unresponsive(why) => {
+                        sup.log.note(&format!("unresponsive: {why}; killing the process group"));
+                        kill_group(pid);
+                        let _ = s.child.wait().await;
+                        return SessionEnd::Unresponsive(why);
+                    }
+                    _ => {}
                 }
                 // The channel closed: the process should be on its way out.
                 if tokio::time::timeout(EXIT_SETTLE, s.child.wait()).await.is_err() {

@@ -1,0 +1,235 @@
+//! One emit's way in: check, limit, route, reserve, journal, ack, hand over.
+//!
+//! Emits are pipelined: each one's journal write is started as soon as it is
+//! read, and the next emit is read without waiting for the commit, so many
+//! emits share one group commit (one fsync). Commits complete in order, and
+//! acks go out in that order, each only after its event is durable.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::time::{Instant, SystemTime};
+
+use ipc_proto::{DeliveredEvent, Emit, EmitAck, EmitNack, NackError, NackKind, ToConnector};
+
+use super::ConnectionRole;
+use crate::ingress::{self, Decision};
+use crate::journal::{Accepted, JournalError, NewEvent, RouteRecord};
+use crate::logs::timestamp_secs;
+use crate::router::{DispatchError, Pending, Slot};
+use crate::supervisor::Outbox;
+
+/// Emits whose journal write is started but not yet acknowledged, at most.
+pub const MAX_PIPELINE: usize = 4096;
+
+type Commit = Pin<Box<dyn Future<Output = Result<Accepted, JournalError>> + Send>>;
+
+/// An emit on its way through the journal.
+pub struct InFlight {
+    seq: u64,
+    commit: Commit,
+    /// The reserved place in its instance's queue, and the event to put there.
+    delivery: Option<(Slot, DeliveredEvent)>,
+}
+
+impl std::fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InFlight").field("seq", &self.seq).finish()
+    }
+}
+
+/// The emits in the pipeline, oldest first.
+pub type Pipeline = VecDeque<InFlight>;
+
+impl ConnectionRole {
+    pub(super) async fn nack(
+        &self,
+        outbox: &Outbox<ToConnector>,
+        seq: u64,
+        kind: NackKind,
+        message: String,
+    ) {
+        let ctx = &*self.ctx;
+        ctx.counters.nacked.fetch_add(1, Ordering::Relaxed);
+        ctx.log
+            .note(&format!("nack seq {seq} ({}): {message}", kind.as_str()));
+        let error = NackError { kind, message };
+        outbox
+            .send(ToConnector::Nack(EmitNack { seq, error }))
+            .await;
+    }
+
+    /// Takes an emit in: refuses it with a nack, or starts its journal write
+    /// and appends it to `pipeline`.
+    pub(super) async fn on_emit(
+        &mut self,
+        emit: Emit,
+        outbox: &Outbox<ToConnector>,
+        pipeline: &mut Pipeline,
+    ) {
+        let ctx = self.ctx.clone();
+        ctx.status
+            .counters
+            .events_in
+            .fetch_add(1, Ordering::Relaxed);
+        if let Err(message) = ingress::check_event(&ctx.connector, &emit.event) {
+            return self
+                .nack(outbox, emit.seq, NackKind::ValidationError, message)
+                .await;
+        }
+        if let Some(bucket) = &mut self.rate_limit
+            && let Err(wait) = bucket.take(Instant::now())
+        {
+            ctx.counters.quota_exceeded.fetch_add(1, Ordering::Relaxed);
+            let message = format!(
+                "rate limit of Connection/{} exceeded; a token is free in {} ms",
+                ctx.connection.name,
+                wait.as_millis().max(1)
+            );
+            return self
+                .nack(outbox, emit.seq, NackKind::QuotaExceeded, message)
+                .await;
+        }
+        let decision = ingress::route(&ctx.connection, &ctx.swarm, &emit.event);
+        // Room in the instance's queue is reserved before the event is
+        // accepted, so an accepted event always has a place to go.
+        let slot = match &decision {
+            Decision::Drop => None,
+            Decision::Deliver(route) => {
+                let reserved = ctx
+                    .router
+                    .reserve(
+                        &ctx.swarm.name,
+                        &route.agent,
+                        &route.instance_key,
+                        ctx.connection.overflow,
+                    )
+                    .await;
+                match reserved {
+                    Ok(slot) => Some(slot),
+                    Err(DispatchError::Overloaded(..)) => {
+                        ctx.counters.overloaded.fetch_add(1, Ordering::Relaxed);
+                        let message = format!(
+                            "the queue of agent instance {}/{} is full",
+                            route.agent, route.instance_key
+                        );
+                        return self
+                            .nack(outbox, emit.seq, NackKind::Overloaded, message)
+                            .await;
+                    }
+                    Err(e) => {
+                        return self
+                            .nack(outbox, emit.seq, NackKind::Transient, e.to_string())
+                            .await;
+                    }
+                }
+            }
+        };
+        let event = emit.event;
+        let delivered = DeliveredEvent {
+            id: uuid::Uuid::now_v7().to_string(),
+            connection: ctx.connection.name.clone(),
+            connector: ctx.connector.name.clone(),
+            name: event.name,
+            message: event.message,
+            properties: event.properties,
+            instance_key: match &decision {
+                Decision::Deliver(route) => route.instance_key.clone(),
+                Decision::Drop => String::new(),
+            },
+            received_at: timestamp_secs(SystemTime::now()),
+        };
+        let route = match &decision {
+            Decision::Drop => {
+                ctx.counters.unmatched.fetch_add(1, Ordering::Relaxed);
+                ctx.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            Decision::Deliver(route) => {
+                if route.rule.is_none() {
+                    ctx.counters.unmatched.fetch_add(1, Ordering::Relaxed);
+                }
+                if route.key_fell_back && route.rule.is_some_and(|r| self.warned_rules.insert(r)) {
+                    let msg = format!(
+                        "ingress rule {}: instanceKeyProperty is absent from event '{}'; using the event's own instanceKey",
+                        route.rule.unwrap_or_default(),
+                        delivered.name
+                    );
+                    ctx.log.note(&msg);
+                    tracing::warn!(connection = %ctx.connection.name, "{msg}");
+                }
+                Some(RouteRecord {
+                    agent: route.agent.clone(),
+                    swarm: ctx.swarm.name.clone(),
+                })
+            }
+        };
+        let commit = ctx.journal.accept(NewEvent {
+            event: delivered.clone(),
+            route,
+            dedupe_key: emit.dedupe_key,
+        });
+        pipeline.push_back(InFlight {
+            seq: emit.seq,
+            commit: Box::pin(commit),
+            delivery: slot.map(|slot| (slot, delivered)),
+        });
+    }
+
+    /// The oldest emit's commit finished: ack it and hand its event over (or nack it).
+    pub(super) async fn committed(
+        &mut self,
+        done: InFlight,
+        result: Result<Accepted, JournalError>,
+        outbox: &Outbox<ToConnector>,
+    ) {
+        let ctx = &*self.ctx;
+        match result {
+            Ok(Accepted::New) => {
+                ctx.counters.accepted.fetch_add(1, Ordering::Relaxed);
+                ctx.status.success();
+                outbox
+                    .send(ToConnector::Ack(EmitAck {
+                        seq: done.seq,
+                        duplicate: None,
+                    }))
+                    .await;
+                if let Some((slot, event)) = done.delivery {
+                    slot.send(Pending { event, attempt: 1 });
+                }
+            }
+            Ok(Accepted::Duplicate { original_id }) => {
+                ctx.counters.duplicates.fetch_add(1, Ordering::Relaxed);
+                ctx.log.note(&format!(
+                    "seq {} is a duplicate of event {original_id}: not delivered again",
+                    done.seq
+                ));
+                outbox
+                    .send(ToConnector::Ack(EmitAck {
+                        seq: done.seq,
+                        duplicate: Some(true),
+                    }))
+                    .await;
+            }
+            Err(e) => {
+                tracing::error!(connection = %ctx.connection.name, "journal write failed: {e}");
+                self.nack(
+                    outbox,
+                    done.seq,
+                    NackKind::Transient,
+                    format!("the journal could not store the event: {e}"),
+                )
+                .await;
+            }
+        }
+    }
+}
+
+/// Waits for the oldest commit in `pipeline` (pending forever when it is empty).
+pub async fn oldest(pipeline: &mut Pipeline) -> Result<Accepted, JournalError> {
+    match pipeline.front_mut() {
+        Some(front) => front.commit.as_mut().await,
+        None => std::future::pending().await,
+    }
+}

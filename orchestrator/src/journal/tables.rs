@@ -1,0 +1,291 @@
+//! The tables and every change the writer makes to them.
+//!
+//! | table | key | value |
+//! | --- | --- | --- |
+//! | `pending` | event id | [`EventRecord`] JSON |
+//! | `attempts` | event id | attempts made, only for pending events tried at least once |
+//! | `delivered` | (delivered at ms, event id) | [`EventRecord`] JSON, kept for `retention` |
+//! | `dead` | event id | [`DeadRecord`] JSON |
+//! | `dedupe` | (connection, dedupe key) | (first event id, accepted at ms) |
+//! | `dedupe_expiry` | (accepted at ms, event id) | (connection, dedupe key) |
+//!
+//! Event ids are UUIDv7 keys, so id order is acceptance order. The two tables
+//! keyed by time exist so compaction deletes a key range instead of scanning.
+
+use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, Table, TableDefinition};
+use redb::{StorageError, TableError, WriteTransaction};
+use uuid::Uuid;
+
+use super::records::{DeadRecord, EventRecord, decode, encode, from_millis};
+use super::{Accepted, CompactStats, DeadLetter, JournalError, JournaledEvent};
+
+const PENDING: TableDefinition<Uuid, &[u8]> = TableDefinition::new("pending");
+const ATTEMPTS: TableDefinition<Uuid, u32> = TableDefinition::new("attempts");
+const DELIVERED: TableDefinition<(u64, Uuid), &[u8]> = TableDefinition::new("delivered");
+const DEAD: TableDefinition<Uuid, &[u8]> = TableDefinition::new("dead");
+const DEDUPE: TableDefinition<(&str, &str), (Uuid, u64)> = TableDefinition::new("dedupe");
+const DEDUPE_EXPIRY: TableDefinition<(u64, Uuid), (&str, &str)> =
+    TableDefinition::new("dedupe_expiry");
+
+/// How many entries each table holds.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Sizes {
+    pub pending: u64,
+    pub delivered: u64,
+    pub dead: u64,
+    pub dedupe: u64,
+}
+
+/// The tables, open in one write transaction.
+pub(super) struct Tables<'t> {
+    pending: Table<'t, Uuid, &'static [u8]>,
+    attempts: Table<'t, Uuid, u32>,
+    delivered: Table<'t, (u64, Uuid), &'static [u8]>,
+    dead: Table<'t, Uuid, &'static [u8]>,
+    dedupe: Table<'t, (&'static str, &'static str), (Uuid, u64)>,
+    expiry: Table<'t, (u64, Uuid), (&'static str, &'static str)>,
+}
+
+fn not_pending(id: Uuid) -> JournalError {
+    JournalError::NotFound {
+        id: id.to_string(),
+        place: "pending",
+    }
+}
+
+fn not_dead(id: Uuid) -> JournalError {
+    JournalError::NotFound {
+        id: id.to_string(),
+        place: "in the dead-letter queue",
+    }
+}
+
+impl<'t> Tables<'t> {
+    /// Opens (creating on first use) every table.
+    pub fn open(txn: &'t WriteTransaction) -> Result<Self, TableError> {
+        Ok(Self {
+            pending: txn.open_table(PENDING)?,
+            attempts: txn.open_table(ATTEMPTS)?,
+            delivered: txn.open_table(DELIVERED)?,
+            dead: txn.open_table(DEAD)?,
+            dedupe: txn.open_table(DEDUPE)?,
+            expiry: txn.open_table(DEDUPE_EXPIRY)?,
+        })
+    }
+
+    /// Records an accepted event: `record` (absent for a dropped event) becomes
+    /// pending unless `dedupe` names a key first seen less than `ttl_ms` ago.
+    pub fn accept(
+        &mut self,
+        id: Uuid,
+        record: Option<&[u8]>,
+        dedupe: Option<(&str, &str)>,
+        now_ms: u64,
+        ttl_ms: u64,
+    ) -> Result<Accepted, JournalError> {
+        if let Some(key) = dedupe {
+            let seen = self.dedupe.get(key).map_err(JournalError::storage)?;
+            if let Some((original, at)) = seen.map(|g| g.value())
+                && now_ms.saturating_sub(at) < ttl_ms
+            {
+                return Ok(Accepted::Duplicate {
+                    original_id: original.to_string(),
+                });
+            }
+            // A key past its TTL starts over; its old expiry entry no longer
+            // matches and compaction leaves the new one alone.
+            self.dedupe
+                .insert(key, (id, now_ms))
+                .map_err(JournalError::storage)?;
+            self.expiry
+                .insert((now_ms, id), key)
+                .map_err(JournalError::storage)?;
+        }
+        if let Some(record) = record {
+            self.pending
+                .insert(id, record)
+                .map_err(JournalError::storage)?;
+        }
+        Ok(Accepted::New)
+    }
+
+    /// Moves a pending event to `delivered`; false when it was not pending
+    /// (a repeated ack, or an event already dead-lettered).
+    pub fn delivered(&mut self, id: Uuid, now_ms: u64) -> Result<bool, StorageError> {
+        let Some(record) = self.pending.remove(id)?.map(|g| g.value().to_vec()) else {
+            return Ok(false);
+        };
+        self.attempts.remove(id)?;
+        self.delivered.insert((now_ms, id), record.as_slice())?;
+        Ok(true)
+    }
+
+    /// Records how many attempts a pending event has had.
+    pub fn attempted(&mut self, id: Uuid, attempts: u32) -> Result<(), StorageError> {
+        if self.pending.get(id)?.is_some() {
+            self.attempts.insert(id, attempts)?;
+        }
+        Ok(())
+    }
+
+    /// Moves a pending event to the dead-letter queue.
+    pub fn dead_letter(
+        &mut self,
+        id: Uuid,
+        attempts: u32,
+        error: String,
+        now_ms: u64,
+    ) -> Result<(), JournalError> {
+        let stored = self.pending.get(id).map_err(JournalError::storage)?;
+        let bytes = stored.ok_or_else(|| not_pending(id))?.value().to_vec();
+        let record: EventRecord = decode(id, &bytes)?;
+        let dead = DeadRecord {
+            event: record.event,
+            route: record.route,
+            attempts,
+            error,
+            dead_at_ms: now_ms,
+        };
+        let bytes = encode(&dead.event.id, &dead)?;
+        self.pending.remove(id).map_err(JournalError::storage)?;
+        self.attempts.remove(id).map_err(JournalError::storage)?;
+        self.dead
+            .insert(id, bytes.as_slice())
+            .map_err(JournalError::storage)?;
+        Ok(())
+    }
+
+    /// Moves a dead letter back to pending with no attempts made.
+    pub fn replay(&mut self, id: Uuid) -> Result<JournaledEvent, JournalError> {
+        let stored = self.dead.get(id).map_err(JournalError::storage)?;
+        let bytes = stored.ok_or_else(|| not_dead(id))?.value().to_vec();
+        let dead: DeadRecord = decode(id, &bytes)?;
+        self.revive(id, dead)
+    }
+
+    /// Replays every dead letter, in id order. One that cannot be decoded
+    /// fails the call before anything moves.
+    pub fn replay_all(&mut self) -> Result<Vec<JournaledEvent>, JournalError> {
+        let mut all = Vec::new();
+        for entry in self.dead.iter().map_err(JournalError::storage)? {
+            let (id, bytes) = entry.map_err(JournalError::storage)?;
+            let id = id.value();
+            all.push((id, decode::<DeadRecord>(id, bytes.value())?));
+        }
+        all.into_iter()
+            .map(|(id, dead)| self.revive(id, dead))
+            .collect()
+    }
+
+    fn revive(&mut self, id: Uuid, dead: DeadRecord) -> Result<JournaledEvent, JournalError> {
+        let record = EventRecord {
+            event: dead.event,
+            route: dead.route,
+        };
+        let bytes = encode(&record.event.id, &record)?;
+        self.dead.remove(id).map_err(JournalError::storage)?;
+        self.attempts.remove(id).map_err(JournalError::storage)?;
+        self.pending
+            .insert(id, bytes.as_slice())
+            .map_err(JournalError::storage)?;
+        Ok(JournaledEvent {
+            event: record.event,
+            route: record.route,
+            attempts: 0,
+        })
+    }
+
+    /// Forgets a dead letter.
+    pub fn drop_dead(&mut self, id: Uuid) -> Result<(), JournalError> {
+        match self.dead.remove(id).map_err(JournalError::storage)? {
+            Some(_) => Ok(()),
+            None => Err(not_dead(id)),
+        }
+    }
+
+    /// Deletes delivered events older than `retention_ms` and dedupe keys
+    /// older than `ttl_ms`. Pending and dead events are never touched.
+    pub fn compact(
+        &mut self,
+        now_ms: u64,
+        retention_ms: u64,
+        ttl_ms: u64,
+    ) -> Result<CompactStats, StorageError> {
+        let before = self.delivered.len()?;
+        let cutoff = (now_ms.saturating_sub(retention_ms), Uuid::nil());
+        self.delivered.retain_in(..cutoff, |_, _| false)?;
+        let delivered_removed = before - self.delivered.len()?;
+
+        let cutoff = (now_ms.saturating_sub(ttl_ms), Uuid::nil());
+        let expired: Vec<(Uuid, String, String)> = self
+            .expiry
+            .extract_from_if(..cutoff, |_, _| true)?
+            .map(|entry| {
+                entry.map(|(k, v)| {
+                    let (conn, key) = v.value();
+                    (k.value().1, conn.to_owned(), key.to_owned())
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let mut dedupe_removed = 0;
+        for (id, conn, key) in expired {
+            let key = (conn.as_str(), key.as_str());
+            let current = self.dedupe.get(key)?.map(|g| g.value().0);
+            if current == Some(id) {
+                self.dedupe.remove(key)?;
+                dedupe_removed += 1;
+            }
+        }
+        Ok(CompactStats {
+            delivered_removed,
+            dedupe_removed,
+        })
+    }
+
+    /// Entries per table.
+    pub fn sizes(&self) -> Result<Sizes, StorageError> {
+        Ok(Sizes {
+            pending: self.pending.len()?,
+            delivered: self.delivered.len()?,
+            dead: self.dead.len()?,
+            dedupe: self.dedupe.len()?,
+        })
+    }
+}
+
+/// Every pending event in acceptance order.
+pub(super) fn pending(txn: &ReadTransaction) -> Result<Vec<JournaledEvent>, JournalError> {
+    let pending = txn.open_table(PENDING).map_err(JournalError::storage)?;
+    let attempts = txn.open_table(ATTEMPTS).map_err(JournalError::storage)?;
+    let mut out = Vec::with_capacity(usize::try_from(pending.len().unwrap_or(0)).unwrap_or(0));
+    for entry in pending.iter().map_err(JournalError::storage)? {
+        let (id, bytes) = entry.map_err(JournalError::storage)?;
+        let id = id.value();
+        let record: EventRecord = decode(id, bytes.value())?;
+        let tried = attempts.get(id).map_err(JournalError::storage)?;
+        out.push(JournaledEvent {
+            event: record.event,
+            route: record.route,
+            attempts: tried.map_or(0, |g| g.value()),
+        });
+    }
+    Ok(out)
+}
+
+/// Every dead letter, in id order.
+pub(super) fn dead_letters(txn: &ReadTransaction) -> Result<Vec<DeadLetter>, JournalError> {
+    let dead = txn.open_table(DEAD).map_err(JournalError::storage)?;
+    let mut out = Vec::new();
+    for entry in dead.iter().map_err(JournalError::storage)? {
+        let (id, bytes) = entry.map_err(JournalError::storage)?;
+        let record: DeadRecord = decode(id.value(), bytes.value())?;
+        out.push(DeadLetter {
+            event: record.event,
+            route: record.route,
+            attempts: record.attempts,
+            error: record.error,
+            dead_at: from_millis(record.dead_at_ms),
+        });
+    }
+    Ok(out)
+}

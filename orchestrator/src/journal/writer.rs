@@ -1,0 +1,386 @@
+//! The writer thread: the only place that writes to the database.
+//!
+//! It blocks for the first command, drains whatever else is queued (up to
+//! [`MAX_BATCH`]), applies it all in one write transaction, commits once, and
+//! only then answers every caller of the batch. A batch holding anything a
+//! caller waits on commits with `Durability::Immediate` (one fsync for all of
+//! it); a batch of delivered/attempted marks only commits with
+//! `Durability::None`: visible at once, made durable by the next immediate
+//! commit, which comes with the next accept or at most `mark_sync_interval`
+//! later (an idle writer wakes up for it). A storage failure fails every
+//! caller in the batch and nothing of it is kept.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use redb::{Database, Durability};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use super::records::{duration_ms, millis};
+use super::stats::Stats;
+use super::tables::{Sizes, Tables};
+use super::{Accepted, CompactStats, JournalError, JournalOptions, JournaledEvent};
+
+/// Most commands in one transaction: bounds the latency one commit adds.
+const MAX_BATCH: usize = 8192;
+
+/// Where a caller's answer goes.
+pub(super) type Reply<T> = oneshot::Sender<Result<T, JournalError>>;
+
+/// One request to the writer.
+pub(super) enum Cmd {
+    Accept {
+        id: Uuid,
+        record: Option<Vec<u8>>,
+        dedupe: Option<(String, String)>,
+        reply: Reply<Accepted>,
+    },
+    Delivered(Uuid),
+    Attempted(Uuid, u32),
+    DeadLetter {
+        id: Uuid,
+        attempts: u32,
+        error: String,
+        reply: Reply<()>,
+    },
+    Replay(Uuid, Reply<JournaledEvent>),
+    ReplayAll(Reply<Vec<JournaledEvent>>),
+    DropDead(Uuid, Reply<()>),
+    Compact(Reply<CompactStats>),
+    Flush(Reply<()>),
+    /// Commit what is queued before this durably, then exit.
+    Stop,
+}
+
+/// What one batch changed, applied to [`Stats`] only once it committed.
+#[derive(Default)]
+struct Delta {
+    accepted: u64,
+    duplicates: u64,
+    delivered: u64,
+    dead_lettered: u64,
+    replayed: u64,
+}
+
+/// An answer held until the batch commits; called with the batch's failure, if any.
+type Done = Box<dyn FnOnce(Option<&Arc<redb::Error>>) + Send>;
+
+fn done<T: Send + 'static>(reply: Reply<T>, result: Result<T, JournalError>) -> Done {
+    Box::new(move |failed| {
+        let result = match failed {
+            Some(e) => Err(JournalError::Storage(e.clone())),
+            None => result,
+        };
+        // A caller that stopped waiting does not care.
+        let _ = reply.send(result);
+    })
+}
+
+/// A storage failure of the whole batch.
+fn fatal(e: impl Into<redb::Error>) -> Arc<redb::Error> {
+    Arc::new(e.into())
+}
+
+/// Holds `result` for the caller; a storage failure aborts the batch instead.
+fn finish<T: Send + 'static>(
+    reply: Reply<T>,
+    result: Result<T, JournalError>,
+    out: &mut Vec<Done>,
+) -> Result<(), Arc<redb::Error>> {
+    match result {
+        Err(JournalError::Storage(e)) => {
+            out.push(done(reply, Err(JournalError::Closed)));
+            Err(e)
+        }
+        other => {
+            out.push(done(reply, other));
+            Ok(())
+        }
+    }
+}
+
+impl Cmd {
+    /// Whether a caller waits on this command's durability.
+    fn durable(&self) -> bool {
+        !matches!(self, Cmd::Delivered(_) | Cmd::Attempted(..))
+    }
+
+    /// The answer of a command the batch never reached (it fails with the batch).
+    fn unreached(self) -> Option<Done> {
+        fn closed<T>() -> Result<T, JournalError> {
+            Err(JournalError::Closed)
+        }
+        match self {
+            Cmd::Accept { reply, .. } => Some(done(reply, closed())),
+            Cmd::DeadLetter { reply, .. } | Cmd::DropDead(_, reply) | Cmd::Flush(reply) => {
+                Some(done(reply, closed()))
+            }
+            Cmd::Replay(_, reply) => Some(done(reply, closed())),
+            Cmd::ReplayAll(reply) => Some(done(reply, closed())),
+            Cmd::Compact(reply) => Some(done(reply, closed())),
+            Cmd::Delivered(_) | Cmd::Attempted(..) | Cmd::Stop => None,
+        }
+    }
+}
+
+/// The writer's state, owned by its thread.
+pub(super) struct Writer {
+    db: Arc<Database>,
+    rx: mpsc::Receiver<Cmd>,
+    stats: Arc<Stats>,
+    opts: JournalOptions,
+    commits_since_compact: u64,
+    last_compact: Instant,
+    /// When the oldest commit not yet made durable happened.
+    unsynced_since: Option<Instant>,
+}
+
+impl Writer {
+    /// Starts the writer thread.
+    pub fn spawn(
+        db: Arc<Database>,
+        rx: mpsc::Receiver<Cmd>,
+        stats: Arc<Stats>,
+        opts: JournalOptions,
+    ) -> std::io::Result<JoinHandle<()>> {
+        let writer = Writer {
+            db,
+            rx,
+            stats,
+            opts,
+            commits_since_compact: 0,
+            last_compact: Instant::now(),
+            unsynced_since: None,
+        };
+        std::thread::Builder::new()
+            .name("journal-writer".into())
+            .spawn(move || writer.run())
+    }
+
+    fn run(mut self) {
+        loop {
+            let wait = self.next_wakeup().saturating_duration_since(Instant::now());
+            let first = match self.rx.recv_timeout(wait) {
+                Ok(cmd) => cmd,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    self.batch(Vec::new(), false);
+                    continue;
+                }
+                // Every handle is gone without a Stop: still leave nothing unsynced.
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
+            let mut stop = matches!(first, Cmd::Stop);
+            let mut cmds = vec![first];
+            while !stop && cmds.len() < MAX_BATCH {
+                match self.rx.try_recv() {
+                    Ok(cmd) => {
+                        stop = matches!(cmd, Cmd::Stop);
+                        cmds.push(cmd);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.batch(cmds, stop);
+            if stop {
+                return;
+            }
+        }
+        self.batch(Vec::new(), true);
+    }
+
+    /// When the writer must wake up with nothing queued: periodic compaction,
+    /// or making marks durable.
+    fn next_wakeup(&self) -> Instant {
+        let compact = self.last_compact + self.opts.compact_interval;
+        match self.unsynced_since {
+            Some(t) => compact.min(t + self.opts.mark_sync_interval),
+            None => compact,
+        }
+    }
+
+    /// Applies `cmds` in one transaction and answers their callers.
+    fn batch(&mut self, cmds: Vec<Cmd>, last: bool) {
+        let now = Instant::now();
+        let compact = self.commits_since_compact + 1 >= self.opts.compact_every_commits
+            || now.duration_since(self.last_compact) >= self.opts.compact_interval;
+        let sync_marks = self
+            .unsynced_since
+            .is_some_and(|t| last || now.duration_since(t) >= self.opts.mark_sync_interval);
+        if cmds.is_empty() && !compact && !sync_marks {
+            return;
+        }
+        let durable = sync_marks || cmds.iter().any(Cmd::durable);
+
+        let mut answers = Vec::with_capacity(cmds.len());
+        let mut delta = Delta::default();
+        match self.transact(cmds, compact, durable, &mut answers, &mut delta) {
+            Ok(sizes) => {
+                self.count(delta, sizes, durable);
+                if compact {
+                    self.commits_since_compact = 0;
+                    self.last_compact = now;
+                    self.stats.compactions.fetch_add(1, Ordering::Relaxed);
+                }
+                if durable {
+                    self.unsynced_since = None;
+                } else {
+                    self.unsynced_since.get_or_insert(now);
+                }
+                for answer in answers {
+                    answer(None);
+                }
+            }
+            Err(e) => {
+                tracing::error!("journal commit failed: {e}");
+                // Retry timed work after its interval, not in a tight loop.
+                if compact {
+                    self.last_compact = now;
+                }
+                if let Some(t) = &mut self.unsynced_since {
+                    *t = now;
+                }
+                for answer in answers {
+                    answer(Some(&e));
+                }
+            }
+        }
+    }
+
+    fn transact(
+        &self,
+        cmds: Vec<Cmd>,
+        compact: bool,
+        durable: bool,
+        answers: &mut Vec<Done>,
+        delta: &mut Delta,
+    ) -> Result<Sizes, Arc<redb::Error>> {
+        let mut cmds = cmds.into_iter();
+        let result = self.write(&mut cmds, compact, durable, answers, delta);
+        if result.is_err() {
+            answers.extend(cmds.filter_map(Cmd::unreached));
+        }
+        result
+    }
+
+    fn write(
+        &self,
+        cmds: &mut std::vec::IntoIter<Cmd>,
+        compact: bool,
+        durable: bool,
+        answers: &mut Vec<Done>,
+        delta: &mut Delta,
+    ) -> Result<Sizes, Arc<redb::Error>> {
+        let now_ms = millis(self.opts.clock.now());
+        let mut txn = self.db.begin_write().map_err(fatal)?;
+        let sizes = {
+            let mut tables = Tables::open(&txn).map_err(fatal)?;
+            for cmd in cmds.by_ref() {
+                self.apply(&mut tables, cmd, now_ms, answers, delta)?;
+            }
+            if compact {
+                let (retention, ttl) = (self.opts.retention, self.opts.dedupe_ttl);
+                tables
+                    .compact(now_ms, duration_ms(retention), duration_ms(ttl))
+                    .map_err(fatal)?;
+            }
+            tables.sizes().map_err(fatal)?
+        };
+        let durability = if durable {
+            Durability::Immediate
+        } else {
+            Durability::None
+        };
+        txn.set_durability(durability).map_err(fatal)?;
+        txn.commit().map_err(fatal)?;
+        Ok(sizes)
+    }
+
+    /// Applies one command; `Err` only for a storage failure, which aborts the batch.
+    fn apply(
+        &self,
+        tables: &mut Tables<'_>,
+        cmd: Cmd,
+        now_ms: u64,
+        answers: &mut Vec<Done>,
+        delta: &mut Delta,
+    ) -> Result<(), Arc<redb::Error>> {
+        match cmd {
+            Cmd::Accept {
+                id,
+                record,
+                dedupe,
+                reply,
+            } => {
+                let key = dedupe.as_ref().map(|(c, k)| (c.as_str(), k.as_str()));
+                let ttl = duration_ms(self.opts.dedupe_ttl);
+                let result = tables.accept(id, record.as_deref(), key, now_ms, ttl);
+                match &result {
+                    Ok(Accepted::New) => delta.accepted += 1,
+                    Ok(Accepted::Duplicate { .. }) => delta.duplicates += 1,
+                    Err(_) => {}
+                }
+                finish(reply, result, answers)
+            }
+            Cmd::Delivered(id) => {
+                if tables.delivered(id, now_ms).map_err(fatal)? {
+                    delta.delivered += 1;
+                }
+                Ok(())
+            }
+            Cmd::Attempted(id, n) => tables.attempted(id, n).map_err(fatal),
+            Cmd::DeadLetter {
+                id,
+                attempts,
+                error,
+                reply,
+            } => {
+                let result = tables.dead_letter(id, attempts, error, now_ms);
+                if result.is_ok() {
+                    delta.dead_lettered += 1;
+                }
+                finish(reply, result, answers)
+            }
+            Cmd::Replay(id, reply) => {
+                let result = tables.replay(id);
+                if result.is_ok() {
+                    delta.replayed += 1;
+                }
+                finish(reply, result, answers)
+            }
+            Cmd::ReplayAll(reply) => {
+                let result = tables.replay_all();
+                if let Ok(all) = &result {
+                    delta.replayed += all.len() as u64;
+                }
+                finish(reply, result, answers)
+            }
+            Cmd::DropDead(id, reply) => finish(reply, tables.drop_dead(id), answers),
+            Cmd::Compact(reply) => {
+                let (retention, ttl) = (self.opts.retention, self.opts.dedupe_ttl);
+                let result = tables.compact(now_ms, duration_ms(retention), duration_ms(ttl));
+                finish(reply, result.map_err(JournalError::storage), answers)
+            }
+            Cmd::Flush(reply) => finish(reply, Ok(()), answers),
+            Cmd::Stop => Ok(()),
+        }
+    }
+
+    fn count(&mut self, d: Delta, sizes: Sizes, durable: bool) {
+        let s = &self.stats;
+        s.accepted.fetch_add(d.accepted, Ordering::Relaxed);
+        s.duplicates.fetch_add(d.duplicates, Ordering::Relaxed);
+        s.delivered.fetch_add(d.delivered, Ordering::Relaxed);
+        s.dead_lettered
+            .fetch_add(d.dead_lettered, Ordering::Relaxed);
+        s.replayed.fetch_add(d.replayed, Ordering::Relaxed);
+        s.commits.fetch_add(1, Ordering::Relaxed);
+        if durable {
+            s.durable_commits.fetch_add(1, Ordering::Relaxed);
+        }
+        s.set_sizes(sizes);
+        self.commits_since_compact += 1;
+    }
+}
