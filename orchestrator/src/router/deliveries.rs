@@ -33,7 +33,7 @@ pub enum Nacked {
     /// It will be delivered again as this attempt.
     Retry(u32),
     /// Its attempts are spent (or `retry: false`): to the dead-letter queue.
-    Dead(Pending),
+    Dead(Box<Pending>),
     /// No such delivery was in flight.
     Unknown,
 }
@@ -113,7 +113,7 @@ impl Deliveries {
             return Nacked::Unknown;
         };
         if !retry || pending.attempt >= self.max_attempts {
-            return Nacked::Dead(pending);
+            return Nacked::Dead(Box::new(pending));
         }
         pending.attempt += 1;
         let attempt = pending.attempt;

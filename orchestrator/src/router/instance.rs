@@ -186,7 +186,7 @@ impl InstanceRole {
                             nack.error
                         ));
                     }
-                    Nacked::Dead(p) => self.dead_letter(p, nack.error),
+                    Nacked::Dead(p) => self.dead_letter(*p, nack.error),
                     Nacked::Unknown => {
                         return link
                             .violation(format!("nack for '{}', which is not in flight", nack.id))
