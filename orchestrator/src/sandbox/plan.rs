@@ -1,0 +1,278 @@
+//! From a `sandbox` section and the machine's capabilities to a plan: pure.
+
+use super::probe::{Capabilities, CgroupHome, CgroupVersion, Controller};
+use super::{
+    CgroupLimit, ChildSteps, Families, LandlockNet, LimitReport, PlanMode, Rlimit, RlimitKind,
+    SandboxPlan, UserIds,
+};
+use crate::bundle::{Network, NetworkMode, Sandbox, SandboxMode};
+
+/// The first Landlock ABI with TCP port rules.
+const LANDLOCK_TCP_ABI: i32 = 4;
+/// The first Landlock ABI with UDP rules.
+const LANDLOCK_UDP_ABI: i32 = 10;
+/// The cpu controller's period, in microseconds.
+const CPU_PERIOD_US: u64 = 100_000;
+
+/// The plan for `sandbox` on a machine with `caps`; `resolve_user` turns a
+/// user name into its ids.
+pub fn plan(
+    sandbox: &Sandbox,
+    caps: &Capabilities,
+    resolve_user: &dyn Fn(&str) -> Result<UserIds, String>,
+) -> SandboxPlan {
+    let mode = match sandbox.mode {
+        SandboxMode::Enforce => PlanMode::Enforce,
+        SandboxMode::BestEffort => PlanMode::BestEffort,
+        SandboxMode::Off => PlanMode::Off,
+    };
+    let mut b = Builder {
+        report: Vec::new(),
+        cgroups: Vec::new(),
+        steps: ChildSteps {
+            strict: mode == PlanMode::Enforce,
+            ..ChildSteps::default()
+        },
+    };
+    if let Some(name) = &sandbox.user {
+        if !caps.root {
+            b.gap("user", name, "the orchestrator is not root".into());
+        } else {
+            match resolve_user(name) {
+                Ok(ids) => {
+                    b.steps.user = Some(ids);
+                    b.ok("user", name, "setuid".into(), None);
+                }
+                Err(why) => b.gap("user", name, why),
+            }
+        }
+    }
+    if let Some(net) = &sandbox.network {
+        network(&mut b, net, caps);
+    }
+    let r = &sandbox.resources;
+    if let Some(bytes) = r.memory_max {
+        let value = size(bytes);
+        match caps.cgroup(Controller::Memory) {
+            Ok(home) => {
+                let files = match home.version {
+                    CgroupVersion::V1 => vec![
+                        ("memory.limit_in_bytes", bytes.to_string()),
+                        // No swapping past the limit, where swap is accounted.
+                        ("?memory.memsw.limit_in_bytes", bytes.to_string()),
+                    ],
+                    CgroupVersion::V2 => vec![
+                        ("memory.max", bytes.to_string()),
+                        ("?memory.swap.max", "0".to_string()),
+                    ],
+                };
+                b.cgroup("memoryMax", &value, Controller::Memory, home, files);
+            }
+            Err(why) => {
+                b.rlimit(RlimitKind::As, bytes);
+                let note = format!(
+                    "RLIMIT_AS limits address space, not resident memory (no memory cgroup: {why})"
+                );
+                b.ok("memoryMax", &value, "rlimit".into(), Some(note));
+            }
+        }
+    }
+    if let Some(n) = r.tasks_max {
+        match (caps.cgroup(Controller::Pids), b.steps.user) {
+            (Ok(home), _) => {
+                let files = vec![("pids.max", n.to_string())];
+                b.cgroup("tasksMax", &n.to_string(), Controller::Pids, home, files);
+            }
+            (Err(why), Some(ids)) => {
+                b.rlimit(RlimitKind::Nproc, n);
+                let note = format!(
+                    "RLIMIT_NPROC counts every process of uid {} (no pids cgroup: {why})",
+                    ids.uid
+                );
+                b.ok("tasksMax", &n.to_string(), "rlimit".into(), Some(note));
+            }
+            (Err(why), None) => b.gap(
+                "tasksMax",
+                &n.to_string(),
+                format!("no pids cgroup ({why}), and RLIMIT_NPROC needs a dedicated uid (sandbox.user)"),
+            ),
+        }
+    }
+    if let Some(pct) = r.cpu_quota {
+        let value = format!("{pct}%");
+        let quota = u64::from(pct) * CPU_PERIOD_US / 100;
+        match caps.cgroup(Controller::Cpu) {
+            Ok(home) => {
+                let files = match home.version {
+                    CgroupVersion::V1 => vec![
+                        ("cpu.cfs_period_us", CPU_PERIOD_US.to_string()),
+                        ("cpu.cfs_quota_us", quota.to_string()),
+                    ],
+                    CgroupVersion::V2 => vec![("cpu.max", format!("{quota} {CPU_PERIOD_US}"))],
+                };
+                b.cgroup("cpuQuota", &value, Controller::Cpu, home, files);
+            }
+            Err(why) => b.gap(
+                "cpuQuota",
+                &value,
+                format!("no cpu cgroup ({why}), and no rlimit can do it"),
+            ),
+        }
+    }
+    if let Some(n) = r.nofile {
+        b.rlimit(RlimitKind::Nofile, n);
+        b.ok("nofile", &n.to_string(), "rlimit".into(), None);
+    }
+    if let Some(bytes) = r.core {
+        b.rlimit(RlimitKind::Core, bytes);
+        b.ok("core", &size(bytes), "rlimit".into(), None);
+    }
+
+    if mode == PlanMode::Off {
+        for r in &mut b.report {
+            r.enforced = false;
+            r.mechanism = "not enforced: sandbox mode is off".into();
+            r.note = None;
+        }
+        b.steps = ChildSteps::default();
+        b.cgroups.clear();
+    }
+    SandboxPlan {
+        mode,
+        report: b.report,
+        cgroups: b.cgroups,
+        steps: b.steps,
+    }
+}
+
+fn network(b: &mut Builder, net: &Network, caps: &Capabilities) {
+    let value = match net.mode {
+        NetworkMode::None => "none".to_string(),
+        NetworkMode::Loopback => "loopback".to_string(),
+        NetworkMode::Host => "host".to_string(),
+        NetworkMode::Allowlist => format!(
+            "allowlist bindTcp={:?} connectTcp={:?}",
+            net.bind_tcp, net.connect_tcp
+        ),
+    };
+    // A namespace of its own: as root directly; otherwise inside a user namespace.
+    let netns = match (&caps.netns, &caps.userns) {
+        (Ok(()), _) => Ok(("netns", false)),
+        (Err(_), Ok(())) if !caps.root => Ok(("userns+netns", true)),
+        (Err(a), Err(b)) if !caps.root => Err(format!("no user namespace ({b}); netns: {a}")),
+        (Err(a), _) => Err(format!("no network namespace ({a})")),
+    };
+    match net.mode {
+        NetworkMode::Host => b.ok("network", &value, "host network".into(), None),
+        NetworkMode::None | NetworkMode::Loopback => match netns {
+            Ok((mechanism, userns)) => {
+                b.steps.new_netns = true;
+                b.steps.new_userns = userns;
+                b.steps.loopback_up = net.mode == NetworkMode::Loopback;
+                b.ok("network", &value, mechanism.into(), None);
+            }
+            Err(why) if net.mode == NetworkMode::None => match &caps.seccomp {
+                Ok(()) => {
+                    b.steps.seccomp = Some(Families::Deny(vec![
+                        libc::AF_INET,
+                        libc::AF_INET6,
+                        libc::AF_NETLINK,
+                        libc::AF_PACKET,
+                    ]));
+                    let note = format!("inet, netlink and packet sockets are refused ({why})");
+                    b.ok("network", &value, "seccomp".into(), Some(note));
+                }
+                Err(s) => b.gap("network", &value, format!("{why}; seccomp: {s}")),
+            },
+            Err(why) => b.gap("network", &value, why),
+        },
+        NetworkMode::Allowlist => {
+            let abi = match &caps.landlock_abi {
+                Ok(abi) if *abi >= LANDLOCK_TCP_ABI => *abi,
+                Ok(abi) => {
+                    let why = format!("Landlock ABI {abi} has no TCP port rules (needs ≥ {LANDLOCK_TCP_ABI})");
+                    return b.gap("network", &value, why);
+                }
+                Err(why) => return b.gap("network", &value, why.clone()),
+            };
+            if let Err(why) = &caps.seccomp {
+                return b.gap("network", &value, format!("address families: {why}"));
+            }
+            b.steps.landlock = Some(LandlockNet {
+                abi,
+                bind_tcp: net.bind_tcp.clone(),
+                connect_tcp: net.connect_tcp.clone(),
+            });
+            b.steps.seccomp = Some(Families::Allow(vec![
+                libc::AF_UNIX,
+                libc::AF_INET,
+                libc::AF_INET6,
+            ]));
+            let note = if abi < LANDLOCK_UDP_ABI {
+                format!("UDP is not covered (Landlock ABI {abi} < {LANDLOCK_UDP_ABI}); sockets other than unix/inet/inet6 are refused")
+            } else {
+                "UDP is denied; sockets other than unix/inet/inet6 are refused".to_string()
+            };
+            let mechanism = format!("landlock-abi-{abi}, seccomp");
+            b.ok("network", &value, mechanism, Some(note));
+        }
+    }
+}
+
+struct Builder {
+    report: Vec<LimitReport>,
+    cgroups: Vec<CgroupLimit>,
+    steps: ChildSteps,
+}
+
+impl Builder {
+    fn ok(&mut self, limit: &str, value: &str, mechanism: String, note: Option<String>) {
+        self.report.push(LimitReport {
+            limit: limit.into(),
+            value: value.into(),
+            enforced: true,
+            mechanism,
+            note,
+        });
+    }
+
+    fn gap(&mut self, limit: &str, value: &str, why: String) {
+        self.report.push(LimitReport {
+            limit: limit.into(),
+            value: value.into(),
+            enforced: false,
+            mechanism: format!("not enforced: {why}"),
+            note: None,
+        });
+    }
+
+    fn rlimit(&mut self, resource: RlimitKind, value: u64) {
+        self.steps.rlimits.push(Rlimit { resource, value });
+    }
+
+    fn cgroup(
+        &mut self,
+        limit: &str,
+        value: &str,
+        controller: Controller,
+        home: &CgroupHome,
+        files: Vec<(&str, String)>,
+    ) {
+        self.cgroups.push(CgroupLimit {
+            controller,
+            home: home.clone(),
+            files: files.into_iter().map(|(f, v)| (f.to_string(), v)).collect(),
+        });
+        self.ok(limit, value, home.version.mechanism().into(), None);
+    }
+}
+
+/// Bytes as the bundle would write them: `256Mi`, `1Gi`, `1000`.
+pub(crate) fn size(bytes: u64) -> String {
+    for (unit, factor) in [("Gi", 1u64 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)] {
+        if bytes >= factor && bytes % factor == 0 {
+            return format!("{}{unit}", bytes / factor);
+        }
+    }
+    bytes.to_string()
+}
