@@ -1,9 +1,77 @@
-//! A fake orchestrator for tests of connectors and agents.
+//! Test helpers for connector and agent authors: a fake orchestrator, a
+//! harness that runs a connector function against it, and a mock clock.
 //!
-//! [`FakeOrchestrator::pair`] gives an in-process [`Transport`] for
-//! [`serve`](crate::serve) or [`Agent::serve`](crate::agent::Agent::serve);
+//! The quickest test of a connector is [`run_connector`]: structure `main`
+//! as `fn main() -> ExitCode { connector_sdk::run(my_connector) }`, then
+//! run `my_connector` in-process with the config, secrets and clock a test
+//! picks, and read what it emitted:
+//!
+//! ```
+//! use std::time::Duration;
+//! use connector_sdk::testing::{ContextClock, MockClock, TestConfig, run_connector};
+//! use connector_sdk::{BoxError, Context, Event};
+//!
+//! /// Emits one `tick` a minute, by the clock of its context.
+//! async fn my_connector(ctx: Context) -> Result<(), BoxError> {
+//!     let clock = ctx.clock();
+//!     loop {
+//!         clock.sleep(Duration::from_secs(60)).await;
+//!         ctx.emit(Event { name: "tick".into(), ..Event::default() }).await?;
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let mock = MockClock::at_unix(1_000_000);
+//! let mut run = run_connector(my_connector, TestConfig::new().clock(&mock).config("K", "v"));
+//! let limit = Duration::from_secs(5);
+//! mock.advance_to_next_sleeper(limit).await.expect("the connector sleeps");
+//! assert_eq!(run.next_emit(limit).await.unwrap().event.name, "tick");
+//! run.shutdown().await.unwrap();
+//! # }
+//! ```
+//!
+//! [`TestRun`] also holds emits for the test to answer ([`AckPolicy::Hold`],
+//! [`TestRun::ack`], [`TestRun::nack`]), and has the logs and audit
+//! records. A connector reads time through [`ContextClock::clock`]: the
+//! system clock in production, the test's [`MockClock`] under the harness.
+//!
+//! Lower level, [`FakeOrchestrator::pair`] gives an in-process [`Transport`]
+//! for [`serve`](crate::serve) or [`Agent::serve`](crate::agent::Agent::serve);
 //! [`FakeOrchestrator::spawn`] runs a real binary with the socket inherited
 //! as `ORCHESTRATOR_IPC_FD`, as the orchestrator would.
+
+mod clock;
+mod config;
+mod harness;
+mod peer;
+
+pub use clock::{Clock, ContextClock, MockClock};
+pub use config::{AckPolicy, Answer, TestConfig};
+pub use harness::{Finished, HarnessError, TestRun, run_connector};
+
+/// Polls `cond` every 10 ms until it holds, at most `limit` (real time):
+/// for conditions outside the harness's record, such as a file a connector
+/// writes. Errs with `what` when time runs out.
+pub async fn wait_until(
+    what: &str,
+    limit: Duration,
+    mut cond: impl FnMut() -> bool,
+) -> Result<(), HarnessError> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if cond() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(HarnessError::Timeout {
+                what: what.into(),
+                limit,
+                context: String::new(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
 
 use std::fmt;
 use std::io;

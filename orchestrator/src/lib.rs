@@ -24,6 +24,7 @@ pub mod journal;
 pub mod logs;
 pub mod router;
 mod run;
+pub mod sandbox;
 pub mod shim;
 pub mod status;
 pub mod supervisor;

@@ -191,7 +191,13 @@ pub async fn run(
             max_frame_bytes: connector.program.max_frame_bytes,
             max_protocol_errors: connector.program.max_protocol_errors,
             shim: opts.shim.clone(),
+            sandbox: crate::sandbox::plan_for(connector.program.sandbox.as_ref()),
         };
+        if let Some(plan) = &spec.sandbox
+            && let Err(why) = crate::sandbox::grant_dir(plan, &state_dir)
+        {
+            log.note(&format!("sandbox: the state directory stays unusable: {why}"));
+        }
         let (status, control) = ProcessStatus::new(ProcessKind::Connection, &connection.name, None);
         registry.add(status.clone());
         let ctx = ConnectionContext {
@@ -228,11 +234,12 @@ pub async fn run(
             path: state.control_socket(),
             source,
         })?;
-    let control_task = tokio::spawn(crate::control::serve(
-        listener,
-        registry.clone(),
-        control_stop.clone(),
-    ));
+    let control = crate::control::ControlContext {
+        registry: registry.clone(),
+        journal: journal.clone(),
+        router: router.clone(),
+    };
+    let control_task = tokio::spawn(crate::control::serve(listener, control, control_stop.clone()));
     tracing::info!(
         connections = bundle.connections.len(),
         agents = bundle.agents.len(),
@@ -250,6 +257,7 @@ pub async fn run(
     agent_tasks.wait().await;
     control_stop.cancel();
     let _ = control_task.await;
+    crate::sandbox::cleanup();
     let counts = journal.counts();
     if let Err(e) = journal.flush().await {
         tracing::error!("journal: final flush failed: {e}");

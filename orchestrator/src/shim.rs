@@ -1,4 +1,4 @@
-//! The process shim: `orchestrator __shim -- PROGRAM [ARGS…]`.
+//! The process shim: `orchestrator __shim [--sandbox JSON] -- PROGRAM [ARGS…]`.
 //!
 //! # Theory of operation
 //!
@@ -19,7 +19,14 @@
 //! - It passes everything else through untouched: stdin, stdout, stderr, the
 //!   inherited IPC fd, the environment. It writes only to stderr, and only
 //!   when it cannot start the program.
-//! - It exits as the program did: the same code, or the same signal.
+//! - With `--sandbox`, the forked child applies those [`ChildSteps`]
+//!   (namespaces, rlimits, cgroups, user, Landlock, seccomp: see
+//!   [`crate::sandbox`]) right before `execvp`. A step that fails in
+//!   `enforce` mode ends it with exit code [`SANDBOX_FAILED_EXIT`] (125) and
+//!   an `orchestrator shim: sandbox: …` line on stderr.
+//! - It exits as the program did: the same code, or the same signal; except
+//!   that a program the OOM killer of its memory cgroup ended makes it exit
+//!   with [`OOM_EXIT`] (251), which the supervisor reports as `oom`.
 //!
 //! The orchestrator's own signals go to the group: the program gets them
 //! directly, and the shim (which has them blocked) just keeps waiting.
@@ -30,6 +37,8 @@ use std::os::unix::ffi::OsStrExt;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, raise, sigprocmask};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, execvp, fork, getpgrp, getpid, getppid};
+
+use crate::sandbox::{ChildSteps, OOM_EXIT, SANDBOX_FAILED_EXIT, oom_kills};
 
 /// The first argument that makes the orchestrator binary act as the shim.
 pub const SHIM_ARG: &str = "__shim";
@@ -46,8 +55,23 @@ const HANDLED: [Signal; 6] = [
     Signal::SIGQUIT,
 ];
 
+/// The option that carries the sandbox steps, as JSON.
+pub const SANDBOX_OPT: &str = "--sandbox";
+
 /// Runs the shim with `args` (what follows `__shim`); never returns.
 pub fn main(args: Vec<OsString>) -> ! {
+    let (steps, args) = match args.first() {
+        Some(a) if a == SANDBOX_OPT => {
+            let Some(json) = args.get(1).and_then(|j| j.to_str()) else {
+                fail("--sandbox needs a JSON argument", 2)
+            };
+            match serde_json::from_str::<ChildSteps>(json) {
+                Ok(steps) => (Some(steps), args[2..].to_vec()),
+                Err(e) => fail(&format!("bad --sandbox: {e}"), 2),
+            }
+        }
+        _ => (None, args),
+    };
     let args: Vec<OsString> = match args.first() {
         Some(a) if a == "--" => args[1..].to_vec(),
         _ => args,
@@ -83,7 +107,7 @@ pub fn main(args: Vec<OsString>) -> ! {
     // so the child may do anything until exec.
     let child = match unsafe { fork() } {
         Err(e) => fail(&format!("fork failed: {e}"), 1),
-        Ok(ForkResult::Child) => exec_program(&program, &argv, &set, me),
+        Ok(ForkResult::Child) => exec_program(&program, &argv, &set, me, steps.as_ref()),
         Ok(ForkResult::Parent { child }) => child,
     };
 
@@ -97,6 +121,9 @@ pub fn main(args: Vec<OsString>) -> ! {
             }
             Signal::SIGCHLD => {
                 if let Some(status) = reap(child) {
+                    if let Some(report) = oom_killed(status, steps.as_ref()) {
+                        fail(&report, OOM_EXIT);
+                    }
                     exit_like(status);
                 }
             }
@@ -107,7 +134,13 @@ pub fn main(args: Vec<OsString>) -> ! {
     }
 }
 
-fn exec_program(program: &CString, argv: &[CString], set: &SigSet, shim: Pid) -> ! {
+fn exec_program(
+    program: &CString,
+    argv: &[CString],
+    set: &SigSet,
+    shim: Pid,
+    steps: Option<&ChildSteps>,
+) -> ! {
     let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(set), None);
     // SAFETY: prctl/getppid only touch this process.
     unsafe {
@@ -115,6 +148,11 @@ fn exec_program(program: &CString, argv: &[CString], set: &SigSet, shim: Pid) ->
     }
     if getppid() != shim {
         std::process::exit(1);
+    }
+    if let Some(steps) = steps
+        && let Err(why) = crate::sandbox::apply(steps)
+    {
+        fail(&format!("sandbox: {why}"), SANDBOX_FAILED_EXIT);
     }
     let err = execvp(program, argv).unwrap_err();
     let code = if err == nix::errno::Errno::ENOENT {
@@ -144,6 +182,23 @@ fn reap(program: Pid) -> Option<WaitStatus> {
             }
         }
     }
+}
+
+/// What to report when the program died of SIGKILL and its memory cgroup
+/// counted an OOM kill.
+fn oom_killed(status: WaitStatus, steps: Option<&ChildSteps>) -> Option<String> {
+    let (version, dir) = steps?.memory_cgroup.as_ref()?;
+    if !matches!(status, WaitStatus::Signaled(_, Signal::SIGKILL, _)) {
+        return None;
+    }
+    let kills = oom_kills(*version, dir);
+    (kills > 0).then(|| {
+        format!(
+            "killed by the OOM killer at memoryMax ({} {})",
+            version.mechanism(),
+            dir.display()
+        )
+    })
 }
 
 fn exit_like(status: WaitStatus) -> ! {

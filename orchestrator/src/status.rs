@@ -6,6 +6,7 @@
 //! it.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::logs::timestamp;
+use crate::sandbox::LimitReport;
 
 /// Connection or agent instance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -82,6 +84,7 @@ struct Info {
     last_error: Option<String>,
     last_success_at: Option<SystemTime>,
     health_checked_at: Option<SystemTime>,
+    sandbox: Vec<LimitReport>,
 }
 
 /// The status of one supervised process.
@@ -100,7 +103,8 @@ pub struct ProcessStatus {
 }
 
 impl ProcessStatus {
-    /// A new status in `starting`, and the receiver for its control requests.
+    /// A new status in `stopped` (nothing runs until its supervisor starts
+    /// it), and the receiver for its control requests.
     pub fn new(
         kind: ProcessKind,
         name: &str,
@@ -113,13 +117,14 @@ impl ProcessStatus {
             instance_key: instance_key.map(str::to_string),
             counters: Counters::default(),
             info: Mutex::new(Info {
-                state: ProcessState::Starting,
+                state: ProcessState::Stopped,
                 restarts: 0,
                 ready_at: None,
                 last_exit: None,
                 last_error: None,
                 last_success_at: None,
                 health_checked_at: None,
+                sandbox: Vec::new(),
             }),
             control,
         };
@@ -169,6 +174,11 @@ impl ProcessStatus {
     /// Records an error that did not end the process.
     pub fn set_error(&self, error: String) {
         self.update(|i| i.last_error = Some(error));
+    }
+
+    /// Records each sandbox limit with its mechanism or why it is not enforced.
+    pub fn set_sandbox(&self, report: Vec<LimitReport>) {
+        self.update(|i| i.sandbox = report);
     }
 
     /// Counts one restart.
@@ -225,6 +235,7 @@ impl ProcessStatus {
             events_in: self.counters.events_in.load(Ordering::Relaxed),
             events_out: self.counters.events_out.load(Ordering::Relaxed),
             protocol_errors: self.counters.protocol_errors.load(Ordering::Relaxed),
+            sandbox: i.sandbox.clone(),
         }
     }
 }
@@ -265,6 +276,11 @@ pub struct ProcessSnapshot {
     pub events_out: u64,
     /// Bad messages received from it.
     pub protocol_errors: u64,
+    /// Each sandbox limit: `{limit, value, enforced, mechanism, note?}`,
+    /// the mechanism being `not enforced: <why>` when it is not; empty
+    /// without a sandbox section.
+    #[serde(default)]
+    pub sandbox: Vec<LimitReport>,
 }
 
 /// Every process of a run, by target.
@@ -358,7 +374,7 @@ pub fn render_table(rows: &[ProcessSnapshot]) -> String {
         })
         .collect();
     let mut out = String::new();
-    for row in &table {
+    for (i, row) in table.iter().enumerate() {
         let cells: Vec<String> = row
             .iter()
             .zip(&widths)
@@ -366,6 +382,14 @@ pub fn render_table(rows: &[ProcessSnapshot]) -> String {
             .collect();
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
+        // Below each process, one line per sandbox limit.
+        for limit in i.checked_sub(1).map_or(&[][..], |r| &rows[r].sandbox[..]) {
+            let _ = write!(out, "    sandbox {}={}: {}", limit.limit, limit.value, limit.mechanism);
+            if let Some(note) = &limit.note {
+                let _ = write!(out, " ({note})");
+            }
+            out.push('\n');
+        }
     }
     out
 }
@@ -396,6 +420,7 @@ mod tests {
             events_in: 10,
             events_out: 9,
             protocol_errors: 0,
+            sandbox: Vec::new(),
         }
     }
 
@@ -404,7 +429,31 @@ mod tests {
         let mut crashed = row("connection/webhook", ProcessState::Crashloop);
         crashed.pid = None;
         crashed.uptime_secs = None;
-        let rows = vec![crashed, row("agent/echo/telegram:42", ProcessState::Ready)];
+        let mut sandboxed = row("agent/echo/telegram:42", ProcessState::Ready);
+        sandboxed.sandbox = vec![
+            LimitReport {
+                limit: "network".into(),
+                value: "allowlist bindTcp=[3000] connectTcp=[]".into(),
+                enforced: true,
+                mechanism: "landlock-abi-7, seccomp".into(),
+                note: Some("UDP is not covered (Landlock ABI 7 < 10)".into()),
+            },
+            LimitReport {
+                limit: "memoryMax".into(),
+                value: "256Mi".into(),
+                enforced: true,
+                mechanism: "cgroup-v1".into(),
+                note: None,
+            },
+            LimitReport {
+                limit: "cpuQuota".into(),
+                value: "50%".into(),
+                enforced: false,
+                mechanism: "not enforced: no cpu cgroup".into(),
+                note: None,
+            },
+        ];
+        let rows = vec![crashed, sandboxed];
         insta::assert_snapshot!(render_table(&rows));
     }
 
@@ -433,6 +482,7 @@ mod tests {
                 "pid",
                 "protocolErrors",
                 "restarts",
+                "sandbox",
                 "state",
                 "target",
                 "uptimeSecs"

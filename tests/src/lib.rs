@@ -29,11 +29,13 @@
 
 use std::fmt::Write as _;
 use std::fs::File;
+use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 use tempfile::TempDir;
@@ -68,18 +70,21 @@ pub fn bin_dir() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let exe = std::env::current_exe().expect("current_exe");
-        // target/<profile>/deps/<test binary>
-        let dir = exe
-            .parent()
-            .filter(|d| d.file_name().is_some_and(|n| n == "deps"))
-            .and_then(Path::parent)
-            .unwrap_or_else(|| {
-                panic!(
-                    "test binary {} is not in <target>/<profile>/deps",
-                    exe.display()
-                )
-            })
-            .to_path_buf();
+        // target/<profile>/deps/<test binary>, or target/<profile>/<bin> for
+        // this crate's own binaries (the benchmark).
+        let parent = exe.parent();
+        let dir = match parent {
+            Some(d) if d.file_name().is_some_and(|n| n == "deps") => d.parent(),
+            Some(d) if d.join("orchestrator").exists() || d.join("deps").is_dir() => Some(d),
+            _ => None,
+        }
+        .unwrap_or_else(|| {
+            panic!(
+                "test binary {} is not in <target>/<profile>/deps",
+                exe.display()
+            )
+        })
+        .to_path_buf();
         // E2E_NO_BUILD=1 runs whatever binaries are there (already built, or
         // kept while another crate of the workspace does not compile).
         if std::env::var_os("E2E_NO_BUILD").is_none() {
@@ -184,10 +189,10 @@ pub fn agent_pids(log: &str) -> Vec<u32> {
         .collect()
 }
 
-/// The pids of every `started <program> (pid N)` note in `log`.
+/// The program pids of every `ready (pid N)` note in `log`.
 pub fn started_pids(log: &str) -> Vec<u32> {
     log.lines()
-        .filter(|l| l.contains(" orchestrator started "))
+        .filter(|l| l.contains(" orchestrator ready (pid "))
         .filter_map(|l| {
             l.rsplit_once("(pid ")
                 .and_then(|(_, p)| p.strip_suffix(')'))
@@ -618,4 +623,209 @@ impl Drop for Harness {
             let _ = child.wait();
         }
     }
+}
+
+/// The time a log line (`<RFC 3339 time> <source> <text>`) was written.
+pub fn line_time(line: &str) -> Option<SystemTime> {
+    humantime::parse_rfc3339(line.split_whitespace().next()?).ok()
+}
+
+/// The lines of `log` that contain `needle`, each with its time.
+pub fn lines_with<'a>(log: &'a str, needle: &str) -> Vec<(SystemTime, &'a str)> {
+    log.lines()
+        .filter(|l| l.contains(needle))
+        .filter_map(|l| Some((line_time(l)?, l)))
+        .collect()
+}
+
+/// How many lines of `log` contain `needle`.
+pub fn count_lines(log: &str, needle: &str) -> usize {
+    log.lines().filter(|l| l.contains(needle)).count()
+}
+
+/// `b - a`, or zero when `b` is earlier.
+pub fn gap(a: SystemTime, b: SystemTime) -> Duration {
+    b.duration_since(a).unwrap_or_default()
+}
+
+/// SIGKILLs each of its pids still alive when dropped: for processes a test
+/// expects to be gone, so that a failing test leaves none behind.
+#[derive(Debug, Default)]
+pub struct KillOnDrop(pub Vec<u32>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for &pid in &self.0 {
+            if pid > 1 && pid_alive(pid) {
+                // SAFETY: kill(2) on a pid this test saw started; no memory is involved.
+                unsafe {
+                    libc::kill(pid as libc::pid_t, libc::SIGKILL);
+                }
+            }
+        }
+    }
+}
+
+/// A running `orchestrator logs … -f`: its stdout lines arrive on a channel,
+/// read by a thread, each with the moment it was read.
+#[derive(Debug)]
+pub struct LogFollower {
+    child: Child,
+    lines: mpsc::Receiver<(Instant, String)>,
+    /// Every line read so far, in order.
+    pub seen: Vec<String>,
+}
+
+impl LogFollower {
+    /// Waits up to `deadline` for a line that satisfies `cond`; returns it
+    /// and when it was read, or `None` (the lines seen are in `seen`).
+    pub fn wait_line(
+        &mut self,
+        deadline: Duration,
+        mut cond: impl FnMut(&str) -> bool,
+    ) -> Option<(Instant, String)> {
+        let end = Instant::now() + deadline;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok((at, line)) => {
+                    self.seen.push(line.clone());
+                    if cond(&line) {
+                        return Some((at, line));
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+impl Drop for LogFollower {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Status, CLI and feed helpers.
+impl Harness {
+    /// `orchestrator <args…> --state-dir <state>` in the temp dir, to completion.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.command()
+            .args(args)
+            .arg("--state-dir")
+            .arg(self.state())
+            .output()
+            .expect("run the orchestrator CLI")
+    }
+
+    /// The `processes` of `orchestrator status --json`, or why not.
+    pub fn try_status(&self) -> Result<Vec<Value>, String> {
+        let out = self.cli(&["status", "--json"]);
+        if !out.status.success() {
+            return Err(format!(
+                "status exited {}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let json: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+            format!(
+                "status --json is not JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })?;
+        json["processes"]
+            .as_array()
+            .cloned()
+            .ok_or_else(|| format!("no processes array in {json}"))
+    }
+
+    /// The `processes` of `orchestrator status --json` (panics with the logs if it fails).
+    pub fn status(&self) -> Vec<Value> {
+        self.try_status()
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.dump()))
+    }
+
+    /// The status row of `target` (`connection/<name>`, `agent/<name>/<key>`).
+    pub fn process(&self, target: &str) -> Option<Value> {
+        self.try_status()
+            .ok()?
+            .into_iter()
+            .find(|p| p["target"] == target)
+    }
+
+    /// Polls `status --json` until `target`'s row satisfies `cond`; returns that row.
+    pub fn wait_process(
+        &self,
+        what: &str,
+        target: &str,
+        deadline: Duration,
+        mut cond: impl FnMut(&Value) -> bool,
+    ) -> Value {
+        let mut found = None;
+        let what = format!("{target}: {what}");
+        self.wait_until(&what, deadline, || {
+            found = self.process(target).filter(|p| cond(p));
+            found.is_some()
+        });
+        found.expect("found")
+    }
+
+    /// Appends `events` to the file `rel` (one JSON object a line), which a
+    /// `test-feeder` connection follows; returns its absolute path.
+    pub fn feed(&self, rel: &str, events: &[Value]) -> String {
+        use std::io::Write as _;
+        let path = self.path(rel);
+        let mut text = String::new();
+        for e in events {
+            text.push_str(&e.to_string());
+            text.push('\n');
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .expect("open feed");
+        f.write_all(text.as_bytes()).expect("append to feed");
+        path.display().to_string()
+    }
+
+    /// Starts `orchestrator logs <args…> --state-dir <state>` with its stdout piped.
+    pub fn follow_logs(&self, args: &[&str]) -> LogFollower {
+        let mut child = self
+            .command()
+            .args(["logs"])
+            .args(args)
+            .arg("--state-dir")
+            .arg(self.state())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn orchestrator logs");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send((Instant::now(), line)).is_err() {
+                    break;
+                }
+            }
+        });
+        LogFollower {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
+    }
+}
+
+/// The pid of every `test-peer pid=<n> mode=…` line the peer wrote to
+/// stderr in `log` (not their copies in crash records), in order: one per run.
+pub fn peer_pids(log: &str) -> Vec<u32> {
+    log.lines()
+        .filter_map(|l| l.split_once(" stderr test-peer pid=").map(|(_, rest)| rest))
+        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+        .collect()
 }

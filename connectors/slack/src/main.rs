@@ -1,1 +1,16 @@
-fn main() {}
+//! `connector-slack`: receives Slack's Events API callbacks and slash
+//! commands over HTTP, verifies each request's `X-Slack-Signature` with the
+//! secret `SIGNING_SECRET` (and its timestamp within 5 minutes of the system
+//! clock), answers Slack's `url_verification` challenge, and emits each
+//! callback as the event named by its type (`message`, `app_mention`,
+//! `reaction_added`, …, or `event`) and each slash command as
+//! `slash_command`, with `team`, `channel`, `user` and `thread_ts`
+//! properties and an instance key per channel and thread. `event_id` is the
+//! dedupe key, so Slack's retries are not delivered twice. Config: `HOST`,
+//! `PORT`, `MAX_BODY_BYTES`, `REPLAY_WINDOW`; see README.md beside this crate.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    connector_sdk::run(connector_slack::run)
+}

@@ -3,16 +3,23 @@
 use std::collections::BTreeMap;
 
 use axum::http::HeaderName;
-use connector_sdk::ConfigError;
+use connector_sdk::verify::{Encoding, HmacSpec, Scheme};
+use connector_sdk::{ConfigError, Secrets};
 
-use crate::verify::Verifier;
+use crate::guard::{Guard, REPLAY_WINDOW};
+use crate::listen::{self, Listen};
+use crate::settings::Settings;
 
-/// Every key this connector reads.
+/// The secret every signed scheme is keyed by (Discord: the application's public key, hex).
+pub const SECRET: &str = "WEBHOOK_SECRET";
+
+/// Every key this connector reads besides [`listen::KEYS`].
 const KEYS: &[&str] = &[
-    "HOST",
-    "PORT",
     "SIGNATURE",
-    "MAX_BODY_BYTES",
+    "SIGNATURE_HEADER",
+    "SIGNATURE_ENCODING",
+    "SIGNATURE_PREFIX",
+    REPLAY_WINDOW,
     "EVENT_NAME",
     "EVENT_POINTER",
     "EVENT_HEADER",
@@ -22,13 +29,14 @@ const KEYS: &[&str] = &[
     "DEDUPE_HEADER",
 ];
 
+/// The generic HMAC's settings, read only with `SIGNATURE: hmac-sha256`.
+const HMAC_KEYS: &[&str] = &["SIGNATURE_HEADER", "SIGNATURE_ENCODING", "SIGNATURE_PREFIX"];
+
 /// The checked configuration.
 #[derive(Debug)]
 pub struct Config {
-    pub host: String,
-    pub port: u16,
-    pub verifier: Verifier,
-    pub max_body_bytes: usize,
+    pub listen: Listen,
+    pub guard: Guard,
     pub mapping: Mapping,
 }
 
@@ -46,48 +54,66 @@ pub struct Mapping {
 }
 
 impl Config {
-    /// Parses `config`; the second value lists warnings (unknown keys) to log.
-    pub fn parse(config: &BTreeMap<String, String>) -> Result<(Config, Vec<String>), ConfigError> {
-        // An empty value means the same as an absent key.
-        let get = |key: &str| config.get(key).map(|v| v.trim()).filter(|v| !v.is_empty());
-        let scheme = get("SIGNATURE").ok_or_else(|| {
-            ConfigError::new("SIGNATURE is required: set it to 'none' to accept unsigned requests")
-        })?;
+    /// Parses `config` and picks the secret from `secrets`; the second value
+    /// lists warnings (unknown or unused keys) to log.
+    pub fn parse(
+        config: &BTreeMap<String, String>,
+        secrets: &Secrets,
+    ) -> Result<(Config, Vec<String>), ConfigError> {
+        let s = Settings::new(config);
+        let scheme = scheme(&s)?;
+        let mut warnings = s.unknown_keys(&[listen::KEYS, KEYS].concat());
+        if !matches!(scheme, Scheme::HmacSha256(_)) {
+            for key in HMAC_KEYS.iter().filter(|k| s.get(k).is_some()) {
+                warnings.push(format!(
+                    "{key} is only read with SIGNATURE hmac-sha256; ignored"
+                ));
+            }
+        }
         let config_out = Config {
-            host: get("HOST").unwrap_or("127.0.0.1").to_string(),
-            port: number(get("PORT"), "PORT", 8080)?,
-            verifier: Verifier::from_scheme(scheme)?,
-            max_body_bytes: number(get("MAX_BODY_BYTES"), "MAX_BODY_BYTES", 1024 * 1024)?,
+            listen: Listen::from_settings(&s, 8080, 1024 * 1024)?,
+            guard: Guard::new(scheme, secrets, SECRET, &s)?,
             mapping: Mapping {
-                event_name: get("EVENT_NAME").unwrap_or("webhook").to_string(),
-                event_pointer: pointer(get("EVENT_POINTER"), "EVENT_POINTER")?,
-                event_header: header(get("EVENT_HEADER"), "EVENT_HEADER")?,
-                instance_key_pointer: pointer(get("INSTANCE_KEY_POINTER"), "INSTANCE_KEY_POINTER")?,
-                text_pointer: pointer(get("TEXT_POINTER"), "TEXT_POINTER")?,
-                properties: properties(get("PROPERTIES"))?,
-                dedupe_header: header(get("DEDUPE_HEADER"), "DEDUPE_HEADER")?,
+                event_name: s.get("EVENT_NAME").unwrap_or("webhook").to_string(),
+                event_pointer: pointer(s.get("EVENT_POINTER"), "EVENT_POINTER")?,
+                event_header: header(s.get("EVENT_HEADER"), "EVENT_HEADER")?,
+                instance_key_pointer: pointer(
+                    s.get("INSTANCE_KEY_POINTER"),
+                    "INSTANCE_KEY_POINTER",
+                )?,
+                text_pointer: pointer(s.get("TEXT_POINTER"), "TEXT_POINTER")?,
+                properties: properties(s.get("PROPERTIES"))?,
+                dedupe_header: header(s.get("DEDUPE_HEADER"), "DEDUPE_HEADER")?,
             },
         };
-        let warnings = config
-            .keys()
-            .filter(|k| !KEYS.contains(&k.as_str()))
-            .map(|k| format!("unknown config key {k} ignored"))
-            .collect();
         Ok((config_out, warnings))
     }
 }
 
-fn number<T: std::str::FromStr>(
-    value: Option<&str>,
-    key: &str,
-    default: T,
-) -> Result<T, ConfigError> {
-    match value {
-        None => Ok(default),
-        Some(v) => v
-            .parse()
-            .map_err(|_| ConfigError::new(format!("{key}: '{v}' is not a valid number"))),
-    }
+/// `SIGNATURE`, required (fail closed), with the generic HMAC's own settings.
+fn scheme(s: &Settings<'_>) -> Result<Scheme, ConfigError> {
+    let scheme: Scheme = s.parsed("SIGNATURE")?.ok_or_else(|| {
+        ConfigError::new(
+            "SIGNATURE is required: one of github, stripe, slack, standard-webhooks, notion, \
+             discord, hmac-sha256, or none to accept unsigned requests",
+        )
+    })?;
+    let Scheme::HmacSha256(default) = scheme else {
+        return Ok(scheme);
+    };
+    let header = s.get("SIGNATURE_HEADER").unwrap_or(&default.header);
+    HeaderName::from_bytes(header.as_bytes()).map_err(|_| {
+        ConfigError::new(format!(
+            "SIGNATURE_HEADER: '{header}' is not a valid header name"
+        ))
+    })?;
+    Ok(Scheme::HmacSha256(HmacSpec {
+        header: header.to_owned(),
+        encoding: s
+            .parsed::<Encoding>("SIGNATURE_ENCODING")?
+            .unwrap_or(default.encoding),
+        prefix: s.get("SIGNATURE_PREFIX").map(str::to_owned),
+    }))
 }
 
 fn pointer(value: Option<&str>, key: &str) -> Result<Option<String>, ConfigError> {
@@ -135,23 +161,42 @@ fn properties(value: Option<&str>) -> Result<Vec<(String, String)>, ConfigError>
 
 #[cfg(test)]
 mod tests {
+    use connector_sdk::verify::Encoding;
+
     use super::*;
 
-    fn parse(pairs: &[(&str, &str)]) -> Result<(Config, Vec<String>), ConfigError> {
+    /// A configuration case: config pairs, the secret, and what the error must say.
+    type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>, &'a str);
+
+    fn parse_with(
+        pairs: &[(&str, &str)],
+        secret: Option<&str>,
+    ) -> Result<(Config, Vec<String>), ConfigError> {
         let map = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Config::parse(&map)
+        let secrets = Secrets(
+            secret
+                .map(|s| BTreeMap::from([(SECRET.to_string(), s.to_string())]))
+                .unwrap_or_default(),
+        );
+        Config::parse(&map, &secrets)
+    }
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<(Config, Vec<String>), ConfigError> {
+        parse_with(pairs, None)
     }
 
     #[test]
     fn defaults() {
         let (c, warnings) = parse(&[("SIGNATURE", "none")]).unwrap();
+        let l = &c.listen;
         assert_eq!(
-            (c.host.as_str(), c.port, c.max_body_bytes),
+            (l.host.as_str(), l.port, l.max_body_bytes),
             ("127.0.0.1", 8080, 1_048_576)
         );
+        assert!(c.guard.scheme().is_unsigned());
         assert_eq!(c.mapping.event_name, "webhook");
         assert!(c.mapping.properties.is_empty() && c.mapping.dedupe_header.is_none());
         assert!(warnings.is_empty());
@@ -171,11 +216,13 @@ mod tests {
             ("TEXT_POINTER", "/text"),
             ("PROPERTIES", " repo = /repo/name, n=/n ,"),
             ("DEDUPE_HEADER", "X-GitHub-Delivery"),
+            ("SIGNATURE_PREFIX", "sha256="),
             ("COLOUR", "blue"),
         ])
         .unwrap();
+        let l = &c.listen;
         assert_eq!(
-            (c.host.as_str(), c.port, c.max_body_bytes),
+            (l.host.as_str(), l.port, l.max_body_bytes),
             ("0.0.0.0", 0, 10)
         );
         let m = &c.mapping;
@@ -195,41 +242,116 @@ mod tests {
             m.dedupe_header.as_ref().map(|h| h.as_str()),
             Some("x-github-delivery")
         );
-        assert_eq!(warnings, ["unknown config key COLOUR ignored"]);
+        assert_eq!(
+            warnings,
+            [
+                "unknown config key COLOUR ignored",
+                "SIGNATURE_PREFIX is only read with SIGNATURE hmac-sha256; ignored"
+            ]
+        );
+    }
+
+    #[test]
+    fn every_scheme_with_its_secret() {
+        for name in Scheme::NAMES
+            .iter()
+            .filter(|n| !["none", "discord", "standard-webhooks"].contains(n))
+        {
+            let (c, _) = parse_with(&[("SIGNATURE", name)], Some("s3cret")).unwrap();
+            assert_eq!(c.guard.scheme().name(), *name);
+        }
+        let sw = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        assert!(parse_with(&[("SIGNATURE", "standard-webhooks")], Some(sw)).is_ok());
+        let discord = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+        assert!(parse_with(&[("SIGNATURE", "discord")], Some(discord)).is_ok());
+    }
+
+    #[test]
+    fn hmac_settings() {
+        let (c, _) = parse_with(&[("SIGNATURE", "hmac-sha256")], Some("k")).unwrap();
+        assert_eq!(c.guard.scheme(), &Scheme::HmacSha256(HmacSpec::default()));
+        let (c, warnings) = parse_with(
+            &[
+                ("SIGNATURE", "hmac-sha256"),
+                ("SIGNATURE_HEADER", "X-Acme-Signature"),
+                ("SIGNATURE_ENCODING", "base64"),
+                ("SIGNATURE_PREFIX", "sha256="),
+            ],
+            Some("k"),
+        )
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(
+            c.guard.scheme(),
+            &Scheme::HmacSha256(HmacSpec {
+                header: "X-Acme-Signature".into(),
+                encoding: Encoding::Base64,
+                prefix: Some("sha256=".into()),
+            })
+        );
     }
 
     #[test]
     fn refusals() {
-        let cases: &[(&[(&str, &str)], &str)] = &[
-            (&[], "SIGNATURE is required"),
+        let none = ("SIGNATURE", "none");
+        let cases: &[Case] = &[
+            (&[], None, "SIGNATURE is required"),
+            (
+                &[("SIGNATURE", "GitHub")],
+                Some("s"),
+                "SIGNATURE: unknown signature scheme 'GitHub'",
+            ),
             (
                 &[("SIGNATURE", "github")],
-                "signature scheme 'github' is not supported yet",
+                None,
+                "the github scheme needs the secret WEBHOOK_SECRET",
             ),
             (
-                &[("SIGNATURE", "none"), ("PORT", "http")],
+                &[("SIGNATURE", "discord")],
+                Some("abcd"),
+                "cannot be used by the discord scheme",
+            ),
+            (
+                &[("SIGNATURE", "standard-webhooks")],
+                Some("whsec_!!"),
+                "cannot be used",
+            ),
+            (
+                &[("SIGNATURE", "hmac-sha256"), ("SIGNATURE_ENCODING", "b64")],
+                Some("s"),
+                "SIGNATURE_ENCODING: unknown hmac encoding 'b64'",
+            ),
+            (
+                &[("SIGNATURE", "hmac-sha256"), ("SIGNATURE_HEADER", "a b")],
+                Some("s"),
+                "SIGNATURE_HEADER: 'a b' is not a valid header name",
+            ),
+            (
+                &[("SIGNATURE", "slack"), (REPLAY_WINDOW, "soon")],
+                Some("s"),
+                "REPLAY_WINDOW",
+            ),
+            (
+                &[none, ("PORT", "http")],
+                None,
                 "PORT: 'http' is not a valid number",
             ),
-            (&[("SIGNATURE", "none"), ("PORT", "70000")], "PORT"),
+            (&[none, ("PORT", "70000")], None, "PORT"),
             (
-                &[("SIGNATURE", "none"), ("TEXT_POINTER", "text")],
+                &[none, ("TEXT_POINTER", "text")],
+                None,
                 "not a JSON pointer",
             ),
             (
-                &[("SIGNATURE", "none"), ("EVENT_HEADER", "bad header")],
+                &[none, ("EVENT_HEADER", "bad header")],
+                None,
                 "not a valid header name",
             ),
-            (
-                &[("SIGNATURE", "none"), ("PROPERTIES", "a=/a,b")],
-                "PROPERTIES: 'b'",
-            ),
-            (
-                &[("SIGNATURE", "none"), ("PROPERTIES", "=/a")],
-                "PROPERTIES",
-            ),
+            (&[none, ("PROPERTIES", "a=/a,b")], None, "PROPERTIES: 'b'"),
+            (&[none, ("PROPERTIES", "=/a")], None, "PROPERTIES"),
         ];
-        for (pairs, want) in cases {
-            let err = parse(pairs).unwrap_err().to_string();
+        for (pairs, secret, want) in cases {
+            let err = parse_with(pairs, *secret).unwrap_err().to_string();
             assert!(err.contains(want), "{pairs:?}: {err}");
         }
     }

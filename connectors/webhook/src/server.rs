@@ -1,5 +1,6 @@
-//! The HTTP side: one handler for every POST, answered only after the
-//! orchestrator's ack, so a 200 means the event is durable.
+//! The HTTP side: one handler for every POST. Read the body (413 over the
+//! limit), verify its signature (401 + audit), parse it (400), answer
+//! Discord's PING itself, else emit one event and answer after the ack.
 
 use std::sync::Arc;
 
@@ -7,16 +8,19 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use connector_sdk::{Audit, Context, EmitError, NackKind};
+use connector_sdk::Context;
+use connector_sdk::verify::{Scheme, Verified};
 use serde_json::{Value, json};
 
+use crate::answer;
 use crate::config::Config;
 use crate::extract;
 
 /// What every request needs.
+#[derive(Debug)]
 pub struct App {
     pub ctx: Context,
     pub config: Config,
@@ -24,7 +28,7 @@ pub struct App {
 
 /// `GET /healthz`, and `POST` on any path.
 pub fn router(app: Arc<App>) -> Router {
-    let limit = app.config.max_body_bytes;
+    let limit = app.config.listen.max_body_bytes;
     Router::new()
         .route("/healthz", get(healthz).post(webhook))
         .fallback(webhook)
@@ -44,125 +48,149 @@ async fn webhook(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     if method != Method::POST {
-        let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "only POST is accepted");
-        r.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("POST"));
-        return r;
+        return answer::post_only();
     }
     let body = match body {
         Ok(body) => body,
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            let limit = app.config.max_body_bytes;
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!("body is over {limit} bytes"),
-            );
-        }
-        Err(e) => return error(StatusCode::BAD_REQUEST, &e.body_text()),
+        Err(e) => return answer::unreadable(&e, app.config.listen.max_body_bytes),
     };
-    let verifier = &app.config.verifier;
-    if let Err(rejection) = verifier.verify(&headers, &body) {
-        app.ctx.audit(Audit {
-            kind: "signature_rejected".into(),
-            scheme: Some(verifier.scheme().into()),
-            reason: Some(rejection.reason.into()),
-        });
-        return error(StatusCode::UNAUTHORIZED, "request signature rejected");
-    }
+    let guard = &app.config.guard;
+    let verified = match guard.check(&app.ctx, &headers, &body) {
+        Ok(v) => v,
+        Err(unauthorized) => return unauthorized.into_response(),
+    };
     let json: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                &format!("body is not valid JSON: {e}"),
-            );
+            let message = format!("body is not valid JSON: {e}");
+            return answer::error(StatusCode::BAD_REQUEST, &message);
         }
     };
-    let (event, dedupe_key) = extract::event(&app.config.mapping, uri.path(), &headers, &json);
+    let scheme = guard.scheme();
+    if let Some(pong) = discord_ping(scheme, &json) {
+        return pong;
+    }
+    let (event, header_key) = extract::event(&app.config.mapping, uri.path(), &headers, &json);
+    let dedupe_key = header_key.or_else(|| delivery_id(scheme, verified, &json));
     let emitter = app.ctx.emitter();
     let answer = match dedupe_key {
         Some(key) => emitter.emit_with_key(event, key).await,
         None => emitter.emit(event).await,
     };
     match answer {
-        Ok(accepted) => {
-            let body = json!({"accepted": true, "duplicate": accepted.duplicate});
-            (StatusCode::OK, axum::Json(body)).into_response()
-        }
-        Err(e) => refused(&e),
+        Ok(accepted) => match discord_reply(scheme, &json) {
+            Some(reply) => (StatusCode::OK, axum::Json(reply)).into_response(),
+            None => answer::accepted(accepted),
+        },
+        Err(e) => answer::refused(&e),
     }
 }
 
-/// The HTTP answer for an event the orchestrator did not accept.
-fn refused(e: &EmitError) -> Response {
-    let (status, retry_after) = match e {
-        EmitError::Nacked {
-            kind: NackKind::Overloaded,
-            ..
-        } => (StatusCode::SERVICE_UNAVAILABLE, true),
-        EmitError::Nacked {
-            kind: NackKind::QuotaExceeded,
-            ..
-        } => (StatusCode::TOO_MANY_REQUESTS, true),
-        EmitError::Nacked {
-            kind: NackKind::ValidationError,
-            ..
-        } => (StatusCode::UNPROCESSABLE_ENTITY, false),
-        EmitError::Nacked { .. } => (StatusCode::BAD_GATEWAY, false),
-        EmitError::Unsendable(_) => (StatusCode::PAYLOAD_TOO_LARGE, false),
-        // Usually a restart of this connector or the orchestrator: try again soon.
-        EmitError::Closed => (StatusCode::SERVICE_UNAVAILABLE, true),
-    };
-    let message = match e {
-        EmitError::Nacked { message, .. } => message.clone(),
-        other => other.to_string(),
-    };
-    let mut body = json!({"error": message});
-    if let EmitError::Nacked { kind, .. } = e {
-        body["kind"] = kind.as_str().into();
-    }
-    let mut r = (status, axum::Json(body)).into_response();
-    if retry_after {
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    }
-    r
+/// Discord's endpoint check: a verified `{"type":1}` is answered `{"type":1}`, never emitted.
+fn discord_ping(scheme: &Scheme, body: &Value) -> Option<Response> {
+    let ping = *scheme == Scheme::Discord && body["type"] == 1;
+    ping.then(|| (StatusCode::OK, axum::Json(json!({"type": 1}))).into_response())
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
-    (status, axum::Json(json!({"error": message}))).into_response()
+/// What Discord must hear back for an interaction once it is accepted: a
+/// deferred response, so the agent answers later through the interaction's
+/// token (the body is the event's text unless `TEXT_POINTER` says otherwise).
+fn discord_reply(scheme: &Scheme, body: &Value) -> Option<Value> {
+    if *scheme != Scheme::Discord {
+        return None;
+    }
+    Some(match body["type"].as_u64() {
+        // MESSAGE_COMPONENT: acknowledge, edit the message later.
+        Some(3) => json!({"type": 6}),
+        // APPLICATION_COMMAND_AUTOCOMPLETE: no suggestions from here.
+        Some(4) => json!({"type": 8, "data": {"choices": []}}),
+        // APPLICATION_COMMAND, MODAL_SUBMIT: "thinking…", answered later.
+        _ => json!({"type": 5}),
+    })
+}
+
+/// The scheme's delivery id: a header the scheme defines (GitHub's
+/// `X-GitHub-Delivery`, Standard Webhooks' `webhook-id`), else the id the
+/// sender puts in the body and keeps on retries (Stripe, Notion and Discord
+/// `id`, Slack `event_id`).
+pub fn delivery_id(scheme: &Scheme, verified: Verified, body: &Value) -> Option<String> {
+    if let Some(id) = verified.delivery_id {
+        return Some(id);
+    }
+    let pointer = match scheme {
+        Scheme::Stripe | Scheme::Notion | Scheme::Discord => "/id",
+        Scheme::Slack => "/event_id",
+        _ => return None,
+    };
+    match body.pointer(pointer)? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn nack(kind: NackKind) -> EmitError {
-        EmitError::Nacked {
-            kind,
-            message: "why".into(),
-        }
+    fn scheme(name: &str) -> Scheme {
+        name.parse().unwrap()
     }
 
     #[test]
-    fn refusals_map_to_statuses() {
-        let cases = [
-            (nack(NackKind::Overloaded), 503, Some("1")),
-            (nack(NackKind::QuotaExceeded), 429, Some("1")),
-            (nack(NackKind::ValidationError), 422, None),
-            (nack(NackKind::Transient), 502, None),
-            (nack(NackKind::Permanent), 502, None),
-            (EmitError::Closed, 503, Some("1")),
-            (EmitError::Unsendable("too big".into()), 413, None),
-        ];
-        for (e, status, retry_after) in cases {
-            let r = refused(&e);
-            assert_eq!(r.status().as_u16(), status, "{e:?}");
-            let got = r
-                .headers()
-                .get(header::RETRY_AFTER)
-                .map(|v| v.to_str().unwrap());
-            assert_eq!(got, retry_after, "{e:?}");
+    fn delivery_ids_per_scheme() {
+        let header = Verified {
+            delivery_id: Some("d-1".into()),
+            timestamp: None,
+        };
+        let body = json!({"id": "evt_1", "event_id": "Ev1"});
+        assert_eq!(
+            delivery_id(&scheme("github"), header.clone(), &body).as_deref(),
+            Some("d-1")
+        );
+        assert_eq!(
+            delivery_id(&scheme("github"), Verified::default(), &body),
+            None
+        );
+        for (name, want) in [
+            ("stripe", Some("evt_1")),
+            ("notion", Some("evt_1")),
+            ("discord", Some("evt_1")),
+            ("slack", Some("Ev1")),
+            ("hmac-sha256", None),
+            ("none", None),
+        ] {
+            let got = delivery_id(&scheme(name), Verified::default(), &body);
+            assert_eq!(got.as_deref(), want, "{name}");
         }
+        assert_eq!(
+            delivery_id(&scheme("discord"), Verified::default(), &json!({"id": 7})).as_deref(),
+            Some("7")
+        );
+        assert_eq!(
+            delivery_id(&scheme("stripe"), Verified::default(), &json!({"id": ""})),
+            None
+        );
+    }
+
+    #[test]
+    fn discord_answers() {
+        let discord = scheme("discord");
+        assert!(discord_ping(&discord, &json!({"type": 1})).is_some());
+        assert!(discord_ping(&discord, &json!({"type": 2})).is_none());
+        assert!(discord_ping(&scheme("github"), &json!({"type": 1})).is_none());
+        assert_eq!(
+            discord_reply(&discord, &json!({"type": 2})),
+            Some(json!({"type": 5}))
+        );
+        assert_eq!(
+            discord_reply(&discord, &json!({"type": 3})),
+            Some(json!({"type": 6}))
+        );
+        assert_eq!(
+            discord_reply(&discord, &json!({"type": 4})).map(|v| v["type"].clone()),
+            Some(json!(8))
+        );
+        assert_eq!(discord_reply(&scheme("none"), &json!({"type": 2})), None);
     }
 }

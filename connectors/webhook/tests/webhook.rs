@@ -1,148 +1,28 @@
-//! Runs the real `connector-webhook` binary against a fake orchestrator and
-//! talks HTTP to it on a port-0 socket.
+//! The real `connector-webhook` binary against a fake orchestrator: the
+//! mapping, the answers, and the configurations it refuses.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::process::Stdio;
-use std::time::Duration;
+mod common;
 
-use connector_sdk::Secrets;
-use connector_sdk::ipc_proto::{
-    ConnectorInit, Emit, EmitAck, EmitNack, FromConnector, NackError, NackKind, PROTOCOL_VERSION,
-    Shutdown,
-};
-use connector_sdk::testing::ConnectorPeer;
-use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
+use common::{expect_config_error, http, start};
+use connector_sdk::ipc_proto::{EmitAck, EmitNack, NackError, NackKind};
 
-const DEADLINE: Duration = Duration::from_secs(10);
-
-struct Webhook {
-    child: Child,
-    orch: ConnectorPeer,
-    addr: SocketAddr,
-    _state: tempfile::TempDir,
-}
-
-fn init(config: &[(&str, &str)], state_dir: &str) -> ConnectorInit {
-    ConnectorInit {
-        protocol: PROTOCOL_VERSION,
-        connector: "webhook".into(),
-        connection: "hooks".into(),
-        config: config
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        secrets: Secrets(BTreeMap::new()),
-        state_dir: state_dir.into(),
-    }
-}
-
-fn command() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_connector-webhook"));
-    cmd.stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    cmd
-}
-
-async fn start(config: &[(&str, &str)]) -> Webhook {
-    let state = tempfile::tempdir().unwrap();
-    // A directory that does not exist yet: the connector creates it.
-    let state_dir = state.path().join("state/hooks");
-    let (child, mut orch) = ConnectorPeer::spawn(&mut command()).unwrap();
-    let mut config = config.to_vec();
-    config.push(("PORT", "0"));
-    orch.send(init(&config, state_dir.to_str().unwrap()))
-        .await
-        .unwrap();
-    // The address is written before ready.
-    assert!(matches!(
-        orch.recv_within(DEADLINE).await.unwrap(),
-        Some(FromConnector::Ready(_))
-    ));
-    let addr = std::fs::read_to_string(state_dir.join("address"))
-        .unwrap()
-        .parse()
-        .unwrap();
-    match orch.recv_within(DEADLINE).await.unwrap() {
-        Some(FromConnector::Log(l)) => assert_eq!(l.message, format!("listening on {addr}")),
-        other => panic!("expected the listening log, got {other:?}"),
-    }
-    Webhook {
-        child,
-        orch,
-        addr,
-        _state: state,
-    }
-}
-
-struct Answer {
-    status: u16,
-    head: String,
-    body: String,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-}
-
-/// One HTTP/1.1 request on a fresh connection.
-async fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Answer {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    stream.write_all(req.as_bytes()).await.unwrap();
-    stream.write_all(body).await.unwrap();
-    let mut raw = Vec::new();
-    tokio::time::timeout(DEADLINE, stream.read_to_end(&mut raw))
-        .await
-        .unwrap()
-        .unwrap();
-    let raw = String::from_utf8(raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    Answer {
-        status,
-        head: head.to_ascii_lowercase(),
-        body: body.to_string(),
-    }
-}
-
-async fn next_emit(orch: &mut ConnectorPeer) -> Emit {
-    match orch.recv_within(DEADLINE).await.unwrap() {
-        Some(FromConnector::Emit(e)) => e,
-        other => panic!("expected an emit, got {other:?}"),
-    }
-}
+/// A configuration case: config pairs, the secret, and what the error must say.
+type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>, &'a str);
 
 #[tokio::test]
 async fn posts_become_events_answered_after_the_ack() {
-    let mut w = start(&[
-        ("SIGNATURE", "none"),
-        ("EVENT_HEADER", "X-Event"),
-        ("TEXT_POINTER", "/text"),
-        ("INSTANCE_KEY_POINTER", "/chat"),
-        ("PROPERTIES", "chat=/chat,urgent=/urgent"),
-        ("DEDUPE_HEADER", "X-Delivery"),
-        ("MAX_BODY_BYTES", "200"),
-    ])
+    let mut w = start(
+        &[
+            ("SIGNATURE", "none"),
+            ("EVENT_HEADER", "X-Event"),
+            ("TEXT_POINTER", "/text"),
+            ("INSTANCE_KEY_POINTER", "/chat"),
+            ("PROPERTIES", "chat=/chat,urgent=/urgent"),
+            ("DEDUPE_HEADER", "X-Delivery"),
+            ("MAX_BODY_BYTES", "200"),
+        ],
+        None,
+    )
     .await;
     let addr = w.addr;
 
@@ -157,7 +37,7 @@ async fn posts_become_events_answered_after_the_ack() {
         )
         .await
     });
-    let emit = next_emit(&mut w.orch).await;
+    let emit = w.next_emit().await;
     assert_eq!(emit.event.name, "chat");
     assert_eq!(emit.event.instance_key.as_deref(), Some("42"));
     assert_eq!(
@@ -196,7 +76,7 @@ async fn posts_become_events_answered_after_the_ack() {
         (NackKind::Permanent, 502, false),
     ] {
         let post = tokio::spawn(async move { http(addr, "POST", "/", &[], b"{}").await });
-        let emit = next_emit(&mut w.orch).await;
+        let emit = w.next_emit().await;
         assert_eq!(emit.event.name, "webhook");
         assert_eq!(emit.event.instance_key.as_deref(), Some("webhook:/"));
         let error = NackError {
@@ -237,43 +117,54 @@ async fn posts_become_events_answered_after_the_ack() {
     let answer = http(addr, "GET", "/healthz", &[], b"").await;
     assert_eq!(answer.status, 200);
 
-    w.orch.send(Shutdown { grace_ms: 5000 }).await.unwrap();
-    let status = tokio::time::timeout(DEADLINE, w.child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success(), "{status}");
+    w.stop().await;
 }
 
 #[tokio::test]
-async fn unsupported_or_missing_signature_exits_78() {
-    for (config, want) in [
+async fn a_bad_configuration_exits_78_and_fails_closed() {
+    let discord = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+    let cases: &[Case] = &[
+        (&[], None, "SIGNATURE is required"),
         (
-            vec![("SIGNATURE", "github")],
-            "signature scheme 'github' is not supported yet",
+            &[("SIGNATURE", "hmac")],
+            Some("s3cret"),
+            "SIGNATURE: unknown signature scheme 'hmac'",
         ),
-        (vec![], "SIGNATURE is required"),
-    ] {
-        let (mut child, mut orch) = ConnectorPeer::spawn(&mut command()).unwrap();
-        orch.send(init(&config, "/nonexistent")).await.unwrap();
-        let status = tokio::time::timeout(DEADLINE, child.wait())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(status.code(), Some(78));
-        let mut stderr = String::new();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut stderr)
-            .await
-            .unwrap();
-        assert!(stderr.contains(want), "{stderr}");
-        assert_eq!(
-            orch.recv_within(DEADLINE).await.unwrap(),
+        (
+            &[("SIGNATURE", "github")],
             None,
-            "never ready"
-        );
+            "the github scheme needs the secret WEBHOOK_SECRET",
+        ),
+        (
+            &[("SIGNATURE", "stripe")],
+            Some(""),
+            "the stripe scheme needs the secret",
+        ),
+        (
+            &[("SIGNATURE", "discord")],
+            Some("0123456789abcdef"),
+            "cannot be used by the discord scheme",
+        ),
+        (
+            &[("SIGNATURE", "standard-webhooks")],
+            Some("whsec_%%%%"),
+            "cannot be used",
+        ),
+        (
+            &[("SIGNATURE", "slack"), ("REPLAY_WINDOW", "soon")],
+            Some("s3cret"),
+            "REPLAY_WINDOW: 'soon'",
+        ),
+        (
+            &[("SIGNATURE", "hmac-sha256"), ("SIGNATURE_ENCODING", "b64")],
+            Some("s3cret"),
+            "SIGNATURE_ENCODING: unknown hmac encoding 'b64'",
+        ),
+    ];
+    for (config, secret, want) in cases {
+        expect_config_error(config, *secret, want).await;
     }
+    // A good Discord key is accepted; the check above was about the key.
+    let w = start(&[("SIGNATURE", "discord")], Some(discord)).await;
+    w.stop().await;
 }

@@ -1,5 +1,6 @@
 //! The command line: one module per verb.
 
+mod dlq;
 mod logs;
 mod restart;
 mod run;
@@ -9,6 +10,30 @@ mod validate;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+
+#[derive(Debug, Subcommand)]
+enum DlqVerb {
+    /// List dead letters, oldest first.
+    List {
+        /// Print JSON (documented in the README; stable).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deliver a dead letter again (first attempt), or all of them.
+    Replay {
+        /// The event id.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// Replay every dead letter.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Remove a dead letter for good.
+    Drop {
+        /// The event id.
+        id: String,
+    },
+}
 
 /// `--journal`.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -68,6 +93,14 @@ enum Command {
         #[arg(long, env = "ORCHESTRATOR_STATE_DIR", default_value = ".orchestrator")]
         state_dir: PathBuf,
     },
+    /// The dead-letter queue: events given up on after their attempts.
+    Dlq {
+        #[command(subcommand)]
+        verb: DlqVerb,
+        /// The state directory (the journal is used directly when no orchestrator runs there).
+        #[arg(long, global = true, env = "ORCHESTRATOR_STATE_DIR", default_value = ".orchestrator")]
+        state_dir: PathBuf,
+    },
     /// Restart a process now, resetting its backoff and crash-loop circuit.
     Restart {
         /// connection/<name>, agent/<name> (every instance) or agent/<name>/<instanceKey>.
@@ -101,5 +134,13 @@ pub fn dispatch(cli: Cli) -> u8 {
             state_dir,
         } => logs::main(&state_dir, target.as_deref(), follow, lines),
         Command::Restart { target, state_dir } => restart::main(&state_dir, target),
+        Command::Dlq { verb, state_dir } => {
+            let (req, json) = match verb {
+                DlqVerb::List { json } => (orchestrator::control::Request::DlqList, json),
+                DlqVerb::Replay { id, .. } => (orchestrator::control::Request::DlqReplay { id }, false),
+                DlqVerb::Drop { id } => (orchestrator::control::Request::DlqDrop { id }, false),
+            };
+            dlq::main(&state_dir, req, json)
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! The control socket: how `status` and `restart` talk to a running orchestrator.
+//! The control socket: how `status`, `restart` and `dlq` talk to a running orchestrator.
 //!
 //! # Theory of operation
 //!
@@ -8,8 +8,12 @@
 //! [`Request`]s, answers are [`Response`]s; both are documented in the README
 //! and stable. A malformed request gets an error response, never a crash.
 //! Only the owner can connect: the socket is created mode 0600.
+//!
+//! The dead-letter verbs also work without a running orchestrator: the CLI
+//! then opens the journal itself ([`dlq::offline`]).
 
 mod client;
+pub mod dlq;
 
 use std::io;
 use std::path::Path;
@@ -21,8 +25,11 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
-pub use client::request;
+pub use client::{connect_error_means_not_running, request};
+pub use dlq::DlqEntry;
 
+use crate::journal::Journal;
+use crate::router::Router;
 use crate::status::{Control, ProcessSnapshot, Registry};
 
 /// Longest request line accepted.
@@ -30,7 +37,7 @@ const MAX_REQUEST: u64 = 64 * 1024;
 
 /// What a client asks.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "verb", rename_all = "lowercase")]
+#[serde(tag = "verb", rename_all = "camelCase")]
 pub enum Request {
     /// Every process's status.
     Status,
@@ -39,10 +46,22 @@ pub enum Request {
         /// `connection/<name>`, `agent/<name>` or `agent/<name>/<instanceKey>`.
         target: String,
     },
+    /// The dead-letter queue.
+    DlqList,
+    /// Deliver dead letters again: one by id, or all (`id: null`).
+    DlqReplay {
+        /// The event id; `None` for every dead letter.
+        id: Option<String>,
+    },
+    /// Remove one dead letter for good.
+    DlqDrop {
+        /// The event id.
+        id: String,
+    },
 }
 
 /// What the orchestrator answers.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Response {
     /// Whether the request was carried out.
@@ -56,26 +75,40 @@ pub struct Response {
     /// For `restart`: the targets restarted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restarted: Option<Vec<String>>,
+    /// For `dlqList`: the dead letters, oldest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letters: Option<Vec<DlqEntry>>,
+    /// For `dlqReplay` and `dlqDrop`: the event ids handled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<String>>,
 }
 
 impl Response {
-    fn error(message: impl Into<String>) -> Self {
-        Self {
-            ok: false,
-            error: Some(message.into()),
-            processes: None,
-            restarted: None,
-        }
+    /// A refusal.
+    pub fn error(message: impl Into<String>) -> Self {
+        Self { ok: false, error: Some(message.into()), ..Default::default() }
     }
+
+    fn ok() -> Self {
+        Self { ok: true, ..Default::default() }
+    }
+}
+
+/// What the control socket can reach in a running orchestrator.
+#[derive(Clone, Debug)]
+pub struct ControlContext {
+    /// Every process.
+    pub registry: Arc<Registry>,
+    /// The journal.
+    pub journal: Journal,
+    /// For replays.
+    pub router: Router,
 }
 
 /// Binds `control.sock` at `path`, replacing a stale one.
 pub fn bind(path: &Path) -> io::Result<Listener> {
     let name = path.to_fs_name::<GenericFilePath>()?;
-    let listener = ListenerOptions::new()
-        .name(name)
-        .try_overwrite(true)
-        .create_tokio()?;
+    let listener = ListenerOptions::new().name(name).try_overwrite(true).create_tokio()?;
     restrict(path)?;
     Ok(listener)
 }
@@ -86,7 +119,7 @@ fn restrict(path: &Path) -> io::Result<()> {
 }
 
 /// Answers clients until `stop` is cancelled.
-pub async fn serve(listener: Listener, registry: Arc<Registry>, stop: CancellationToken) {
+pub async fn serve(listener: Listener, ctx: ControlContext, stop: CancellationToken) {
     loop {
         let conn = tokio::select! {
             c = listener.accept() => c,
@@ -94,20 +127,20 @@ pub async fn serve(listener: Listener, registry: Arc<Registry>, stop: Cancellati
         };
         match conn {
             Ok(conn) => {
-                tokio::spawn(handle(conn, registry.clone()));
+                tokio::spawn(handle(conn, ctx.clone()));
             }
             Err(e) => tracing::warn!("control socket: accept failed: {e}"),
         }
     }
 }
 
-async fn handle(conn: Stream, registry: Arc<Registry>) {
+async fn handle(conn: Stream, ctx: ControlContext) {
     let mut line = String::new();
     let mut reader = BufReader::new((&conn).take(MAX_REQUEST));
     let response = match reader.read_line(&mut line).await {
         Ok(0) => return,
         Ok(_) => match serde_json::from_str::<Request>(&line) {
-            Ok(req) => answer(req, &registry),
+            Ok(req) => answer(req, &ctx).await,
             Err(e) => Response::error(format!("bad request: {e}")),
         },
         Err(e) => Response::error(format!("bad request: {e}")),
@@ -120,33 +153,32 @@ async fn handle(conn: Stream, registry: Arc<Registry>) {
     let _ = write.flush().await;
 }
 
-/// The answer to one request: a pure function of the registry.
-pub fn answer(req: Request, registry: &Registry) -> Response {
+/// The answer to one request.
+pub async fn answer(req: Request, ctx: &ControlContext) -> Response {
     match req {
-        Request::Status => Response {
-            ok: true,
-            error: None,
-            processes: Some(registry.snapshot()),
-            restarted: None,
+        Request::Status => Response { processes: Some(ctx.registry.snapshot()), ..Response::ok() },
+        Request::Restart { target } => restart(&ctx.registry, &target),
+        Request::DlqList => match ctx.journal.dead_letters() {
+            Ok(letters) => {
+                Response { dead_letters: Some(letters.iter().map(DlqEntry::from).collect()), ..Response::ok() }
+            }
+            Err(e) => Response::error(format!("journal: {e}")),
         },
-        Request::Restart { target } => {
-            let matched = registry.matching(&target);
-            if matched.is_empty() {
-                return Response::error(format!(
-                    "no process matches '{target}' (targets look like connection/<name>, agent/<name> or agent/<name>/<instanceKey>)"
-                ));
-            }
-            let restarted = matched
-                .iter()
-                .filter(|p| p.request(Control::Restart))
-                .map(|p| p.target())
-                .collect();
-            Response {
-                ok: true,
-                error: None,
-                processes: None,
-                restarted: Some(restarted),
-            }
-        }
+        Request::DlqReplay { id } => dlq::replay_running(ctx, id).await,
+        Request::DlqDrop { id } => match ctx.journal.drop_dead(&id).await {
+            Ok(()) => Response { events: Some(vec![id]), ..Response::ok() },
+            Err(e) => Response::error(format!("{id}: {e}")),
+        },
     }
+}
+
+fn restart(registry: &Registry, target: &str) -> Response {
+    let matched = registry.matching(target);
+    if matched.is_empty() {
+        return Response::error(format!(
+            "no process matches '{target}' (targets look like connection/<name>, agent/<name> or agent/<name>/<instanceKey>)"
+        ));
+    }
+    let restarted = matched.iter().filter(|p| p.request(Control::Restart)).map(|p| p.target()).collect();
+    Response { restarted: Some(restarted), ..Response::ok() }
 }

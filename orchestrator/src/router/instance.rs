@@ -131,9 +131,12 @@ impl InstanceRole {
             attempt: p.attempt,
             event: p.event.clone(),
         });
-        // Recorded (cheaply, batched) so that after an orchestrator crash the
-        // redelivery says it is one.
-        self.journal.attempted(&p.event.id, p.attempt);
+        // Later attempts are recorded (batched, cheap) so maxAttempts holds
+        // across an orchestrator restart; a first attempt need not be, since
+        // recovery counts one anyway.
+        if p.attempt > 1 {
+            self.journal.attempted(&p.event.id, p.attempt);
+        }
         self.deliveries.sent(p, Instant::now());
         self.shared.touch();
         self.status

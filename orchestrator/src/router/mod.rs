@@ -72,16 +72,20 @@ pub struct AgentProgram {
     pub program: PathBuf,
     /// Its `maxInstances` slots, shared by its instances.
     pub slots: Arc<AgentSlots>,
+    /// Its sandbox plan on this machine, if it has a sandbox section.
+    pub sandbox: Option<Arc<crate::sandbox::SandboxPlan>>,
 }
 
 impl AgentProgram {
     /// `agent` run from `program`.
     pub fn new(agent: Agent, program: PathBuf) -> Self {
         let slots = Arc::new(AgentSlots::new(agent.max_instances));
+        let sandbox = crate::sandbox::plan_for(agent.program.sandbox.as_ref());
         Self {
             agent,
             program,
             slots,
+            sandbox,
         }
     }
 }
@@ -265,6 +269,11 @@ impl Router {
         let log = LogSink::open(&shared.state.agent_log(agent, key))
             .map_err(|e| DispatchError::Log(agent.to_string(), key.to_string(), e))?;
         let state_dir = shared.state.agent_state(agent, key);
+        if let Some(plan) = &program.sandbox
+            && let Err(why) = crate::sandbox::grant_dir(plan, &state_dir)
+        {
+            log.note(&format!("sandbox: the state directory stays unusable: {why}"));
+        }
         let (tx, rx) = mpsc::channel(program.agent.max_queue.max(1) as usize);
         let (status, control) = ProcessStatus::new(ProcessKind::Agent, agent, Some(key));
         shared.registry.add(status.clone());
@@ -294,6 +303,7 @@ impl Router {
                 max_frame_bytes: p.max_frame_bytes,
                 max_protocol_errors: p.max_protocol_errors,
                 shim: shared.shim.clone(),
+                sandbox: program.sandbox.clone(),
             },
             restart: p.restart.clone(),
             health_interval: p.health_interval,

@@ -46,6 +46,7 @@ mod cgroup;
 mod net;
 mod plan;
 mod probe;
+mod start;
 #[cfg(test)]
 mod tests;
 
@@ -57,6 +58,7 @@ pub use apply::apply;
 pub use cgroup::{CgroupGuard, oom_kills};
 pub use plan::plan;
 pub use probe::{Capabilities, CgroupHome, CgroupVersion, Controller, capabilities, cleanup};
+pub use start::{Prepared, grant_dir, plan_for, prepare};
 
 /// Names mechanisms the probe must treat as missing (for tests).
 pub const DISABLE_ENV: &str = "ORCHESTRATOR_SANDBOX_DISABLE";

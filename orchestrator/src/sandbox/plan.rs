@@ -41,7 +41,11 @@ pub fn plan(
             match resolve_user(name) {
                 Ok(ids) => {
                     b.steps.user = Some(ids);
-                    b.ok("user", name, "setuid".into(), None);
+                    let note = format!(
+                        "uid {} gid {}; its state directory is chowned to it, the bundle directory must be readable by it",
+                        ids.uid, ids.gid
+                    );
+                    b.ok("user", name, "setuid".into(), Some(note));
                 }
                 Err(why) => b.gap("user", name, why),
             }

@@ -14,6 +14,9 @@ pub enum ExitCause {
     Exited(i32),
     /// A signal killed it.
     Signaled(i32),
+    /// The OOM killer of its memory cgroup killed it at `memoryMax` (the
+    /// shim says so with [`crate::sandbox::OOM_EXIT`]).
+    Oom,
     /// It could not be executed at all.
     ExecFailed(io::ErrorKind, String),
     /// It ran but never became ready.
@@ -30,6 +33,7 @@ impl ExitCause {
     /// From a wait status.
     pub fn from_status(status: ExitStatus) -> Self {
         match (status.code(), status.signal()) {
+            (Some(crate::sandbox::OOM_EXIT), _) => ExitCause::Oom,
             (Some(code), _) => ExitCause::Exited(code),
             (None, Some(sig)) => ExitCause::Signaled(sig),
             (None, None) => ExitCause::Exited(-1),
@@ -71,6 +75,7 @@ impl fmt::Display for ExitCause {
                     .unwrap_or("?");
                 write!(f, "killed by signal {sig} ({name})")
             }
+            ExitCause::Oom => write!(f, "oom: killed by the OOM killer at memoryMax"),
             ExitCause::ExecFailed(_, msg) => write!(f, "failed to execute: {msg}"),
             ExitCause::FailedStart(msg) => write!(f, "failed start: {msg}"),
             ExitCause::Hung(missed) => write!(f, "hung: {missed} pings unanswered, killed"),
@@ -93,6 +98,7 @@ mod tests {
             (ExitCause::Exited(0), RestartMode::Always, true, false),
             (ExitCause::Exited(1), RestartMode::Never, false, false),
             (ExitCause::Signaled(9), RestartMode::OnFailure, true, false),
+            (ExitCause::Oom, RestartMode::OnFailure, true, false),
             (ExitCause::Exited(78), RestartMode::OnFailure, true, true),
             (
                 ExitCause::FailedStart("x".into()),

@@ -19,6 +19,7 @@ use super::lines::LossyLines;
 use super::link::{Link, LinkOptions};
 use crate::bundle::Protocol;
 use crate::logs::LogSink;
+use crate::sandbox::{CgroupGuard, SandboxPlan};
 
 /// The fd number the IPC socket has in every frames child.
 pub const CHILD_IPC_FD: i32 = 3;
@@ -46,6 +47,8 @@ pub struct ChildSpec {
     /// The orchestrator binary to run the program through as `__shim`
     /// (see [`crate::shim`]), so grandchildren die with the orchestrator.
     pub shim: Option<PathBuf>,
+    /// The sandbox plan of its program (see [`crate::sandbox`]), if it has one.
+    pub sandbox: Option<Arc<SandboxPlan>>,
 }
 
 /// A started child and the channel to it.
@@ -61,6 +64,8 @@ pub struct Spawned<In, Out> {
     pub stderr_tail: StderrTail,
     /// Finishes when its stderr is closed (so the tail is complete).
     pub stderr_done: tokio::task::JoinHandle<()>,
+    /// Its sandbox cgroups: emptied and removed when this is dropped.
+    pub cgroups: Option<CgroupGuard>,
 }
 
 /// How much of a child's stderr a crash record keeps.
@@ -125,10 +130,22 @@ where
     Out: Serialize + Send + 'static,
 {
     check_executable(&spec.program)?;
+    let sandbox = match &spec.sandbox {
+        Some(plan) => {
+            crate::sandbox::prepare(plan, &spec.program, spec.shim.is_some(), log, &opts.status)?
+        }
+        None => None,
+    };
+    let mut cgroups = None;
     let mut cmd = match &spec.shim {
         Some(shim) => {
             let mut cmd = Command::new(shim);
-            cmd.arg(crate::shim::SHIM_ARG).arg("--").arg(&spec.program);
+            cmd.arg(crate::shim::SHIM_ARG);
+            if let Some(prepared) = sandbox {
+                cmd.arg(crate::shim::SANDBOX_OPT).arg(prepared.steps_json);
+                cgroups = prepared.cgroups;
+            }
+            cmd.arg("--").arg(&spec.program);
             cmd
         }
         None => Command::new(&spec.program),
@@ -226,6 +243,7 @@ where
         link,
         stderr_tail,
         stderr_done,
+        cgroups,
     })
 }
 

@@ -1,0 +1,218 @@
+//! Every GitHub payload example in `testdata/payloads/` through the event
+//! mapping, checked against `connector.yaml` the way the orchestrator checks
+//! an emit; and `connector.yaml` itself, generated from those payloads.
+//!
+//! Regenerate `connector.yaml` after changing the payloads or the catalog:
+//! `UPDATE_CONNECTOR_YAML=1 cargo test -p connector-github --test payloads`.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use common::{Sample, connector_yaml_path, samples};
+use connector_github::{catalog, mapping};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Doc {
+    #[serde(rename = "apiVersion")]
+    api_version: String,
+    kind: String,
+    spec: Spec,
+}
+
+#[derive(Deserialize)]
+struct Spec {
+    entry: String,
+    events: Vec<EventDecl>,
+}
+
+#[derive(Deserialize)]
+struct EventDecl {
+    name: String,
+    #[serde(default)]
+    properties: BTreeMap<String, PropDecl>,
+}
+
+#[derive(Deserialize)]
+struct PropDecl {
+    #[serde(rename = "type")]
+    ty: String,
+    #[serde(default)]
+    optional: bool,
+}
+
+/// Every event name the payloads yield, with its `X-GitHub-Event` and whether it has an action.
+fn observed(samples: &[Sample]) -> BTreeMap<String, (String, bool)> {
+    samples
+        .iter()
+        .map(|s| {
+            let has_action = s.json["action"].is_string();
+            (s.expected_name(), (s.folder.clone(), has_action))
+        })
+        .collect()
+}
+
+/// The whole of `connector.yaml`.
+fn render(observed: &BTreeMap<String, (String, bool)>, payloads: usize) -> String {
+    let mut y = String::new();
+    let folders: BTreeSet<&str> = observed.values().map(|(f, _)| f.as_str()).collect();
+    let _ = write!(
+        y,
+        "\
+# The Connector resource of connector-github; include it in a bundle as one of
+# its documents. GENERATED from the {payloads} GitHub payload examples ({} event
+# types) in testdata/payloads/ by connector-github's tests: do not edit by hand;
+#   UPDATE_CONNECTOR_YAML=1 cargo test -p connector-github --test payloads
+# An event name missing here (an action none of the examples has, such as
+# issues.closed) is refused by the orchestrator and GitHub gets a 422: declare
+# it in your bundle's copy of this resource, with the same properties as its
+# siblings. See README.md for what each property holds.
+apiVersion: goondan.ai/v1
+kind: Connector
+metadata:
+  name: github
+spec:
+  entry: connector-github
+  protocol: frames
+  events:
+",
+        folders.len()
+    );
+    for (name, (folder, has_action)) in observed {
+        let _ = writeln!(y, "    - name: {name}\n      properties:");
+        for p in catalog::declared(folder, *has_action) {
+            let optional = if p.optional { ", optional: true" } else { "" };
+            let _ = writeln!(
+                y,
+                "        {}: {{ type: {}{optional} }}",
+                p.name,
+                p.ty.name()
+            );
+        }
+    }
+    y
+}
+
+#[test]
+fn connector_yaml_is_generated_from_the_payloads() {
+    let samples = samples();
+    assert_eq!(samples.len(), 273, "the payload examples are all there");
+    let want = render(&observed(&samples), samples.len());
+    let path = connector_yaml_path();
+    if std::env::var_os("UPDATE_CONNECTOR_YAML").is_some() {
+        std::fs::write(&path, &want).unwrap();
+    }
+    let got = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        got == want,
+        "{} is not what the payloads give; regenerate it with \
+         UPDATE_CONNECTOR_YAML=1 cargo test -p connector-github --test payloads",
+        path.display()
+    );
+}
+
+#[test]
+fn every_payload_maps_to_a_declared_event_with_declared_properties() {
+    let text = std::fs::read_to_string(connector_yaml_path()).unwrap();
+    let doc: Doc = serde_saphyr::from_str(&text).unwrap();
+    assert_eq!(
+        (doc.api_version.as_str(), doc.kind.as_str()),
+        ("goondan.ai/v1", "Connector")
+    );
+    assert_eq!(doc.spec.entry, "connector-github");
+    let declared: BTreeMap<&str, &EventDecl> = doc
+        .spec
+        .events
+        .iter()
+        .map(|e| (e.name.as_str(), e))
+        .collect();
+    assert_eq!(
+        declared.len(),
+        doc.spec.events.len(),
+        "no event declared twice"
+    );
+
+    let samples = samples();
+    let mut seen = BTreeSet::new();
+    for s in &samples {
+        let event = mapping::map(&s.folder, &s.json);
+        let label = s.label();
+        assert_eq!(event.name, s.expected_name(), "{label}");
+        seen.insert(event.name.clone());
+        let decl = declared
+            .get(event.name.as_str())
+            .unwrap_or_else(|| panic!("{label}: event {} is not declared", event.name));
+        for (key, value) in &event.properties {
+            let p = decl
+                .properties
+                .get(key)
+                .unwrap_or_else(|| panic!("{label}: property {key} is not declared"));
+            assert!(!value.is_empty(), "{label}: {key} is empty");
+            if p.ty == "number" {
+                assert!(value.parse::<u64>().is_ok(), "{label}: {key}={value}");
+            }
+        }
+        for (key, p) in &decl.properties {
+            assert!(
+                p.optional || event.properties.contains_key(key),
+                "{label}: required property {key} is missing"
+            );
+        }
+        let key = event.instance_key.as_deref().unwrap_or_default();
+        assert!(
+            key.starts_with("github:") && key.len() > 7,
+            "{label}: {key}"
+        );
+        let text = event
+            .message
+            .as_ref()
+            .and_then(|m| m.as_text())
+            .unwrap_or_default();
+        assert!(
+            !text.is_empty() && !text.contains('\n'),
+            "{label}: {text:?}"
+        );
+    }
+    let declared_names: BTreeSet<String> = declared.keys().map(|k| k.to_string()).collect();
+    assert_eq!(
+        seen, declared_names,
+        "every declared event comes from a payload"
+    );
+}
+
+#[test]
+fn instance_keys_follow_issues_refs_and_repositories() {
+    let by_file = |folder: &str, file: &str| {
+        let s = samples()
+            .into_iter()
+            .find(|s| s.folder == folder && s.file == file)
+            .unwrap_or_else(|| panic!("{folder}/{file}"));
+        mapping::map(&s.folder, &s.json)
+    };
+    let pr = by_file("pull_request", "opened.payload.json");
+    assert_eq!(pr.name, "pull_request.opened");
+    assert_eq!(
+        pr.instance_key.as_deref(),
+        Some("github:Codertocat/Hello-World#2")
+    );
+    assert_eq!(pr.properties["number"], "2");
+    assert_eq!(pr.properties["sender"], "Codertocat");
+    let comment = by_file("issue_comment", "created.payload.json");
+    assert_eq!(
+        comment.instance_key.as_deref(),
+        Some("github:Codertocat/Hello-World#1")
+    );
+    let push = by_file("push", "payload.json");
+    assert_eq!(push.properties["ref"], "refs/tags/simple-tag");
+    assert_eq!(
+        push.instance_key.as_deref(),
+        Some("github:Codertocat/Hello-World@refs/tags/simple-tag")
+    );
+    let star = by_file("star", "created.payload.json");
+    assert_eq!(
+        star.instance_key.as_deref(),
+        Some("github:Codertocat/Hello-World")
+    );
+}

@@ -1,0 +1,43 @@
+//! The Telegram connector: Bot API long polling to events, at least once.
+//!
+//! # Theory of operation
+//!
+//! One loop. `getUpdates` (a POST to `<API_BASE>/bot<token>/getUpdates`
+//! with `offset` and `timeout`) waits up to `POLL_TIMEOUT` seconds for
+//! updates. Each update of the answer is [classified](updates): a text
+//! message becomes `message` (or `command` when it starts with `/`), an
+//! edit `edited_message`, a button press `callback_query`; anything else —
+//! reactions, boosts, member changes, paid media, kinds newer than this
+//! code — is skipped with a log line. All the batch's events are emitted at
+//! once, each with the dedupe key `telegram:<update_id>`, then their answers
+//! are awaited.
+//!
+//! The offset moves past an update only once the orchestrator acked it (or
+//! it was skipped) and every update before it in the batch: it is then
+//! written to `<stateDir>/offset` and sent with the next `getUpdates`, which
+//! tells Telegram to forget those updates. A crash before that re-fetches
+//! them on restart, and the dedupe key keeps the orchestrator from
+//! delivering one twice. A nacked update stops the offset there, and the
+//! connector backs off before fetching it again.
+//!
+//! Failures back off on the SDK clock ([`ContextClock`]), so tests drive
+//! them with a mock clock: 1 s doubling to 60 s for transport errors, 5xx
+//! and 409 Conflict (another poller, or a webhook set for the bot); exactly
+//! `parameters.retry_after` for 429. 401 and 404 mean the token (or
+//! `API_BASE`) is wrong: the connector exits 78 so the orchestrator waits
+//! for a configuration change instead of restarting it in a loop.
+//!
+//! The token is in every URL, so no URL is ever logged or put into an error.
+//!
+//! [`ContextClock`]: connector_sdk::testing::ContextClock
+
+mod api;
+mod backoff;
+mod config;
+mod offset;
+mod poller;
+mod updates;
+
+pub use config::{Config, DEFAULT_API_BASE, DEFAULT_POLL_TIMEOUT};
+pub use poller::{BACKOFF_FIRST, BACKOFF_MAX, run};
+pub use updates::{Classified, Outcome, classify};

@@ -1,0 +1,63 @@
+//! `<stateDir>/offset`: the next `getUpdates` offset, written only after acks.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The file that remembers the polling cursor across restarts.
+#[derive(Clone, Debug)]
+pub struct OffsetFile {
+    path: PathBuf,
+}
+
+impl OffsetFile {
+    /// `offset` in `state_dir`.
+    pub fn new(state_dir: &Path) -> Self {
+        OffsetFile {
+            path: state_dir.join("offset"),
+        }
+    }
+
+    /// The stored offset: `Ok(None)` when there is no file yet; an error (with
+    /// the file's text) when it does not hold a number.
+    pub fn load(&self) -> Result<Option<i64>, String> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("cannot read {}: {e}", self.path.display())),
+        };
+        text.trim().parse().map(Some).map_err(|_| {
+            format!(
+                "{} holds {:?}, not an update offset",
+                self.path.display(),
+                text.trim()
+            )
+        })
+    }
+
+    /// Stores `offset`: written to a temp file and renamed, so a crash leaves
+    /// the old value or the new one.
+    pub fn store(&self, offset: i64) -> io::Result<()> {
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = self.path.with_extension("tmp");
+        std::fs::write(&tmp, format!("{offset}\n"))?;
+        std::fs::rename(&tmp, &self.path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_bad_contents() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = OffsetFile::new(&dir.path().join("new"));
+        assert_eq!(f.load(), Ok(None));
+        f.store(892252935).unwrap();
+        assert_eq!(f.load(), Ok(Some(892252935)));
+        std::fs::write(dir.path().join("new/offset"), "soon").unwrap();
+        assert!(f.load().unwrap_err().contains("soon"));
+    }
+}

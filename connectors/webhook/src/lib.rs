@@ -1,0 +1,57 @@
+//! The generic webhook connector (`connector-webhook`), and the HTTP
+//! plumbing every webhook-style connector of this workspace shares.
+//!
+//! # Theory of operation
+//!
+//! One request's path through [`run`]'s server: axum reads the body up to
+//! `MAX_BODY_BYTES` (over it: `413`); the [`guard::Guard`] verifies the
+//! signature over the raw bytes by the configured scheme (`SIGNATURE`: any
+//! of [`connector_sdk::verify::Scheme`], `none` only when set explicitly) and
+//! on failure answers `401`, sends an `audit` record and counts it; the body
+//! is parsed as JSON (`400` if it is not); the mapping (pointers, headers,
+//! `PROPERTIES`) builds one event, emitted with the delivery id as its
+//! dedupe key; the orchestrator's ack becomes `200` and its refusals the
+//! statuses in [`answer::refused`]. Discord's PING is answered by the
+//! connector itself.
+//!
+//! The shared modules, used by `connector-github` and `connector-slack` too:
+//! [`settings`] (typed config reads; a bad value is a `ConfigError`, exit
+//! 78), [`listen`] (`HOST`/`PORT`, the `<stateDir>/address` file written
+//! before `ready`, graceful stop), [`guard`] (verification with an injected
+//! clock, audit and count), and [`answer`] (the HTTP statuses).
+//!
+//! Nothing here keeps state across requests beyond a rejection counter:
+//! duplicates are the orchestrator's to drop, by the dedupe key.
+
+pub mod answer;
+mod config;
+mod extract;
+pub mod guard;
+pub mod listen;
+mod server;
+pub mod settings;
+
+use std::sync::Arc;
+
+use connector_sdk::{BoxError, Context};
+
+use crate::config::Config;
+use crate::server::App;
+
+/// The webhook connector: checks its configuration, listens, and serves until `shutdown`.
+pub async fn run(ctx: Context) -> Result<(), BoxError> {
+    let (config, warnings) = Config::parse(ctx.config(), ctx.secrets())?;
+    for w in warnings {
+        ctx.warn(w);
+    }
+    let (listener, _) = config.listen.bind(&ctx).await?;
+    ctx.info(format!(
+        "verifying requests by the {} scheme",
+        config.guard.scheme()
+    ));
+    let app = Arc::new(App {
+        ctx: ctx.clone(),
+        config,
+    });
+    listen::serve(&ctx, listener, server::router(app)).await
+}
