@@ -191,12 +191,15 @@ pub async fn run(
             max_frame_bytes: connector.program.max_frame_bytes,
             max_protocol_errors: connector.program.max_protocol_errors,
             shim: opts.shim.clone(),
+            inherit_stdin: connector.stdin,
             sandbox: crate::sandbox::plan_for(connector.program.sandbox.as_ref()),
         };
         if let Some(plan) = &spec.sandbox
             && let Err(why) = crate::sandbox::grant_dir(plan, &state_dir)
         {
-            log.note(&format!("sandbox: the state directory stays unusable: {why}"));
+            log.note(&format!(
+                "sandbox: the state directory stays unusable: {why}"
+            ));
         }
         let (status, control) = ProcessStatus::new(ProcessKind::Connection, &connection.name, None);
         registry.add(status.clone());
@@ -239,7 +242,11 @@ pub async fn run(
         journal: journal.clone(),
         router: router.clone(),
     };
-    let control_task = tokio::spawn(crate::control::serve(listener, control, control_stop.clone()));
+    let control_task = tokio::spawn(crate::control::serve(
+        listener,
+        control,
+        control_stop.clone(),
+    ));
     tracing::info!(
         connections = bundle.connections.len(),
         agents = bundle.agents.len(),

@@ -384,9 +384,13 @@ pub fn render_table(rows: &[ProcessSnapshot]) -> String {
         out.push('\n');
         // Below each process, one line per sandbox limit.
         for limit in i.checked_sub(1).map_or(&[][..], |r| &rows[r].sandbox[..]) {
-            let _ = write!(out, "    sandbox {}={}: {}", limit.limit, limit.value, limit.mechanism);
+            let _ = write!(
+                out,
+                "    sandbox {}={}: {}",
+                limit.limit, limit.value, limit.mechanism
+            );
             if let Some(note) = &limit.note {
-                let _ = write!(out, " ({note})");
+                let _ = write!(out, "; {note}");
             }
             out.push('\n');
         }
@@ -489,6 +493,21 @@ mod tests {
             ]
         );
         assert_eq!(json["state"], "ready");
+        let limit = LimitReport {
+            limit: "nofile".into(),
+            value: "1024".into(),
+            enforced: true,
+            mechanism: "rlimit".into(),
+            note: Some("why".into()),
+        };
+        let limit = serde_json::to_value(limit).unwrap();
+        let keys: Vec<&str> = limit
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, ["enforced", "limit", "mechanism", "note", "value"]);
         assert_eq!(json["kind"], "agent");
     }
 

@@ -76,7 +76,9 @@ fn pid(p: &Value) -> Option<u32> {
 }
 
 fn wait_feeder(h: &Harness) {
-    h.wait_process("ready", "connection/feed", DEADLINE, |p| state(p) == "ready");
+    h.wait_process("ready", "connection/feed", DEADLINE, |p| {
+        state(p) == "ready"
+    });
 }
 
 /// 8a. `logs -f` shows an agent's line within a second of the event being sent.
@@ -87,7 +89,10 @@ fn logs_follow_shows_a_new_line_promptly() {
     wait_feeder(&h);
     let mut follow = h.follow_logs(&["-f"]);
 
-    for (text, what) in [("follow-1", "new instance"), ("follow-2", "running instance")] {
+    for (text, what) in [
+        ("follow-1", "new instance"),
+        ("follow-2", "running instance"),
+    ] {
         let sent = Instant::now();
         h.feed("feed.jsonl", &[msg(text, "f")]);
         let needle = format!("\"text\":\"{text}\"");
@@ -136,7 +141,10 @@ fn logs_interleave_instances_and_print_the_last_n_lines() {
         let (prefix, rest) = line
             .split_once(" | ")
             .unwrap_or_else(|| panic!("no prefix: {line:?}\n{text}"));
-        assert!(keys.iter().any(|k| prefix == format!("agent/echo/{k}")), "{line}");
+        assert!(
+            keys.iter().any(|k| prefix == format!("agent/echo/{k}")),
+            "{line}"
+        );
         prefixes.insert(prefix.to_string());
         let t = line_time(rest).unwrap_or_else(|| panic!("no time: {line:?}"));
         assert!(last_time <= Some(t), "interleaved by time:\n{text}");
@@ -152,9 +160,14 @@ fn logs_interleave_instances_and_print_the_last_n_lines() {
     // Interleaved, not one file after another: k1's second delivery comes
     // after k3's first (when the clock tells them apart).
     let at = |needle: &str| {
-        let i = text.find(needle).unwrap_or_else(|| panic!("{needle}\n{text}"));
+        let i = text
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle}\n{text}"));
         let line = text[..i].rsplit('\n').next().unwrap_or_default();
-        (i, line_time(line.split_once(" | ").map_or(line, |(_, r)| r)))
+        (
+            i,
+            line_time(line.split_once(" | ").map_or(line, |(_, r)| r)),
+        )
     };
     let (k3_first, k1_second) = (at("\"text\":\"k3-1\""), at("\"text\":\"k1-2\""));
     if k3_first.1 < k1_second.1 {
@@ -252,11 +265,7 @@ fn assert_all_gone(h: &Harness, pids: &[u32], after: &str) {
                     format!("{p} ({})", cmd.trim())
                 })
                 .collect();
-            panic!(
-                "still running 5s {after}: {}\n{}",
-                who.join(", "),
-                h.dump()
-            );
+            panic!("still running 5s {after}: {}\n{}", who.join(", "), h.dump());
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -325,7 +334,11 @@ fn an_idle_instance_stops_and_the_next_event_starts_it_again() {
     let waited = gap(received, idle[0].0);
     eprintln!("delivery → idle stop: {waited:?} (idleTimeout 500ms)");
     assert!(waited >= Duration::from_millis(490), "{waited:?}\n{log}");
-    assert_eq!(count_lines(&log, " orchestrator exited"), 0, "not a crash\n{log}");
+    assert_eq!(
+        count_lines(&log, " orchestrator exited"),
+        0,
+        "not a crash\n{log}"
+    );
 
     h.feed("feed.jsonl", &[msg("two", "i")]);
     h.wait_received("echo", "i", 2);
@@ -434,7 +447,10 @@ fn restart_an_agent_restarts_every_instance() {
     }
     for key in ["x", "y"] {
         let log = h.agent_log("echo", key);
-        assert!(log.contains(" orchestrator manual restart: stopping the current process\n"), "{log}");
+        assert!(
+            log.contains(" orchestrator manual restart: stopping the current process\n"),
+            "{log}"
+        );
         assert_eq!(agent_pids(&log).len(), 2, "{log}");
         h.feed("feed.jsonl", &[msg("after", key)]);
     }
@@ -452,7 +468,11 @@ fn restart_an_agent_restarts_every_instance() {
 
     // Nothing runs now: status and restart say where they looked.
     let socket = h.state().join("control.sock").display().to_string();
-    for args in [&["status"][..], &["status", "--json"], &["restart", "agent/echo"]] {
+    for args in [
+        &["status"][..],
+        &["status", "--json"],
+        &["restart", "agent/echo"],
+    ] {
         let out = h.cli(args);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
         let err = String::from_utf8_lossy(&out.stderr);
@@ -484,12 +504,19 @@ spec: { connectorRef: Connector/broken }
         h.feed("feed.jsonl", &[msg("hi", key)]);
         h.wait_received("echo", key, 1);
     }
-    h.wait_process("failed", "connection/broken", DEADLINE, |p| state(p) == "failed");
+    h.wait_process("failed", "connection/broken", DEADLINE, |p| {
+        state(p) == "failed"
+    });
     let rows = h.status();
     let targets: Vec<&str> = rows.iter().filter_map(|p| p["target"].as_str()).collect();
     assert_eq!(
         targets,
-        ["connection/broken", "connection/feed", "agent/echo/t1", "agent/echo/t2"],
+        [
+            "connection/broken",
+            "connection/feed",
+            "agent/echo/t1",
+            "agent/echo/t2"
+        ],
         "connections first, then agents"
     );
     let out = h.cli(&["status"]);
@@ -497,7 +524,11 @@ spec: { connectorRef: Connector/broken }
     let table = String::from_utf8_lossy(&out.stdout);
     let mut lines = table.lines();
     let header: Vec<&str> = lines.next().expect("header").split_whitespace().collect();
-    assert_eq!(&header[..4], ["TARGET", "PID", "STATE", "RESTARTS"], "{table}");
+    assert_eq!(
+        &header[..4],
+        ["TARGET", "PID", "STATE", "RESTARTS"],
+        "{table}"
+    );
     let body: Vec<Vec<&str>> = lines.map(|l| l.split_whitespace().collect()).collect();
     assert_eq!(body.len(), rows.len(), "one row per process:\n{table}");
     for (cells, p) in body.iter().zip(&rows) {
@@ -513,7 +544,10 @@ spec: { connectorRef: Connector/broken }
             "{table}"
         );
     }
-    assert!(table.contains("exit code 78"), "the last exit shows:\n{table}");
+    assert!(
+        table.contains("exit code 78"),
+        "the last exit shows:\n{table}"
+    );
     assert!(h.stop().success(), "{}", h.dump());
 }
 
@@ -540,7 +574,10 @@ fn kill_9_of_an_agent_is_a_restart_with_its_cause_and_logs_f_shows_the_crash_rec
             h.dump()
         );
     };
-    eprintln!("kill -9 → crash record in logs -f: {:?}", at.duration_since(killed));
+    eprintln!(
+        "kill -9 → crash record in logs -f: {:?}",
+        at.duration_since(killed)
+    );
     assert!(!line.contains(" | "), "one file, no prefix: {line}");
     let p = h.wait_process("restarted", "agent/echo/k", DEADLINE, |p| {
         state(p) == "ready" && p["restarts"].as_u64() >= Some(1)
@@ -550,7 +587,8 @@ fn kill_9_of_an_agent_is_a_restart_with_its_cause_and_logs_f_shows_the_crash_rec
     // It follows across the restart too.
     assert!(
         follow
-            .wait_line(Duration::from_secs(5), |l| l.contains(" orchestrator ready"))
+            .wait_line(Duration::from_secs(5), |l| l
+                .contains(" orchestrator ready"))
             .is_some(),
         "{}",
         follow.seen.join("\n")

@@ -106,7 +106,9 @@ fn invalid_events_are_nacked_and_later_ones_still_arrive() {
         assert!(line.contains(why), "nack {seq} says why: {line}");
         // The orchestrator notes it too.
         assert!(
-            log.contains(&format!(" orchestrator nack seq {seq} (validation_error): ")),
+            log.contains(&format!(
+                " orchestrator nack seq {seq} (validation_error): "
+            )),
             "note for nack {seq}\n{log}"
         );
     }

@@ -117,12 +117,18 @@ fn a_crash_after_n_events_restarts_with_the_configured_backoff() {
     );
     h.start(&CRASH_AFTER.replace("@EVENTS@", &events));
 
-    let p = h.wait_process("ready again after a restart", "connection/crashy", DEADLINE, |p| {
-        state(p) == "ready" && restarts(p) >= 1
-    });
+    let p = h.wait_process(
+        "ready again after a restart",
+        "connection/crashy",
+        DEADLINE,
+        |p| state(p) == "ready" && restarts(p) >= 1,
+    );
     assert_eq!(restarts(&p), 1, "it crashed once: {p}\n{}", h.dump());
     assert_eq!(text(&p, "lastExit"), "exit code 1", "{p}");
-    assert!(p["pid"].as_u64().is_some(), "a ready process has a pid: {p}");
+    assert!(
+        p["pid"].as_u64().is_some(),
+        "a ready process has a pid: {p}"
+    );
     h.wait_received("echo", "c", 3);
 
     let log = h.connection_log("crashy");
@@ -178,10 +184,15 @@ spec: { connectorRef: Connector/broken }
         state(p) == "failed"
     });
     assert_eq!(text(&p, "lastExit"), "exit code 78", "{p}");
-    assert_eq!(text(&p, "lastError"), "broken.sh: config FOO is missing", "{p}");
+    assert_eq!(
+        text(&p, "lastError"),
+        "broken.sh: config FOO is missing",
+        "{p}"
+    );
     assert!(p["pid"].is_null(), "{p}");
     h.wait_until("the failed note", DEADLINE, || {
-        h.connection_log("broken").contains(" orchestrator failed: ")
+        h.connection_log("broken")
+            .contains(" orchestrator failed: ")
     });
 
     // With a 10ms backoff, a restart would have happened long before another
@@ -224,7 +235,10 @@ spec: { connectorRef: Connector/broken }
 #[test]
 fn a_crash_loop_trips_the_circuit_and_is_probed_after_the_cooldown() {
     let mut h = Harness::new();
-    h.write_script("dies.sh", "#!/bin/sh\necho \"dies.sh: giving up\" >&2\nexit 1\n");
+    h.write_script(
+        "dies.sh",
+        "#!/bin/sh\necho \"dies.sh: giving up\" >&2\nexit 1\n",
+    );
     let bundle = with_feeder(
         &h,
         r#"
@@ -265,7 +279,9 @@ spec: { connectorRef: Connector/dies }
     let before: Vec<_> = starts.iter().filter(|s| s.0 <= trips[0].0).collect();
     assert_eq!(before.len(), 3, "three runs trip it\n{log}");
     assert!(
-        trips[0].1.ends_with("crash loop: 3 failures within 1m; next probe in 2s"),
+        trips[0]
+            .1
+            .ends_with("crash loop: 3 failures within 1m; next probe in 2s"),
         "{log}"
     );
     let probe = starts
@@ -316,10 +332,17 @@ spec: { connectorRef: Connector/hangs }
 "#,
     );
     h.start(&bundle);
-    let p = h.wait_process("killed as hung and restarted", "connection/hangs", DEADLINE, |p| {
-        restarts(p) >= 1 && text(p, "lastExit").starts_with("hung")
-    });
-    assert_eq!(text(&p, "lastExit"), "hung: 3 pings unanswered, killed", "{p}");
+    let p = h.wait_process(
+        "killed as hung and restarted",
+        "connection/hangs",
+        DEADLINE,
+        |p| restarts(p) >= 1 && text(p, "lastExit").starts_with("hung"),
+    );
+    assert_eq!(
+        text(&p, "lastExit"),
+        "hung: 3 pings unanswered, killed",
+        "{p}"
+    );
 
     h.wait_until("a second run", DEADLINE, || {
         peer_pids(&h.connection_log("hangs")).len() >= 2
@@ -377,10 +400,17 @@ spec: { connectorRef: Connector/mute }
 "#,
     );
     h.start(&bundle);
-    let p = h.wait_process("a failed start, retried", "connection/mute", DEADLINE, |p| {
-        restarts(p) >= 1 && text(p, "lastExit").contains("no ready within")
-    });
-    assert_eq!(text(&p, "lastExit"), "failed start: no ready within 300ms", "{p}");
+    let p = h.wait_process(
+        "a failed start, retried",
+        "connection/mute",
+        DEADLINE,
+        |p| restarts(p) >= 1 && text(p, "lastExit").contains("no ready within"),
+    );
+    assert_eq!(
+        text(&p, "lastExit"),
+        "failed start: no ready within 300ms",
+        "{p}"
+    );
     assert_eq!(text(&p, "lastError"), "no ready within 300ms", "{p}");
     h.wait_until("a second run", DEADLINE, || {
         peer_pids(&h.connection_log("mute")).len() >= 2
@@ -414,7 +444,10 @@ fn flood_accounting(h: &Harness) -> (u64, u64, Vec<(String, u64)>) {
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let bytes = std::fs::read(e.path()).expect("read log");
-        files.push((e.file_name().to_string_lossy().into_owned(), bytes.len() as u64));
+        files.push((
+            e.file_name().to_string_lossy().into_owned(),
+            bytes.len() as u64,
+        ));
         for line in String::from_utf8_lossy(&bytes).lines() {
             if line.contains(" stderr flood ") && !line.contains(" stderr flood done: ") {
                 kept += 1;
@@ -454,10 +487,14 @@ spec: { connectorRef: Connector/flood }
 "#,
     );
     h.start(&bundle);
-    h.wait_until("the flood to start and the feeder to be ready", DEADLINE, || {
-        h.connection_log("flood").contains(" stdout flood starting")
-            && h.connection_log("feed").contains("following")
-    });
+    h.wait_until(
+        "the flood to start and the feeder to be ready",
+        DEADLINE,
+        || {
+            h.connection_log("flood").contains(" stdout flood starting")
+                && h.connection_log("feed").contains("following")
+        },
+    );
     let sent = Instant::now();
     h.feed("feed.jsonl", &[msg("during the flood", "f")]);
     h.wait_until("delivery during the flood", Duration::from_secs(5), || {
@@ -489,7 +526,9 @@ spec: { connectorRef: Connector/flood }
         std::thread::sleep(Duration::from_millis(250));
     }
     let (kept, dropped, files) = accounted;
-    eprintln!("flood: {total} lines written, {kept} kept, {dropped} reported dropped; files {files:?}");
+    eprintln!(
+        "flood: {total} lines written, {kept} kept, {dropped} reported dropped; files {files:?}"
+    );
     assert!(dropped > 0, "the flood limit dropped lines\n{files:?}");
     // Every line is either in the log or counted as dropped (a `flood done`
     // line right after the flood may be among the dropped).
@@ -550,9 +589,12 @@ spec: { connectorRef: Connector/crash }
 "#,
     );
     h.start(&bundle);
-    let p = h.wait_process("crashed, waiting to restart", "connection/crash", DEADLINE, |p| {
-        state(p) == "backoff"
-    });
+    let p = h.wait_process(
+        "crashed, waiting to restart",
+        "connection/crash",
+        DEADLINE,
+        |p| state(p) == "backoff",
+    );
     assert_eq!(text(&p, "lastExit"), "exit code 1", "{p}");
     assert_eq!(
         text(&p, "lastError"),
@@ -560,10 +602,13 @@ spec: { connectorRef: Connector/crash }
         "{p}"
     );
     h.wait_until("the end of the crash record", DEADLINE, || {
-        h.connection_log("crash").contains(" orchestrator end of crash record")
+        h.connection_log("crash")
+            .contains(" orchestrator end of crash record")
     });
     let log = h.connection_log("crash");
-    let record = &log[log.find(" orchestrator crash record: ").expect("a crash record")..];
+    let record = &log[log
+        .find(" orchestrator crash record: ")
+        .expect("a crash record")..];
     let first = record.lines().next().unwrap_or_default();
     assert!(
         first.starts_with(" orchestrator crash record: exit code 1; last "),

@@ -19,7 +19,7 @@ pub enum Answer {
     Duplicate,
     /// `nack` with this kind and message.
     Nack(NackKind, String),
-    /// No answer yet: the test answers later with [`TestRun::answer`].
+    /// No answer yet: the test answers later with [`TestRun::answer`](super::TestRun::answer).
     Hold,
 }
 
@@ -77,12 +77,14 @@ pub struct TestConfig {
     /// The resolved secrets.
     pub secrets: BTreeMap<String, String>,
     /// The connection's state directory; `None`: a fresh temp dir, removed with the run.
+    /// `ctx.clock()` finds the run's mock clock by it, so two runs alive at
+    /// the same time need two directories (one after the other may share one).
     pub state_dir: Option<PathBuf>,
     /// The clock `ctx.clock()` returns; `None`: the system clock.
     pub clock: Option<MockClock>,
-    /// How emits are answered until [`TestRun::set_policy`].
+    /// How emits are answered until [`TestRun::set_policy`](super::TestRun::set_policy).
     pub policy: AckPolicy,
-    /// The grace period [`TestRun::shutdown`] grants; default 2 s.
+    /// The grace period [`TestRun::shutdown`](super::TestRun::shutdown) grants; default 2 s.
     pub grace: Duration,
 }
 

@@ -4,7 +4,7 @@
 //!
 //! One loop. `getUpdates` (a POST to `<API_BASE>/bot<token>/getUpdates`
 //! with `offset` and `timeout`) waits up to `POLL_TIMEOUT` seconds for
-//! updates. Each update of the answer is [classified](updates): a text
+//! updates. Each update of the answer is [classified](classify): a text
 //! message becomes `message` (or `command` when it starts with `/`), an
 //! edit `edited_message`, a button press `callback_query`; anything else —
 //! reactions, boosts, member changes, paid media, kinds newer than this

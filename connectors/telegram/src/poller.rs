@@ -70,21 +70,21 @@ impl Poller {
                 return Ok(());
             };
             let wait = match got {
-                Ok(updates) => {
-                    backoff.reset();
-                    match self.handle(updates).await {
-                        Batch::Done => continue,
-                        Batch::Stop => return Ok(()),
-                        Batch::Refused => {
-                            let wait = backoff.next_wait();
-                            self.ctx.warn(format!(
-                                "fetching again from offset {} in {wait:?}",
-                                self.offset_text()
-                            ));
-                            wait
-                        }
+                Ok(updates) => match self.handle(updates).await {
+                    Batch::Done => {
+                        backoff.reset();
+                        continue;
                     }
-                }
+                    Batch::Stop => return Ok(()),
+                    Batch::Refused => {
+                        let wait = backoff.next_wait();
+                        self.ctx.warn(format!(
+                            "fetching again from offset {} in {wait:?}",
+                            self.offset_text()
+                        ));
+                        wait
+                    }
+                },
                 Err(ApiError::Http {
                     status: 429,
                     retry_after,

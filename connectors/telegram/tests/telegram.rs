@@ -190,11 +190,20 @@ async fn a_nacked_update_is_fetched_again_after_a_backoff() {
     assert_eq!(again21.dedupe_key.as_deref(), Some("telegram:21"));
     assert_eq!(again22.dedupe_key.as_deref(), Some("telegram:22"));
     assert_eq!(api.requests()[1].offset, Some(21));
-    run.ack(again21.seq);
+    // Refused again: the wait doubles.
+    run.nack(again21.seq, NackKind::Overloaded, "still full");
     run.ack(again22.seq);
+    assert_eq!(mock.next_sleeper(LIMIT).await, Some(mock.now() + secs(2)));
+    assert_eq!(api.requests().len(), 2);
+
+    mock.advance_to_next_sleeper(LIMIT).await.unwrap();
+    let third21 = run.next_emit(LIMIT).await.unwrap();
+    let third22 = run.next_emit(LIMIT).await.unwrap();
+    run.ack(third21.seq);
+    run.ack(third22.seq);
     wait_offset(run.state_dir(), 23).await;
     assert_eq!(
-        run.answer_of(again22.seq),
+        run.answer_of(third22.seq),
         Some(connector_sdk::testing::Answer::Duplicate),
         "22 was acked before: the orchestrator would not deliver it twice"
     );

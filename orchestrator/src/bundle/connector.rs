@@ -15,15 +15,36 @@ pub(crate) fn read(
     name: String,
     place: Place,
 ) -> Option<Connector> {
-    let allowed: Vec<&str> = PROGRAM_FIELDS.iter().copied().chain(["events"]).collect();
+    let allowed: Vec<&str> = PROGRAM_FIELDS
+        .iter()
+        .copied()
+        .chain(["events", "stdin"])
+        .collect();
     let spec = spec.fields(cx, &allowed)?;
     let program = program(cx, &spec, Protocol::Frames);
     let events = spec.required(cx, "events").map(|f| events(cx, &f));
+    let stdin = match spec.get("stdin") {
+        Some(f) => {
+            let inherit = f
+                .one_of(cx, &[("inherit", true), ("none", false)])
+                .unwrap_or(false);
+            if inherit
+                && program
+                    .as_ref()
+                    .is_some_and(|p| p.protocol == Protocol::Jsonl)
+            {
+                f.error(cx, "`stdin: inherit` needs `protocol: frames` (a jsonl child's stdin carries its messages)");
+            }
+            inherit
+        }
+        None => false,
+    };
     Some(Connector {
         name,
         place,
         program: program?,
         events: events?,
+        stdin,
     })
 }
 

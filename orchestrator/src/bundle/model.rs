@@ -89,6 +89,9 @@ pub struct Connector {
     pub program: Program,
     /// `spec.events`, names unique.
     pub events: Vec<EventDecl>,
+    /// `spec.stdin: inherit`: the connector reads the orchestrator's own stdin
+    /// (frames only; at most one Connection in a bundle).
+    pub stdin: bool,
 }
 
 impl Connector {

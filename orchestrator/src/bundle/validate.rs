@@ -105,6 +105,26 @@ pub(crate) fn assemble(root: &Path, mut docs: Vec<Doc>, out: &mut Vec<Diagnostic
     }
 
     let mut swarms_for = Vec::new();
+    let mut stdin_reader: Option<&str> = None;
+    for doc in &docs {
+        if let Some(Body::Connection(c)) = &doc.body
+            && index.connector(&c.connector.value).is_some_and(|k| k.stdin)
+        {
+            match stdin_reader {
+                None => stdin_reader = Some(&c.connection.name),
+                Some(first) => {
+                    let message = format!(
+                        "its Connector reads the orchestrator's stdin (`stdin: inherit`), and Connection/{first} already does: only one may"
+                    );
+                    Report {
+                        resource: format!("Connection/{}", c.connection.name),
+                        out: &mut *out,
+                    }
+                    .field(&c.connector, message);
+                }
+            }
+        }
+    }
     for doc in &docs {
         match &doc.body {
             Some(Body::Swarm(s)) => {

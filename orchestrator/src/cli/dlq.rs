@@ -12,7 +12,10 @@ pub fn main(state_dir: &Path, req: Request, json: bool) -> u8 {
     let response = match control::request(&state.control_socket(), &req) {
         Ok(r) => r,
         Err(e) if control::connect_error_means_not_running(&e) => {
-            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("orchestrator: {e}");
@@ -40,7 +43,10 @@ fn print(req: &Request, response: Response, json: bool) {
             let letters = response.dead_letters.unwrap_or_default();
             if json {
                 let body = serde_json::json!({ "deadLetters": letters });
-                println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&body).unwrap_or_default()
+                );
             } else {
                 print!("{}", table(&letters));
             }
@@ -62,7 +68,18 @@ fn table(letters: &[DlqEntry]) -> String {
     if letters.is_empty() {
         return "the dead-letter queue is empty\n".into();
     }
-    let mut rows = vec![["ID", "CONNECTION", "AGENT/INSTANCE", "EVENT", "ATTEMPTS", "DEAD AT", "ERROR"].map(String::from)];
+    let mut rows = vec![
+        [
+            "ID",
+            "CONNECTION",
+            "AGENT/INSTANCE",
+            "EVENT",
+            "ATTEMPTS",
+            "DEAD AT",
+            "ERROR",
+        ]
+        .map(String::from),
+    ];
     for d in letters {
         rows.push([
             d.id.clone(),
@@ -74,10 +91,16 @@ fn table(letters: &[DlqEntry]) -> String {
             d.error.clone(),
         ]);
     }
-    let widths: Vec<usize> = (0..7).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..7)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
     rows.iter()
         .map(|r| {
-            let cells: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+            let cells: Vec<String> = r
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
             cells.join("  ").trim_end().to_string() + "\n"
         })
         .collect()

@@ -98,7 +98,12 @@ enum Command {
         #[command(subcommand)]
         verb: DlqVerb,
         /// The state directory (the journal is used directly when no orchestrator runs there).
-        #[arg(long, global = true, env = "ORCHESTRATOR_STATE_DIR", default_value = ".orchestrator")]
+        #[arg(
+            long,
+            global = true,
+            env = "ORCHESTRATOR_STATE_DIR",
+            default_value = ".orchestrator"
+        )]
         state_dir: PathBuf,
     },
     /// Restart a process now, resetting its backoff and crash-loop circuit.
@@ -137,7 +142,9 @@ pub fn dispatch(cli: Cli) -> u8 {
         Command::Dlq { verb, state_dir } => {
             let (req, json) = match verb {
                 DlqVerb::List { json } => (orchestrator::control::Request::DlqList, json),
-                DlqVerb::Replay { id, .. } => (orchestrator::control::Request::DlqReplay { id }, false),
+                DlqVerb::Replay { id, .. } => {
+                    (orchestrator::control::Request::DlqReplay { id }, false)
+                }
                 DlqVerb::Drop { id } => (orchestrator::control::Request::DlqDrop { id }, false),
             };
             dlq::main(&state_dir, req, json)

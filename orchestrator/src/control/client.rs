@@ -35,13 +35,20 @@ pub fn connect_error_means_not_running(e: &ClientError) -> bool {
 
 /// Sends `req` to the orchestrator listening at `socket` and returns its answer.
 pub fn request(socket: &Path, req: &Request) -> Result<Response, ClientError> {
-    let connect = |source| ClientError::Connect { path: socket.display().to_string(), source };
+    let connect = |source| ClientError::Connect {
+        path: socket.display().to_string(),
+        source,
+    };
     let name = socket.to_fs_name::<GenericFilePath>().map_err(connect)?;
     let conn = Stream::connect(name).map_err(connect)?;
     let mut line = serde_json::to_string(req).map_err(|e| ClientError::Io(e.to_string()))?;
     line.push('\n');
-    (&conn).write_all(line.as_bytes()).map_err(|e| ClientError::Io(e.to_string()))?;
+    (&conn)
+        .write_all(line.as_bytes())
+        .map_err(|e| ClientError::Io(e.to_string()))?;
     let mut answer = String::new();
-    BufReader::new(&conn).read_line(&mut answer).map_err(|e| ClientError::Io(e.to_string()))?;
+    BufReader::new(&conn)
+        .read_line(&mut answer)
+        .map_err(|e| ClientError::Io(e.to_string()))?;
     serde_json::from_str(&answer).map_err(|e| ClientError::Io(format!("bad answer: {e}")))
 }

@@ -49,7 +49,12 @@ impl From<&DeadLetter> for DlqEntry {
             error: d.error.clone(),
             received_at: d.event.received_at.clone(),
             dead_at: timestamp(d.dead_at),
-            text: d.event.message.as_ref().and_then(|m| m.as_text()).map(str::to_string),
+            text: d
+                .event
+                .message
+                .as_ref()
+                .and_then(|m| m.as_text())
+                .map(str::to_string),
         }
     }
 }
@@ -70,14 +75,33 @@ pub async fn replay_running(ctx: &ControlContext, id: Option<String>) -> Respons
     let mut ids = Vec::new();
     for je in events {
         let id = je.event.id.clone();
-        match ctx.router.reserve(&je.route.swarm, &je.route.agent, &je.event.instance_key, Overflow::Wait).await {
-            Ok(slot) => slot.send(Pending { event: je.event, attempt: 1 }),
+        match ctx
+            .router
+            .reserve(
+                &je.route.swarm,
+                &je.route.agent,
+                &je.event.instance_key,
+                Overflow::Wait,
+            )
+            .await
+        {
+            Ok(slot) => slot.send(Pending {
+                event: je.event,
+                attempt: 1,
+            }),
             // It stays pending in the journal: the next start delivers it.
-            Err(e) => return Response::error(format!("{id}: replayed in the journal but not delivered now: {e}")),
+            Err(e) => {
+                return Response::error(format!(
+                    "{id}: replayed in the journal but not delivered now: {e}"
+                ));
+            }
         }
         ids.push(id);
     }
-    Response { events: Some(ids), ..Response::ok() }
+    Response {
+        events: Some(ids),
+        ..Response::ok()
+    }
 }
 
 /// The dlq verbs on the journal file itself (the orchestrator is not running):
@@ -99,15 +123,24 @@ pub async fn offline(journal_path: &Path, req: super::Request) -> Response {
             Err(e) => Response::error(format!("journal: {e}")),
         },
         super::Request::DlqReplay { id: Some(id) } => match journal.replay(&id).await {
-            Ok(_) => Response { events: Some(vec![id]), ..Response::ok() },
+            Ok(_) => Response {
+                events: Some(vec![id]),
+                ..Response::ok()
+            },
             Err(e) => Response::error(format!("{id}: {e}")),
         },
         super::Request::DlqReplay { id: None } => match journal.replay_all().await {
-            Ok(all) => Response { events: Some(all.into_iter().map(|e| e.event.id).collect()), ..Response::ok() },
+            Ok(all) => Response {
+                events: Some(all.into_iter().map(|e| e.event.id).collect()),
+                ..Response::ok()
+            },
             Err(e) => Response::error(format!("journal: {e}")),
         },
         super::Request::DlqDrop { id } => match journal.drop_dead(&id).await {
-            Ok(()) => Response { events: Some(vec![id]), ..Response::ok() },
+            Ok(()) => Response {
+                events: Some(vec![id]),
+                ..Response::ok()
+            },
             Err(e) => Response::error(format!("{id}: {e}")),
         },
         other => Response::error(format!("{other:?} needs a running orchestrator")),

@@ -86,11 +86,18 @@ pub struct Response {
 impl Response {
     /// A refusal.
     pub fn error(message: impl Into<String>) -> Self {
-        Self { ok: false, error: Some(message.into()), ..Default::default() }
+        Self {
+            ok: false,
+            error: Some(message.into()),
+            ..Default::default()
+        }
     }
 
     fn ok() -> Self {
-        Self { ok: true, ..Default::default() }
+        Self {
+            ok: true,
+            ..Default::default()
+        }
     }
 }
 
@@ -108,7 +115,10 @@ pub struct ControlContext {
 /// Binds `control.sock` at `path`, replacing a stale one.
 pub fn bind(path: &Path) -> io::Result<Listener> {
     let name = path.to_fs_name::<GenericFilePath>()?;
-    let listener = ListenerOptions::new().name(name).try_overwrite(true).create_tokio()?;
+    let listener = ListenerOptions::new()
+        .name(name)
+        .try_overwrite(true)
+        .create_tokio()?;
     restrict(path)?;
     Ok(listener)
 }
@@ -156,17 +166,24 @@ async fn handle(conn: Stream, ctx: ControlContext) {
 /// The answer to one request.
 pub async fn answer(req: Request, ctx: &ControlContext) -> Response {
     match req {
-        Request::Status => Response { processes: Some(ctx.registry.snapshot()), ..Response::ok() },
+        Request::Status => Response {
+            processes: Some(ctx.registry.snapshot()),
+            ..Response::ok()
+        },
         Request::Restart { target } => restart(&ctx.registry, &target),
         Request::DlqList => match ctx.journal.dead_letters() {
-            Ok(letters) => {
-                Response { dead_letters: Some(letters.iter().map(DlqEntry::from).collect()), ..Response::ok() }
-            }
+            Ok(letters) => Response {
+                dead_letters: Some(letters.iter().map(DlqEntry::from).collect()),
+                ..Response::ok()
+            },
             Err(e) => Response::error(format!("journal: {e}")),
         },
         Request::DlqReplay { id } => dlq::replay_running(ctx, id).await,
         Request::DlqDrop { id } => match ctx.journal.drop_dead(&id).await {
-            Ok(()) => Response { events: Some(vec![id]), ..Response::ok() },
+            Ok(()) => Response {
+                events: Some(vec![id]),
+                ..Response::ok()
+            },
             Err(e) => Response::error(format!("{id}: {e}")),
         },
     }
@@ -179,6 +196,13 @@ fn restart(registry: &Registry, target: &str) -> Response {
             "no process matches '{target}' (targets look like connection/<name>, agent/<name> or agent/<name>/<instanceKey>)"
         ));
     }
-    let restarted = matched.iter().filter(|p| p.request(Control::Restart)).map(|p| p.target()).collect();
-    Response { restarted: Some(restarted), ..Response::ok() }
+    let restarted = matched
+        .iter()
+        .filter(|p| p.request(Control::Restart))
+        .map(|p| p.target())
+        .collect();
+    Response {
+        restarted: Some(restarted),
+        ..Response::ok()
+    }
 }

@@ -102,6 +102,7 @@ mod tests {
                     ("lang".to_string(), prop(PropertyType::String, true)),
                 ]),
             }],
+            stdin: false,
         }
     }
 

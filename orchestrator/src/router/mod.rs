@@ -272,7 +272,9 @@ impl Router {
         if let Some(plan) = &program.sandbox
             && let Err(why) = crate::sandbox::grant_dir(plan, &state_dir)
         {
-            log.note(&format!("sandbox: the state directory stays unusable: {why}"));
+            log.note(&format!(
+                "sandbox: the state directory stays unusable: {why}"
+            ));
         }
         let (tx, rx) = mpsc::channel(program.agent.max_queue.max(1) as usize);
         let (status, control) = ProcessStatus::new(ProcessKind::Agent, agent, Some(key));
@@ -303,6 +305,7 @@ impl Router {
                 max_frame_bytes: p.max_frame_bytes,
                 max_protocol_errors: p.max_protocol_errors,
                 shim: shared.shim.clone(),
+                inherit_stdin: false,
                 sandbox: program.sandbox.clone(),
             },
             restart: p.restart.clone(),

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::probe::{CgroupVersion, Controller, remove_tree};
 use super::CgroupLimit;
+use super::probe::{CgroupVersion, Controller, remove_tree};
 use crate::logs::LogSink;
 
 /// Tells the cgroups of successive children apart.
@@ -31,7 +31,13 @@ impl CgroupGuard {
     pub fn create(limits: &[CgroupLimit], program: &str, log: &LogSink) -> Result<Self, String> {
         let name: String = program
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .take(40)
             .collect();
         let name = format!("{}-{name}", NEXT.fetch_add(1, Ordering::Relaxed));

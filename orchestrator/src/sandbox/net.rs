@@ -73,8 +73,9 @@ pub fn seccomp_filters(families: &Families) -> Result<Vec<BpfProgram>, String> {
     ]
     .into_iter()
     .collect();
-    let uring: BTreeMap<i64, Vec<SeccompRule>> =
-        [(libc::SYS_io_uring_setup, Vec::new())].into_iter().collect();
+    let uring: BTreeMap<i64, Vec<SeccompRule>> = [(libc::SYS_io_uring_setup, Vec::new())]
+        .into_iter()
+        .collect();
     let build = |rules, errno: i32| -> Result<BpfProgram, String> {
         SeccompFilter::new(
             rules,

@@ -98,7 +98,9 @@ pub fn plan(
             (Err(why), None) => b.gap(
                 "tasksMax",
                 &n.to_string(),
-                format!("no pids cgroup ({why}), and RLIMIT_NPROC needs a dedicated uid (sandbox.user)"),
+                format!(
+                    "no pids cgroup ({why}), and RLIMIT_NPROC needs a dedicated uid (sandbox.user)"
+                ),
             ),
         }
     }
@@ -194,7 +196,9 @@ fn network(b: &mut Builder, net: &Network, caps: &Capabilities) {
             let abi = match &caps.landlock_abi {
                 Ok(abi) if *abi >= LANDLOCK_TCP_ABI => *abi,
                 Ok(abi) => {
-                    let why = format!("Landlock ABI {abi} has no TCP port rules (needs ≥ {LANDLOCK_TCP_ABI})");
+                    let why = format!(
+                        "Landlock ABI {abi} has no TCP port rules (needs ≥ {LANDLOCK_TCP_ABI})"
+                    );
                     return b.gap("network", &value, why);
                 }
                 Err(why) => return b.gap("network", &value, why.clone()),
@@ -213,7 +217,9 @@ fn network(b: &mut Builder, net: &Network, caps: &Capabilities) {
                 libc::AF_INET6,
             ]));
             let note = if abi < LANDLOCK_UDP_ABI {
-                format!("UDP is not covered (Landlock ABI {abi} < {LANDLOCK_UDP_ABI}); sockets other than unix/inet/inet6 are refused")
+                format!(
+                    "UDP is not covered (Landlock ABI {abi} < {LANDLOCK_UDP_ABI}); sockets other than unix/inet/inet6 are refused"
+                )
             } else {
                 "UDP is denied; sockets other than unix/inet/inet6 are refused".to_string()
             };
@@ -274,7 +280,7 @@ impl Builder {
 /// Bytes as the bundle would write them: `256Mi`, `1Gi`, `1000`.
 pub(crate) fn size(bytes: u64) -> String {
     for (unit, factor) in [("Gi", 1u64 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)] {
-        if bytes >= factor && bytes % factor == 0 {
+        if bytes >= factor && bytes.is_multiple_of(factor) {
             return format!("{}{unit}", bytes / factor);
         }
     }

@@ -47,6 +47,8 @@ pub struct ChildSpec {
     /// The orchestrator binary to run the program through as `__shim`
     /// (see [`crate::shim`]), so grandchildren die with the orchestrator.
     pub shim: Option<PathBuf>,
+    /// A frames child reads the orchestrator's own stdin (`stdin: inherit`).
+    pub inherit_stdin: bool,
     /// The sandbox plan of its program (see [`crate::sandbox`]), if it has one.
     pub sandbox: Option<Arc<SandboxPlan>>,
 }
@@ -171,8 +173,12 @@ where
     let parent_end = match spec.protocol {
         Protocol::Frames => {
             let (parent, child) = std::os::unix::net::UnixStream::pair()?;
-            cmd.stdin(Stdio::null())
-                .env(ipc_proto::IPC_FD_ENV, CHILD_IPC_FD.to_string());
+            cmd.stdin(if spec.inherit_stdin {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .env(ipc_proto::IPC_FD_ENV, CHILD_IPC_FD.to_string());
             let fd = child.as_raw_fd();
             child_end = Some(child.into());
             // SAFETY: only async-signal-safe calls (prctl, getppid, dup2, fcntl)

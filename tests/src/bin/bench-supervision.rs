@@ -132,12 +132,14 @@ fn kills(socket: &Path, n: usize) -> Vec<Duration> {
     let target = "connection/feed";
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
-        let old = wait_for("the connector ready", Duration::from_secs(20), || {
-            match row(socket, target)? {
+        let old = wait_for(
+            "the connector ready",
+            Duration::from_secs(20),
+            || match row(socket, target)? {
                 (Some(pid), state) if state == "ready" => Some(pid),
                 _ => None,
-            }
-        });
+            },
+        );
         // SAFETY: kill(2) on the pid the orchestrator reports for its child.
         unsafe {
             libc::kill(old as libc::pid_t, libc::SIGKILL);
@@ -170,8 +172,10 @@ fn starts(h: &Harness, agent: &str, lang: &str, n: usize) -> [Vec<Duration>; 3] 
             props.push(("lang", lang));
         }
         h.feed("feed.jsonl", &[event("user_message", &text, &props, None)]);
-        let (emit, started, ready, received) =
-            wait_for("the instance's first delivery", Duration::from_secs(30), || {
+        let (emit, started, ready, received) = wait_for(
+            "the instance's first delivery",
+            Duration::from_secs(30),
+            || {
                 let log = h.agent_log(agent, &key);
                 let received = first(&log, " received {")?;
                 let started = first(&log, " orchestrator started ")?;
@@ -181,7 +185,8 @@ fn starts(h: &Harness, agent: &str, lang: &str, n: usize) -> [Vec<Duration>; 3] 
                     .find(|(_, l)| l.ends_with(&format!(" {text}")))
                     .map(|(t, _)| t)?;
                 Some((emit, started, ready, received))
-            });
+            },
+        );
         out[0].push(gap(emit, ready));
         out[1].push(gap(started, ready));
         out[2].push(gap(emit, received));
@@ -221,12 +226,21 @@ fn main() {
         "kill -9 connector → replacement ready (zero backoff)",
         summary(&mut killed)
     );
-    for (name, [emit_ready, started_ready, emit_received]) in
-        [("Rust agent (agent-echo, frames)", rust), ("Python agent (echo.py, jsonl)", python)]
-    {
+    for (name, [emit_ready, started_ready, emit_received]) in [
+        ("Rust agent (agent-echo, frames)", rust),
+        ("Python agent (echo.py, jsonl)", python),
+    ] {
         let (mut a, mut b, mut c) = (emit_ready, started_ready, emit_received);
-        println!("{:<58} {}", format!("new key → ready: {name}"), summary(&mut a));
+        println!(
+            "{:<58} {}",
+            format!("new key → ready: {name}"),
+            summary(&mut a)
+        );
         println!("{:<58} {}", "  of which spawn → ready", summary(&mut b));
-        println!("{:<58} {}", "  new key → first delivery printed", summary(&mut c));
+        println!(
+            "{:<58} {}",
+            "  new key → first delivery printed",
+            summary(&mut c)
+        );
     }
 }

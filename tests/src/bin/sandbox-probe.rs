@@ -2,7 +2,11 @@
 //! its sandbox should allow or refuse and prints each outcome, for the
 //! sandbox end-to-end tests.
 //!
-//! Config `CHECKS`: checks separated by spaces, run in order after `ready`;
+//! After `ready` it emits one `probe` event over the inherited IPC socket
+//! and prints `ack 1` (or `failed 1 …`) once it is acked, so the
+//! orchestrator surely serves it before any check can kill it.
+//!
+//! Config `CHECKS`: checks separated by spaces, run in order after that ack;
 //! each prints `check <check>: ok <detail>` or `check <check>: err <detail>`:
 //!
 //! - `inet` / `netlink`: open an AF_INET stream / AF_NETLINK socket;
@@ -16,8 +20,7 @@
 //! - `secret:NAME`: whether the secret NAME arrived in `init`;
 //! - `state`: write a file into its state directory.
 //!
-//! Then it emits one `probe` event (over the inherited IPC socket), prints
-//! `ack 1` or `failed 1 …`, `checks done`, and waits for `shutdown`.
+//! Then it prints `checks done` and waits for `shutdown`.
 
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -36,13 +39,6 @@ fn main() -> ExitCode {
             .collect();
         println!("sandbox-probe pid={}", std::process::id());
         ctx.ready().await;
-        for check in &checks {
-            let outcome = run_check(&ctx, check);
-            match outcome {
-                Ok(detail) => println!("check {check}: ok {detail}"),
-                Err(detail) => println!("check {check}: err {detail}"),
-            }
-        }
         let event = Event {
             name: "probe".into(),
             message: None,
@@ -53,6 +49,13 @@ fn main() -> ExitCode {
             Ok(_) => println!("ack 1"),
             Err(e) => println!("failed 1 {e}"),
         }
+        for check in &checks {
+            let outcome = run_check(&ctx, check);
+            match outcome {
+                Ok(detail) => println!("check {check}: ok {detail}"),
+                Err(detail) => println!("check {check}: err {detail}"),
+            }
+        }
         println!("checks done");
         ctx.shutdown().await;
         Ok::<(), BoxError>(())
@@ -61,7 +64,10 @@ fn main() -> ExitCode {
 
 fn run_check(ctx: &Context, check: &str) -> Result<String, String> {
     let (name, arg) = check.split_once(':').unwrap_or((check, ""));
-    let num = || arg.parse::<u64>().map_err(|e| format!("bad argument {arg:?}: {e}"));
+    let num = || {
+        arg.parse::<u64>()
+            .map_err(|e| format!("bad argument {arg:?}: {e}"))
+    };
     let local = |port: u64| SocketAddr::from((Ipv4Addr::LOCALHOST, port as u16));
     match name {
         "inet" => socket(libc::AF_INET, libc::SOCK_STREAM),

@@ -8,6 +8,18 @@ pub(super) fn program_cases() -> Vec<Case> {
     let agent = |name, body: &str, want, at| spec(name, "Agent", body, want, at);
     vec![
         conn(
+            "stdin needs frames",
+            "entry: ./c\nprotocol: jsonl\nstdin: inherit\nevents: [{name: e}]",
+            "`spec.stdin`: `stdin: inherit` needs `protocol: frames` (a jsonl child's stdin carries its messages)",
+            (3, 8),
+        ),
+        conn(
+            "stdin value",
+            "entry: ./c\nstdin: pipe\nevents: [{name: e}]",
+            "`spec.stdin`: unknown value `pipe`, expected one of: inherit, none",
+            (2, 8),
+        ),
+        conn(
             "missing entry",
             "events: [{name: e}]",
             "missing required field `entry` in Connector spec",

@@ -97,3 +97,37 @@ fn base_bundle_parses() {
     assert_eq!(bundle.agents.len(), 3);
     assert_eq!(bundle.connectors["tg"].events.len(), 2);
 }
+
+#[test]
+fn only_one_connection_reads_stdin() {
+    let text = format!(
+        "{BASE}{}---\n{}---\n{}",
+        doc(
+            "Connector",
+            "cli",
+            "entry: ./cli\nstdin: inherit\nevents: [{name: line}]"
+        ),
+        doc("Connection", "first", "connectorRef: Connector/cli"),
+        doc("Connection", "second", "connectorRef: Connector/cli"),
+    );
+    let got: Vec<String> = diagnostics(&text).iter().map(ToString::to_string).collect();
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(
+        got[0].contains(
+            "Connection/second: `spec.connectorRef`: its Connector reads the orchestrator's stdin"
+        ) && got[0].contains("Connection/first already does"),
+        "{}",
+        got[0]
+    );
+    // One alone is fine, and says so in the model.
+    let one = format!(
+        "{BASE}{}---\n{}",
+        doc(
+            "Connector",
+            "cli",
+            "entry: ./cli\nstdin: inherit\nevents: [{name: line}]"
+        ),
+        doc("Connection", "first", "connectorRef: Connector/cli"),
+    );
+    assert!(parse_text(&one).expect("valid").connectors["cli"].stdin);
+}
