@@ -97,32 +97,32 @@ impl ConnectionRole {
         let slot = match &decision {
             Decision::Drop => None,
             Decision::Deliver(route) => {
-                let reserved = ctx
-                    .router
-                    .reserve(
-                        &ctx.swarm.name,
-                        &route.agent,
-                        &route.instance_key,
-                        ctx.connection.overflow,
-                    )
-                    .await;
+                // While waiting for room (`overflow: wait`), keep finishing the
+                // commits in the pipeline: their reserved places may be what
+                // fills the queue, and they are only used once acked.
+                let router = ctx.router.clone();
+                let reserve = router.reserve(&ctx.swarm.name, &route.agent, &route.instance_key, ctx.connection.overflow);
+                tokio::pin!(reserve);
+                let reserved = loop {
+                    tokio::select! {
+                        biased;
+                        r = &mut reserve => break r,
+                        result = oldest(pipeline), if !pipeline.is_empty() => {
+                            if let Some(done) = pipeline.pop_front() {
+                                self.committed(done, result, outbox).await;
+                            }
+                        }
+                    }
+                };
                 match reserved {
                     Ok(slot) => Some(slot),
                     Err(DispatchError::Overloaded(..)) => {
                         ctx.counters.overloaded.fetch_add(1, Ordering::Relaxed);
-                        let message = format!(
-                            "the queue of agent instance {}/{} is full",
-                            route.agent, route.instance_key
-                        );
-                        return self
-                            .nack(outbox, emit.seq, NackKind::Overloaded, message)
-                            .await;
+                        let message =
+                            format!("the queue of agent instance {}/{} is full", route.agent, route.instance_key);
+                        return self.nack(outbox, emit.seq, NackKind::Overloaded, message).await;
                     }
-                    Err(e) => {
-                        return self
-                            .nack(outbox, emit.seq, NackKind::Transient, e.to_string())
-                            .await;
-                    }
+                    Err(e) => return self.nack(outbox, emit.seq, NackKind::Transient, e.to_string()).await,
                 }
             }
         };
