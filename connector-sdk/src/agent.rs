@@ -30,7 +30,7 @@ use tokio_util::task::TaskTracker;
 use crate::context::FINAL_FLUSH;
 use crate::error::exit_code_of;
 use crate::link::{AgentSide, INIT_TIMEOUT, Link, Outbox};
-use crate::{BoxError, Transport};
+use crate::{BoxError, Clock, Transport};
 
 /// Who this agent process is, and its way to log.
 #[derive(Clone)]
@@ -44,6 +44,7 @@ struct Inner {
     instance_key: String,
     swarm: String,
     state_dir: PathBuf,
+    clock: Clock,
 }
 
 impl fmt::Debug for AgentContext {
@@ -53,6 +54,7 @@ impl fmt::Debug for AgentContext {
             .field("instance_key", &self.inner.instance_key)
             .field("swarm", &self.inner.swarm)
             .field("state_dir", &self.inner.state_dir)
+            .field("clock", &self.inner.clock)
             .finish_non_exhaustive()
     }
 }
@@ -76,6 +78,12 @@ impl AgentContext {
     /// A directory this instance may keep state in (it may not exist yet).
     pub fn state_dir(&self) -> &Path {
         &self.inner.state_dir
+    }
+
+    /// The clock handlers read the time from and sleep on: the system
+    /// clock, unless one was injected ([`Agent::clock`]).
+    pub fn clock(&self) -> Clock {
+        self.inner.clock.clone()
     }
 
     /// Sends a line to this instance's process log.
@@ -149,12 +157,14 @@ type Setup = Box<dyn FnOnce(AgentContext) -> SetupFuture + Send>;
 pub struct Agent<H> {
     handler: H,
     setup: Option<Setup>,
+    clock: Clock,
 }
 
 impl<H> fmt::Debug for Agent<H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Agent")
             .field("setup", &self.setup.is_some())
+            .field("clock", &self.clock)
             .finish_non_exhaustive()
     }
 }
@@ -178,7 +188,15 @@ where
         Agent {
             handler,
             setup: None,
+            clock: Clock::system(),
         }
+    }
+
+    /// Gives [`AgentContext::clock`] `clock` instead of the system clock
+    /// (a [`MockClock`](crate::MockClock)'s in tests).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Runs `setup` after `init` and before `ready`; if it fails the process exits
@@ -220,6 +238,7 @@ where
                 instance_key: init.instance_key,
                 swarm: init.swarm,
                 state_dir: PathBuf::from(init.state_dir),
+                clock: self.clock,
             }),
             outbox: link.outbox.clone(),
         };

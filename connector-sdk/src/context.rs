@@ -1,4 +1,4 @@
-//! The connector side: [`Context`], [`run`] and [`serve`].
+//! The connector side: [`Context`], [`run`], [`serve`] and [`serve_with_clock`].
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::emitter::{Accepted, Emitter, Shared};
 use crate::error::exit_code_of;
 use crate::link::{ConnectorSide, INIT_TIMEOUT, Link, Stop};
-use crate::{BoxError, EmitError, Error, Transport};
+use crate::{BoxError, Clock, EmitError, Error, Transport};
 
 /// How long to wait for queued messages (logs, a last emit) to be written before exiting.
 pub(crate) const FINAL_FLUSH: Duration = Duration::from_secs(1);
@@ -35,6 +35,7 @@ struct Inner {
     config: BTreeMap<String, String>,
     secrets: Secrets,
     state_dir: PathBuf,
+    clock: Clock,
 }
 
 impl fmt::Debug for Context {
@@ -45,6 +46,7 @@ impl fmt::Debug for Context {
             .field("config", &self.inner.config)
             .field("secrets", &self.inner.secrets)
             .field("state_dir", &self.inner.state_dir)
+            .field("clock", &self.inner.clock)
             .finish_non_exhaustive()
     }
 }
@@ -52,8 +54,14 @@ impl fmt::Debug for Context {
 impl Context {
     /// Reads `init` from `transport` (at most 30 s), checks the protocol
     /// version and starts the channel's tasks. Nothing is sent yet: call
-    /// [`ready`](Self::ready) or emit.
+    /// [`ready`](Self::ready) or emit. Its [`clock`](Self::clock) is the system clock.
     pub async fn connect(transport: Transport) -> Result<Self, Error> {
+        Self::connect_with_clock(transport, Clock::system()).await
+    }
+
+    /// [`connect`](Self::connect), with `clock` as the context's [`clock`](Self::clock)
+    /// (a [`MockClock`](crate::MockClock)'s in tests).
+    pub async fn connect_with_clock(transport: Transport, clock: Clock) -> Result<Self, Error> {
         let link = Link::<ConnectorSide>::open(transport, INIT_TIMEOUT).await?;
         let init = link.init.clone();
         let stop = link.stop.clone();
@@ -78,6 +86,7 @@ impl Context {
                 config: init.config,
                 secrets: init.secrets,
                 state_dir: PathBuf::from(init.state_dir),
+                clock,
             }),
             emitter: Emitter { shared },
             stop,
@@ -97,6 +106,12 @@ impl Context {
     /// A directory this connection may keep state in (it may not exist yet).
     pub fn state_dir(&self) -> &Path {
         &self.inner.state_dir
+    }
+
+    /// The clock this connector reads the time from and sleeps on: the
+    /// system clock, unless one was injected ([`serve_with_clock`]).
+    pub fn clock(&self) -> Clock {
+        self.inner.clock.clone()
     }
 
     /// The Connection's `spec.config`.
@@ -207,7 +222,17 @@ where
     F: FnOnce(Context) -> Fut,
     Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
 {
-    let ctx = match Context::connect(transport).await {
+    serve_with_clock(transport, Clock::system(), f).await
+}
+
+/// [`serve`], with `clock` as the context's [`clock`](Context::clock): how a
+/// test runs a connector on a [`MockClock`](crate::MockClock).
+pub async fn serve_with_clock<F, Fut>(transport: Transport, clock: Clock, f: F) -> ExitCode
+where
+    F: FnOnce(Context) -> Fut,
+    Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
+{
+    let ctx = match Context::connect_with_clock(transport, clock).await {
         Ok(ctx) => ctx,
         Err(e) => return crate::report(&e),
     };

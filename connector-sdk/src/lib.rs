@@ -45,10 +45,19 @@
 //! The agent side ([`agent`]) shares the handshake, pump and writer; each
 //! `deliver` runs the handler in its own task and is answered `ack` or `nack`.
 //!
+//! Time comes from the context: [`Context::clock`] (and
+//! [`AgentContext::clock`](agent::AgentContext::clock)) is the [`Clock`] a
+//! connector reads and sleeps on. It is the system clock unless the caller
+//! injected another ([`serve_with_clock`], [`Context::connect_with_clock`],
+//! [`Agent::clock`](agent::Agent::clock)); tests inject a [`MockClock`]'s,
+//! which moves only when the test says so.
+//!
 //! With jsonl the protocol owns stdin and stdout: the SDK moves them to
 //! private fds and points fd 1 at stderr, so a `println!` reaches the
 //! process log instead of corrupting the channel. [`testing`] is a fake
-//! orchestrator for tests, in-process or around a real binary.
+//! orchestrator for tests, in-process or around a real binary; its
+//! [`run_connector`](testing::run_connector) runs a connector function on a
+//! [`MockClock`] through that same injection.
 //!
 //! [`verify`] checks webhook signatures (GitHub, Stripe, Slack, Standard
 //! Webhooks, Notion, Discord, generic HMAC): pure functions of the headers,
@@ -60,6 +69,7 @@
 //! `Debug` of [`Context`] shows secrets as `<redacted>`.
 
 pub mod agent;
+pub mod clock;
 mod context;
 mod emitter;
 mod error;
@@ -71,7 +81,8 @@ pub mod verify;
 use std::future::Future;
 use std::process::ExitCode;
 
-pub use context::{Context, run, serve};
+pub use clock::{Clock, MockClock};
+pub use context::{Context, run, serve, serve_with_clock};
 pub use emitter::{Accepted, Emitter};
 pub use error::{BoxError, ConfigError, EXIT_CONFIG, EmitError, Error};
 pub use ipc_proto;

@@ -1,5 +1,7 @@
-//! Test helpers for connector and agent authors: a fake orchestrator, a
-//! harness that runs a connector function against it, and a mock clock.
+//! Test helpers for connector and agent authors: a fake orchestrator and a
+//! harness that runs a connector function against it, on a mock clock.
+//! ([`Clock`] and [`MockClock`] live in [`crate::clock`]; they are
+//! re-exported here for tests written before they moved.)
 //!
 //! The quickest test of a connector is [`run_connector`]: structure `main`
 //! as `fn main() -> ExitCode { connector_sdk::run(my_connector) }`, then
@@ -8,8 +10,8 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use connector_sdk::testing::{ContextClock, MockClock, TestConfig, run_connector};
-//! use connector_sdk::{BoxError, Context, Event};
+//! use connector_sdk::testing::{TestConfig, run_connector};
+//! use connector_sdk::{BoxError, Context, Event, MockClock};
 //!
 //! /// Emits one `tick` a minute, by the clock of its context.
 //! async fn my_connector(ctx: Context) -> Result<(), BoxError> {
@@ -32,20 +34,20 @@
 //!
 //! [`TestRun`] also holds emits for the test to answer ([`AckPolicy::Hold`],
 //! [`TestRun::ack`], [`TestRun::nack`]), and has the logs and audit
-//! records. A connector reads time through [`ContextClock::clock`]: the
-//! system clock in production, the test's [`MockClock`] under the harness.
+//! records. A connector reads time through [`Context::clock`](crate::Context::clock):
+//! the system clock in production, the test's [`MockClock`] under the
+//! harness, which hands it to [`serve_with_clock`](crate::serve_with_clock).
 //!
 //! Lower level, [`FakeOrchestrator::pair`] gives an in-process [`Transport`]
 //! for [`serve`](crate::serve) or [`Agent::serve`](crate::agent::Agent::serve);
 //! [`FakeOrchestrator::spawn`] runs a real binary with the socket inherited
 //! as `ORCHESTRATOR_IPC_FD`, as the orchestrator would.
 
-mod clock;
 mod config;
 mod harness;
 mod peer;
 
-pub use clock::{Clock, ContextClock, MockClock};
+pub use crate::clock::{Clock, MockClock};
 pub use config::{AckPolicy, Answer, TestConfig};
 pub use harness::{Finished, HarnessError, TestRun, run_connector};
 

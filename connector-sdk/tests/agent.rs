@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use common::{Fake, pair, within};
 use connector_sdk::agent::{Agent, AgentContext, HandlerError};
-use connector_sdk::{ConfigError, Message};
+use connector_sdk::{ConfigError, Message, MockClock};
 use ipc_proto::{
     AgentInit, Deliver, DeliveredEvent, DeliveryAck, DeliveryNack, FromAgent, PROTOCOL_VERSION,
     Ping, Pong, Ready, Shutdown, ToAgent,
@@ -154,6 +154,34 @@ async fn a_panicking_handler_nacks_with_retry() {
     orch.recv().await; // ready
     orch.send(deliver("p", "x")).await;
     assert!(matches!(orch.recv().await, FromAgent::Nack(n) if n.id == "p" && n.retry));
+}
+
+#[tokio::test]
+async fn handlers_read_the_injected_clock_and_the_system_clock_by_default() {
+    let mock = MockClock::at_unix(42);
+    for (clock, want_mock) in [(Some(mock.clock()), true), (None, false)] {
+        let (transport, mut orch): (_, Orch) = pair();
+        let mut agent = Agent::new(move |ctx: AgentContext, _d| async move {
+            if ctx.clock().is_mock() != want_mock {
+                return Err(HandlerError::fail(format!(
+                    "wrong clock: {:?}",
+                    ctx.clock()
+                )));
+            }
+            Ok(())
+        });
+        if let Some(clock) = clock {
+            agent = agent.clock(clock);
+        }
+        let _served = tokio::spawn(agent.serve(transport));
+        orch.send(init(PROTOCOL_VERSION)).await;
+        orch.recv().await; // ready
+        orch.send(deliver("c", "x")).await;
+        assert_eq!(
+            orch.recv().await,
+            FromAgent::Ack(DeliveryAck { id: "c".into() })
+        );
+    }
 }
 
 #[tokio::test]

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use common::{Fake, pair, within};
-use connector_sdk::{Accepted, ConfigError, Context, EmitError, Event, Message, NackKind, Secrets};
+use connector_sdk::{
+    Accepted, Clock, ConfigError, Context, EmitError, Event, Message, MockClock, NackKind, Secrets,
+};
 use ipc_proto::{
     ConnectorInit, EmitAck, EmitNack, FromConnector, NackError, PROTOCOL_VERSION, Ping, Pong,
     Ready, Shutdown, ToConnector,
@@ -187,6 +189,40 @@ async fn serve_runs_until_shutdown_and_exits_0() {
     assert!(matches!(orch.recv().await, FromConnector::Ready(_)));
     orch.send(Shutdown { grace_ms: 5000 }).await;
     assert!(matches!(orch.recv().await, FromConnector::Log(l) if l.message == "bye"));
+    assert_eq!(within(served).await.unwrap(), ExitCode::SUCCESS);
+}
+
+#[tokio::test]
+async fn the_context_clock_is_the_system_clock_unless_one_is_injected() {
+    let (ctx, _orch) = connect().await;
+    assert!(!ctx.clock().is_mock());
+
+    let mock = MockClock::at_unix(42);
+    let (transport, mut orch): (_, Orch) = pair();
+    let ctx = tokio::spawn(Context::connect_with_clock(transport, mock.clock()));
+    orch.send(init(PROTOCOL_VERSION)).await;
+    let ctx = within(ctx).await.unwrap().expect("handshake");
+    assert_eq!(ctx.clock().now(), mock.now());
+    mock.advance(std::time::Duration::from_secs(1));
+    assert_eq!(ctx.clock().now(), mock.now(), "the context reads the mock");
+}
+
+#[tokio::test]
+async fn serve_with_clock_hands_the_clock_to_the_connector() {
+    let mock = MockClock::at_unix(42);
+    let (transport, mut orch): (_, Orch) = pair();
+    let served = tokio::spawn(connector_sdk::serve_with_clock(
+        transport,
+        mock.clock(),
+        |ctx: Context| async move {
+            let clock: Clock = ctx.clock();
+            let secs = clock.now().duration_since(std::time::UNIX_EPOCH)?;
+            ctx.info(format!("at {}", secs.as_secs()));
+            Ok(())
+        },
+    ));
+    orch.send(init(PROTOCOL_VERSION)).await;
+    assert!(matches!(orch.recv().await, FromConnector::Log(l) if l.message == "at 42"));
     assert_eq!(within(served).await.unwrap(), ExitCode::SUCCESS);
 }
 

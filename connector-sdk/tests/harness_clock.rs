@@ -1,9 +1,10 @@
-//! `testing::Clock` and `MockClock`: time that a test moves, and sleeps it can see.
+//! `Clock` and `MockClock`: time that a test moves, and sleeps it can see;
+//! and the harness handing a run's mock to its `Context`.
 
 use std::time::{Duration, SystemTime};
 
-use connector_sdk::testing::{Clock, ContextClock, MockClock, TestConfig, run_connector};
-use connector_sdk::{BoxError, Context, Event};
+use connector_sdk::testing::{TestConfig, run_connector};
+use connector_sdk::{BoxError, Clock, Context, Event, MockClock};
 
 const LIMIT: Duration = Duration::from_secs(5);
 
@@ -158,9 +159,40 @@ async fn runs_without_a_mock_and_runs_with_another_mock_are_not_affected() {
 }
 
 #[tokio::test]
-async fn the_mock_is_found_by_state_dir_for_a_restarted_run() {
-    let dir = std::env::temp_dir().join(format!("harness-clock-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+async fn runs_sharing_a_state_dir_each_read_their_own_clock() {
+    let dir = tempdir("shared");
+    let mock_a = MockClock::at_unix(1_000);
+    let mock_b = MockClock::at_unix(7_000);
+    let mut a = run_connector(ticker, TestConfig::new().clock(&mock_a).state_dir(&dir));
+    let mut b = run_connector(ticker, TestConfig::new().clock(&mock_b).state_dir(&dir));
+    let real = run_connector(
+        async |ctx: Context| {
+            ctx.info(format!("mock={}", ctx.clock().is_mock()));
+            ctx.shutdown().await;
+            Ok(())
+        },
+        TestConfig::new().state_dir(&dir),
+    );
+    mock_a.advance_to_next_sleeper(LIMIT).await.unwrap();
+    mock_b.advance_to_next_sleeper(LIMIT).await.unwrap();
+    assert_eq!(
+        a.next_emit(LIMIT).await.unwrap().event.properties["at"],
+        "1010"
+    );
+    assert_eq!(
+        b.next_emit(LIMIT).await.unwrap().event.properties["at"],
+        "7010"
+    );
+    real.wait_log("mock line", LIMIT, |l| l.message == "mock=false")
+        .await
+        .unwrap();
+    drop((a, b, real));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_restarted_run_on_the_same_mock_reads_it() {
+    let dir = tempdir("restart");
     let mock = MockClock::at_unix(2_000);
     let first = run_connector(ticker, TestConfig::new().clock(&mock).state_dir(&dir));
     mock.next_sleeper(LIMIT).await.unwrap();
@@ -174,4 +206,18 @@ async fn the_mock_is_found_by_state_dir_for_a_restarted_run() {
     );
     drop(second);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_testing_paths_are_the_same_types() {
+    let mock: connector_sdk::testing::MockClock = MockClock::at_unix(3);
+    let clock: connector_sdk::testing::Clock = mock.clock();
+    assert_eq!(clock.now(), at(3));
+}
+
+/// A new empty directory for one test.
+fn tempdir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("harness-clock-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }

@@ -3,9 +3,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use connector_sdk::testing::{
-    AckPolicy, Answer, ContextClock, HarnessError, TestConfig, run_connector,
-};
+use connector_sdk::testing::{AckPolicy, Answer, HarnessError, TestConfig, run_connector};
 use connector_sdk::{Audit, BoxError, ConfigError, Context, EmitError, Event, Message, NackKind};
 
 const LIMIT: Duration = Duration::from_secs(5);

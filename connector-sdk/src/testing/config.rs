@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ipc_proto::{Emit, NackKind};
 
-use super::clock::MockClock;
+use crate::MockClock;
 
 /// How the fake orchestrator answers one emit.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,8 +77,6 @@ pub struct TestConfig {
     /// The resolved secrets.
     pub secrets: BTreeMap<String, String>,
     /// The connection's state directory; `None`: a fresh temp dir, removed with the run.
-    /// `ctx.clock()` finds the run's mock clock by it, so two runs alive at
-    /// the same time need two directories (one after the other may share one).
     pub state_dir: Option<PathBuf>,
     /// The clock `ctx.clock()` returns; `None`: the system clock.
     pub clock: Option<MockClock>,

@@ -1,13 +1,14 @@
 //! [`run_connector`]: a connector function against an in-process fake orchestrator.
 //!
-//! The run has two tasks. One is the connector: [`serve`](crate::serve) on one
-//! end of a socket pair, exactly what [`run`](crate::run) does in a real
-//! process. The other is the fake orchestrator on the other end: it sends
-//! `init` from the [`TestConfig`], records every message the connector sends
-//! (ready, emits, logs, audits), and answers each emit as the [`AckPolicy`]
-//! says. The test reads the record through [`TestRun`] and steers the fake
-//! through it: answer held emits, change the policy, send `shutdown`.
-
+//! The run has two tasks. One is the connector:
+//! [`serve_with_clock`](crate::serve_with_clock) on one end of a socket pair,
+//! exactly what [`run`](crate::run) does in a real process, except that the
+//! context's clock is the [`TestConfig`]'s mock clock (if it has one). The
+//! other is the fake orchestrator on the other end: it sends `init` from the
+//! [`TestConfig`], records every message the connector sends (ready, emits,
+//! logs, audits), and answers each emit as the [`AckPolicy`] says. The test
+//! reads the record through [`TestRun`] and steers the fake through it:
+//! answer held emits, change the policy, send `shutdown`.
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -20,10 +21,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::FakeOrchestrator;
-use super::clock::{MockClock, Registration, register};
 use super::config::{AckPolicy, Answer, TestConfig};
 use super::peer::{Cmd, Record, fake_orchestrator};
-use crate::{BoxError, Context};
+use crate::{BoxError, Clock, Context, MockClock};
 /// How the connector function ended.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Finished {
@@ -74,7 +74,6 @@ pub struct TestRun {
     own_dir: bool,
     grace: Duration,
     clock: Option<MockClock>,
-    _registration: Option<Registration>,
 }
 
 impl fmt::Debug for TestRun {
@@ -102,7 +101,6 @@ where
         Some(dir) => (dir, false),
         None => (fresh_dir(), true),
     };
-    let registration = config.clock.as_ref().map(|c| register(&state_dir, c));
     let (transport, peer) =
         FakeOrchestrator::pair().expect("a socket pair for the fake orchestrator");
     let rec = Arc::new(watch::Sender::new(Record::default()));
@@ -134,10 +132,14 @@ where
             r
         }
     };
+    let clock = config
+        .clock
+        .as_ref()
+        .map_or_else(Clock::system, MockClock::clock);
     let on_end = rec.clone();
     let ended = cmds.clone();
     let connector = tokio::spawn(async move {
-        let exit_code = crate::serve(transport, wrapped).await;
+        let exit_code = crate::serve_with_clock(transport, clock, wrapped).await;
         let result = result.lock().unwrap_or_else(|e| e.into_inner()).take();
         let finished = Finished { exit_code, result };
         // The fake reads what the connector flushed last, then records the end;
@@ -157,7 +159,6 @@ where
         own_dir,
         grace: config.grace,
         clock: config.clock,
-        _registration: registration,
     }
 }
 

@@ -6,7 +6,7 @@
 //! expression read in `TIMEZONE` ([croner], which handles DST gaps and
 //! folds), or the multiples of an `EVERY` interval since the Unix epoch (so
 //! `5m` fires at :00, :05, … and a restart keeps the rhythm). All time comes
-//! from the SDK clock ([`ContextClock`]), so tests move it by hand.
+//! from the context's clock ([`Context::clock`]), so tests move it by hand.
 //!
 //! At start the connector reads `<stateDir>/last_fire`, the last slot the
 //! orchestrator acked. The slots after it up to now were missed; `CATCH_UP`
@@ -24,7 +24,7 @@
 //! is retried with backoff until the next slot is due; any other refusal is
 //! logged and the slot is given up.
 //!
-//! [`ContextClock`]: connector_sdk::testing::ContextClock
+//! [`Context::clock`]: connector_sdk::Context::clock
 
 mod config;
 mod last_fire;

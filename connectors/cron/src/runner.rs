@@ -4,8 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use connector_sdk::testing::{Clock, ContextClock};
-use connector_sdk::{BoxError, Context, EmitError, Event, NackKind};
+use connector_sdk::{BoxError, Clock, Context, EmitError, Event, NackKind};
 
 use crate::config::{CatchUp, Config, MAX_CATCH_UP};
 use crate::last_fire::{LastFire, rfc3339};

@@ -20,8 +20,8 @@
 //! delivering one twice. A nacked update stops the offset there, and the
 //! connector backs off before fetching it again.
 //!
-//! Failures back off on the SDK clock ([`ContextClock`]), so tests drive
-//! them with a mock clock: 1 s doubling to 60 s for transport errors, 5xx
+//! Failures back off on the context's clock ([`Context::clock`]), so tests
+//! drive them with a mock clock: 1 s doubling to 60 s for transport errors, 5xx
 //! and 409 Conflict (another poller, or a webhook set for the bot); exactly
 //! `parameters.retry_after` for 429. 401 and 404 mean the token (or
 //! `API_BASE`) is wrong: the connector exits 78 so the orchestrator waits
@@ -29,7 +29,7 @@
 //!
 //! The token is in every URL, so no URL is ever logged or put into an error.
 //!
-//! [`ContextClock`]: connector_sdk::testing::ContextClock
+//! [`Context::clock`]: connector_sdk::Context::clock
 
 mod api;
 mod backoff;

@@ -3,8 +3,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use connector_sdk::testing::{Clock, ContextClock};
-use connector_sdk::{Accepted, BoxError, ConfigError, Context, EmitError};
+use connector_sdk::{Accepted, BoxError, Clock, ConfigError, Context, EmitError};
 
 use crate::api::{ApiError, BotApi};
 use crate::backoff::Backoff;

@@ -1,16 +1,19 @@
 //! Wall-clock time a connector can be tested with: [`Clock`] and [`MockClock`].
 //!
 //! A connector that schedules by the wall clock (cron) or waits between
-//! retries (a poller's backoff) reads the time and sleeps through a
-//! [`Clock`] it gets from [`ContextClock::clock`]. In production that is
-//! the system clock. Under [`run_connector`](super::run_connector) with a
-//! [`MockClock`] it is that mock: time stands still until the test moves
-//! it, and the test can see every sleep the connector is waiting in, so it
-//! asserts "the connector backs off until T" without any real waiting.
+//! retries (a poller's backoff) reads the time and sleeps through the
+//! [`Clock`] of its context, [`Context::clock`](crate::Context::clock)
+//! (or [`AgentContext::clock`](crate::agent::AgentContext::clock)). That is
+//! the system clock unless the context was built with another one
+//! ([`serve_with_clock`](crate::serve_with_clock)), as the test harness
+//! [`run_connector`](crate::testing::run_connector) does with a
+//! [`MockClock`]: time stands still until the test moves it, and the test
+//! can see every sleep the connector is waiting in, so it asserts "the
+//! connector backs off until T" without any real waiting.
 //!
 //! ```
 //! use std::time::{Duration, SystemTime};
-//! use connector_sdk::testing::MockClock;
+//! use connector_sdk::MockClock;
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! let mock = MockClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000));
@@ -26,13 +29,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
-
-use crate::Context;
 
 /// The longest single real sleep: a wall-clock deadline is re-checked at
 /// least this often, so a clock step (NTP, suspend) delays a wake-up by at
@@ -151,9 +151,10 @@ impl Drop for Forget<'_> {
 
 /// A clock that moves only when the test says so.
 ///
-/// Clones control the same time. Hand [`clock`](Self::clock) (or the mock
-/// itself, through [`TestConfig::clock`](super::TestConfig)) to the code
-/// under test; [`set`](Self::set) and [`advance`](Self::advance) wake every
+/// Clones control the same time. Hand [`clock`](Self::clock) to the code
+/// under test ([`Context::connect_with_clock`](crate::Context::connect_with_clock),
+/// [`serve_with_clock`](crate::serve_with_clock), [`Agent::clock`](crate::agent::Agent::clock)),
+/// or the mock itself to [`TestConfig::clock`](crate::testing::TestConfig::clock); [`set`](Self::set) and [`advance`](Self::advance) wake every
 /// sleep whose deadline is reached.
 #[derive(Clone)]
 pub struct MockClock {
@@ -245,65 +246,5 @@ impl MockClock {
         let deadline = self.next_sleeper(limit).await?;
         self.set(deadline);
         Some(deadline)
-    }
-}
-
-/// `ctx.clock()`: the clock a connector should read.
-///
-/// ```no_run
-/// use connector_sdk::testing::ContextClock;
-/// # async fn f(ctx: connector_sdk::Context) {
-/// let clock = ctx.clock();
-/// clock.sleep(std::time::Duration::from_secs(1)).await;
-/// # }
-/// ```
-pub trait ContextClock {
-    /// The system clock, or the [`MockClock`] a test harness runs this context with.
-    fn clock(&self) -> Clock;
-}
-
-impl ContextClock for Context {
-    fn clock(&self) -> Clock {
-        lookup(self.state_dir())
-    }
-}
-
-/// Mock clocks of the harness runs alive, by their state directory: the one
-/// thing of a run that a [`Context`] carries and that no two runs share.
-static MOCKS: Mutex<Vec<(PathBuf, Weak<Mock>)>> = Mutex::new(Vec::new());
-
-fn mocks() -> std::sync::MutexGuard<'static, Vec<(PathBuf, Weak<Mock>)>> {
-    MOCKS.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn lookup(state_dir: &Path) -> Clock {
-    let found = mocks()
-        .iter()
-        .find(|(dir, _)| dir == state_dir)
-        .and_then(|(_, weak)| weak.upgrade());
-    Clock { mock: found }
-}
-
-/// Registers `mock` for contexts whose state directory is `dir`, until the guard drops.
-pub(super) fn register(dir: &Path, mock: &MockClock) -> Registration {
-    let mut all = mocks();
-    all.retain(|(d, w)| d != dir && w.strong_count() > 0);
-    all.push((dir.to_path_buf(), Arc::downgrade(&mock.mock)));
-    Registration {
-        dir: dir.to_path_buf(),
-        mock: Arc::downgrade(&mock.mock),
-    }
-}
-
-/// Unregisters a mock clock when dropped (if it is still the one registered).
-#[derive(Debug)]
-pub(super) struct Registration {
-    dir: PathBuf,
-    mock: Weak<Mock>,
-}
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        mocks().retain(|(d, w)| !(d == &self.dir && w.ptr_eq(&self.mock)));
     }
 }
