@@ -321,7 +321,7 @@ pub struct RestartPolicy {
     pub start_timeout: Duration,
     /// default 10 failures in 10m trip the circuit for 5m.
     pub circuit: Circuit,
-    /// default [78].
+    /// default `[78]`.
     pub permanent_exit_codes: Vec<i32>,
     /// default grace 10s, termGrace 5s.
     pub stop: StopPolicy,

@@ -1,6 +1,6 @@
 //! A Connection's connector process: the front door of every event.
 //!
-//! For each `emit` ([`intake`]): check it against the Connector's declared
+//! For each `emit` (see `intake.rs`): check it against the Connector's declared
 //! events (nack `validation_error`), take a `rateLimit` token (nack
 //! `quota_exceeded`), route it through the Connection's ingress rules, reserve
 //! room in its agent instance's queue (`overflow: reject` nacks `overloaded`;

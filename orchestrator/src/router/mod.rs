@@ -2,14 +2,16 @@
 //!
 //! # Theory of operation
 //!
-//! [`Router::dispatch`] looks the pair up; the first event for a pair starts a
-//! supervised agent instance (an [`InstanceRole`] under
-//! [`supervise`](crate::supervisor::supervise)) with its own bounded queue of
-//! `maxQueue` events. Events then flow through that queue in the order they
-//! were accepted; a full queue makes `dispatch` wait, which holds up the
-//! connection that sent the event (backpressure). The table only grows during
-//! a run: an instance whose process exits is restarted by its supervisor, not
-//! removed.
+//! [`Router::reserve`] looks the pair up; the first event for a pair starts
+//! a supervised agent instance (an [`InstanceRole`] under [`supervise`]) with
+//! its own bounded queue of `maxQueue` events. Events then flow through that
+//! queue in the order they were accepted. A connection reserves an event's
+//! place before accepting it; a full queue refuses (`overflow: reject`) or
+//! makes it wait, which holds up the connection that sent the event
+//! (backpressure). Events recovered from the journal at start go in through
+//! [`Router::recover`]. The table only grows during a run: an instance whose
+//! process exits is restarted (or, when idle, started again on its next
+//! event) by its supervisor, not removed.
 
 mod deliveries;
 mod instance;
@@ -19,7 +21,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use ipc_proto::DeliveredEvent;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -169,22 +170,6 @@ impl Router {
         }
     }
 
-    /// Queues `event` for the instance of `agent` named by its instance key,
-    /// starting that instance first if it is new. Waits while its queue is full.
-    pub async fn dispatch(
-        &self,
-        swarm: &str,
-        agent: &str,
-        event: DeliveredEvent,
-    ) -> Result<(), DispatchError> {
-        let key = event.instance_key.clone();
-        let queue = self.queue_for(swarm, agent, &key)?;
-        queue
-            .send(Pending { event, attempt: 1 })
-            .await
-            .map_err(|_| DispatchError::Stopping(agent.to_string(), key))
-    }
-
     /// Reserves room for one event in the queue of `agent`'s instance `key`
     /// (starting the instance if it is new): at once or `Overloaded` with
     /// `Overflow::Reject`, waiting for room with `Overflow::Wait`. Reserving
@@ -269,15 +254,11 @@ impl Router {
         let log = LogSink::open(&shared.state.agent_log(agent, key))
             .map_err(|e| DispatchError::Log(agent.to_string(), key.to_string(), e))?;
         let state_dir = shared.state.agent_state(agent, key);
-        if let Some(plan) = &program.sandbox
-            && let Err(why) = crate::sandbox::grant_dir(plan, &state_dir)
-        {
-            log.note(&format!(
-                "sandbox: the state directory stays unusable: {why}"
-            ));
-        }
         let (tx, rx) = mpsc::channel(program.agent.max_queue.max(1) as usize);
         let (status, control) = ProcessStatus::new(ProcessKind::Agent, agent, Some(key));
+        if let Some(plan) = &program.sandbox {
+            crate::sandbox::grant_dir(plan, &state_dir, &log, &status);
+        }
         shared.registry.add(status.clone());
         let shared_state = Arc::new(InstanceShared::default());
         program.slots.add(shared_state.clone());
