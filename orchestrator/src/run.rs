@@ -194,14 +194,10 @@ pub async fn run(
             inherit_stdin: connector.stdin,
             sandbox: crate::sandbox::plan_for(connector.program.sandbox.as_ref()),
         };
-        if let Some(plan) = &spec.sandbox
-            && let Err(why) = crate::sandbox::grant_dir(plan, &state_dir)
-        {
-            log.note(&format!(
-                "sandbox: the state directory stays unusable: {why}"
-            ));
-        }
         let (status, control) = ProcessStatus::new(ProcessKind::Connection, &connection.name, None);
+        if let Some(plan) = &spec.sandbox {
+            crate::sandbox::grant_dir(plan, &state_dir, &log, &status);
+        }
         registry.add(status.clone());
         let ctx = ConnectionContext {
             connection: connection.clone(),

@@ -101,7 +101,12 @@ impl ConnectionRole {
                 // commits in the pipeline: their reserved places may be what
                 // fills the queue, and they are only used once acked.
                 let router = ctx.router.clone();
-                let reserve = router.reserve(&ctx.swarm.name, &route.agent, &route.instance_key, ctx.connection.overflow);
+                let reserve = router.reserve(
+                    &ctx.swarm.name,
+                    &route.agent,
+                    &route.instance_key,
+                    ctx.connection.overflow,
+                );
                 tokio::pin!(reserve);
                 let reserved = loop {
                     tokio::select! {
@@ -118,11 +123,19 @@ impl ConnectionRole {
                     Ok(slot) => Some(slot),
                     Err(DispatchError::Overloaded(..)) => {
                         ctx.counters.overloaded.fetch_add(1, Ordering::Relaxed);
-                        let message =
-                            format!("the queue of agent instance {}/{} is full", route.agent, route.instance_key);
-                        return self.nack(outbox, emit.seq, NackKind::Overloaded, message).await;
+                        let message = format!(
+                            "the queue of agent instance {}/{} is full",
+                            route.agent, route.instance_key
+                        );
+                        return self
+                            .nack(outbox, emit.seq, NackKind::Overloaded, message)
+                            .await;
                     }
-                    Err(e) => return self.nack(outbox, emit.seq, NackKind::Transient, e.to_string()).await,
+                    Err(e) => {
+                        return self
+                            .nack(outbox, emit.seq, NackKind::Transient, e.to_string())
+                            .await;
+                    }
                 }
             }
         };

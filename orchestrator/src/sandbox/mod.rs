@@ -135,7 +135,11 @@ impl SandboxPlan {
 
     /// Whether the shim has anything to do.
     pub fn has_steps(&self) -> bool {
-        self.steps != ChildSteps::default() || !self.cgroups.is_empty()
+        let work = ChildSteps {
+            strict: false,
+            ..self.steps.clone()
+        };
+        work != ChildSteps::default() || !self.cgroups.is_empty()
     }
 }
 

@@ -107,8 +107,23 @@ pub fn capabilities() -> &'static Capabilities {
 /// Removes this orchestrator's cgroup homes (at the end of a run).
 pub fn cleanup() {
     let Some(caps) = PROBED.get() else { return };
-    for home in [&caps.memory, &caps.pids, &caps.cpu].into_iter().flatten() {
-        remove_tree(&home.dir);
+    let homes: Vec<&CgroupHome> = [&caps.memory, &caps.pids, &caps.cpu]
+        .into_iter()
+        .flatten()
+        .collect();
+    // Processes killed a moment ago may still be leaving their cgroups.
+    let start = std::time::Instant::now();
+    loop {
+        for home in &homes {
+            remove_tree(&home.dir);
+        }
+        let left = homes.iter().any(|h| h.dir.exists());
+        if !left || start.elapsed() > std::time::Duration::from_secs(2) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    for home in homes {
         if let Some(parent) = home.dir.parent() {
             // Only when no other orchestrator uses it.
             let _ = fs::remove_dir(parent);

@@ -78,15 +78,23 @@ pub fn prepare(
     }))
 }
 
-/// Gives the plan's `user` a directory the child must write (its state
-/// directory), creating it; `Err` says why it cannot.
-pub fn grant_dir(plan: &SandboxPlan, dir: &Path) -> Result<(), String> {
+/// Gives the plan's `user` the directory the child must write (its state
+/// directory), creating it; when that fails, says so in `log` and `status`.
+pub fn grant_dir(plan: &SandboxPlan, dir: &Path, log: &LogSink, status: &ProcessStatus) {
     let Some(ids) = plan.steps.user else {
-        return Ok(());
+        return;
     };
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    std::os::unix::fs::chown(dir, Some(ids.uid), Some(ids.gid))
-        .map_err(|e| format!("cannot chown {} to {}: {e}", dir.display(), ids.uid))
+    let granted = std::fs::create_dir_all(dir)
+        .and_then(|()| std::os::unix::fs::chown(dir, Some(ids.uid), Some(ids.gid)));
+    if let Err(e) = granted {
+        let why = format!(
+            "sandbox: the state directory {} stays unusable for uid {}: {e}",
+            dir.display(),
+            ids.uid
+        );
+        log.note(&why);
+        status.set_error(why);
+    }
 }
 
 /// The plan for a program's `sandbox` section on this machine (probing it

@@ -311,6 +311,7 @@ async fn run_once<R: Role>(
             // An exit code of its own says more than "no ready".
             let cause = match exited {
                 ExitCause::Exited(code) if code != 0 => exited,
+                ExitCause::Oom => exited,
                 _ => ExitCause::FailedStart(reason),
             };
             return Outcome::Exited(cause, Duration::ZERO);

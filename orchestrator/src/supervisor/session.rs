@@ -217,9 +217,21 @@ pub async fn stop_unready<In, Out>(s: &mut Spawned<In, Out>, sup: &Supervision) 
 }
 
 pub async fn exit_cause<In, Out>(s: &mut Spawned<In, Out>) -> ExitCause {
-    match s.child.wait().await {
+    let cause = match s.child.wait().await {
         Ok(status) => ExitCause::from_status(status),
-        Err(e) => ExitCause::ExecFailed(e.kind(), format!("wait failed: {e}")),
+        Err(e) => return ExitCause::ExecFailed(e.kind(), format!("wait failed: {e}")),
+    };
+    // The memory cgroup's own count settles what an exit code can only suggest:
+    // a program may exit 251 by itself, and a shim killed outright says nothing.
+    let oom_kills = s
+        .cgroups
+        .as_ref()
+        .and_then(|g| g.memory())
+        .map_or(0, |(version, dir)| crate::sandbox::oom_kills(version, &dir));
+    match cause {
+        ExitCause::Oom if oom_kills == 0 => ExitCause::Exited(crate::sandbox::OOM_EXIT),
+        ExitCause::Signaled(libc::SIGKILL) if oom_kills > 0 => ExitCause::Oom,
+        cause => cause,
     }
 }
 
