@@ -81,7 +81,7 @@ fn wait_feeder(h: &Harness) {
     });
 }
 
-/// 8a. `logs -f` shows an agent's line within a second of the event being sent.
+/// (8a) `logs -f` shows an agent's line within a second of the event being sent.
 #[test]
 fn logs_follow_shows_a_new_line_promptly() {
     let mut h = Harness::new();
@@ -116,7 +116,7 @@ fn logs_follow_shows_a_new_line_promptly() {
     assert!(h.stop().success(), "{}", h.dump());
 }
 
-/// 8b. `logs agent/<name>` interleaves its instances by time, each line
+/// (8b) `logs agent/<name>` interleaves its instances by time, each line
 /// prefixed `agent/<name>/<key> | `; `logs -n 3 connection/<name>` prints
 /// that file's last three lines.
 #[test]
@@ -271,7 +271,7 @@ fn assert_all_gone(h: &Harness, pids: &[u32], after: &str) {
     }
 }
 
-/// 9. `kill -9` of the orchestrator leaves no child and no grandchild.
+/// (9) `kill -9` of the orchestrator leaves no child and no grandchild.
 #[test]
 fn kill_9_of_the_orchestrator_leaves_no_child_or_grandchild() {
     let mut h = Harness::new();
@@ -283,7 +283,7 @@ fn kill_9_of_the_orchestrator_leaves_no_child_or_grandchild() {
     assert_all_gone(&h, &pids, "after kill -9 of the orchestrator");
 }
 
-/// 9b. A graceful stop leaves no grandchild either.
+/// (9b) A graceful stop leaves no grandchild either.
 #[test]
 fn a_graceful_stop_leaves_no_grandchild() {
     let mut h = Harness::new();
@@ -293,7 +293,7 @@ fn a_graceful_stop_leaves_no_grandchild() {
     assert_all_gone(&h, &pids, "after a graceful stop");
 }
 
-/// 9c. A manual restart of a child takes its grandchild down with the old process.
+/// (9c) A manual restart of a child takes its grandchild down with the old process.
 #[test]
 fn a_manual_restart_leaves_no_old_grandchild() {
     let mut h = Harness::new();
@@ -310,7 +310,7 @@ fn a_manual_restart_leaves_no_old_grandchild() {
     assert!(h.stop().success(), "{}", h.dump());
 }
 
-/// 10a. An instance idle for `idleTimeout` is stopped; its next event starts a new process.
+/// (10a) An instance idle for `idleTimeout` is stopped; its next event starts a new process.
 #[test]
 fn an_idle_instance_stops_and_the_next_event_starts_it_again() {
     let mut h = Harness::new();
@@ -353,7 +353,7 @@ fn an_idle_instance_stops_and_the_next_event_starts_it_again() {
     assert!(h.stop().success(), "{}", h.dump());
 }
 
-/// 10b. With `maxInstances: 2`, three busy keys never have more than two
+/// (10b) With `maxInstances: 2`, three busy keys never have more than two
 /// processes running at once, and every event is delivered, in order.
 #[test]
 fn max_instances_bounds_the_running_processes_and_delivers_everything() {
@@ -413,7 +413,7 @@ fn max_instances_bounds_the_running_processes_and_delivers_everything() {
     }
 }
 
-/// 11. `restart agent/<name>` restarts every instance; an unknown target
+/// (11) `restart agent/<name>` restarts every instance; an unknown target
 /// and a missing orchestrator are clear errors.
 #[test]
 fn restart_an_agent_restarts_every_instance() {
@@ -481,7 +481,7 @@ fn restart_an_agent_restarts_every_instance() {
     }
 }
 
-/// 12. The status table has one row per process: target, pid, state.
+/// (12) The status table has one row per process: target, pid, state.
 #[test]
 fn the_status_table_lists_every_process() {
     let mut h = Harness::new();
@@ -561,7 +561,9 @@ fn kill_9_of_an_agent_is_a_restart_with_its_cause_and_logs_f_shows_the_crash_rec
     h.wait_received("echo", "k", 1);
     let p = h.wait_process("ready", "agent/echo/k", DEADLINE, |p| state(p) == "ready");
     let old = pid(&p).expect("pid");
-    let mut follow = h.follow_logs(&["-f", "-n", "0", "agent/echo/k"]);
+    let mut follow = h.follow_logs(&["-f", "-n", "1", "agent/echo/k"]);
+    // Following once the last line is printed.
+    assert!(follow.wait_line(Duration::from_secs(5), |_| true).is_some());
     // SAFETY: kill(2) on the agent's pid, as an operator would.
     assert_eq!(unsafe { libc::kill(old as libc::pid_t, libc::SIGKILL) }, 0);
     let killed = Instant::now();
@@ -575,10 +577,9 @@ fn kill_9_of_an_agent_is_a_restart_with_its_cause_and_logs_f_shows_the_crash_rec
         );
     };
     eprintln!(
-        "kill -9 → crash record in logs -f: {:?}",
+        "kill -9 → crash record in logs -f: {:?}: {line}",
         at.duration_since(killed)
     );
-    assert!(!line.contains(" | "), "one file, no prefix: {line}");
     let p = h.wait_process("restarted", "agent/echo/k", DEADLINE, |p| {
         state(p) == "ready" && p["restarts"].as_u64() >= Some(1)
     });
@@ -596,5 +597,128 @@ fn kill_9_of_an_agent_is_a_restart_with_its_cause_and_logs_f_shows_the_crash_rec
     drop(follow);
     h.feed("feed.jsonl", &[msg("after", "k")]);
     assert_eq!(h.wait_received("echo", "k", 2)[1]["text"], "after");
+    assert!(h.stop().success(), "{}", h.dump());
+}
+
+/// `logs -f` of one file prints its lines the way `logs` does: without a
+/// prefix, both the last lines it starts with and the lines that follow.
+#[test]
+fn logs_follow_of_one_file_prints_its_lines_unprefixed_throughout() {
+    let mut h = Harness::new();
+    h.start(&bundle(&h, "", ""));
+    h.feed("feed.jsonl", &[msg("first", "u")]);
+    h.wait_received("echo", "u", 1);
+    let plain = h.cli(&["logs", "-n", "1", "agent/echo/u"]);
+    let plain = String::from_utf8_lossy(&plain.stdout).into_owned();
+    assert!(
+        !plain.contains(" | "),
+        "`logs` of one file: no prefix: {plain}"
+    );
+    let mut follow = h.follow_logs(&["-f", "-n", "1", "agent/echo/u"]);
+    let first = follow.wait_line(Duration::from_secs(5), |_| true);
+    h.feed("feed.jsonl", &[msg("second", "u")]);
+    let second = follow.wait_line(Duration::from_secs(5), |l| {
+        l.contains("\"text\":\"second\"")
+    });
+    let (first, second) = (
+        first.expect("a first line").1,
+        second.expect("the new line").1,
+    );
+    assert!(!first.contains(" | "), "{first}");
+    assert!(
+        !second.contains(" | "),
+        "a followed line is printed like the ones before it:\n{first}\n{second}"
+    );
+    drop(follow);
+    assert!(h.stop().success(), "{}", h.dump());
+}
+
+/// `logs -f` follows a file across its rotations without losing a line:
+/// 4,000 numbered 8 KB lines at 1,000 a second (below the flood limit) make
+/// the file rotate three times while it is followed.
+#[test]
+fn logs_follow_loses_no_line_across_rotation() {
+    let mut h = Harness::new();
+    let trigger = h.path("go").display().to_string();
+    let extra = format!(
+        r#"
+apiVersion: goondan.ai/v1
+kind: Connector
+metadata: {{ name: counter }}
+spec:
+  entry: test-peer
+  args: [count, "1000", "4", "8000", "{trigger}"]
+  events: [{{ name: note }}]
+---
+apiVersion: goondan.ai/v1
+kind: Connection
+metadata: {{ name: counter }}
+spec: {{ connectorRef: Connector/counter }}
+"#
+    );
+    h.start(&bundle(&h, "", &extra));
+    h.wait_process("ready", "connection/counter", DEADLINE, |p| {
+        state(p) == "ready"
+    });
+    let mut follow = h.follow_logs(&["-f", "-n", "1", "connection/counter"]);
+    assert!(follow.wait_line(Duration::from_secs(5), |_| true).is_some());
+    h.write("go", "");
+    let done = follow.wait_line(Duration::from_secs(30), |l| {
+        l.contains(" stderr count done: ")
+    });
+    let number = |l: &str| -> Option<u64> {
+        let rest = l.split_once(" stderr count ")?.1;
+        rest.split_whitespace().next()?.parse().ok()
+    };
+    // What the files hold (current and rotated): every line, in order.
+    let dir = h.state().join("logs/connections");
+    let mut in_files = Vec::new();
+    for name in [
+        "counter.log.5",
+        "counter.log.4",
+        "counter.log.3",
+        "counter.log.2",
+        "counter.log.1",
+        "counter.log",
+    ] {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+        in_files.extend(text.lines().filter_map(number));
+    }
+    let want: Vec<u64> = (1..=4000).collect();
+    assert_eq!(in_files, want, "the files hold every line");
+    assert!(dir.join("counter.log.1").exists(), "the file rotated");
+    assert!(
+        done.is_some(),
+        "logs -f did not show the end; {} lines seen",
+        follow.seen.len()
+    );
+    let shown: Vec<u64> = follow.seen.iter().filter_map(|l| number(l)).collect();
+    let missing: Vec<u64> = want
+        .iter()
+        .copied()
+        .filter(|n| !shown.contains(n))
+        .collect();
+    // Missing lines as ranges, and where each rotated file ends, to compare.
+    let mut ranges: Vec<(u64, u64)> = Vec::new();
+    for &n in &missing {
+        match ranges.last_mut() {
+            Some(r) if r.1 + 1 == n => r.1 = n,
+            _ => ranges.push((n, n)),
+        }
+    }
+    let ends: Vec<u64> = (1..=5)
+        .rev()
+        .filter_map(|i| {
+            let text = std::fs::read_to_string(dir.join(format!("counter.log.{i}"))).ok()?;
+            text.lines().filter_map(number).next_back()
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "logs -f lost {} of 4000 lines across rotation: {ranges:?}; the rotated files end at lines {ends:?}",
+        missing.len(),
+    );
+    assert_eq!(shown, want, "each line once, in order");
+    drop(follow);
     assert!(h.stop().success(), "{}", h.dump());
 }

@@ -105,7 +105,7 @@ metadata: { name: echo }
 spec: { entry: agent-echo, protocol: frames }
 "#;
 
-/// 1. A connector that exits 1 after two events is restarted after the
+/// (1) A connector that exits 1 after two events is restarted after the
 /// configured 200 ms, counted in `restarts`, its cause in `lastExit`, and
 /// is `ready` again.
 #[test]
@@ -153,7 +153,7 @@ fn a_crash_after_n_events_restarts_with_the_configured_backoff() {
     assert!(h.stop().success(), "{}", h.dump());
 }
 
-/// 2. Exit code 78 (EX_CONFIG) is permanent: `failed`, not restarted, while
+/// (2) Exit code 78 (EX_CONFIG) is permanent: `failed`, not restarted, while
 /// everything else keeps working; `orchestrator restart` starts it again.
 #[test]
 fn exit_78_fails_without_restarts_until_a_manual_restart() {
@@ -229,7 +229,7 @@ spec: { connectorRef: Connector/broken }
     assert!(h.stop().success(), "{}", h.dump());
 }
 
-/// 3. Always exit 1: three failures within the window trip the circuit into
+/// (3) Always exit 1: three failures within the window trip the circuit into
 /// `crashloop`, and after the 2 s cooldown it is probed again (and, failing,
 /// trips again at once).
 #[test]
@@ -307,7 +307,7 @@ spec: { connectorRef: Connector/dies }
     assert!(h.stop().success(), "{}", h.dump());
 }
 
-/// 4. A frames child that stops answering pings is killed as hung after
+/// (4) A frames child that stops answering pings is killed as hung after
 /// three missed pings, and restarted.
 #[test]
 fn a_child_that_stops_answering_pings_is_killed_and_restarted() {
@@ -376,7 +376,7 @@ spec: { connectorRef: Connector/hangs }
     assert!(h.stop().success(), "{}", h.dump());
 }
 
-/// 5. A child that never sends `ready` is killed at `startTimeout` as a
+/// (5) A child that never sends `ready` is killed at `startTimeout` as a
 /// failed start, and retried.
 #[test]
 fn a_child_that_never_gets_ready_is_a_failed_start_and_is_retried() {
@@ -463,7 +463,7 @@ fn flood_accounting(h: &Harness) -> (u64, u64, Vec<(String, u64)>) {
     (kept, dropped, files)
 }
 
-/// 6. A child flooding stderr does not slow anyone else down; what the flood
+/// (6) A child flooding stderr does not slow anyone else down; what the flood
 /// limit refuses is counted in `N lines dropped` markers (every line is
 /// either kept or counted), and the file rotates by size.
 #[test]
@@ -553,7 +553,7 @@ spec: { connectorRef: Connector/flood }
     assert!(h.stop().success(), "{}", h.dump());
 }
 
-/// 7. A crash keeps a record of the child's last stderr, under source
+/// (7) A crash keeps a record of the child's last stderr, under source
 /// `crash`, and its last line becomes the status's `lastError`.
 #[test]
 fn a_crash_record_keeps_the_last_stderr_lines() {

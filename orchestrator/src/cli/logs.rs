@@ -63,7 +63,15 @@ pub fn main(state_dir: &Path, target: Option<&str>, follow: bool, lines: usize) 
             .map(|(label, f)| (label.clone(), f.poll()))
             .collect();
         for (label, line) in read::interleave(batches) {
-            if print(&mut out, true, width.max(label.len()), &label, &line).is_err() {
+            if print(
+                &mut out,
+                prefix || followers.len() > 1,
+                width.max(label.len()),
+                &label,
+                &line,
+            )
+            .is_err()
+            {
                 return exit_code::OK;
             }
         }

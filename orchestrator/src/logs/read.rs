@@ -149,11 +149,13 @@ fn timestamp_of(line: &str) -> &str {
     line.split_whitespace().next().unwrap_or("")
 }
 
-/// Follows one file across rotation: remembers where it read up to, and
-/// starts over when the file was replaced or truncated.
+/// Follows one file across rotation: keeps the file it reads open, finishes
+/// it when it has been renamed away, then goes on with the new file from its
+/// start. A truncated file is read again from its start.
 #[derive(Debug)]
 pub struct Follower {
     path: PathBuf,
+    file: Option<File>,
     inode: Option<u64>,
     offset: u64,
     partial: Vec<u8>,
@@ -162,22 +164,28 @@ pub struct Follower {
 impl Follower {
     /// Starts following at the current end of `path` (or its start, once it appears).
     pub fn at_end(path: PathBuf) -> Self {
-        let (inode, offset) = match std::fs::metadata(&path) {
-            Ok(m) => (Some(m.ino()), m.len()),
-            Err(_) => (None, 0),
-        };
-        Self {
+        let mut f = Self {
             path,
-            inode,
-            offset,
+            file: None,
+            inode: None,
+            offset: 0,
             partial: Vec::new(),
+        };
+        if let Ok(file) = File::open(&f.path)
+            && let Ok(meta) = file.metadata()
+        {
+            f.inode = Some(meta.ino());
+            f.offset = meta.len();
+            f.file = Some(file);
         }
+        f
     }
 
     /// Starts following from the beginning of a file that just appeared.
     pub fn at_start(path: PathBuf) -> Self {
         Self {
             path,
+            file: None,
             inode: None,
             offset: 0,
             partial: Vec::new(),
@@ -186,22 +194,37 @@ impl Follower {
 
     /// The complete lines written since the last call.
     pub fn poll(&mut self) -> Vec<String> {
-        let Ok(meta) = std::fs::metadata(&self.path) else {
+        let mut lines = self.read_current();
+        let current = std::fs::metadata(&self.path).ok().map(|m| m.ino());
+        if current.is_some() && current != self.inode {
+            // Rotated (or first seen): what the old file got last is read
+            // above; the new one is read from its start.
+            self.file = File::open(&self.path).ok();
+            self.inode = self
+                .file
+                .as_ref()
+                .and_then(|f| f.metadata().ok())
+                .map(|m| m.ino());
+            self.offset = 0;
+            self.partial.clear();
+            lines.extend(self.read_current());
+        }
+        lines
+    }
+
+    fn read_current(&mut self) -> Vec<String> {
+        let Some(file) = &mut self.file else {
             return vec![];
         };
-        if self.inode != Some(meta.ino()) || meta.len() < self.offset {
-            // Rotated or truncated: the new file is read from its start.
-            self.inode = Some(meta.ino());
+        let Ok(len) = file.metadata().map(|m| m.len()) else {
+            return vec![];
+        };
+        if len < self.offset {
+            // Truncated in place.
             self.offset = 0;
             self.partial.clear();
         }
-        if meta.len() == self.offset {
-            return vec![];
-        }
-        let Ok(mut file) = File::open(&self.path) else {
-            return vec![];
-        };
-        if file.seek(SeekFrom::Start(self.offset)).is_err() {
+        if len == self.offset || file.seek(SeekFrom::Start(self.offset)).is_err() {
             return vec![];
         }
         let mut buf = Vec::new();
@@ -261,10 +284,20 @@ mod tests {
         assert_eq!(f.poll(), ["new 1"]);
         writeln!(file, " done").unwrap();
         assert_eq!(f.poll(), ["half done"]);
-        // Rotation: the file is renamed away and a new one begins.
+        // Rotation: the file gets a last line, is renamed away, and a new one begins.
+        writeln!(file, "last of the old file").unwrap();
         std::fs::rename(&path, dir.path().join("a.log.1")).unwrap();
         std::fs::write(&path, "after rotation\n").unwrap();
-        assert_eq!(f.poll(), ["after rotation"]);
+        assert_eq!(f.poll(), ["last of the old file", "after rotation"]);
+        // Truncation in place starts over.
+        std::fs::write(&path, "").unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"fresh\n")
+            .unwrap();
+        assert_eq!(f.poll(), ["fresh"]);
     }
 
     #[test]

@@ -10,6 +10,10 @@
 //!   `flood starting` on stdout, then writes numbered stderr lines of BYTES
 //!   bytes (`flood <i> xxx…`) as fast as it can for SECS seconds, from a
 //!   thread of its own; then `flood done: <n> lines` on stderr every 100 ms.
+//! - `count RATE SECS BYTES TRIGGER`: sends `ready` and answers pings; once
+//!   the file TRIGGER exists, writes numbered stderr lines of BYTES bytes
+//!   (`count <i> xxx…`), RATE a second for SECS seconds, then
+//!   `count done: <n> lines`.
 //! - `fork`: starts a grandchild (`sleep 1000000`, in its process group, as
 //!   any child it spawns would be), prints `grandchild pid=<pid>`, sends
 //!   `ready` and answers pings.
@@ -54,6 +58,29 @@ fn flood(secs: f64, bytes: usize) {
     }
 }
 
+fn count(rate: u64, secs: u64, bytes: usize, trigger: String) {
+    while !std::path::Path::new(&trigger).exists() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let pad = "x".repeat(bytes.saturating_sub(24).max(1));
+    let start = Instant::now();
+    let total = rate * secs;
+    let mut err = std::io::stderr().lock();
+    let mut n = 0;
+    while n < total {
+        // Catch up with the schedule, in 10 ms steps.
+        let due = (start.elapsed().as_secs_f64() * rate as f64) as u64 + 1;
+        while n < due.min(total) {
+            n += 1;
+            if writeln!(err, "count {n} {pad}").is_err() {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = writeln!(err, "count done: {n} lines");
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -91,6 +118,14 @@ async fn main() -> anyhow::Result<()> {
             let bytes: usize = args.get(2).map_or(Ok(200), |s| s.parse())?;
             println!("flood starting: {secs}s of {bytes}-byte lines");
             std::thread::spawn(move || flood(secs, bytes));
+        }
+        "count" => {
+            let num = |i: usize, default: u64| -> anyhow::Result<u64> {
+                Ok(args.get(i).map_or(Ok(default), |s| s.parse())?)
+            };
+            let (rate, secs, bytes) = (num(1, 1000)?, num(2, 4)?, num(3, 8000)? as usize);
+            let trigger = args.get(4).cloned().context("count needs a trigger file")?;
+            std::thread::spawn(move || count(rate, secs, bytes, trigger));
         }
         "fork" => {
             let child = std::process::Command::new("sleep")

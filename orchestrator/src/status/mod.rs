@@ -6,7 +6,6 @@
 //! it.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -15,7 +14,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::logs::timestamp;
+
+mod render;
+
 use crate::sandbox::LimitReport;
+pub use render::render_table;
 
 /// Connection or agent instance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -324,213 +327,5 @@ impl Registry {
     }
 }
 
-/// The table `orchestrator status` prints.
-pub fn render_table(rows: &[ProcessSnapshot]) -> String {
-    let header = [
-        "TARGET",
-        "PID",
-        "STATE",
-        "RESTARTS",
-        "UPTIME",
-        "IN",
-        "OUT",
-        "LAST EXIT",
-        "LAST ERROR",
-    ];
-    let mut table: Vec<[String; 9]> = vec![header.map(str::to_string)];
-    for r in rows {
-        let uptime = r
-            .uptime_secs
-            .map(|s| {
-                humantime::format_duration(std::time::Duration::from_secs(s as u64)).to_string()
-            })
-            .unwrap_or_else(|| "-".into());
-        let mut error = r.last_error.clone().unwrap_or_else(|| "-".into());
-        if error.chars().count() > 60 {
-            error = error.chars().take(59).collect::<String>() + "…";
-        }
-        table.push([
-            r.target.clone(),
-            r.pid.map_or("-".into(), |p| p.to_string()),
-            serde_json::to_value(r.state)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
-            r.restarts.to_string(),
-            uptime,
-            r.events_in.to_string(),
-            r.events_out.to_string(),
-            r.last_exit.clone().unwrap_or_else(|| "-".into()),
-            error,
-        ]);
-    }
-    let widths: Vec<usize> = (0..9)
-        .map(|c| {
-            table
-                .iter()
-                .map(|row| row[c].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for (i, row) in table.iter().enumerate() {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-        // Below each process, one line per sandbox limit.
-        for limit in i.checked_sub(1).map_or(&[][..], |r| &rows[r].sandbox[..]) {
-            let _ = write!(
-                out,
-                "    sandbox {}={}: {}",
-                limit.limit, limit.value, limit.mechanism
-            );
-            if let Some(note) = &limit.note {
-                let _ = write!(out, "; {note}");
-            }
-            out.push('\n');
-        }
-    }
-    out
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row(target: &str, state: ProcessState) -> ProcessSnapshot {
-        ProcessSnapshot {
-            kind: if target.starts_with("agent") {
-                ProcessKind::Agent
-            } else {
-                ProcessKind::Connection
-            },
-            name: target.split('/').nth(1).unwrap_or_default().into(),
-            instance_key: target.split('/').nth(2).map(Into::into),
-            target: target.into(),
-            pid: Some(4242),
-            pgid: Some(4241),
-            state,
-            restarts: 2,
-            uptime_secs: Some(75.0),
-            last_exit: Some("exit code 1".into()),
-            last_error: Some("panicked at src/main.rs:10: boom".into()),
-            last_success_at: Some("2026-11-27T10:30:00.000Z".into()),
-            health_checked_at: None,
-            events_in: 10,
-            events_out: 9,
-            protocol_errors: 0,
-            sandbox: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn table_snapshot() {
-        let mut crashed = row("connection/webhook", ProcessState::Crashloop);
-        crashed.pid = None;
-        crashed.uptime_secs = None;
-        let mut sandboxed = row("agent/echo/telegram:42", ProcessState::Ready);
-        sandboxed.sandbox = vec![
-            LimitReport {
-                limit: "network".into(),
-                value: "allowlist bindTcp=[3000] connectTcp=[]".into(),
-                enforced: true,
-                mechanism: "landlock-abi-7, seccomp".into(),
-                note: Some("UDP is not covered (Landlock ABI 7 < 10)".into()),
-            },
-            LimitReport {
-                limit: "memoryMax".into(),
-                value: "256Mi".into(),
-                enforced: true,
-                mechanism: "cgroup-v1".into(),
-                note: None,
-            },
-            LimitReport {
-                limit: "cpuQuota".into(),
-                value: "50%".into(),
-                enforced: false,
-                mechanism: "not enforced: no cpu cgroup".into(),
-                note: None,
-            },
-        ];
-        let rows = vec![crashed, sandboxed];
-        insta::assert_snapshot!(render_table(&rows));
-    }
-
-    #[test]
-    fn json_shape_is_stable() {
-        let json = serde_json::to_value(row("agent/echo/k", ProcessState::Ready)).unwrap();
-        let keys: Vec<&str> = json
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
-        assert_eq!(
-            keys,
-            [
-                "eventsIn",
-                "eventsOut",
-                "healthCheckedAt",
-                "instanceKey",
-                "kind",
-                "lastError",
-                "lastExit",
-                "lastSuccessAt",
-                "name",
-                "pgid",
-                "pid",
-                "protocolErrors",
-                "restarts",
-                "sandbox",
-                "state",
-                "target",
-                "uptimeSecs"
-            ]
-        );
-        assert_eq!(json["state"], "ready");
-        let limit = LimitReport {
-            limit: "nofile".into(),
-            value: "1024".into(),
-            enforced: true,
-            mechanism: "rlimit".into(),
-            note: Some("why".into()),
-        };
-        let limit = serde_json::to_value(limit).unwrap();
-        let keys: Vec<&str> = limit
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
-        assert_eq!(keys, ["enforced", "limit", "mechanism", "note", "value"]);
-        assert_eq!(json["kind"], "agent");
-    }
-
-    #[test]
-    fn targets_match_agents_by_prefix() {
-        let reg = Registry::default();
-        for (kind, name, key) in [
-            (ProcessKind::Agent, "echo", Some("a")),
-            (ProcessKind::Agent, "echo", Some("b/c")),
-            (ProcessKind::Agent, "echoes", Some("a")),
-            (ProcessKind::Connection, "echo", None),
-        ] {
-            reg.add(ProcessStatus::new(kind, name, key).0);
-        }
-        let names = |t: &str| {
-            reg.matching(t)
-                .iter()
-                .map(|p| p.target())
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(names("agent/echo"), ["agent/echo/a", "agent/echo/b/c"]);
-        assert_eq!(names("agent/echo/b/c"), ["agent/echo/b/c"]);
-        assert_eq!(names("connection/echo"), ["connection/echo"]);
-        assert!(names("agent/ech").is_empty());
-    }
-}
+mod tests;
