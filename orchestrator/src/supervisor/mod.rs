@@ -396,3 +396,6 @@ fn crash_record(log: &LogSink, status: &ProcessStatus, cause: &ExitCause, tail: 
 fn round_ms(d: Duration) -> Duration {
     Duration::from_millis(d.as_millis() as u64)
 }
+
+#[cfg(test)]
+mod tests;
