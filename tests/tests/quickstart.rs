@@ -103,3 +103,63 @@ fn quickstart_webhook_reaches_both_echo_agents() {
 
     assert!(h.stop().success(), "exit status\n{}", h.dump());
 }
+
+/// Issue 4's "done when": the quickstart's webhook connector, sandboxed to
+/// its one port, still answers, and status shows every limit's mechanism.
+#[test]
+fn the_quickstart_webhook_runs_sandboxed_to_its_one_port() {
+    let mut h = Harness::new();
+    let dir = h.copy_example_dir("quickstart");
+    h.copy_example_dir("agents");
+    // Landlock needs the port up front: take a free one and give it back.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bundle_path = dir.join("bundle.yaml");
+    let bundle = std::fs::read_to_string(&bundle_path).expect("read quickstart bundle");
+    let sandboxed = bundle.replace(r#"PORT: "8080""#, &format!(r#"PORT: "{port}""#)).replace(
+        "  restart:\n    backoff: { initial: 500ms, max: 10s }\n",
+        &format!(
+            "  restart:\n    backoff: {{ initial: 500ms, max: 10s }}\n  sandbox:\n    network: {{ mode: allowlist, bindTcp: [{port}] }}\n    resources: {{ memoryMax: 256Mi, tasksMax: 64, nofile: 256 }}\n"
+        ),
+    );
+    assert_ne!(
+        sandboxed,
+        bundle.replace(r#"PORT: "8080""#, &format!(r#"PORT: "{port}""#)),
+        "the sandbox went in"
+    );
+    std::fs::write(&bundle_path, sandboxed).expect("write bundle");
+    h.start_file("quickstart/bundle.yaml");
+    let addr = format!("127.0.0.1:{port}");
+    h.wait_process("ready", "connection/quickstart", DEADLINE, |p| {
+        p["state"] == "ready"
+    });
+
+    let (status, body) = post(
+        &addr,
+        "/hooks",
+        r#"{"user":"ada","text":"from the sandbox"}"#,
+    );
+    assert_eq!(status, 200, "{body}\n{}", h.dump());
+    assert_eq!(
+        h.wait_received("echo", "ada", 1)[0]["text"],
+        "from the sandbox"
+    );
+
+    let conn = h.process("connection/quickstart").expect("in status");
+    let limits = conn["sandbox"].as_array().expect("a sandbox list");
+    for limit in ["network", "memoryMax", "tasksMax", "nofile"] {
+        let row = limits
+            .iter()
+            .find(|l| l["limit"] == limit)
+            .unwrap_or_else(|| panic!("{limit} listed: {limits:#?}"));
+        assert_eq!(row["enforced"], true, "{row}");
+        assert!(
+            row["mechanism"].as_str().is_some_and(|m| !m.is_empty()),
+            "{row}"
+        );
+    }
+    assert!(h.stop().success());
+}
