@@ -306,9 +306,13 @@ async fn recover(journal: &Journal, router: &Router, bundle: &Bundle) -> Result<
             je.route.agent.clone(),
             je.event.instance_key.clone(),
         );
+        // The last attempt may have reached the agent before the crash
+        // without its mark being written (first attempts are not recorded at
+        // all): count it, so a possible duplicate always has attempt > 1.
+        let attempt = je.attempts.max(1) + 1;
         backlogs.entry(key).or_default().push(Pending {
             event: je.event,
-            attempt: je.attempts + 1,
+            attempt,
         });
     }
     for ((swarm, agent, key), backlog) in backlogs {

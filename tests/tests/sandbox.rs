@@ -247,10 +247,40 @@ fn sandbox_fork_bomb_stops_at_tasks_max() {
         return;
     }
     let mut h = Harness::new();
-    h.start(&bundle("{ resources: { tasksMax: 16 } }", "fork:200", ""));
+    h.start(&bundle(
+        "{ resources: { tasksMax: 16, cpuQuota: 50% } }",
+        "fork:200",
+        "",
+    ));
     let log = checks_done(&h);
     let forked = count(&log, "fork:200");
     assert!(forked > 0 && forked < 16, "forked {forked}\n{log}");
+    // Its own cgroups, with the limits written.
+    let row = h.process("connection/p").expect("status row");
+    let cgroups = std::fs::read_to_string(format!("/proc/{}/cgroup", row["pid"])).unwrap();
+    for (controller, file, value) in [
+        ("pids", "pids.max", "16"),
+        ("cpu", "cpu.cfs_quota_us", "50000"),
+    ] {
+        let path = cgroups
+            .lines()
+            .find_map(|l| {
+                let mut parts = l.splitn(3, ':');
+                let (_, list, path) = (parts.next()?, parts.next()?, parts.next()?);
+                list.split(',')
+                    .any(|c| c == controller)
+                    .then(|| path.to_string())
+            })
+            .unwrap_or_else(|| panic!("no {controller} cgroup in {cgroups}"));
+        assert!(path.contains("/orchestrator/"), "{controller}: {path}");
+        let written = std::fs::read_to_string(format!("/sys/fs/cgroup/{controller}{path}/{file}"));
+        assert_eq!(
+            written.unwrap_or_default().trim(),
+            value,
+            "{controller}: {path}"
+        );
+    }
+    assert_eq!(limit(&row, "cpuQuota")["mechanism"], "cgroup-v1", "{row:#}");
     assert!(h.stop().success(), "{}", h.dump());
 }
 
@@ -461,18 +491,17 @@ fn sandbox_best_effort_starts_and_shows_the_gap() {
     assert!(table.contains("sandbox memoryMax=128Mi: rlimit"), "{table}");
 }
 
-#[test]
-fn sandbox_unprivileged_uses_user_namespaces_and_rlimits() {
-    if !root_or_skip() {
-        return;
-    }
+/// Runs the probe with `sandbox` and `checks` under an orchestrator running
+/// as `nobody`; its log and status row once the checks are done, or `None`
+/// (printed) where the orchestrator cannot run as nobody.
+fn as_nobody(sandbox: &str, checks: &str) -> Option<(Harness, Custom, String, Value)> {
     const NOBODY: u32 = 65534;
+    if !root_or_skip() {
+        return None;
+    }
     let h = Harness::new();
     std::fs::set_permissions(h.dir(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let (_host, port) = listener();
-    let sandbox = "{ network: { mode: loopback }, resources: { memoryMax: 128Mi, nofile: 64 } }";
-    let checks = format!("loop:0 connect:{port} hog:512 nofile:200");
-    h.write("bundle.yaml", &bundle(sandbox, &checks, ""));
+    h.write("bundle.yaml", &bundle(sandbox, checks, ""));
     let run = Custom::start(&h, &[], Some(NOBODY));
     h.wait_until(
         "the probe's checks, or the orchestrator's end",
@@ -485,8 +514,20 @@ fn sandbox_unprivileged_uses_user_namespaces_and_rlimits() {
             "skipped: the orchestrator cannot run as nobody here:\n{}",
             h.dump()
         );
-        return;
+        return None;
     }
+    let row = h.process("connection/p").expect("status row");
+    Some((h, run, log, row))
+}
+
+#[test]
+fn sandbox_unprivileged_loopback_and_rlimits() {
+    let (_port_holder, port) = listener();
+    let sandbox = "{ network: { mode: loopback }, resources: { memoryMax: 128Mi, nofile: 64 } }";
+    let checks = format!("loop:0 connect:{port} hog:512 nofile:200");
+    let Some((_h, _run, log, row)) = as_nobody(sandbox, &checks) else {
+        return;
+    };
     assert!(outcome(&log, "loop:0").starts_with("ok"), "{log}");
     assert!(
         outcome(&log, &format!("connect:{port}")).starts_with("err"),
@@ -498,13 +539,76 @@ fn sandbox_unprivileged_uses_user_namespaces_and_rlimits() {
     );
     assert!(count(&log, "nofile:200") < 64, "{log}");
     assert!(log.contains("stdout ack 1"), "{log}");
-    let row = h.process("connection/p").expect("status row");
     assert_eq!(
         limit(&row, "network")["mechanism"],
         "userns+netns",
         "{row:#}"
     );
     assert_eq!(limit(&row, "memoryMax")["mechanism"], "rlimit", "{row:#}");
+}
+
+#[test]
+fn sandbox_unprivileged_none_and_allowlist() {
+    let (_host, port) = listener();
+    let Some((_h, _run, log, row)) = as_nobody(
+        "{ network: { mode: none } }",
+        &format!("connect:{port} loop:0"),
+    ) else {
+        return;
+    };
+    assert!(
+        outcome(&log, &format!("connect:{port}")).starts_with("err"),
+        "{log}"
+    );
+    assert!(outcome(&log, "loop:0").starts_with("err"), "{log}");
+    assert!(log.contains("stdout ack 1"), "{log}");
+    assert_eq!(
+        limit(&row, "network")["mechanism"],
+        "userns+netns",
+        "{row:#}"
+    );
+
+    let (_other, other) = listener();
+    let bind = free_port();
+    let sandbox =
+        format!("{{ network: {{ mode: allowlist, bindTcp: [{bind}], connectTcp: [{port}] }} }}");
+    let checks = format!("bind:{bind} connect:{port} connect:{other}");
+    let Some((_h, _run, log, _)) = as_nobody(&sandbox, &checks) else {
+        return;
+    };
+    assert!(
+        outcome(&log, &format!("bind:{bind}")).starts_with("ok"),
+        "{log}"
+    );
+    assert!(
+        outcome(&log, &format!("connect:{port}")).starts_with("ok"),
+        "{log}"
+    );
+    assert!(
+        outcome(&log, &format!("connect:{other}")).starts_with("err"),
+        "{log}"
+    );
+    assert!(log.contains("stdout ack 1"), "{log}");
+}
+
+#[test]
+fn sandbox_unprivileged_enforce_refuses_tasks_max_without_a_user() {
+    const NOBODY: u32 = 65534;
+    if !root_or_skip() {
+        return;
+    }
+    let h = Harness::new();
+    std::fs::set_permissions(h.dir(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    h.write(
+        "bundle.yaml",
+        &bundle("{ resources: { tasksMax: 8 } }", "", ""),
+    );
+    let _run = Custom::start(&h, &[], Some(NOBODY));
+    let row = h.wait_process("failed", "connection/p", DEADLINE, |p| {
+        p["state"] == "failed"
+    });
+    let error = row["lastError"].as_str().unwrap_or_default();
+    assert!(error.contains("tasksMax=8: not enforced"), "{row:#}");
 }
 
 #[test]

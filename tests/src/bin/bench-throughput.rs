@@ -13,15 +13,20 @@
 //!
 //! 1. **Raw baseline**: this binary spawns itself as a reader over a
 //!    `socketpair`; it writes length-prefixed frames of exactly the size of
-//!    one encoded `emit` as fast as it can (buffered), the reader reads them.
+//!    one encoded `emit` as fast as it can, the reader reads them: through a
+//!    256 KiB buffer (the baseline the ratios use), and, for reference, with
+//!    one `write(2)` per frame.
 //! 2. **Throughput** (N events, default 200,000): `bench-connector` (frames,
 //!    connector-sdk, pipelined under a window of 4,096 unacked emits) →
 //!    `orchestrator run` (`--journal memory`, then the durable default) →
 //!    ingress → `bench-agent` (frames, `connector_sdk::agent`, acks at once),
-//!    for 1, 4 and 64 instance keys, `overflow: wait` and a large `maxQueue`
+//!    for 1, 4 and 64 instance keys with the default `maxInFlight: 1`, and 4
+//!    keys with `maxInFlight: 256`; `overflow: wait` and a large `maxQueue`
 //!    so nothing is nacked. Agent instances are started (one `warm` event
 //!    per key) before the clock starts. Measured from the first emit to the
-//!    last receipt in any agent (CLOCK_REALTIME, same machine).
+//!    last receipt in any agent (CLOCK_REALTIME, same machine); `acks/s` is
+//!    first emit to last ack. The CPU time of each process kind (from
+//!    `/proc/<pid>/stat`, all threads) is shown per event: where the time goes.
 //! 3. **Latency** at an offered 10,000 events/s (LATENCY_N events, default
 //!    50,000, one instance key): each event carries its send time; the agent
 //!    records receive − send; p50/p99/p999/max.
@@ -93,10 +98,12 @@ fn raw_reader() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Frames/s from this process to a reader process over a socketpair.
-fn raw_baseline(frame_bytes: usize, frames: u64) -> f64 {
+/// Frames/s from this process to a reader process over a socketpair:
+/// written through a 256 KiB buffer, or with one `write(2)` per frame.
+fn raw_baseline(frame_bytes: usize, frames: u64, buffered: bool) -> f64 {
     let (mine, theirs) = UnixStream::pair().expect("socketpair");
-    let child = Command::new(std::env::current_exe().expect("current_exe"))
+    // Not current_exe(): the build at start may just have replaced this binary.
+    let child = Command::new(bin("bench-throughput"))
         .arg("--raw-reader")
         .stdin(Stdio::from(OwnedFd::from(theirs)))
         .stdout(Stdio::piped())
@@ -107,12 +114,17 @@ fn raw_baseline(frame_bytes: usize, frames: u64) -> f64 {
     frame.extend_from_slice(&(body_len as u32).to_be_bytes());
     frame.extend((0..body_len).map(|i| i as u8));
     let start = now_ns();
-    {
+    if buffered {
         let mut w = BufWriter::with_capacity(256 << 10, &mine);
         for _ in 0..frames {
             w.write_all(&frame).expect("write a frame");
         }
         w.flush().expect("flush");
+    } else {
+        let mut w = &mine;
+        for _ in 0..frames {
+            w.write_all(&frame).expect("write a frame");
+        }
     }
     drop(mine);
     let out = child.wait_with_output().expect("raw reader");
@@ -134,6 +146,8 @@ struct Run {
     /// 0 = unpaced.
     rate: u64,
     stamp: bool,
+    /// The Agent's `maxInFlight`.
+    in_flight: u32,
 }
 
 /// What one run measured.
@@ -143,6 +157,8 @@ struct Measured {
     latencies: Vec<u64>,
     nacked: u64,
     journal_bytes: u64,
+    /// CPU seconds of the whole run by process kind (orchestrator, connector, agents, shims).
+    cpu: BTreeMap<&'static str, f64>,
 }
 
 fn bundle(run: &Run, warm: &Path) -> String {
@@ -187,6 +203,7 @@ spec:
   entry: bench-agent
   protocol: frames
   maxQueue: 1000000
+  maxInFlight: {in_flight}
   env: {{ EXPECT: "{per_key}", WARM_DIR: "{warm}" }}
   restart: {{ policy: never }}
 "#,
@@ -194,6 +211,7 @@ spec:
         keys = run.keys,
         rate = run.rate,
         stamp = run.stamp,
+        in_flight = run.in_flight,
         warm = warm.display(),
     )
 }
@@ -249,6 +267,7 @@ fn measure(run: &Run) -> Measured {
     wait_for("every agent's result", deadline, &mut child, || {
         (0..run.keys).all(|k| agent_result(k).exists())
     });
+    let cpu = tree_cpu(child.id());
     let journal_bytes = std::fs::metadata(h.state().join("journal.db"))
         .map(|m| m.len())
         .unwrap_or(0);
@@ -286,7 +305,71 @@ fn measure(run: &Run) -> Measured {
         latencies,
         nacked: c["nacked"].as_u64().unwrap_or(0) + c["failed"].as_u64().unwrap_or(0),
         journal_bytes,
+        cpu,
     }
+}
+
+/// CPU seconds (user + system, all threads) used so far by `root` and every
+/// process below it, summed by kind: the orchestrator, its shims, the
+/// connector, the agents.
+fn tree_cpu(root: u32) -> BTreeMap<&'static str, f64> {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let mut procs = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // Fields after the parenthesised name: state ppid … utime(14) stime(15).
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let (Some(ppid), Some(ut), Some(st)) = (
+            f.get(1).and_then(|v| v.parse::<u32>().ok()),
+            f.get(11).and_then(|v| v.parse::<u64>().ok()),
+            f.get(12).and_then(|v| v.parse::<u64>().ok()),
+        ) else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        procs.push((pid, ppid, (ut + st) as f64 / ticks, cmdline));
+    }
+    let mut inside = std::collections::BTreeSet::from([root]);
+    loop {
+        let before = inside.len();
+        for (pid, ppid, ..) in &procs {
+            if inside.contains(ppid) {
+                inside.insert(*pid);
+            }
+        }
+        if inside.len() == before {
+            break;
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (pid, _, secs, cmdline) in &procs {
+        if !inside.contains(pid) {
+            continue;
+        }
+        let cmd = String::from_utf8_lossy(cmdline);
+        let kind = if *pid == root {
+            "orchestrator"
+        } else if cmd.contains("__shim") {
+            "shims"
+        } else if cmd.contains("bench-connector") {
+            "connector"
+        } else if cmd.contains("bench-agent") {
+            "agents"
+        } else {
+            "other"
+        };
+        *out.entry(kind).or_insert(0.0) += secs;
+    }
+    out
 }
 
 // ------------------------------------------------------------------ report
@@ -361,28 +444,35 @@ fn main() -> ExitCode {
         );
     }
     let frame = emit_frame_bytes();
+    let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     eprintln!("raw baseline ({frame}-byte frames) …");
     let raw_frames = (n * 20).max(2_000_000);
     let raw = (0..3)
-        .map(|_| raw_baseline(frame, raw_frames))
+        .map(|_| raw_baseline(frame, raw_frames, true))
         .fold(0.0, f64::max);
+    let raw_unbatched = raw_baseline(frame, n.max(200_000), false);
 
-    let mut rows = Vec::new();
+    // (journal, keys, maxInFlight)
+    let mut configs: Vec<(bool, u64, u32)> = Vec::new();
     for durable in [false, true] {
-        for keys in KEY_COUNTS {
-            eprintln!(
-                "throughput: {} journal, {keys} keys, {n} events …",
-                journal_name(durable)
-            );
-            let m = measure(&Run {
-                durable,
-                keys,
-                count: n,
-                rate: 0,
-                stamp: false,
-            });
-            rows.push((durable, keys, m));
-        }
+        configs.extend(KEY_COUNTS.iter().map(|&k| (durable, k, 1)));
+        configs.push((durable, 4, 256));
+    }
+    let mut rows = Vec::new();
+    for (durable, keys, in_flight) in configs {
+        eprintln!(
+            "throughput: {} journal, {keys} keys, maxInFlight {in_flight}, {n} events …",
+            journal_name(durable)
+        );
+        let m = measure(&Run {
+            durable,
+            keys,
+            count: n,
+            rate: 0,
+            stamp: false,
+            in_flight,
+        });
+        rows.push((durable, keys, in_flight, m));
     }
     let mut latency_rows = Vec::new();
     for durable in [false, true] {
@@ -396,32 +486,71 @@ fn main() -> ExitCode {
             count: latency_n,
             rate: LATENCY_RATE,
             stamp: true,
+            in_flight: 1,
         });
         latency_rows.push((durable, m));
     }
+    let load_after = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
 
     println!("## bench-throughput");
     println!();
     for (k, v) in machine() {
         println!("- {k}: {v}");
     }
+    println!(
+        "- load average before / after: {} / {}",
+        load_before
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+        load_after
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     println!("- event: one `emit` frame of {frame} bytes ({PAYLOAD}-byte text, a `t` property)");
     println!();
-    println!("| what | journal | instance keys | events/s | acks/s | of raw | nacked |");
-    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
     println!(
-        "| raw framed Unix socket, 2 processes ({raw_frames} frames) | — | — | {:.0} | — | 100% | — |",
-        raw
+        "| what | journal | keys | maxInFlight | events/s | acks/s | of raw | of raw (1 write/frame) | CPU µs/event: orchestrator / connector / agents / shims |"
     );
-    for (durable, keys, m) in &rows {
+    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+    println!(
+        "| raw framed Unix socket, 2 processes, buffered writes ({raw_frames} frames) | — | — | — | {raw:.0} | — | 100% | — | — |"
+    );
+    println!(
+        "| raw framed Unix socket, 2 processes, one write(2) per frame | — | — | — | {raw_unbatched:.0} | — | {:.1}% | 100% | — |",
+        100.0 * raw_unbatched / raw
+    );
+    let per_event = |m: &Measured, count: u64| {
+        ["orchestrator", "connector", "agents", "shims"]
+            .iter()
+            .map(|k| {
+                format!(
+                    "{:.1}",
+                    m.cpu.get(k).copied().unwrap_or(0.0) * 1e6 / count as f64
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
+    for (durable, keys, in_flight, m) in &rows {
         println!(
-            "| end to end, {n} events | {} | {keys} | {:.0} | {:.0} | {:.1}% | {} |",
+            "| end to end, {n} events | {} | {keys} | {in_flight} | {:.0} | {:.0} | {:.2}% | {:.1}% | {} |",
             journal_name(*durable),
             m.events_per_sec,
             m.acks_per_sec,
             100.0 * m.events_per_sec / raw,
-            m.nacked
+            100.0 * m.events_per_sec / raw_unbatched,
+            per_event(m, n),
         );
+        if m.nacked > 0 {
+            println!(
+                "|   ↳ {} emits were not accepted | | | | | | | | |",
+                m.nacked
+            );
+        }
     }
     println!();
     println!(
@@ -441,12 +570,20 @@ fn main() -> ExitCode {
             l.last().map_or(f64::NAN, |&x| x as f64 / 1e6),
         );
     }
-    let sizes: BTreeMap<u64, u64> = rows
+    let sizes: Vec<String> = rows
         .iter()
         .filter(|(d, ..)| *d)
-        .map(|(_, k, m)| (*k, m.journal_bytes))
+        .map(|(_, k, f, m)| {
+            format!(
+                "{k} keys/maxInFlight {f}: {:.0} MiB",
+                m.journal_bytes as f64 / (1 << 20) as f64
+            )
+        })
         .collect();
     println!();
-    println!("journal.db size after each durable run (keys → bytes): {sizes:?}");
+    println!(
+        "journal.db after each durable run of {n} events: {}",
+        sizes.join(", ")
+    );
     ExitCode::SUCCESS
 }
