@@ -30,6 +30,27 @@ pub struct RunOptions {
     pub shim: Option<PathBuf>,
     /// Where accepted events are kept.
     pub journal: JournalMode,
+    /// How long delivered events stay in the journal, and dedupe keys count.
+    pub retention: Retention,
+}
+
+/// `--retention` and `--dedupe-ttl`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    /// Delivered events are compacted away after this long (default 10 min).
+    pub delivered: std::time::Duration,
+    /// A dedupe key makes a repeat a duplicate for this long (default 24 h).
+    pub dedupe_ttl: std::time::Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        let d = JournalOptions::default();
+        Self {
+            delivered: d.retention,
+            dedupe_ttl: d.dedupe_ttl,
+        }
+    }
 }
 
 /// `--journal`: durable on disk (the default), or in memory for tests and benchmarks.
@@ -119,13 +140,18 @@ pub async fn run(
         path: opts.state_dir.clone(),
         source,
     })?;
+    let journal_options = JournalOptions {
+        retention: opts.retention.delivered,
+        dedupe_ttl: opts.retention.dedupe_ttl,
+        ..JournalOptions::default()
+    };
     let journal = match opts.journal {
         JournalMode::Durable => {
-            Journal::open(&state.journal(), JournalOptions::default()).map_err(RunError::Journal)?
+            Journal::open(&state.journal(), journal_options).map_err(RunError::Journal)?
         }
         JournalMode::Memory => {
             tracing::warn!("journal in memory: accepted events are lost if the orchestrator stops");
-            Journal::memory(JournalOptions::default())
+            Journal::memory(journal_options)
         }
     };
     let audit = AuditLog::open(state.audit_log()).map_err(|source| RunError::Io {

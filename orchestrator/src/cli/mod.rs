@@ -69,6 +69,12 @@ enum Command {
         /// `durable` (journal.db, survives crashes) or `memory` (NOT durable: for tests and benchmarks).
         #[arg(long, value_enum, default_value_t = Journal::Durable)]
         journal: Journal,
+        /// How long delivered events stay in the journal before compaction.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "10m")]
+        retention: std::time::Duration,
+        /// How long a dedupeKey makes a repeat from the same Connection a duplicate.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "24h")]
+        dedupe_ttl: std::time::Duration,
     },
     /// Show every process: state, pid, restarts, last exit and error, events in/out.
     Status {
@@ -124,12 +130,18 @@ pub fn dispatch(cli: Cli) -> u8 {
             bundle,
             state_dir,
             journal,
+            retention,
+            dedupe_ttl,
         } => {
             let mode = match journal {
                 Journal::Durable => orchestrator::JournalMode::Durable,
                 Journal::Memory => orchestrator::JournalMode::Memory,
             };
-            run::main(bundle, state_dir, mode)
+            let retention = orchestrator::Retention {
+                delivered: retention,
+                dedupe_ttl,
+            };
+            run::main(bundle, state_dir, mode, retention)
         }
         Command::Status { state_dir, json } => status::main(&state_dir, json),
         Command::Logs {

@@ -4,14 +4,19 @@ use std::fs::OpenOptions;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use orchestrator::{JournalMode, RunError, RunOptions, exit_code};
+use orchestrator::{JournalMode, Retention, RunError, RunOptions, exit_code};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-pub fn main(bundle: PathBuf, state_dir: Option<PathBuf>, journal: JournalMode) -> u8 {
+pub fn main(
+    bundle: PathBuf,
+    state_dir: Option<PathBuf>,
+    journal: JournalMode,
+    retention: Retention,
+) -> u8 {
     let state_dir = state_dir.unwrap_or_else(|| orchestrator::default_state_dir(&bundle));
     if let Err(e) = init_tracing(&state_dir) {
         eprintln!(
@@ -41,6 +46,7 @@ pub fn main(bundle: PathBuf, state_dir: Option<PathBuf>, journal: JournalMode) -
                 state_dir,
                 shim,
                 journal,
+                retention,
             },
             stop,
             kill_now,

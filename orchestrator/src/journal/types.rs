@@ -61,7 +61,7 @@ impl Default for JournalOptions {
     fn default() -> Self {
         Self {
             dedupe_ttl: Duration::from_secs(24 * 3600),
-            retention: Duration::from_secs(3600),
+            retention: Duration::from_secs(600),
             compact_every_commits: 1000,
             compact_interval: Duration::from_secs(60),
             mark_sync_interval: Duration::from_secs(1),
