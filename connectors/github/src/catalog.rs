@@ -121,6 +121,39 @@ pub fn declared(event: &str, has_action: bool) -> Vec<Declared> {
     out
 }
 
+/// The properties of `<event>` declared as the fallback for actions not
+/// listed: as [`declared`] without an action, plus an optional `action`.
+pub fn declared_fallback(event: &str) -> Vec<Declared> {
+    let mut out = declared(event, false);
+    out.insert(
+        1,
+        Declared {
+            name: "action",
+            ty: Type::String,
+            optional: true,
+        },
+    );
+    out
+}
+
+/// The properties of [`UNKNOWN_EVENT`](crate::mapping::UNKNOWN_EVENT): only
+/// what any payload may carry, all but `event` optional.
+pub fn declared_unknown() -> Vec<Declared> {
+    let prop = |name, optional| Declared {
+        name,
+        ty: Type::String,
+        optional,
+    };
+    vec![
+        prop("event", false),
+        prop("action", true),
+        prop("repository", true),
+        prop("organization", true),
+        prop("sender", true),
+        prop("installation", true),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

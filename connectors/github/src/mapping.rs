@@ -1,7 +1,8 @@
 //! From one GitHub delivery (the `X-GitHub-Event` header and the JSON
 //! payload) to one [`Event`]: pure functions, no I/O.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::OnceLock;
 
 use connector_sdk::{Event, Message};
 use serde_json::Value;
@@ -26,11 +27,39 @@ pub const REF_EVENTS: &[&str] = &["push", "create", "delete"];
 /// The events with a `ref_type` (`branch` or `tag`).
 pub const REF_TYPED: &[&str] = &["create", "delete"];
 
-/// The event's name: `<event>` or `<event>.<action>` when the payload has an `action`.
+/// The name of an event type this connector does not know.
+pub const UNKNOWN_EVENT: &str = "unknown_event";
+
+/// The event names `connector.yaml` declares (the orchestrator refuses others).
+fn declared_names() -> &'static HashSet<String> {
+    static NAMES: OnceLock<HashSet<String>> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        include_str!("../connector.yaml")
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("- name: "))
+            .map(|n| n.trim().to_owned())
+            .collect()
+    })
+}
+
+/// The event's name: `<event>.<action>` (or `<event>` when the payload has no
+/// `action`) when `connector.yaml` declares it; else `<event>` alone, which
+/// every known event type declares as the fallback for actions the examples
+/// never showed (the action is still in the `action` property); else, for an
+/// event type this connector does not know at all, [`UNKNOWN_EVENT`]. So a
+/// real delivery is never refused for its name.
 pub fn event_name(event: &str, payload: &Value) -> String {
-    match action(payload) {
+    let declared = declared_names();
+    let full = match action(payload) {
         Some(action) => format!("{event}.{action}"),
         None => event.to_owned(),
+    };
+    if declared.contains(&full) {
+        full
+    } else if declared.contains(event) {
+        event.to_owned()
+    } else {
+        UNKNOWN_EVENT.to_owned()
     }
 }
 

@@ -54,6 +54,20 @@ fn observed(samples: &[Sample]) -> BTreeMap<String, (String, bool)> {
         .collect()
 }
 
+/// Event types with actions whose bare name no payload yields: each gets a
+/// fallback declaration.
+fn fallbacks(observed: &BTreeMap<String, (String, bool)>) -> BTreeSet<String> {
+    let with_action: BTreeSet<String> = observed
+        .values()
+        .filter(|(_, a)| *a)
+        .map(|(f, _)| f.clone())
+        .collect();
+    with_action
+        .into_iter()
+        .filter(|f| !observed.contains_key(f))
+        .collect()
+}
+
 /// The whole of `connector.yaml`.
 fn render(observed: &BTreeMap<String, (String, bool)>, payloads: usize) -> String {
     let mut y = String::new();
@@ -65,10 +79,10 @@ fn render(observed: &BTreeMap<String, (String, bool)>, payloads: usize) -> Strin
 # its documents. GENERATED from the {payloads} GitHub payload examples ({} event
 # types) in testdata/payloads/ by connector-github's tests: do not edit by hand;
 #   UPDATE_CONNECTOR_YAML=1 cargo test -p connector-github --test payloads
-# An event name missing here (an action none of the examples has, such as
-# issues.closed) is refused by the orchestrator and GitHub gets a 422: declare
-# it in your bundle's copy of this resource, with the same properties as its
-# siblings. See README.md for what each property holds.
+# An action the examples never showed (e.g. issues.closed) arrives under the
+# bare event name (`issues`) with its `action` property; an event type unknown
+# here arrives as `unknown_event` with its `event` property. Route on those
+# with match.properties. See README.md for what each property holds.
 apiVersion: goondan.ai/v1
 kind: Connector
 metadata:
@@ -80,9 +94,9 @@ spec:
 ",
         folders.len()
     );
-    for (name, (folder, has_action)) in observed {
+    let mut write = |y: &mut String, name: &str, props: Vec<catalog::Declared>| {
         let _ = writeln!(y, "    - name: {name}\n      properties:");
-        for p in catalog::declared(folder, *has_action) {
+        for p in props {
             let optional = if p.optional { ", optional: true" } else { "" };
             let _ = writeln!(
                 y,
@@ -91,7 +105,16 @@ spec:
                 p.ty.name()
             );
         }
+    };
+    for (name, (folder, has_action)) in observed {
+        write(&mut y, name, catalog::declared(folder, *has_action));
     }
+    // The fallbacks: `<event>` for actions the examples never showed, and
+    // one name for event types this connector does not know.
+    for folder in fallbacks(observed) {
+        write(&mut y, &folder, catalog::declared_fallback(&folder));
+    }
+    write(&mut y, mapping::UNKNOWN_EVENT, catalog::declared_unknown());
     y
 }
 
@@ -176,10 +199,52 @@ fn every_payload_maps_to_a_declared_event_with_declared_properties() {
         );
     }
     let declared_names: BTreeSet<String> = declared.keys().map(|k| k.to_string()).collect();
+    let mut expected = seen.clone();
+    expected.extend(fallbacks(&observed(&samples)));
+    expected.insert(mapping::UNKNOWN_EVENT.to_owned());
     assert_eq!(
-        seen, declared_names,
-        "every declared event comes from a payload"
+        expected, declared_names,
+        "every declared event comes from a payload, or is a fallback"
     );
+}
+
+/// Real deliveries the examples do not show still get a declared name.
+#[test]
+fn unlisted_actions_and_unknown_events_fall_back_to_declared_names() {
+    let text = std::fs::read_to_string(connector_yaml_path()).unwrap();
+    let doc: Doc = serde_saphyr::from_str(&text).unwrap();
+    let declared: BTreeMap<&str, &EventDecl> = doc
+        .spec
+        .events
+        .iter()
+        .map(|e| (e.name.as_str(), e))
+        .collect();
+    let opened = samples()
+        .into_iter()
+        .find(|s| s.folder == "issues" && s.file == "opened.payload.json")
+        .expect("issues/opened");
+    let mut payload = opened.json.clone();
+    payload["action"] = "a_future_action".into();
+    let event = mapping::map("issues", &payload);
+    assert_eq!(event.name, "issues");
+    assert_eq!(event.properties["action"], "a_future_action");
+    assert_eq!(event.properties["number"], "1");
+    let decl = declared.get("issues").expect("the fallback is declared");
+    for key in event.properties.keys() {
+        assert!(decl.properties.contains_key(key), "issues declares {key}");
+    }
+
+    let event = mapping::map("a_brand_new_event", &payload);
+    assert_eq!(event.name, mapping::UNKNOWN_EVENT);
+    assert_eq!(event.properties["event"], "a_brand_new_event");
+    let decl = declared.get(mapping::UNKNOWN_EVENT).expect("declared");
+    for key in event.properties.keys() {
+        assert!(
+            decl.properties.contains_key(key),
+            "{} declares {key}",
+            mapping::UNKNOWN_EVENT
+        );
+    }
 }
 
 #[test]
