@@ -94,7 +94,7 @@ spec:
 ",
         folders.len()
     );
-    let mut write = |y: &mut String, name: &str, props: Vec<catalog::Declared>| {
+    let write = |y: &mut String, name: &str, props: Vec<catalog::Declared>| {
         let _ = writeln!(y, "    - name: {name}\n      properties:");
         for p in props {
             let optional = if p.optional { ", optional: true" } else { "" };
