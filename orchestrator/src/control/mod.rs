@@ -35,6 +35,9 @@ use crate::status::{Control, ProcessSnapshot, Registry};
 /// Longest request line accepted.
 const MAX_REQUEST: u64 = 64 * 1024;
 
+/// How long a client has to send its request.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What a client asks.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "verb", rename_all = "camelCase")]
@@ -147,13 +150,16 @@ pub async fn serve(listener: Listener, ctx: ControlContext, stop: CancellationTo
 async fn handle(conn: Stream, ctx: ControlContext) {
     let mut line = String::new();
     let mut reader = BufReader::new((&conn).take(MAX_REQUEST));
-    let response = match reader.read_line(&mut line).await {
-        Ok(0) => return,
-        Ok(_) => match serde_json::from_str::<Request>(&line) {
+    // A client that connects and says nothing is not kept forever.
+    let read = tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line)).await;
+    let response = match read {
+        Err(_) => Response::error("no request within 10s"),
+        Ok(Ok(0)) => return,
+        Ok(Ok(_)) => match serde_json::from_str::<Request>(&line) {
             Ok(req) => answer(req, &ctx).await,
             Err(e) => Response::error(format!("bad request: {e}")),
         },
-        Err(e) => Response::error(format!("bad request: {e}")),
+        Ok(Err(e)) => Response::error(format!("bad request: {e}")),
     };
     let mut out = serde_json::to_string(&response)
         .unwrap_or_else(|e| format!("{{\"ok\":false,\"error\":\"{e}\"}}"));
@@ -204,5 +210,56 @@ fn restart(registry: &Registry, target: &str) -> Response {
     Response {
         restarted: Some(restarted),
         ..Response::ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The request lines the README documents.
+    #[test]
+    fn request_shapes_are_stable() {
+        let cases = [
+            (r#"{"verb":"status"}"#, Request::Status),
+            (
+                r#"{"verb":"restart","target":"agent/echo"}"#,
+                Request::Restart {
+                    target: "agent/echo".into(),
+                },
+            ),
+            (r#"{"verb":"dlqList"}"#, Request::DlqList),
+            (
+                r#"{"verb":"dlqReplay","id":"0193"}"#,
+                Request::DlqReplay {
+                    id: Some("0193".into()),
+                },
+            ),
+            (
+                r#"{"verb":"dlqReplay","id":null}"#,
+                Request::DlqReplay { id: None },
+            ),
+            (
+                r#"{"verb":"dlqDrop","id":"0193"}"#,
+                Request::DlqDrop { id: "0193".into() },
+            ),
+        ];
+        for (line, want) in cases {
+            assert_eq!(
+                serde_json::from_str::<Request>(line).unwrap(),
+                want,
+                "{line}"
+            );
+            assert_eq!(serde_json::to_string(&want).unwrap(), line);
+        }
+        assert!(serde_json::from_str::<Request>(r#"{"verb":"selfDestruct"}"#).is_err());
+    }
+
+    #[test]
+    fn responses_leave_out_what_does_not_apply() {
+        assert_eq!(
+            serde_json::to_string(&Response::error("no")).unwrap(),
+            r#"{"ok":false,"error":"no"}"#
+        );
     }
 }
