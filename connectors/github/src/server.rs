@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use connector_sdk::Context;
 use connector_webhook::answer;
-use connector_webhook::guard::Guard;
+use connector_webhook::guard::{Guard, admit};
 use serde_json::{Value, json};
 
 use crate::mapping;
@@ -48,16 +48,16 @@ async fn delivery(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if method != Method::POST {
-        return answer::post_only();
-    }
-    let body = match body {
-        Ok(body) => body,
-        Err(e) => return answer::unreadable(&e, app.max_body_bytes),
-    };
-    let verified = match app.guard.check(&app.ctx, &headers, &body) {
-        Ok(v) => v,
-        Err(unauthorized) => return unauthorized.into_response(),
+    let (body, verified) = match admit(
+        &app.guard,
+        &app.ctx,
+        &method,
+        &headers,
+        body,
+        app.max_body_bytes,
+    ) {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused,
     };
     let payload = match payload(&headers, &body) {
         Ok(p) => p,

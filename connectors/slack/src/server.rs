@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use connector_sdk::{Context, Event};
 use connector_webhook::answer;
-use connector_webhook::guard::Guard;
+use connector_webhook::guard::{Guard, admit};
 use serde_json::{Value, json};
 
 use crate::commands::{self, Form};
@@ -49,16 +49,17 @@ async fn request(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if method != Method::POST {
-        return answer::post_only();
-    }
-    let body = match body {
-        Ok(body) => body,
-        Err(e) => return answer::unreadable(&e, app.max_body_bytes),
+    let body = match admit(
+        &app.guard,
+        &app.ctx,
+        &method,
+        &headers,
+        body,
+        app.max_body_bytes,
+    ) {
+        Ok((body, _)) => body,
+        Err(refused) => return refused,
     };
-    if let Err(unauthorized) = app.guard.check(&app.ctx, &headers, &body) {
-        return unauthorized.into_response();
-    }
     let form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

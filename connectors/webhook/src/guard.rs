@@ -142,6 +142,30 @@ impl IntoResponse for Unauthorized {
     }
 }
 
+/// The first steps of every signed webhook request, shared by the webhook,
+/// GitHub and Slack handlers: only `POST` (`405`), the body within `limit`
+/// (`413`) and readable (`400`), and a good signature (`401`, audited).
+/// `Ok` hands back the body and what the verification found.
+#[allow(clippy::result_large_err)] // the refusal is the handler's own answer, returned as is
+pub fn admit(
+    guard: &Guard,
+    ctx: &Context,
+    method: &axum::http::Method,
+    headers: &HeaderMap,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+    limit: usize,
+) -> Result<(axum::body::Bytes, Verified), axum::response::Response> {
+    use axum::response::IntoResponse;
+    if method != axum::http::Method::POST {
+        return Err(crate::answer::post_only());
+    }
+    let body = body.map_err(|e| crate::answer::unreadable(&e, limit))?;
+    let verified = guard
+        .check(ctx, headers, &body)
+        .map_err(|u| u.into_response())?;
+    Ok((body, verified))
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;

@@ -47,17 +47,17 @@ async fn webhook(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if method != Method::POST {
-        return answer::post_only();
-    }
-    let body = match body {
-        Ok(body) => body,
-        Err(e) => return answer::unreadable(&e, app.config.listen.max_body_bytes),
-    };
     let guard = &app.config.guard;
-    let verified = match guard.check(&app.ctx, &headers, &body) {
-        Ok(v) => v,
-        Err(unauthorized) => return unauthorized.into_response(),
+    let (body, verified) = match crate::guard::admit(
+        guard,
+        &app.ctx,
+        &method,
+        &headers,
+        body,
+        app.config.listen.max_body_bytes,
+    ) {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused,
     };
     let json: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
