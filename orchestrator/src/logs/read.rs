@@ -197,8 +197,11 @@ impl Follower {
         let mut lines = self.read_current();
         let current = std::fs::metadata(&self.path).ok().map(|m| m.ino());
         if current.is_some() && current != self.inode {
-            // Rotated (or first seen): what the old file got last is read
-            // above; the new one is read from its start.
+            // Rotated (or first seen). The old file may have got its last
+            // lines between the read above and the rename; the writer flushes
+            // before it renames, so one more read of it sees them all. Then
+            // the new one is read from its start.
+            lines.extend(self.read_current());
             self.file = File::open(&self.path).ok();
             self.inode = self
                 .file
