@@ -462,7 +462,9 @@ fn delivery_agent_kill_9_mid_stream_loses_nothing_and_keeps_order() {
         connection(
             "stream",
             "dconn",
-            &format!("{{ COUNT: {N}, KEYS: {KEYS} }}"),
+            // Paced, so the kill surely lands mid-stream (about 2.5 s of it)
+            // however fast this machine delivers.
+            &format!("{{ COUNT: {N}, KEYS: {KEYS}, RATE: 4000 }}"),
             "  overflow: wait"
         ),
         worker(&h, "")
