@@ -829,3 +829,66 @@ pub fn peer_pids(log: &str) -> Vec<u32> {
         .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
         .collect()
 }
+
+/// A `test-feeder` Connection `feed` (following `feed.jsonl` in the temp
+/// dir) routed by `chat_id` to the Agent `echo` (`agent-echo`, frames):
+/// a way to send an event whenever a test chooses. `@AGENT_EXTRA@` is spliced
+/// into the agent's spec.
+const FEEDER: &str = r#"
+apiVersion: goondan.ai/v1
+kind: Connector
+metadata: { name: feeder }
+spec:
+  entry: test-feeder
+  events:
+    - name: user_message
+      properties: { chat_id: { type: string } }
+---
+apiVersion: goondan.ai/v1
+kind: Connection
+metadata: { name: feed }
+spec:
+  connectorRef: Connector/feeder
+  config: { FEED: "@FEED@" }
+  ingress:
+    rules:
+      - route: { instanceKeyProperty: chat_id }
+---
+apiVersion: goondan.ai/v1
+kind: Swarm
+metadata: { name: default }
+spec: { entryAgent: Agent/echo, agents: [Agent/echo] }
+---
+apiVersion: goondan.ai/v1
+kind: Agent
+metadata: { name: echo }
+spec:
+  entry: agent-echo
+  protocol: frames
+  @AGENT_EXTRA@
+"#;
+
+/// The feeder bundle of `h`, with `agent_extra` (spec lines, indented by 2)
+/// in the agent's spec and `extra` documents after it.
+pub fn feeder_bundle(h: &Harness, agent_extra: &str, extra: &str) -> String {
+    let feed = h.path("feed.jsonl").display().to_string();
+    let mut b = FEEDER
+        .replace("@FEED@", &feed)
+        .replace("@AGENT_EXTRA@", agent_extra);
+    if !extra.trim().is_empty() {
+        b.push_str("\n---\n");
+        b.push_str(extra.trim());
+        b.push('\n');
+    }
+    b
+}
+
+/// A `user_message` for the feeder, keyed by `chat_id`.
+pub fn feed_msg(text: &str, key: &str) -> Value {
+    event("user_message", text, &[("chat_id", key)], None)
+}
+
+/// A status row's `state`.
+pub fn state_of(p: &Value) -> &str {
+    p["state"].as_str().unwrap_or_default()
+}

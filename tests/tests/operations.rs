@@ -7,68 +7,20 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use e2e::{
-    DEADLINE, Harness, KillOnDrop, agent_pids, count_lines, event, gap, line_time, lines_with,
-    pid_alive,
+    DEADLINE, Harness, KillOnDrop, agent_pids, count_lines, gap, line_time, lines_with, pid_alive,
 };
 use serde_json::Value;
 
-/// A `test-feeder` Connection `feed` (following `feed.jsonl`) routed by
-/// `chat_id` to the Agent `echo` (`agent-echo`, with `@AGENT_EXTRA@` spliced
-/// into its spec).
-const FEEDER: &str = r#"
-apiVersion: goondan.ai/v1
-kind: Connector
-metadata: { name: feeder }
-spec:
-  entry: test-feeder
-  events:
-    - name: user_message
-      properties: { chat_id: { type: string } }
----
-apiVersion: goondan.ai/v1
-kind: Connection
-metadata: { name: feed }
-spec:
-  connectorRef: Connector/feeder
-  config: { FEED: "@FEED@" }
-  ingress:
-    rules:
-      - route: { instanceKeyProperty: chat_id }
----
-apiVersion: goondan.ai/v1
-kind: Swarm
-metadata: { name: default }
-spec: { entryAgent: Agent/echo, agents: [Agent/echo] }
----
-apiVersion: goondan.ai/v1
-kind: Agent
-metadata: { name: echo }
-spec:
-  entry: agent-echo
-  protocol: frames
-  @AGENT_EXTRA@
-"#;
-
-/// `FEEDER` with `agent_extra` in the agent's spec, plus `extra` documents.
 fn bundle(h: &Harness, agent_extra: &str, extra: &str) -> String {
-    let feed = h.path("feed.jsonl").display().to_string();
-    let mut b = FEEDER
-        .replace("@FEED@", &feed)
-        .replace("@AGENT_EXTRA@", agent_extra);
-    if !extra.trim().is_empty() {
-        b.push_str("\n---\n");
-        b.push_str(extra.trim());
-        b.push('\n');
-    }
-    b
+    e2e::feeder_bundle(h, agent_extra, extra)
 }
 
 fn msg(text: &str, key: &str) -> Value {
-    event("user_message", text, &[("chat_id", key)], None)
+    e2e::feed_msg(text, key)
 }
 
 fn state(p: &Value) -> &str {
-    p["state"].as_str().unwrap_or_default()
+    e2e::state_of(p)
 }
 
 fn pid(p: &Value) -> Option<u32> {

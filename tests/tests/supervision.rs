@@ -8,55 +8,21 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::{DEADLINE, Harness, count_lines, event, gap, lines_with, peer_pids, pid_alive};
+use e2e::{DEADLINE, Harness, count_lines, gap, lines_with, peer_pids, pid_alive};
 use serde_json::Value;
 
-/// A `test-feeder` Connection `feed` (following `feed.jsonl`) routed by
-/// `chat_id` to `agent-echo`: a way to send an event when a test chooses,
-/// as a sentinel that the orchestrator keeps serving.
-const FEEDER: &str = r#"
-apiVersion: goondan.ai/v1
-kind: Connector
-metadata: { name: feeder }
-spec:
-  entry: test-feeder
-  events:
-    - name: user_message
-      properties: { chat_id: { type: string } }
----
-apiVersion: goondan.ai/v1
-kind: Connection
-metadata: { name: feed }
-spec:
-  connectorRef: Connector/feeder
-  config: { FEED: "@FEED@" }
-  ingress:
-    rules:
-      - route: { instanceKeyProperty: chat_id }
----
-apiVersion: goondan.ai/v1
-kind: Swarm
-metadata: { name: default }
-spec: { entryAgent: Agent/echo, agents: [Agent/echo] }
----
-apiVersion: goondan.ai/v1
-kind: Agent
-metadata: { name: echo }
-spec: { entry: agent-echo, protocol: frames }
-"#;
-
-/// `FEEDER` plus `extra` documents, with the feed file in place.
+/// The feeder bundle (see [`e2e::feeder_bundle`]) plus `extra` documents:
+/// the feeder's events are sentinels that the orchestrator keeps serving.
 fn with_feeder(h: &Harness, extra: &str) -> String {
-    let feed = h.path("feed.jsonl").display().to_string();
-    format!("{}\n---\n{}", FEEDER.replace("@FEED@", &feed), extra.trim())
+    e2e::feeder_bundle(h, "", extra)
 }
 
 fn msg(text: &str, key: &str) -> Value {
-    event("user_message", text, &[("chat_id", key)], None)
+    e2e::feed_msg(text, key)
 }
 
 fn state(p: &Value) -> &str {
-    p["state"].as_str().unwrap_or_default()
+    e2e::state_of(p)
 }
 
 fn restarts(p: &Value) -> u64 {
