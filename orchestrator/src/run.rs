@@ -32,6 +32,10 @@ pub struct RunOptions {
     pub journal: JournalMode,
     /// How long delivered events stay in the journal, and dedupe keys count.
     pub retention: Retention,
+    /// Accepted events not yet delivered, across every agent instance, at
+    /// most (`--max-pending`): beyond it emits are refused (`overflow:
+    /// reject`) or held (`wait`), like a full instance queue.
+    pub max_pending: usize,
 }
 
 /// `--retention` and `--dedupe-ttl`.
@@ -181,6 +185,7 @@ pub async fn run(
         tracker: agent_tasks.clone(),
         stop: agent_stop.clone(),
         kill_now: kill_now.clone(),
+        max_pending: opts.max_pending,
     });
 
     let connection_stop = CancellationToken::new();
@@ -339,6 +344,7 @@ async fn recover(journal: &Journal, router: &Router, bundle: &Bundle) -> Result<
         backlogs.entry(key).or_default().push(Pending {
             event: je.event,
             attempt,
+            held: false,
         });
     }
     for ((swarm, agent, key), backlog) in backlogs {

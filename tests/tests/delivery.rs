@@ -1013,6 +1013,61 @@ fn delivery_a_full_queue_nacks_overloaded_and_the_webhook_answers_503() {
     assert!(orch.stop(&h).success(), "{}", h.dump());
 }
 
+/// `--max-pending` bounds the accepted, undelivered events across every
+/// instance: with three blocked in three instances, a fourth (to a fourth,
+/// empty instance) is nacked `overloaded`; once they are delivered there is
+/// room again.
+#[test]
+fn delivery_max_pending_bounds_undelivered_events_across_instances() {
+    let h = Harness::new();
+    let feed = h.feed("feed.jsonl", &[]);
+    let bundle = format!(
+        "{FEEDER}{}{}",
+        connection("feed", "feeder", &format!("{{ FEED: \"{feed}\" }}"), ""),
+        worker(&h, "")
+    );
+    h.write("bundle.yaml", &bundle);
+    let mut orch = Orch::start(&h, "bundle.yaml", &["--max-pending", "3"]);
+
+    let blocked: Vec<Value> = ["a", "b", "c"]
+        .iter()
+        .map(|k| item(&format!("block-{k}"), k))
+        .collect();
+    h.feed("feed.jsonl", &blocked);
+    h.wait_until("three blocked deliveries in flight", DEADLINE, || {
+        ["a", "b", "c"].iter().all(|k| !records(&h, k).is_empty())
+    });
+    h.feed("feed.jsonl", &[item("n-1", "d")]);
+    let refused = wait_feeder_answer(&h, "feed", 4);
+    assert!(
+        refused.starts_with("nack 4")
+            && refused.contains(" overloaded ")
+            && refused.contains("--max-pending"),
+        "{refused}"
+    );
+
+    std::fs::write(h.path("unblock"), "go\n").expect("unblock");
+    h.wait_until("the blocked events to be acked", DEADLINE, || {
+        ["a", "b", "c"].iter().all(|k| {
+            h.process(&format!("agent/worker/{k}"))
+                .is_some_and(|p| p["eventsOut"].as_u64() == Some(1))
+        })
+    });
+    // Places come back as the agent acks; the next emit finds one.
+    h.feed("feed.jsonl", &[item("n-2", "d")]);
+    let accepted = wait_feeder_answer(&h, "feed", 5);
+    assert!(accepted.starts_with("ack 5"), "{accepted}");
+    h.wait_until("n-2 to arrive", DEADLINE, || {
+        records(&h, "d").iter().any(|r| text(r) == "n-2")
+    });
+    assert_eq!(
+        texts(&records(&h, "d")),
+        ["n-2"],
+        "the refused emit is never delivered"
+    );
+    assert!(orch.stop(&h).success(), "{}", h.dump());
+}
+
 /// The same full queue with `overflow: wait`: nothing is nacked; emits
 /// beyond the room are held until the agent unblocks, then all delivered.
 #[test]

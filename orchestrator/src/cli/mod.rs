@@ -75,6 +75,9 @@ enum Command {
         /// How long a dedupeKey makes a repeat from the same Connection a duplicate.
         #[arg(long, value_parser = humantime::parse_duration, default_value = "24h")]
         dedupe_ttl: std::time::Duration,
+        /// Accepted events not yet delivered, across every agent instance, at most.
+        #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+        max_pending: u64,
     },
     /// Show every process: state, pid, restarts, last exit and error, events in/out.
     Status {
@@ -132,6 +135,7 @@ pub fn dispatch(cli: Cli) -> u8 {
             journal,
             retention,
             dedupe_ttl,
+            max_pending,
         } => {
             let mode = match journal {
                 Journal::Durable => orchestrator::JournalMode::Durable,
@@ -141,7 +145,7 @@ pub fn dispatch(cli: Cli) -> u8 {
                 delivered: retention,
                 dedupe_ttl,
             };
-            run::main(bundle, state_dir, mode, retention)
+            run::main(bundle, state_dir, mode, retention, max_pending as usize)
         }
         Command::Status { state_dir, json } => status::main(&state_dir, json),
         Command::Logs {

@@ -16,6 +16,7 @@ pub fn main(
     state_dir: Option<PathBuf>,
     journal: JournalMode,
     retention: Retention,
+    max_pending: usize,
 ) -> u8 {
     let state_dir = state_dir.unwrap_or_else(|| orchestrator::default_state_dir(&bundle));
     if let Err(e) = init_tracing(&state_dir) {
@@ -47,6 +48,7 @@ pub fn main(
                 shim,
                 journal,
                 retention,
+                max_pending,
             },
             stop,
             kill_now,

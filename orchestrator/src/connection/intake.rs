@@ -131,6 +131,12 @@ impl ConnectionRole {
                             .nack(outbox, emit.seq, NackKind::Overloaded, message)
                             .await;
                     }
+                    Err(e @ DispatchError::TooManyPending(_)) => {
+                        ctx.counters.overloaded.fetch_add(1, Ordering::Relaxed);
+                        return self
+                            .nack(outbox, emit.seq, NackKind::Overloaded, e.to_string())
+                            .await;
+                    }
                     Err(e) => {
                         return self
                             .nack(outbox, emit.seq, NackKind::Transient, e.to_string())
@@ -209,7 +215,11 @@ impl ConnectionRole {
                     }))
                     .await;
                 if let Some((slot, event)) = done.delivery {
-                    slot.send(Pending { event, attempt: 1 });
+                    slot.send(Pending {
+                        event,
+                        attempt: 1,
+                        held: false,
+                    });
                 }
             }
             Ok(Accepted::Duplicate { original_id }) => {

@@ -88,6 +88,7 @@ pub async fn replay_running(ctx: &ControlContext, id: Option<String>) -> Respons
             Ok(slot) => slot.send(Pending {
                 event: je.event,
                 attempt: 1,
+                held: false,
             }),
             // It stays pending in the journal: the next start delivers it.
             Err(e) => {

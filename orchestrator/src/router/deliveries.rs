@@ -197,6 +197,7 @@ mod tests {
                 received_at: "2026-11-27T00:00:00Z".into(),
             },
             attempt: 1,
+            held: false,
         }
     }
 

@@ -29,6 +29,9 @@ pub struct Pending {
     pub event: DeliveredEvent,
     /// The attempt it will be delivered as (1 first).
     pub attempt: u32,
+    /// It holds one of the `--max-pending` places (set by [`Slot::send`](super::Slot::send)),
+    /// given back when it is acknowledged or dead-lettered.
+    pub held: bool,
 }
 
 /// Everything one agent instance is made of.
@@ -56,6 +59,8 @@ pub struct InstanceSetup {
     pub slots: Arc<AgentSlots>,
     /// Events recovered from the journal, delivered before anything new.
     pub backlog: Vec<Pending>,
+    /// The `--max-pending` places, given back as events are done.
+    pub pending_limit: Arc<tokio::sync::Semaphore>,
 }
 
 /// The [`Role`] of one agent process per `(agent, instanceKey)`.
@@ -81,6 +86,7 @@ pub struct InstanceRole {
     slots: Arc<AgentSlots>,
     /// This instance's running slot under `maxInstances`, while its process runs.
     permit: Option<OwnedSemaphorePermit>,
+    pending_limit: Arc<tokio::sync::Semaphore>,
 }
 
 impl InstanceRole {
@@ -98,6 +104,7 @@ impl InstanceRole {
             shared,
             slots,
             backlog,
+            pending_limit,
         } = setup;
         let mut deliveries = Deliveries::new(agent.max_in_flight, agent.max_attempts);
         for p in backlog {
@@ -117,6 +124,15 @@ impl InstanceRole {
             shared,
             slots,
             permit: None,
+            pending_limit,
+        }
+    }
+
+    /// An event is done (acknowledged or dead-lettered): its `--max-pending`
+    /// place, if it held one, is free again.
+    fn done(&self, p: &Pending) {
+        if p.held {
+            self.pending_limit.add_permits(1);
         }
     }
 
@@ -147,6 +163,7 @@ impl InstanceRole {
     }
 
     fn dead_letter(&mut self, p: Pending, error: String) {
+        self.done(&p);
         let msg = format!(
             "event {} dead-lettered after {} attempts: {error}",
             p.event.id, p.attempt
@@ -167,7 +184,8 @@ impl InstanceRole {
     async fn on_message(&mut self, msg: FromAgent, link: &mut Link<FromAgent, ToAgent>) -> bool {
         match msg {
             FromAgent::Ack(ack) => match self.deliveries.acked(&ack.id) {
-                Some(_) => {
+                Some(p) => {
+                    self.done(&p);
                     self.journal.delivered(&ack.id);
                     self.status.success();
                     self.shared.touch();

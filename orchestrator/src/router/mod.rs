@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -43,6 +43,9 @@ pub enum DispatchError {
     /// The instance is gone because the orchestrator is stopping.
     #[error("agent instance {0}/{1} is stopping")]
     Stopping(String, String),
+    /// `--max-pending` events are accepted and not yet delivered (`overflow: reject`).
+    #[error("{0} events are waiting for delivery (--max-pending)")]
+    TooManyPending(usize),
     /// The instance's queue is full (`overflow: reject`).
     #[error("the queue of agent instance {0}/{1} is full")]
     Overloaded(String, String),
@@ -55,11 +58,16 @@ pub enum DispatchError {
 #[derive(Debug)]
 pub struct Slot {
     permit: mpsc::OwnedPermit<Pending>,
+    /// One of the `--max-pending` places; given back if the slot goes unused.
+    held: OwnedSemaphorePermit,
 }
 
 impl Slot {
-    /// Puts the event in the reserved place.
-    pub fn send(self, pending: Pending) {
+    /// Puts the event in the reserved place. Its `--max-pending` place goes
+    /// with it, and comes back when it is acknowledged or dead-lettered.
+    pub fn send(self, mut pending: Pending) {
+        self.held.forget();
+        pending.held = true;
         self.permit.send(pending);
     }
 }
@@ -112,6 +120,8 @@ pub struct RouterSetup {
     pub stop: CancellationToken,
     /// Kills every instance at once.
     pub kill_now: CancellationToken,
+    /// Accepted events not yet delivered, across every instance, at most.
+    pub max_pending: usize,
 }
 
 /// Cloneable handle to the instance table.
@@ -132,6 +142,9 @@ struct Shared {
     tracker: TaskTracker,
     stop: CancellationToken,
     kill_now: CancellationToken,
+    /// Places for accepted, undelivered events (`--max-pending`).
+    pending_limit: Arc<Semaphore>,
+    max_pending: usize,
 }
 
 #[derive(Debug)]
@@ -152,6 +165,7 @@ impl Router {
             tracker,
             stop,
             kill_now,
+            max_pending,
         } = setup;
         let shared = Shared {
             agents,
@@ -164,6 +178,8 @@ impl Router {
             tracker,
             stop,
             kill_now,
+            pending_limit: Arc::new(Semaphore::new(max_pending.clamp(1, Semaphore::MAX_PERMITS))),
+            max_pending,
         };
         Self {
             shared: Arc::new(shared),
@@ -181,8 +197,15 @@ impl Router {
         key: &str,
         overflow: Overflow,
     ) -> Result<Slot, DispatchError> {
-        let queue = self.queue_for(swarm, agent, key)?;
         let stopping = || DispatchError::Stopping(agent.to_string(), key.to_string());
+        let total = self.shared.pending_limit.clone();
+        let held = match overflow {
+            Overflow::Reject => total
+                .try_acquire_owned()
+                .map_err(|_| DispatchError::TooManyPending(self.shared.max_pending))?,
+            Overflow::Wait => total.acquire_owned().await.map_err(|_| stopping())?,
+        };
+        let queue = self.queue_for(swarm, agent, key)?;
         let permit = match overflow {
             Overflow::Reject => queue.try_reserve_owned().map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => {
@@ -192,7 +215,7 @@ impl Router {
             })?,
             Overflow::Wait => queue.reserve_owned().await.map_err(|_| stopping())?,
         };
-        Ok(Slot { permit })
+        Ok(Slot { permit, held })
     }
 
     /// Starts the instance `key` of `agent` with events recovered from the
@@ -274,6 +297,7 @@ impl Router {
             shared: shared_state,
             slots: program.slots.clone(),
             backlog,
+            pending_limit: shared.pending_limit.clone(),
         });
         let p = &program.agent.program;
         let sup = Supervision {
