@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::bundle::{self, Bundle, Diagnostic};
-use crate::connection::{ConnectionContext, ConnectionCounters, ConnectionRole};
+use crate::connection::{ConnectionContext, ConnectionRole};
 use crate::journal::{Journal, JournalError, JournalOptions};
 use crate::logs::{AuditLog, LogSink, StateDir};
 use crate::router::{AgentProgram, Pending, Router, RouterSetup};
@@ -237,7 +237,6 @@ pub async fn run(
             secrets: Secrets(secrets),
             state_dir,
             log: log.clone(),
-            counters: Arc::new(ConnectionCounters::default()),
             status: status.clone(),
             journal: journal.clone(),
             audit: audit.clone(),

@@ -1046,6 +1046,18 @@ fn delivery_max_pending_bounds_undelivered_events_across_instances() {
         "{refused}"
     );
 
+    // Counted too: status shows what became of the connection's emits.
+    let intake = &h.process("connection/feed").expect("in status")["intake"];
+    assert_eq!(
+        (
+            intake["accepted"].as_u64(),
+            intake["overloaded"].as_u64(),
+            intake["nacked"].as_u64()
+        ),
+        (Some(3), Some(1), Some(1)),
+        "{intake}"
+    );
+
     std::fs::write(h.path("unblock"), "go\n").expect("unblock");
     h.wait_until("the blocked events to be acked", DEADLINE, || {
         ["a", "b", "c"].iter().all(|k| {

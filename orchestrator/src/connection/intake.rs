@@ -51,7 +51,7 @@ impl ConnectionRole {
         message: String,
     ) {
         let ctx = &*self.ctx;
-        ctx.counters.nacked.fetch_add(1, Ordering::Relaxed);
+        ctx.status.intake.nacked.fetch_add(1, Ordering::Relaxed);
         ctx.log
             .note(&format!("nack seq {seq} ({}): {message}", kind.as_str()));
         let error = NackError { kind, message };
@@ -81,7 +81,10 @@ impl ConnectionRole {
         if let Some(bucket) = &mut self.rate_limit
             && let Err(wait) = bucket.take(Instant::now())
         {
-            ctx.counters.quota_exceeded.fetch_add(1, Ordering::Relaxed);
+            ctx.status
+                .intake
+                .quota_exceeded
+                .fetch_add(1, Ordering::Relaxed);
             let message = format!(
                 "rate limit of Connection/{} exceeded; a token is free in {} ms",
                 ctx.connection.name,
@@ -122,7 +125,7 @@ impl ConnectionRole {
                 match reserved {
                     Ok(slot) => Some(slot),
                     Err(DispatchError::Overloaded(..)) => {
-                        ctx.counters.overloaded.fetch_add(1, Ordering::Relaxed);
+                        ctx.status.intake.overloaded.fetch_add(1, Ordering::Relaxed);
                         let message = format!(
                             "the queue of agent instance {}/{} is full",
                             route.agent, route.instance_key
@@ -132,7 +135,7 @@ impl ConnectionRole {
                             .await;
                     }
                     Err(e @ DispatchError::TooManyPending(_)) => {
-                        ctx.counters.overloaded.fetch_add(1, Ordering::Relaxed);
+                        ctx.status.intake.overloaded.fetch_add(1, Ordering::Relaxed);
                         return self
                             .nack(outbox, emit.seq, NackKind::Overloaded, e.to_string())
                             .await;
@@ -161,13 +164,13 @@ impl ConnectionRole {
         };
         let route = match &decision {
             Decision::Drop => {
-                ctx.counters.unmatched.fetch_add(1, Ordering::Relaxed);
-                ctx.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                ctx.status.intake.unmatched.fetch_add(1, Ordering::Relaxed);
+                ctx.status.intake.dropped.fetch_add(1, Ordering::Relaxed);
                 None
             }
             Decision::Deliver(route) => {
                 if route.rule.is_none() {
-                    ctx.counters.unmatched.fetch_add(1, Ordering::Relaxed);
+                    ctx.status.intake.unmatched.fetch_add(1, Ordering::Relaxed);
                 }
                 if route.key_fell_back && route.rule.is_some_and(|r| self.warned_rules.insert(r)) {
                     let msg = format!(
@@ -206,7 +209,7 @@ impl ConnectionRole {
         let ctx = &*self.ctx;
         match result {
             Ok(Accepted::New) => {
-                ctx.counters.accepted.fetch_add(1, Ordering::Relaxed);
+                ctx.status.intake.accepted.fetch_add(1, Ordering::Relaxed);
                 ctx.status.success();
                 outbox
                     .send(ToConnector::Ack(EmitAck {
@@ -223,7 +226,7 @@ impl ConnectionRole {
                 }
             }
             Ok(Accepted::Duplicate { original_id }) => {
-                ctx.counters.duplicates.fetch_add(1, Ordering::Relaxed);
+                ctx.status.intake.duplicates.fetch_add(1, Ordering::Relaxed);
                 ctx.log.note(&format!(
                     "seq {} is a duplicate of event {original_id}: not delivered again",
                     done.seq

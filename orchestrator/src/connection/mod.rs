@@ -16,7 +16,6 @@ mod limit;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use intake::Pipeline;
@@ -35,25 +34,6 @@ use crate::router::Router;
 use crate::status::ProcessStatus;
 use crate::supervisor::{Link, Role, Served};
 
-/// Event counters of one Connection.
-#[derive(Debug, Default)]
-pub struct ConnectionCounters {
-    /// Emits accepted.
-    pub accepted: AtomicU64,
-    /// Emits nacked (any kind).
-    pub nacked: AtomicU64,
-    /// Accepted events no rule matched (routed to the entryAgent or dropped).
-    pub unmatched: AtomicU64,
-    /// Accepted events dropped by `unmatched: drop`.
-    pub dropped: AtomicU64,
-    /// Emits nacked `quota_exceeded` by the rate limit.
-    pub quota_exceeded: AtomicU64,
-    /// Emits nacked `overloaded` because the instance's queue was full.
-    pub overloaded: AtomicU64,
-    /// Emits acked as duplicates of an earlier dedupe key.
-    pub duplicates: AtomicU64,
-}
-
 /// Everything a Connection's role needs, fixed for the life of the run.
 #[derive(Debug)]
 pub struct ConnectionContext {
@@ -69,9 +49,7 @@ pub struct ConnectionContext {
     pub state_dir: PathBuf,
     /// Its log.
     pub log: LogSink,
-    /// Its counters.
-    pub counters: Arc<ConnectionCounters>,
-    /// Its process status (events in/out).
+    /// Its process status (events in/out, intake counts).
     pub status: Arc<ProcessStatus>,
     /// The journal.
     pub journal: Journal,

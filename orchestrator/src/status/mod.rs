@@ -57,6 +57,61 @@ pub enum Control {
     Restart,
 }
 
+/// What a Connection did with the emits of its connector: every refusal is
+/// a nack and one of these counts.
+#[derive(Debug, Default)]
+pub struct IntakeCounters {
+    /// Emits accepted (durable, acked).
+    pub accepted: AtomicU64,
+    /// Emits nacked, any kind.
+    pub nacked: AtomicU64,
+    /// Accepted events no rule matched (routed to the entryAgent or dropped).
+    pub unmatched: AtomicU64,
+    /// Accepted events dropped by `unmatched: drop`.
+    pub dropped: AtomicU64,
+    /// Emits nacked `quota_exceeded` by the rate limit.
+    pub quota_exceeded: AtomicU64,
+    /// Emits nacked `overloaded`: a full instance queue or `--max-pending`.
+    pub overloaded: AtomicU64,
+    /// Emits acked as duplicates of an earlier dedupe key.
+    pub duplicates: AtomicU64,
+}
+
+/// [`IntakeCounters`] as `status --json` shows them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IntakeSnapshot {
+    /// Emits accepted.
+    pub accepted: u64,
+    /// Emits nacked, any kind.
+    pub nacked: u64,
+    /// Accepted events no rule matched.
+    pub unmatched: u64,
+    /// Accepted events dropped by `unmatched: drop`.
+    pub dropped: u64,
+    /// Emits nacked `quota_exceeded`.
+    pub quota_exceeded: u64,
+    /// Emits nacked `overloaded`.
+    pub overloaded: u64,
+    /// Emits acked as duplicates.
+    pub duplicates: u64,
+}
+
+impl IntakeCounters {
+    fn snapshot(&self) -> IntakeSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        IntakeSnapshot {
+            accepted: get(&self.accepted),
+            nacked: get(&self.nacked),
+            unmatched: get(&self.unmatched),
+            dropped: get(&self.dropped),
+            quota_exceeded: get(&self.quota_exceeded),
+            overloaded: get(&self.overloaded),
+            duplicates: get(&self.duplicates),
+        }
+    }
+}
+
 /// Hot-path counters of one process.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -101,6 +156,8 @@ pub struct ProcessStatus {
     pub instance_key: Option<String>,
     /// Hot-path counters.
     pub counters: Counters,
+    /// A connection's intake counts (all zero for an agent instance).
+    pub intake: IntakeCounters,
     info: Mutex<Info>,
     control: mpsc::Sender<Control>,
 }
@@ -119,6 +176,7 @@ impl ProcessStatus {
             name: name.to_string(),
             instance_key: instance_key.map(str::to_string),
             counters: Counters::default(),
+            intake: IntakeCounters::default(),
             info: Mutex::new(Info {
                 state: ProcessState::Stopped,
                 restarts: 0,
@@ -238,6 +296,7 @@ impl ProcessStatus {
             events_in: self.counters.events_in.load(Ordering::Relaxed),
             events_out: self.counters.events_out.load(Ordering::Relaxed),
             protocol_errors: self.counters.protocol_errors.load(Ordering::Relaxed),
+            intake: (self.kind == ProcessKind::Connection).then(|| self.intake.snapshot()),
             sandbox: i.sandbox.clone(),
         }
     }
@@ -279,6 +338,8 @@ pub struct ProcessSnapshot {
     pub events_out: u64,
     /// Bad messages received from it.
     pub protocol_errors: u64,
+    /// For a connection: what became of its emits (`null` for agents).
+    pub intake: Option<IntakeSnapshot>,
     /// Each sandbox limit: `{limit, value, enforced, mechanism, note?}`,
     /// the mechanism being `not enforced: <why>` when it is not; empty
     /// without a sandbox section.

@@ -22,6 +22,7 @@ fn row(target: &str, state: ProcessState) -> ProcessSnapshot {
         events_in: 10,
         events_out: 9,
         protocol_errors: 0,
+        intake: None,
         sandbox: Vec::new(),
     }
 }
@@ -75,6 +76,7 @@ fn json_shape_is_stable() {
             "eventsOut",
             "healthCheckedAt",
             "instanceKey",
+            "intake",
             "kind",
             "lastError",
             "lastExit",
