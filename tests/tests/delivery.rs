@@ -944,6 +944,19 @@ fn delivery_a_repeated_dedupe_key_is_delivered_once() {
         "{}",
         h.connection_log("dd")
     );
+    // And the repeat is in the audit log, as one JSON record.
+    let duplicates = || -> Vec<Value> {
+        let audit = std::fs::read_to_string(h.state().join("audit.log")).unwrap_or_default();
+        audit
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|r| r["kind"] == "duplicate_delivery")
+            .collect()
+    };
+    h.wait_until("the audit record", DEADLINE, || !duplicates().is_empty());
+    let records = duplicates();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["connection"], "dd");
     assert!(orch.stop(&h).success(), "{}", h.dump());
 }
 

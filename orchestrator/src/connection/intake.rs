@@ -231,6 +231,15 @@ impl ConnectionRole {
                     "seq {} is a duplicate of event {original_id}: not delivered again",
                     done.seq
                 ));
+                // A repeated delivery id is a security-relevant fact (a
+                // replay, or a source retrying): it goes to the audit log.
+                ctx.audit.record(serde_json::json!({
+                    "connection": ctx.connection.name,
+                    "connector": ctx.connector.name,
+                    "kind": "duplicate_delivery",
+                    "reason": "dedupe_key_seen",
+                    "original": original_id,
+                }));
                 outbox
                     .send(ToConnector::Ack(EmitAck {
                         seq: done.seq,
