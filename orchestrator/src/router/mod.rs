@@ -133,7 +133,8 @@ pub struct Router {
 #[derive(Debug)]
 struct Shared {
     agents: BTreeMap<String, AgentProgram>,
-    instances: Mutex<HashMap<(String, String), Instance>>,
+    /// By agent, then instance key: looked up by `&str` on every event, no allocation.
+    instances: Mutex<HashMap<String, HashMap<String, Instance>>>,
     state: StateDir,
     cwd: PathBuf,
     shim: Option<PathBuf>,
@@ -233,7 +234,8 @@ impl Router {
             .instances
             .lock()
             .expect("router lock")
-            .contains_key(&(agent.to_string(), key.to_string()));
+            .get(agent)
+            .is_some_and(|keys| keys.contains_key(key));
         if !exists {
             self.start_instance(swarm, agent, key, backlog)?;
             return Ok(());
@@ -267,7 +269,7 @@ impl Router {
     ) -> Result<mpsc::Sender<Pending>, DispatchError> {
         let shared = &*self.shared;
         let mut instances = shared.instances.lock().expect("router lock");
-        if let Some(instance) = instances.get(&(agent.to_string(), key.to_string())) {
+        if let Some(instance) = instances.get(agent).and_then(|keys| keys.get(key)) {
             return Ok(instance.queue.clone());
         }
         let program = shared
@@ -322,10 +324,10 @@ impl Router {
             kill_now: shared.kill_now.clone(),
         };
         shared.tracker.spawn(supervise(role, sup));
-        instances.insert(
-            (agent.to_string(), key.to_string()),
-            Instance { queue: tx.clone() },
-        );
+        instances
+            .entry(agent.to_string())
+            .or_default()
+            .insert(key.to_string(), Instance { queue: tx.clone() });
         Ok(tx)
     }
 }
