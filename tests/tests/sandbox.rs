@@ -130,10 +130,15 @@ fn sandbox_none_has_no_network_but_its_ipc_socket_works() {
     let mut h = Harness::new();
     h.start(&bundle(
         "{ network: { mode: none } }",
-        &format!("connect:{port} loop:0 secret:TOKEN"),
+        &format!("connect:{port} loop:0 secret:TOKEN setns"),
         "",
     ));
     let log = checks_done(&h);
+    assert!(
+        outcome(&log, "setns").starts_with("err")
+            && outcome(&log, "setns").contains("not permitted"),
+        "it cannot join the host's network namespace\n{log}"
+    );
     assert!(
         outcome(&log, &format!("connect:{port}")).starts_with("err"),
         "{log}"

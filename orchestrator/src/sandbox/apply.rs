@@ -10,7 +10,7 @@ use landlock::{
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::unistd::{Gid, Uid, getegid, geteuid, getpid, setgid, setgroups, setuid};
 
-use super::net::{loopback_up, seccomp_filters};
+use super::net::{deny_setns, loopback_up, seccomp_filters};
 use super::{ChildSteps, LandlockNet, Rlimit, RlimitKind, UserIds};
 
 /// Applies `steps` in the documented order: unshare → uid/gid maps → `lo` up
@@ -56,6 +56,16 @@ pub fn apply(steps: &ChildSteps) -> Result<(), String> {
             })
         });
         check("seccomp", installed)?;
+    }
+    if steps.new_netns {
+        // Hardening beyond the listed limits: where seccomp is missing this
+        // is said on stderr and the child still starts.
+        let sealed = deny_setns().and_then(|f| {
+            seccompiler::apply_filter(&f).map_err(|e| format!("cannot install: {e}"))
+        });
+        if let Err(why) = sealed {
+            eprintln!("orchestrator shim: sandbox: setns stays allowed: {why}");
+        }
     }
     Ok(())
 }

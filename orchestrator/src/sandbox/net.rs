@@ -38,6 +38,25 @@ pub fn loopback_up() -> io::Result<()> {
     }
 }
 
+/// A BPF program that refuses `setns` with `EPERM`: a child given its own
+/// network namespace must not join another (as root it could open
+/// `/proc/1/ns/net` and be back on the host's network).
+pub fn deny_setns() -> Result<BpfProgram, String> {
+    let arch = std::env::consts::ARCH
+        .try_into()
+        .map_err(|e| format!("seccomp: {e}"))?;
+    let rules: BTreeMap<i64, Vec<SeccompRule>> =
+        [(libc::SYS_setns, Vec::new())].into_iter().collect();
+    SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EPERM as u32),
+        arch,
+    )
+    .and_then(TryInto::try_into)
+    .map_err(|e| format!("seccomp: {e}"))
+}
+
 /// BPF programs that refuse `socket`/`socketpair` outside `families` with
 /// `EAFNOSUPPORT`, and `io_uring_setup` (whose socket opcode would bypass
 /// the first filter) with `EPERM`.

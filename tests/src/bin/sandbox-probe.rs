@@ -93,6 +93,21 @@ fn run_check(ctx: &Context, check: &str) -> Result<String, String> {
             Ok(format!("opened {}", files.len()))
         }
         "hog" => hog(num()?),
+        "setns" => {
+            // Try to join the network namespace of our parent, the shim,
+            // which runs in the host's.
+            let parent = std::os::unix::process::parent_id();
+            let ns = std::fs::File::open(format!("/proc/{parent}/ns/net"))
+                .map_err(|e| format!("open: {e}"))?;
+            // SAFETY: setns on a file descriptor we own.
+            let rc =
+                unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET) };
+            if rc == 0 {
+                Ok("joined the host's network namespace".into())
+            } else {
+                Err(std::io::Error::last_os_error().to_string())
+            }
+        }
         "secret" => match ctx.secrets().get(arg) {
             Some(v) if !v.is_empty() => Ok("arrived in init".into()),
             _ => Err("missing".into()),
