@@ -150,9 +150,7 @@ pub async fn run(
         ..JournalOptions::default()
     };
     let journal = match opts.journal {
-        JournalMode::Durable => {
-            Journal::open(&state.journal(), journal_options).map_err(RunError::Journal)?
-        }
+        JournalMode::Durable => open_journal(&state.journal(), journal_options).await?,
         JournalMode::Memory => {
             tracing::warn!("journal in memory: accepted events are lost if the orchestrator stops");
             Journal::memory(journal_options)
@@ -304,6 +302,24 @@ pub async fn run(
         "stopped"
     );
     Ok(())
+}
+
+/// Opens the durable journal. `orchestrator dlq …` run while no orchestrator
+/// answered on the socket opens the file itself for a moment; wait that out
+/// (a few seconds at most) instead of failing the start.
+async fn open_journal(path: &Path, options: JournalOptions) -> Result<Journal, RunError> {
+    let patience = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match Journal::open(path, options.clone()) {
+            Err(JournalError::Open {
+                source: redb::DatabaseError::DatabaseAlreadyOpen,
+                ..
+            }) if tokio::time::Instant::now() < patience => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            result => return result.map_err(RunError::Journal),
+        }
+    }
 }
 
 /// Hands every accepted-but-undelivered event from the journal back to its

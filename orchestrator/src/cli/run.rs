@@ -64,7 +64,17 @@ pub fn main(
             exit_code::INVALID_BUNDLE
         }
         Err(e) => {
-            tracing::error!("{e}");
+            // The whole chain: "journal: cannot open …: Database already open".
+            let mut message = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                let cause_text = cause.to_string();
+                if !message.contains(&cause_text) {
+                    message.push_str(&format!(": {cause_text}"));
+                }
+                source = cause.source();
+            }
+            tracing::error!("{message}");
             exit_code::FAILURE
         }
     }
