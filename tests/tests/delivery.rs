@@ -14,8 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::OpenOptions;
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, ExitStatus};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -392,31 +391,23 @@ fn ready_pid(h: &Harness, target: &str) -> u32 {
 /// An HTTP answer: status, headers (lowercase names), body.
 type Reply = (u16, Vec<(String, String)>, String);
 
-/// One HTTP/1.1 POST on a fresh connection: status, headers (lowercase
-/// names) and body; `Err` when the connection fails (the server is gone).
+/// One JSON POST to `/hooks`: status, headers (lowercase names) and body;
+/// `Err` when the connection fails (the server is gone).
 fn try_post(addr: &str, body: &str) -> std::io::Result<Reply> {
-    let mut stream = TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
-    let request = format!(
-        "POST /hooks HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes())?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("no status line in {response:?}")))?;
-    let headers = lines
+    let a = e2e::try_http_post(
+        addr,
+        "/hooks",
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    )?;
+    let headers = a
+        .head
+        .lines()
+        .skip(1)
         .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
         .collect();
-    Ok((status, headers, body.to_owned()))
+    Ok((a.status, headers, a.body))
 }
 
 fn post(addr: &str, body: &str) -> Reply {

@@ -1,36 +1,17 @@
 //! The README's quickstart, run for real: an HTTP webhook routed to the Rust
 //! and the Python echo agents.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
-
 use e2e::{DEADLINE, Harness};
 
-/// One HTTP/1.1 POST on a fresh connection; returns the status code and body.
+/// One JSON POST; the status code and body.
 fn post(addr: &str, path: &str, body: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+    let a = e2e::http_post(
+        addr,
+        path,
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
     );
-    stream.write_all(request.as_bytes()).expect("send request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read response");
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {response:?}"));
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    (a.status, a.body)
 }
 
 #[test]

@@ -2,9 +2,7 @@
 //! Standard Webhooks signatures. A signed request reaches the agent; a
 //! tampered and a late one are refused with `audit.log` lines.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -69,20 +67,15 @@ fn post(addr: &str, id: &str, ts: u64, signed_body: &[u8], body: &[u8]) -> u16 {
     let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
     mac.update(format!("{id}.{ts}.").as_bytes());
     mac.update(signed_body);
-    let sig = STANDARD.encode(mac.finalize().into_bytes());
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let head = format!(
-        "POST /hooks HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n\
-         webhook-id: {id}\r\nwebhook-timestamp: {ts}\r\nwebhook-signature: v1,{sig}\r\n\
-         Content-Length: {}\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
-    answer.split(' ').nth(1).unwrap().parse().unwrap()
+    let sig = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
+    let ts = ts.to_string();
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("webhook-id", id),
+        ("webhook-timestamp", ts.as_str()),
+        ("webhook-signature", sig.as_str()),
+    ];
+    e2e::http_post(addr, "/hooks", &headers, body).status
 }
 
 fn audit_lines(h: &Harness) -> Vec<Value> {

@@ -3,10 +3,7 @@
 
 #![allow(dead_code, reason = "each test file uses a different part")]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use serde_json::Value;
@@ -70,52 +67,14 @@ pub fn slack_headers(secret: &str, ts: &str, body: &[u8], form: bool) -> Vec<(St
     ]
 }
 
-/// An HTTP answer.
-#[derive(Debug)]
-pub struct Answer {
-    pub status: u16,
-    /// The header lines, lower-cased.
-    pub head: String,
-    pub body: String,
-}
+/// An HTTP answer (the harness's).
+pub use e2e::HttpAnswer as Answer;
 
-impl Answer {
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-}
-
-/// One HTTP/1.1 POST on a fresh connection (blocking).
+/// One HTTP/1.1 POST to `/slack/events` on a fresh connection (blocking).
 pub fn post(addr: &str, headers: &[(String, String)], body: &[u8]) -> Answer {
-    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let mut req = format!(
-        "POST /slack/events HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    stream.write_all(req.as_bytes()).unwrap();
-    // A server may answer (413) and close before reading all of a large body.
-    let _ = stream.write_all(body);
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    let raw = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = raw
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no HTTP answer: {raw:?}"));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {head:?}"));
-    Answer {
-        status,
-        head: head.to_ascii_lowercase(),
-        body: body.to_owned(),
-    }
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    e2e::http_post(addr, "/slack/events", &headers, body)
 }
