@@ -5,11 +5,10 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use connector_sdk::{Context, Event};
 use connector_webhook::answer;
 use connector_webhook::guard::{Guard, admit};
@@ -32,15 +31,7 @@ pub struct App {
 /// `GET /healthz`, and `POST` on any path (Events API and slash commands alike).
 pub fn router(app: Arc<App>) -> Router {
     let limit = app.max_body_bytes;
-    Router::new()
-        .route("/healthz", get(healthz).post(request))
-        .fallback(request)
-        .layer(DefaultBodyLimit::max(limit))
-        .with_state(app)
-}
-
-async fn healthz() -> Response {
-    (StatusCode::OK, axum::Json(json!({"ok": true}))).into_response()
+    connector_webhook::listen::routes(request, app, limit)
 }
 
 async fn request(

@@ -70,6 +70,27 @@ pub fn write_address(dir: &Path, addr: &str) -> std::io::Result<()> {
     std::fs::rename(tmp, dir.join("address"))
 }
 
+/// The routes every webhook-style connector serves: `GET /healthz`, and
+/// `handler` for a request on any other path (and for `POST /healthz`),
+/// bodies limited to `max_body_bytes` (over it: `413`).
+pub fn routes<H, T, S>(handler: H, state: S, max_body_bytes: usize) -> axum::Router
+where
+    H: axum::handler::Handler<T, S> + Clone,
+    T: 'static,
+    S: Clone + Send + Sync + 'static,
+{
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/healthz", get(healthz).post(handler.clone()))
+        .fallback(handler)
+        .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+async fn healthz() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"ok": true}))
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;

@@ -6,11 +6,10 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use connector_sdk::Context;
 use connector_sdk::verify::{Scheme, Verified};
 use serde_json::{Value, json};
@@ -29,15 +28,7 @@ pub struct App {
 /// `GET /healthz`, and `POST` on any path.
 pub fn router(app: Arc<App>) -> Router {
     let limit = app.config.listen.max_body_bytes;
-    Router::new()
-        .route("/healthz", get(healthz).post(webhook))
-        .fallback(webhook)
-        .layer(DefaultBodyLimit::max(limit))
-        .with_state(app)
-}
-
-async fn healthz() -> Response {
-    (StatusCode::OK, axum::Json(json!({"ok": true}))).into_response()
+    crate::listen::routes(webhook, app, limit)
 }
 
 async fn webhook(
