@@ -5,7 +5,10 @@ use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 
+use super::StderrTail;
 use crate::bundle::{RestartMode, RestartPolicy};
+use crate::logs::LogSink;
+use crate::status::ProcessStatus;
 
 /// The cause of one child's end.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,6 +86,36 @@ impl fmt::Display for ExitCause {
             ExitCause::Incompatible(msg) => write!(f, "incompatible: {msg}"),
         }
     }
+}
+
+/// Logs how a run ended and keeps the cause in the status; for a failure,
+/// a crash record with the last of its stderr.
+pub(super) fn crash_record(
+    log: &LogSink,
+    status: &ProcessStatus,
+    cause: &ExitCause,
+    tail: &StderrTail,
+) {
+    log.note(&format!("exited: {cause}"));
+    let lines = tail.lines();
+    let last_line = lines.iter().rev().find(|l| !l.trim().is_empty()).cloned();
+    let error = match cause {
+        ExitCause::Exited(0) => None,
+        ExitCause::FailedStart(reason) | ExitCause::Incompatible(reason) => Some(reason.clone()),
+        _ => last_line.clone().or_else(|| Some(cause.to_string())),
+    };
+    status.set_exit(cause.to_string(), error);
+    if *cause == ExitCause::Exited(0) {
+        return;
+    }
+    let bytes: usize = lines.iter().map(|l| l.len() + 1).sum();
+    log.note(&format!(
+        "crash record: {cause}; last {bytes} bytes of stderr follow"
+    ));
+    for line in &lines {
+        log.line("crash", line);
+    }
+    log.note("end of crash record");
 }
 
 #[cfg(test)]

@@ -218,7 +218,7 @@ pub async fn supervise<R: Role>(mut role: R, mut sup: Supervision) {
                         let _ =
                             tokio::time::timeout(Duration::from_millis(500), &mut s.stderr_done)
                                 .await;
-                        crash_record(&log, &status, &cause, &s.stderr_tail);
+                        exit::crash_record(&log, &status, &cause, &s.stderr_tail);
                         (cause, ran_for)
                     }
                 }
@@ -366,31 +366,6 @@ async fn wait(sup: &mut Supervision, delay: Option<Duration>) -> Wake {
         },
         _ = sup.stop.cancelled() => Wake::Stop,
     }
-}
-
-/// Logs how a run ended and keeps the cause in the status; for a failure,
-/// a crash record with the last of its stderr.
-fn crash_record(log: &LogSink, status: &ProcessStatus, cause: &ExitCause, tail: &StderrTail) {
-    log.note(&format!("exited: {cause}"));
-    let lines = tail.lines();
-    let last_line = lines.iter().rev().find(|l| !l.trim().is_empty()).cloned();
-    let error = match cause {
-        ExitCause::Exited(0) => None,
-        ExitCause::FailedStart(reason) | ExitCause::Incompatible(reason) => Some(reason.clone()),
-        _ => last_line.clone().or_else(|| Some(cause.to_string())),
-    };
-    status.set_exit(cause.to_string(), error);
-    if *cause == ExitCause::Exited(0) {
-        return;
-    }
-    let bytes: usize = lines.iter().map(|l| l.len() + 1).sum();
-    log.note(&format!(
-        "crash record: {cause}; last {bytes} bytes of stderr follow"
-    ));
-    for line in &lines {
-        log.line("crash", line);
-    }
-    log.note("end of crash record");
 }
 
 fn round_ms(d: Duration) -> Duration {
