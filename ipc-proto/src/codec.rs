@@ -1,13 +1,17 @@
 //! tokio-util codecs for both transports.
 //!
 //! Decoders yield `Result<Message, DecodeError>` items: a frame or line that
-//! does not decode (bad bytes, over the limit) is reported as one `Err` item
-//! and the stream goes on with the next one. Only I/O errors end a stream.
+//! does not decode (bad bytes, a line over the limit) is reported as one
+//! `Err` item and the stream goes on with the next one. A frame whose length
+//! prefix is over the limit is reported the same way and then ends the
+//! stream (an I/O error item): skipping up to 4 GiB a peer announced would
+//! leave the channel looking alive while it reads nothing. I/O errors end a
+//! stream.
 
 use std::io;
 use std::marker::PhantomData;
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{BufMut, BytesMut};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec, LinesCodec, LinesCodecError};
@@ -27,8 +31,8 @@ fn encode_error(e: EncodeError) -> io::Error {
 pub struct FrameCodec<In, Out> {
     inner: LengthDelimitedCodec,
     max: usize,
-    /// Bytes of an oversized frame still to skip.
-    discarding: usize,
+    /// An oversized frame was announced: the stream is over.
+    poisoned: bool,
     /// The inner codec has taken a frame's length and waits for its body.
     mid_frame: bool,
     /// Reused encode buffer, so steady-state encoding does not allocate.
@@ -47,7 +51,7 @@ impl<In, Out> FrameCodec<In, Out> {
         Self {
             inner,
             max: max_frame_bytes,
-            discarding: 0,
+            poisoned: false,
             mid_frame: false,
             scratch: Vec::new(),
             _types: PhantomData,
@@ -60,25 +64,22 @@ impl<In: DeserializeOwned, Out> Decoder for FrameCodec<In, Out> {
     type Error = io::Error;
 
     fn decode(&mut self, src: &mut BytesMut) -> io::Result<Option<Self::Item>> {
-        if self.discarding > 0 {
-            let n = self.discarding.min(src.len());
-            src.advance(n);
-            self.discarding -= n;
-            if self.discarding > 0 {
-                return Ok(None);
-            }
+        if self.poisoned {
+            src.clear();
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "channel closed after a frame over the size limit",
+            ));
         }
-        // LengthDelimitedCodec refuses an oversized frame with an error that
-        // ends the stream; skip the frame instead and report it as one item.
-        // Only peek at a length while the inner codec waits for one: once it
-        // has taken a head, `src` starts with body bytes.
+        // Report an oversized frame as one item (so the peer can be told
+        // why), then end the stream on the next call. Only peek at a length
+        // while the inner codec waits for one: once it has taken a head,
+        // `src` starts with body bytes.
         if !self.mid_frame && src.len() >= LEN_BYTES {
             let len = u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize;
             if len > self.max {
-                src.advance(LEN_BYTES);
-                let n = len.min(src.len());
-                src.advance(n);
-                self.discarding = len - n;
+                src.clear();
+                self.poisoned = true;
                 return Ok(Some(Err(DecodeError::TooLarge { len, max: self.max })));
             }
         }

@@ -139,6 +139,7 @@ pub async fn run(
     kill_now: CancellationToken,
 ) -> Result<(), RunError> {
     let (bundle, programs) = load_checked(&opts.bundle).map_err(RunError::InvalidBundle)?;
+    raise_open_files_limit();
     let state = StateDir::create(&opts.state_dir).map_err(|source| RunError::Io {
         what: "cannot create the state directory",
         path: opts.state_dir.clone(),
@@ -185,6 +186,10 @@ pub async fn run(
         kill_now: kill_now.clone(),
         max_pending: opts.max_pending,
     });
+
+    // What the journal holds from an earlier run is queued before any
+    // connection starts, so nothing new can overtake it.
+    recover(&journal, &router, &bundle).await?;
 
     let connection_stop = CancellationToken::new();
     let connection_tasks = TaskTracker::new();
@@ -253,7 +258,6 @@ pub async fn run(
         connection_tasks.spawn(supervise(ConnectionRole::new(Arc::new(ctx)), sup));
     }
     let control_stop = CancellationToken::new();
-    recover(&journal, &router, &bundle).await?;
 
     let listener =
         crate::control::bind(&state.control_socket()).map_err(|source| RunError::Io {
@@ -282,7 +286,12 @@ pub async fn run(
     tracing::info!("stopping: connections first, then agent instances");
     connection_stop.cancel();
     connection_tasks.close();
-    connection_tasks.wait().await;
+    // A second signal kills every child at once, whatever state it is in
+    // (each supervisor watches `kill_now`): agents need not wait their turn.
+    tokio::select! {
+        _ = connection_tasks.wait() => {}
+        _ = kill_now.cancelled() => {}
+    }
     agent_stop.cancel();
     agent_tasks.close();
     agent_tasks.wait().await;
@@ -302,6 +311,22 @@ pub async fn run(
         "stopped"
     );
     Ok(())
+}
+
+/// Raises the soft limit of open files to the hard one: every agent instance
+/// holds a few descriptors (its channel, its pipes, its log), and a desktop's
+/// usual soft limit of 1,024 would stop the orchestrator at a few hundred.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!("cannot raise the open files limit from {soft} to {hard}: {e}");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot read the open files limit: {e}"),
+    }
 }
 
 /// Opens the durable journal. `orchestrator dlq …` run while no orchestrator

@@ -1321,6 +1321,79 @@ fn delivery_accepted_events_survive_a_clean_restart() {
     assert!(stopped.success(), "{}", h.dump());
 }
 
+/// Events recovered from the journal are queued before any connection
+/// starts: an event a connector emits at once on the next start still comes
+/// after every one of them (a large backlog makes the journal read slow
+/// enough that a connection started first would win the race).
+#[test]
+fn delivery_recovered_events_come_before_anything_new() {
+    const BACKLOG: usize = 2000;
+    let h = Harness::new();
+    let line = |t: &str| json!({"event": item(t, "s")}).to_string();
+    let texts_in: Vec<String> = std::iter::once("block-0".to_string())
+        .chain((1..=BACKLOG).map(|i| format!("old-{i}")))
+        .collect();
+    let events = h.write(
+        "events.jsonl",
+        &texts_in
+            .iter()
+            .map(|t| line(t))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    let fresh = h.write("fresh.jsonl", &line("new"));
+    let once = connection(
+        "once",
+        "dconn",
+        &format!("{{ EVENTS: \"{}\", ONCE: \"true\" }}", events.display()),
+        "",
+    );
+    let agent = worker_with(
+        &h,
+        "{ backoff: { initial: 100ms }, stop: { grace: 300ms, termGrace: 300ms } }",
+        "  maxQueue: 5000",
+    );
+    h.write("run1.yaml", &format!("{DCONN}{once}{agent}"));
+    let mut orch = Orch::start(&h, "run1.yaml", &[]);
+    h.wait_until("every event acked", DEADLINE, || {
+        answer_runs(&h, "once")
+            .first()
+            .is_some_and(|r| acked(r, "new").len() == BACKLOG + 1)
+    });
+    h.wait_until("block-0 in flight", DEADLINE, || {
+        !records(&h, "s").is_empty()
+    });
+    assert!(orch.stop(&h).success(), "{}", h.dump());
+
+    // Run 2 has a connection that emits one new event for the same instance at once.
+    std::fs::write(h.path("unblock"), "go\n").expect("unblock");
+    let fresh = connection(
+        "fresh",
+        "dconn",
+        &format!("{{ EVENTS: \"{}\" }}", fresh.display()),
+        "",
+    );
+    h.write("run2.yaml", &format!("{DCONN}{once}{fresh}{agent}"));
+    let mut orch = Orch::start(&h, "run2.yaml", &[]);
+    h.wait_until("the backlog and the new event", DEADLINE, || {
+        records(&h, "s").len() >= BACKLOG + 3
+    });
+    let rs = records(&h, "s");
+    let order = texts(&rs[1..]);
+    let new_at = order
+        .iter()
+        .position(|t| *t == "new")
+        .expect("new delivered");
+    assert_eq!(
+        new_at,
+        BACKLOG + 1,
+        "the new event came after the {} recovered ones, not among them: {:?}",
+        BACKLOG + 1,
+        &order[..new_at.min(5)]
+    );
+    assert!(orch.stop(&h).success(), "{}", h.dump());
+}
+
 // ---------------------------------------------------------------- 9. the "done when"
 
 /// The quickstart under load: 1,000 events POSTed by 8 threads while the

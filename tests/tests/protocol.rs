@@ -129,7 +129,8 @@ fn invalid_events_are_nacked_and_later_ones_still_arrive() {
 #[test]
 fn malformed_frames_are_answered_with_error_and_the_channel_goes_on() {
     let mut h = Harness::new();
-    let config = r#"{ OVERSIZE: "1", EVENT_NAME: user_message, TEXT: after-garbage, PROPERTIES: '{"chat_id":"9"}' }"#;
+    let config =
+        r#"{ EVENT_NAME: user_message, TEXT: after-garbage, PROPERTIES: '{"chat_id":"9"}' }"#;
     h.start(&bundle("raw", "raw-connector", "frames", config));
     let received = h.wait_received("handler", "tg:9", 1);
     assert_eq!(received[0]["text"], "after-garbage");
@@ -140,29 +141,23 @@ fn malformed_frames_are_answered_with_error_and_the_channel_goes_on() {
     });
 
     let log = h.connection_log("main");
-    // Frame 1 is `ready`, 2 the garbage, 3 the oversized one.
+    // Frame 1 is `ready`, 2 the garbage.
     let garbage = log.lines().find(|l| l.contains("protocol error: frame 2:"));
     assert!(
         garbage.is_some_and(|l| l.contains(" orchestrator ")),
         "garbage frame logged\n{log}"
     );
-    let oversize = log.lines().find(|l| l.contains("protocol error: frame 3:"));
-    assert!(
-        oversize.is_some_and(|l| l.contains("over the limit")),
-        "oversized frame logged\n{log}"
-    );
-    // The connector was told, once per bad frame, on its own channel.
+    // The connector was told, on its own channel.
     let errors: Vec<&str> = log
         .lines()
         .filter(|l| l.contains(" stderr error {"))
         .collect();
     assert_eq!(
         errors.len(),
-        2,
-        "two error messages reached the connector\n{log}"
+        1,
+        "one error message reached the connector\n{log}"
     );
     assert!(errors[0].contains("frame 2"), "{}", errors[0]);
-    assert!(errors[1].contains("frame 3"), "{}", errors[1]);
     assert!(
         h.is_running(),
         "the orchestrator keeps running\n{}",
@@ -206,5 +201,102 @@ fn a_malformed_jsonl_line_is_answered_with_error_and_the_channel_goes_on() {
         "the orchestrator keeps running\n{}",
         h.dump()
     );
+    assert!(h.stop().success(), "exit status\n{}", h.dump());
+}
+
+/// A length prefix over the limit (here 4 GiB) ends the channel at once: the
+/// orchestrator does not sit reading gigabytes while the child looks ready.
+#[test]
+fn a_frame_length_over_the_limit_closes_the_channel_at_once() {
+    let mut h = Harness::new();
+    let config = r#"{ OVERSIZE: "1", TEXT: after-oversize, PROPERTIES: '{"chat_id":"3"}' }"#;
+    h.start(&bundle("raw", "raw-connector", "frames", config));
+    h.wait_until("the channel to be closed", e2e::DEADLINE, || {
+        h.connection_log("main")
+            .contains("channel closed after a frame over the size limit")
+    });
+    let log = h.connection_log("main");
+    let oversize = log.lines().find(|l| l.contains("protocol error: frame 3:"));
+    assert!(
+        oversize.is_some_and(|l| l.contains("over the limit")),
+        "oversized frame logged\n{log}"
+    );
+    // Its process is not left running with a dead channel: it is stopped
+    // and started again by its restart policy.
+    h.wait_until("the connector to be started again", e2e::DEADLINE, || {
+        e2e::count_lines(&h.connection_log("main"), " orchestrator started ") >= 2
+    });
+    // What came after the bad head was never read as a message.
+    assert!(
+        h.agent_instances().is_empty(),
+        "nothing after the oversized frame is delivered\n{}",
+        h.dump()
+    );
+    assert!(
+        h.is_running(),
+        "the orchestrator keeps running\n{}",
+        h.dump()
+    );
+    assert!(h.stop().success(), "exit status\n{}", h.dump());
+}
+
+/// Two emits in flight with one `seq`: the second is a protocol error
+/// answered with `error`, never a second ack.
+#[test]
+fn a_repeated_seq_in_flight_is_answered_with_error_not_a_second_ack() {
+    let mut h = Harness::new();
+    let config = r#"{ DUP_SEQ: "1", TEXT: twice, PROPERTIES: '{"chat_id":"4"}' }"#;
+    h.start(&bundle("raw", "raw-connector", "frames", config));
+    h.wait_until("the ack of seq 2", e2e::DEADLINE, || {
+        h.connection_log("main")
+            .lines()
+            .any(|l| l.contains(" stderr ack {") && l.contains(r#""seq":2"#))
+    });
+    let log = h.connection_log("main");
+    let acks_of_1 = log
+        .lines()
+        .filter(|l| l.contains(" stderr ack {") && l.contains(r#""seq":1"#))
+        .count();
+    assert_eq!(acks_of_1, 1, "one ack for seq 1\n{log}");
+    let errors: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" stderr error {"))
+        .collect();
+    assert_eq!(errors.len(), 2, "garbage frame and repeated seq\n{log}");
+    assert!(
+        errors[1].contains("seq 1 while an emit with that seq is in flight"),
+        "{}",
+        errors[1]
+    );
+    // Both seq 1 and seq 2 carry the same event: delivered twice, not three
+    // times (the repeat was refused before seq 2 was read, let alone acked).
+    let received = h.wait_received("handler", "tg:4", 2);
+    assert_eq!(received.len(), 2, "{received:?}");
+    assert!(h.stop().success(), "exit status\n{}", h.dump());
+}
+
+/// A child that speaks another protocol version is `failed` for good, not
+/// restarted in a loop.
+#[test]
+fn a_protocol_version_mismatch_is_permanent() {
+    let mut h = Harness::new();
+    let config = r#"{ READY_PROTOCOL: "99" }"#;
+    h.start(&bundle("raw", "raw-connector", "frames", config));
+    let row = h.wait_process("failed", "connection/main", e2e::DEADLINE, |p| {
+        e2e::state_of(p) == "failed"
+    });
+    assert!(
+        row["lastExit"]
+            .as_str()
+            .is_some_and(|e| e.contains("protocol version 99")),
+        "{row}"
+    );
+    let log = h.connection_log("main");
+    assert_eq!(
+        e2e::count_lines(&log, " orchestrator started "),
+        1,
+        "started once and not again\n{log}"
+    );
+    assert_eq!(row["restarts"], 0, "{row}");
     assert!(h.stop().success(), "exit status\n{}", h.dump());
 }

@@ -8,8 +8,9 @@ use super::model::{Agent, Place, Protocol};
 use super::program::{PROGRAM_FIELDS, program};
 use super::read::Field;
 
-const AGENT_FIELDS: [&str; 6] = [
+const AGENT_FIELDS: [&str; 7] = [
     "idleTimeout",
+    "instanceTtl",
     "maxInstances",
     "maxInFlight",
     "maxQueue",
@@ -33,6 +34,10 @@ pub(crate) fn read(cx: &mut Cx<'_>, spec: &Field<'_>, name: String, place: Place
         idle_timeout: spec
             .get("idleTimeout")
             .and_then(|f| positive_duration(cx, &f)),
+        instance_ttl: spec
+            .get("instanceTtl")
+            .and_then(|f| positive_duration(cx, &f))
+            .unwrap_or(Duration::from_secs(600)),
         max_instances: count(cx, "maxInstances"),
         max_in_flight: count(cx, "maxInFlight").unwrap_or(1),
         max_queue: count(cx, "maxQueue").unwrap_or(1024),

@@ -265,6 +265,9 @@ pub struct Agent {
     pub program: Program,
     /// `spec.idleTimeout`: stop an instance with no delivery for this long.
     pub idle_timeout: Option<Duration>,
+    /// `spec.instanceTtl`: forget an instance whose process has been stopped
+    /// this long with nothing to do (its row, its log handle, its slot).
+    pub instance_ttl: Duration,
     /// `spec.maxInstances`.
     pub max_instances: Option<u32>,
     /// `spec.maxInFlight` (default 1).

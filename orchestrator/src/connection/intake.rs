@@ -5,7 +5,7 @@
 //! emits share one group commit (one fsync). Commits complete in order, and
 //! acks go out in that order, each only after its event is durable.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
@@ -39,11 +39,49 @@ impl std::fmt::Debug for InFlight {
     }
 }
 
-/// The emits in the pipeline, oldest first.
-pub type Pipeline = VecDeque<InFlight>;
+/// The emits in the pipeline, oldest first, and their `seq`s.
+#[derive(Debug, Default)]
+pub struct Pipeline {
+    emits: VecDeque<InFlight>,
+    seqs: HashSet<u64>,
+}
+
+impl Pipeline {
+    /// An empty pipeline.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Emits in it.
+    pub fn len(&self) -> usize {
+        self.emits.len()
+    }
+
+    /// Nothing in it.
+    pub fn is_empty(&self) -> bool {
+        self.emits.is_empty()
+    }
+
+    /// An emit with this `seq` is in it (not yet acked or nacked).
+    pub fn contains(&self, seq: u64) -> bool {
+        self.seqs.contains(&seq)
+    }
+
+    fn push_back(&mut self, emit: InFlight) {
+        self.seqs.insert(emit.seq);
+        self.emits.push_back(emit);
+    }
+
+    /// Takes the oldest emit out.
+    pub fn pop_front(&mut self) -> Option<InFlight> {
+        let emit = self.emits.pop_front()?;
+        self.seqs.remove(&emit.seq);
+        Some(emit)
+    }
+}
 
 impl ConnectionRole {
-    pub(super) async fn nack(
+    pub(super) fn nack(
         &self,
         outbox: &Outbox<ToConnector>,
         seq: u64,
@@ -55,9 +93,7 @@ impl ConnectionRole {
         ctx.log
             .note(&format!("nack seq {seq} ({}): {message}", kind.as_str()));
         let error = NackError { kind, message };
-        outbox
-            .send(ToConnector::Nack(EmitNack { seq, error }))
-            .await;
+        outbox.send(ToConnector::Nack(EmitNack { seq, error }));
     }
 
     /// Takes an emit in: refuses it with a nack, or starts its journal write
@@ -74,9 +110,7 @@ impl ConnectionRole {
             .events_in
             .fetch_add(1, Ordering::Relaxed);
         if let Err(message) = ingress::check_event(&ctx.connector, &emit.event) {
-            return self
-                .nack(outbox, emit.seq, NackKind::ValidationError, message)
-                .await;
+            return self.nack(outbox, emit.seq, NackKind::ValidationError, message);
         }
         if let Some(bucket) = &mut self.rate_limit
             && let Err(wait) = bucket.take(Instant::now())
@@ -90,9 +124,7 @@ impl ConnectionRole {
                 ctx.connection.name,
                 wait.as_millis().max(1)
             );
-            return self
-                .nack(outbox, emit.seq, NackKind::QuotaExceeded, message)
-                .await;
+            return self.nack(outbox, emit.seq, NackKind::QuotaExceeded, message);
         }
         let decision = ingress::route(&ctx.connection, &ctx.swarm, &emit.event);
         // Room in the instance's queue is reserved before the event is
@@ -117,7 +149,7 @@ impl ConnectionRole {
                         r = &mut reserve => break r,
                         result = oldest(pipeline), if !pipeline.is_empty() => {
                             if let Some(done) = pipeline.pop_front() {
-                                self.committed(done, result, outbox).await;
+                                self.committed(done, result, outbox);
                             }
                         }
                     }
@@ -130,20 +162,14 @@ impl ConnectionRole {
                             "the queue of agent instance {}/{} is full",
                             route.agent, route.instance_key
                         );
-                        return self
-                            .nack(outbox, emit.seq, NackKind::Overloaded, message)
-                            .await;
+                        return self.nack(outbox, emit.seq, NackKind::Overloaded, message);
                     }
                     Err(e @ DispatchError::TooManyPending(_)) => {
                         ctx.status.intake.overloaded.fetch_add(1, Ordering::Relaxed);
-                        return self
-                            .nack(outbox, emit.seq, NackKind::Overloaded, e.to_string())
-                            .await;
+                        return self.nack(outbox, emit.seq, NackKind::Overloaded, e.to_string());
                     }
                     Err(e) => {
-                        return self
-                            .nack(outbox, emit.seq, NackKind::Transient, e.to_string())
-                            .await;
+                        return self.nack(outbox, emit.seq, NackKind::Transient, e.to_string());
                     }
                 }
             }
@@ -200,7 +226,7 @@ impl ConnectionRole {
     }
 
     /// The oldest emit's commit finished: ack it and hand its event over (or nack it).
-    pub(super) async fn committed(
+    pub(super) fn committed(
         &mut self,
         done: InFlight,
         result: Result<Accepted, JournalError>,
@@ -211,12 +237,10 @@ impl ConnectionRole {
             Ok(Accepted::New) => {
                 ctx.status.intake.accepted.fetch_add(1, Ordering::Relaxed);
                 ctx.status.success();
-                outbox
-                    .send(ToConnector::Ack(EmitAck {
-                        seq: done.seq,
-                        duplicate: None,
-                    }))
-                    .await;
+                outbox.send(ToConnector::Ack(EmitAck {
+                    seq: done.seq,
+                    duplicate: None,
+                }));
                 if let Some((slot, event)) = done.delivery {
                     slot.send(Pending {
                         event,
@@ -240,12 +264,10 @@ impl ConnectionRole {
                     "reason": "dedupe_key_seen",
                     "original": original_id,
                 }));
-                outbox
-                    .send(ToConnector::Ack(EmitAck {
-                        seq: done.seq,
-                        duplicate: Some(true),
-                    }))
-                    .await;
+                outbox.send(ToConnector::Ack(EmitAck {
+                    seq: done.seq,
+                    duplicate: Some(true),
+                }));
             }
             Err(e) => {
                 tracing::error!(connection = %ctx.connection.name, "journal write failed: {e}");
@@ -254,8 +276,7 @@ impl ConnectionRole {
                     done.seq,
                     NackKind::Transient,
                     format!("the journal could not store the event: {e}"),
-                )
-                .await;
+                );
             }
         }
     }
@@ -263,7 +284,7 @@ impl ConnectionRole {
 
 /// Waits for the oldest commit in `pipeline` (pending forever when it is empty).
 pub async fn oldest(pipeline: &mut Pipeline) -> Result<Accepted, JournalError> {
-    match pipeline.front_mut() {
+    match pipeline.emits.front_mut() {
         Some(front) => front.commit.as_mut().await,
         None => std::future::pending().await,
     }

@@ -157,19 +157,26 @@ impl Role for ConnectionRole {
                 biased;
                 result = intake::oldest(&mut pipeline), if !pipeline.is_empty() => {
                     if let Some(done) = pipeline.pop_front() {
-                        self.committed(done, result, &outbox).await;
+                        self.committed(done, result, &outbox);
                     }
                 }
                 msg = link.recv(), if open && pipeline.len() < intake::MAX_PIPELINE => match msg {
                     // The connector is gone, but what it handed over is
                     // committed below and delivered all the same.
                     None => open = false,
+                    // Two emits in flight with one seq: its ack could not say which.
+                    Some(FromConnector::Emit(emit)) if pipeline.contains(emit.seq) => {
+                        let why = format!("emit seq {} while an emit with that seq is in flight", emit.seq);
+                        if !link.violation(why) {
+                            open = false;
+                        }
+                    }
                     Some(FromConnector::Emit(emit)) => self.on_emit(emit, &outbox, &mut pipeline).await,
                     Some(FromConnector::Log(l)) => self.ctx.log.line(l.level.as_str(), &l.message),
                     Some(FromConnector::Audit(a)) => self.audit(a),
                     Some(FromConnector::Pong(_)) => {}
                     Some(FromConnector::Ready(_)) => {
-                        if !link.violation("'ready' sent twice".into()).await {
+                        if !link.violation("'ready' sent twice".into()) {
                             open = false;
                         }
                     }

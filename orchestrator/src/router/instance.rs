@@ -87,6 +87,8 @@ pub struct InstanceRole {
     /// This instance's running slot under `maxInstances`, while its process runs.
     permit: Option<OwnedSemaphorePermit>,
     pending_limit: Arc<tokio::sync::Semaphore>,
+    /// Its process stayed stopped with nothing to do for `instanceTtl`.
+    expired: bool,
 }
 
 impl InstanceRole {
@@ -125,7 +127,14 @@ impl InstanceRole {
             slots,
             permit: None,
             pending_limit,
+            expired: false,
         }
+    }
+
+    /// The queue of an instance that expired (`instanceTtl`): its
+    /// supervision has ended and it is to be removed. `None` otherwise.
+    pub fn into_expired(self) -> Option<mpsc::Receiver<Pending>> {
+        self.expired.then_some(self.queue)
     }
 
     /// An event is done (acknowledged or dead-lettered): its `--max-pending`
@@ -141,7 +150,7 @@ impl InstanceRole {
         self.deliveries.is_empty() && self.queue.is_empty()
     }
 
-    async fn send(&mut self, p: Pending, outbox: &Outbox<ToAgent>) {
+    fn send(&mut self, p: Pending, outbox: &Outbox<ToAgent>) {
         let msg = ToAgent::Deliver(Deliver {
             id: p.event.id.clone(),
             attempt: p.attempt,
@@ -159,7 +168,7 @@ impl InstanceRole {
             .counters
             .events_in
             .fetch_add(1, Ordering::Relaxed);
-        outbox.send(msg).await;
+        outbox.send(msg);
     }
 
     fn dead_letter(&mut self, p: Pending, error: String) {
@@ -181,7 +190,7 @@ impl InstanceRole {
         });
     }
 
-    async fn on_message(&mut self, msg: FromAgent, link: &mut Link<FromAgent, ToAgent>) -> bool {
+    fn on_message(&mut self, msg: FromAgent, link: &mut Link<FromAgent, ToAgent>) -> bool {
         match msg {
             FromAgent::Ack(ack) => match self.deliveries.acked(&ack.id) {
                 Some(p) => {
@@ -191,9 +200,7 @@ impl InstanceRole {
                     self.shared.touch();
                 }
                 None => {
-                    return link
-                        .violation(format!("ack for '{}', which is not in flight", ack.id))
-                        .await;
+                    return link.violation(format!("ack for '{}', which is not in flight", ack.id));
                 }
             },
             FromAgent::Nack(nack) => {
@@ -210,14 +217,13 @@ impl InstanceRole {
                     Nacked::Dead(p) => self.dead_letter(*p, nack.error),
                     Nacked::Unknown => {
                         return link
-                            .violation(format!("nack for '{}', which is not in flight", nack.id))
-                            .await;
+                            .violation(format!("nack for '{}', which is not in flight", nack.id));
                     }
                 }
             }
             FromAgent::Log(l) => self.log.line(l.level.as_str(), &l.message),
             FromAgent::Pong(_) => {}
-            FromAgent::Ready(_) => return link.violation("'ready' sent twice".into()).await,
+            FromAgent::Ready(_) => return link.violation("'ready' sent twice".into()),
         }
         true
     }
@@ -290,7 +296,7 @@ impl Role for InstanceRole {
         loop {
             let stopping = stop.is_cancelled();
             while !stopping && let Some(p) = self.deliveries.next_retry(Instant::now()) {
-                self.send(p, &link.outbox).await;
+                self.send(p, &link.outbox);
             }
             if let Some(late) = self.deliveries.overdue(Instant::now(), delivery_timeout) {
                 return Served::Unresponsive(format!(
@@ -318,14 +324,14 @@ impl Role for InstanceRole {
             tokio::select! {
                 msg = link.recv() => match msg {
                     Some(msg) => {
-                        if !self.on_message(msg, link).await {
+                        if !self.on_message(msg, link) {
                             return Served::Closed;
                         }
                     }
                     None => return Served::Closed,
                 },
                 p = self.queue.recv(), if take_new => match p {
-                    Some(p) => self.send(p, &link.outbox).await,
+                    Some(p) => self.send(p, &link.outbox),
                     None => self.queue_open = false,
                 },
                 _ = stop.cancelled(), if !stopping => {}
@@ -369,6 +375,14 @@ impl Role for InstanceRole {
             return true;
         }
         tokio::select! {
+            _ = tokio::time::sleep(self.agent.instance_ttl), if self.queue_open && self.queue.is_empty() => {
+                self.log.note(&format!(
+                    "stopped with nothing to do for {} (instanceTtl): removed",
+                    humantime::format_duration(self.agent.instance_ttl)
+                ));
+                self.expired = true;
+                false
+            }
             p = self.queue.recv(), if self.queue_open => match p {
                 Some(p) => {
                     // Not sent yet: it goes out first once the new process is ready.

@@ -9,9 +9,13 @@
 //! place before accepting it; a full queue refuses (`overflow: reject`) or
 //! makes it wait, which holds up the connection that sent the event
 //! (backpressure). Events recovered from the journal at start go in through
-//! [`Router::recover`]. The table only grows during a run: an instance whose
-//! process exits is restarted (or, when idle, started again on its next
-//! event) by its supervisor, not removed.
+//! [`Router::recover`]. An instance whose process exits is restarted (or,
+//! when idle, started again on its next event) by its supervisor; one whose
+//! process has been stopped with nothing to do for the Agent's `instanceTtl`
+//! is removed from the table, the status registry and its Agent's slots, and
+//! its log is closed. A reservation that races with that removal finds the
+//! old queue closed and starts a new instance; an event that made it into
+//! the old queue first is handed to the new one.
 
 mod deliveries;
 mod instance;
@@ -21,6 +25,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use futures::future::BoxFuture;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -206,22 +211,33 @@ impl Router {
                 .map_err(|_| DispatchError::TooManyPending(self.shared.max_pending))?,
             Overflow::Wait => total.acquire_owned().await.map_err(|_| stopping())?,
         };
-        let queue = self.queue_for(swarm, agent, key)?;
-        let permit = match overflow {
-            Overflow::Reject => queue.try_reserve_owned().map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => {
-                    DispatchError::Overloaded(agent.to_string(), key.to_string())
-                }
-                mpsc::error::TrySendError::Closed(_) => stopping(),
-            })?,
-            Overflow::Wait => queue.reserve_owned().await.map_err(|_| stopping())?,
-        };
-        Ok(Slot { permit, held })
+        // A queue closes when its instance expires (`instanceTtl`) between
+        // the lookup and the reservation: the next lookup starts a new one.
+        for _ in 0..3 {
+            let queue = self.queue_for(swarm, agent, key).await?;
+            let permit = match overflow {
+                Overflow::Reject => match queue.try_reserve_owned() {
+                    Ok(permit) => Some(permit),
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        return Err(DispatchError::Overloaded(agent.into(), key.into()));
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => None,
+                },
+                Overflow::Wait => queue.reserve_owned().await.ok(),
+            };
+            match permit {
+                Some(permit) => return Ok(Slot { permit, held }),
+                None if self.shared.stop.is_cancelled() => break,
+                None => continue,
+            }
+        }
+        Err(stopping())
     }
 
     /// Starts the instance `key` of `agent` with events recovered from the
-    /// journal, which it delivers before anything new. Called before any
-    /// connection runs; an instance that exists already gets them queued.
+    /// journal (or left in the queue of an instance that expired), which it
+    /// delivers before anything new. An instance that exists already gets
+    /// them queued.
     pub async fn recover(
         &self,
         swarm: &str,
@@ -229,38 +245,62 @@ impl Router {
         key: &str,
         backlog: Vec<Pending>,
     ) -> Result<(), DispatchError> {
-        let exists = self
-            .shared
-            .instances
-            .lock()
-            .expect("router lock")
-            .get(agent)
-            .is_some_and(|keys| keys.contains_key(key));
-        if !exists {
-            self.start_instance(swarm, agent, key, backlog)?;
-            return Ok(());
-        }
-        let queue = self.queue_for(swarm, agent, key)?;
-        for p in backlog {
-            queue
-                .send(p)
-                .await
-                .map_err(|_| DispatchError::Stopping(agent.to_string(), key.to_string()))?;
+        match self.lookup(agent, key) {
+            None => {
+                self.start_instance(swarm, agent, key, backlog).await?;
+            }
+            Some(queue) => {
+                for p in backlog {
+                    queue
+                        .send(p)
+                        .await
+                        .map_err(|_| DispatchError::Stopping(agent.to_string(), key.to_string()))?;
+                }
+            }
         }
         Ok(())
     }
 
-    fn queue_for(
+    /// Agent instances in the table.
+    pub fn instances(&self) -> usize {
+        let instances = self.shared.instances.lock().expect("router lock");
+        instances.values().map(HashMap::len).sum()
+    }
+
+    fn lookup(&self, agent: &str, key: &str) -> Option<mpsc::Sender<Pending>> {
+        let instances = self.shared.instances.lock().expect("router lock");
+        let instance = instances.get(agent)?.get(key)?;
+        Some(instance.queue.clone())
+    }
+
+    async fn queue_for(
         &self,
         swarm: &str,
         agent: &str,
         key: &str,
     ) -> Result<mpsc::Sender<Pending>, DispatchError> {
-        self.start_instance(swarm, agent, key, Vec::new())
+        match self.lookup(agent, key) {
+            Some(queue) => Ok(queue),
+            None => self.start_instance(swarm, agent, key, Vec::new()).await,
+        }
     }
 
-    /// The queue of the instance, started with `backlog` if it is new.
-    fn start_instance(
+    /// Starts the instance with `backlog` and returns its queue; if another
+    /// caller started it meanwhile, the backlog goes into that one's queue.
+    /// Its log is opened off the async threads and outside the table's lock.
+    ///
+    /// Boxed: an instance's task may come back here when it expires.
+    fn start_instance<'a>(
+        &'a self,
+        swarm: &'a str,
+        agent: &'a str,
+        key: &'a str,
+        backlog: Vec<Pending>,
+    ) -> BoxFuture<'a, Result<mpsc::Sender<Pending>, DispatchError>> {
+        Box::pin(self.start_instance_inner(swarm, agent, key, backlog))
+    }
+
+    async fn start_instance_inner(
         &self,
         swarm: &str,
         agent: &str,
@@ -268,25 +308,52 @@ impl Router {
         backlog: Vec<Pending>,
     ) -> Result<mpsc::Sender<Pending>, DispatchError> {
         let shared = &*self.shared;
-        let mut instances = shared.instances.lock().expect("router lock");
-        if let Some(instance) = instances.get(agent).and_then(|keys| keys.get(key)) {
-            return Ok(instance.queue.clone());
-        }
         let program = shared
             .agents
             .get(agent)
             .ok_or_else(|| DispatchError::UnknownAgent(agent.to_string()))?;
-        let log = LogSink::open(&shared.state.agent_log(agent, key))
-            .map_err(|e| DispatchError::Log(agent.to_string(), key.to_string(), e))?;
-        let state_dir = shared.state.agent_state(agent, key);
-        let (tx, rx) = mpsc::channel(program.agent.max_queue.max(1) as usize);
         let (status, control) = ProcessStatus::new(ProcessKind::Agent, agent, Some(key));
-        if let Some(plan) = &program.sandbox {
-            crate::sandbox::grant_dir(plan, &state_dir, &log, &status);
+        let state_dir = shared.state.agent_state(agent, key);
+        let log_path = shared.state.agent_log(agent, key);
+        let log = {
+            let (status, plan, dir) = (status.clone(), program.sandbox.clone(), state_dir.clone());
+            tokio::task::spawn_blocking(move || {
+                let log = LogSink::open(&log_path)?;
+                if let Some(plan) = &plan {
+                    crate::sandbox::grant_dir(plan, &dir, &log, &status);
+                }
+                Ok(log)
+            })
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+            .map_err(|e| DispatchError::Log(agent.to_string(), key.to_string(), e))?
+        };
+
+        let (tx, rx) = mpsc::channel(program.agent.max_queue.max(1) as usize);
+        let existing = {
+            let mut instances = shared.instances.lock().expect("router lock");
+            let keys = instances.entry(agent.to_string()).or_default();
+            match keys.get(key) {
+                Some(instance) => Some(instance.queue.clone()),
+                None => {
+                    keys.insert(key.to_string(), Instance { queue: tx.clone() });
+                    None
+                }
+            }
+        };
+        if let Some(queue) = existing {
+            for p in backlog {
+                queue
+                    .send(p)
+                    .await
+                    .map_err(|_| DispatchError::Stopping(agent.to_string(), key.to_string()))?;
+            }
+            return Ok(queue);
         }
+
         shared.registry.add(status.clone());
-        let shared_state = Arc::new(InstanceShared::default());
-        program.slots.add(shared_state.clone());
+        let instance_shared = Arc::new(InstanceShared::default());
+        program.slots.add(instance_shared.clone());
         let role = InstanceRole::new(InstanceSetup {
             agent: program.agent.clone(),
             key: key.to_string(),
@@ -296,7 +363,7 @@ impl Router {
             log: log.clone(),
             journal: shared.journal.clone(),
             status: status.clone(),
-            shared: shared_state,
+            shared: instance_shared.clone(),
             slots: program.slots.clone(),
             backlog,
             pending_limit: shared.pending_limit.clone(),
@@ -318,16 +385,67 @@ impl Router {
             restart: p.restart.clone(),
             health_interval: p.health_interval,
             log,
-            status,
+            status: status.clone(),
             control,
             stop: shared.stop.child_token(),
             kill_now: shared.kill_now.clone(),
         };
-        shared.tracker.spawn(supervise(role, sup));
-        instances
-            .entry(agent.to_string())
-            .or_default()
-            .insert(key.to_string(), Instance { queue: tx.clone() });
+        let router = self.clone();
+        let (swarm, agent, key) = (swarm.to_string(), agent.to_string(), key.to_string());
+        shared.tracker.spawn(async move {
+            let role = supervise(role, sup).await;
+            if let Some(queue) = role.into_expired() {
+                let gone = Gone {
+                    status,
+                    instance: instance_shared,
+                    queue,
+                };
+                router.remove(&swarm, &agent, &key, gone).await;
+            }
+        });
         Ok(tx)
     }
+
+    /// Removes an instance that expired from the table, the registry and its
+    /// Agent's slots. Events that reached its queue after it decided to go
+    /// (a reservation made just before) go to a new instance.
+    async fn remove(&self, swarm: &str, agent: &str, key: &str, gone: Gone) {
+        let Gone {
+            status,
+            instance,
+            mut queue,
+        } = gone;
+        {
+            let mut instances = self.shared.instances.lock().expect("router lock");
+            if let Some(keys) = instances.get_mut(agent) {
+                keys.remove(key);
+                if keys.is_empty() {
+                    instances.remove(agent);
+                }
+            }
+        }
+        self.shared.registry.remove(&status);
+        if let Some(program) = self.shared.agents.get(agent) {
+            program.slots.remove(&instance);
+        }
+        // Closed, the queue takes no new reservation; those made before still land.
+        queue.close();
+        let mut late = Vec::new();
+        while let Some(p) = queue.recv().await {
+            late.push(p);
+        }
+        if late.is_empty() {
+            return;
+        }
+        if let Err(e) = self.recover(swarm, agent, key, late).await {
+            tracing::error!("agent instance {agent}/{key}: events queued while it expired: {e}");
+        }
+    }
+}
+
+/// What an expired instance leaves to be cleaned up.
+struct Gone {
+    status: Arc<ProcessStatus>,
+    instance: Arc<InstanceShared>,
+    queue: mpsc::Receiver<Pending>,
 }

@@ -61,6 +61,14 @@ impl AgentSlots {
         self.instances.lock().expect("slots lock").push(instance);
     }
 
+    /// Forgets an instance that is removed.
+    pub fn remove(&self, instance: &Arc<InstanceShared>) {
+        self.instances
+            .lock()
+            .expect("slots lock")
+            .retain(|i| !Arc::ptr_eq(i, instance));
+    }
+
     /// Waits for a slot for `me`, asking the least recently used idle sibling
     /// to stop while none is free. `Ok(None)` when there is no limit; `Err`
     /// when stopped meanwhile.

@@ -362,6 +362,25 @@ impl Registry {
             .insert(status.target(), status);
     }
 
+    /// Removes `status`, if it is the one registered under its target.
+    pub fn remove(&self, status: &Arc<ProcessStatus>) {
+        let mut procs = self.processes.lock().expect("registry lock");
+        let target = status.target();
+        if procs.get(&target).is_some_and(|p| Arc::ptr_eq(p, status)) {
+            procs.remove(&target);
+        }
+    }
+
+    /// Processes registered.
+    pub fn len(&self) -> usize {
+        self.processes.lock().expect("registry lock").len()
+    }
+
+    /// No process is registered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Snapshots of every process, connections first, each group by name.
     pub fn snapshot(&self) -> Vec<ProcessSnapshot> {
         let procs = self.processes.lock().expect("registry lock");

@@ -30,6 +30,8 @@ pub enum ExitCause {
     Unresponsive(String),
     /// It speaks another protocol version.
     Incompatible(String),
+    /// It did not read what it was sent (its input stayed full) and was killed.
+    NotReading(String),
 }
 
 impl ExitCause {
@@ -48,6 +50,8 @@ impl ExitCause {
     pub fn is_permanent(&self, policy: &RestartPolicy) -> bool {
         match self {
             ExitCause::Exited(code) => policy.permanent_exit_codes.contains(code),
+            // Another protocol version does not change by starting it again.
+            ExitCause::Incompatible(_) => true,
             ExitCause::ExecFailed(kind, _) => {
                 matches!(
                     kind,
@@ -84,6 +88,7 @@ impl fmt::Display for ExitCause {
             ExitCause::Hung(missed) => write!(f, "hung: {missed} pings unanswered, killed"),
             ExitCause::Unresponsive(why) => write!(f, "unresponsive: {why}, killed"),
             ExitCause::Incompatible(msg) => write!(f, "incompatible: {msg}"),
+            ExitCause::NotReading(why) => write!(f, "not reading its input: {why}, killed"),
         }
     }
 }

@@ -3,39 +3,89 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use ipc_proto::DecodeError;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::logs::LogSink;
 use crate::status::ProcessStatus;
 
 type Incoming<In> = Pin<Box<dyn Stream<Item = io::Result<Result<In, DecodeError>>> + Send>>;
 
-/// Messages waiting for the writer task before senders wait.
-const OUTBOX: usize = 1024;
+/// Messages waiting for a child to read them, at most. More than a
+/// connection's emit pipeline can have acks for, so only a child that stops
+/// reading its input fills it.
+pub const OUTBOX: usize = 8192;
+
+/// How long one write to a child may stay blocked before the child counts as
+/// not reading its input.
+pub const WRITE_STALL: Duration = Duration::from_secs(60);
 
 /// The sending half: cloneable, and cheap to hold in many places.
+///
+/// Sending never waits. A child that does not read what it is sent cannot
+/// hold up whoever sends to it (the loop that reads from it, its health
+/// checks, its stop): once its queue is full, or one write to it has been
+/// blocked for [`WRITE_STALL`], the link is [stalled](Outbox::stalled) and
+/// the supervisor kills the child as "not reading its input".
 #[derive(Debug)]
 pub struct Outbox<Out> {
     tx: mpsc::Sender<Out>,
+    stall: Stall,
 }
 
 impl<Out> Clone for Outbox<Out> {
     fn clone(&self) -> Self {
         Self {
             tx: self.tx.clone(),
+            stall: self.stall.clone(),
         }
     }
 }
 
 impl<Out: Send + 'static> Outbox<Out> {
-    /// Queues a message for the child; false when the channel is gone.
-    pub async fn send(&self, msg: Out) -> bool {
-        self.tx.send(msg).await.is_ok()
+    /// Queues a message for the child without waiting; false when the
+    /// channel is gone or the child stopped reading (the message is dropped:
+    /// the child is about to be killed).
+    pub fn send(&self, msg: Out) -> bool {
+        match self.tx.try_send(msg) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.stall
+                    .trip(format!("{OUTBOX} messages to it are waiting to be written"));
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Resolves once the child is found not reading its input, with what was seen.
+    pub fn stalled(&self) -> impl std::future::Future<Output = String> + Send + 'static {
+        self.stall.clone().tripped()
+    }
+}
+
+/// Set once, when a child is found not reading its input.
+#[derive(Clone, Debug, Default)]
+struct Stall {
+    token: CancellationToken,
+    why: Arc<OnceLock<String>>,
+}
+
+impl Stall {
+    fn trip(&self, why: String) {
+        let _ = self.why.set(why);
+        self.token.cancel();
+    }
+
+    async fn tripped(self) -> String {
+        self.token.cancelled().await;
+        self.why.get().cloned().unwrap_or_default()
     }
 }
 
@@ -90,10 +140,11 @@ impl<In: Send + 'static, Out: Send + 'static> Link<In, Out> {
         S: Sink<Out, Error = io::Error> + Send + Unpin + 'static,
     {
         let (tx, rx) = mpsc::channel(OUTBOX);
-        tokio::spawn(write_loop(sink, rx));
+        let stall = Stall::default();
+        tokio::spawn(write_loop(sink, rx, stall.clone()));
         Self {
             incoming,
-            outbox: Outbox { tx },
+            outbox: Outbox { tx, stall },
             unit: opts.unit,
             received: 0,
             errors: 0,
@@ -125,7 +176,7 @@ impl<In: Send + 'static, Out: Send + 'static> Link<In, Out> {
                 }
                 Ok(Err(e)) => {
                     let text = format!("{} {}: {e}", self.unit, self.received);
-                    if !self.violation(text).await {
+                    if !self.violation(text) {
                         return None;
                     }
                 }
@@ -140,7 +191,7 @@ impl<In: Send + 'static, Out: Send + 'static> Link<In, Out> {
     /// Reports a message the child may not send (or could not be decoded):
     /// answers `error`, logs and counts it. False when the limit is passed and
     /// the link should be closed.
-    pub async fn violation(&mut self, text: String) -> bool {
+    pub fn violation(&mut self, text: String) -> bool {
         self.errors += 1;
         self.status
             .counters
@@ -149,7 +200,7 @@ impl<In: Send + 'static, Out: Send + 'static> Link<In, Out> {
         self.status.set_error(text.clone());
         self.log.note(&format!("protocol error: {text}"));
         tracing::warn!(log = %self.log.path().display(), "protocol error: {text}");
-        self.outbox.send((self.make_error)(text)).await;
+        self.outbox.send((self.make_error)(text));
         if self.errors > self.max_errors {
             self.log.note(&format!(
                 "closing the channel: more than {} bad messages",
@@ -161,21 +212,33 @@ impl<In: Send + 'static, Out: Send + 'static> Link<In, Out> {
     }
 }
 
-async fn write_loop<Out, S>(mut sink: S, mut rx: mpsc::Receiver<Out>)
+async fn write_loop<Out, S>(mut sink: S, mut rx: mpsc::Receiver<Out>, stall: Stall)
 where
     S: Sink<Out, Error = io::Error> + Unpin,
 {
+    let stalled = |stall: &Stall| {
+        stall.trip(format!(
+            "a write to it has been blocked for {}",
+            humantime::format_duration(WRITE_STALL)
+        ));
+    };
     let mut batch = Vec::with_capacity(256);
     // Feed everything that is queued, then flush once: many acks, one write.
     while rx.recv_many(&mut batch, 256).await > 0 {
         for msg in batch.drain(..) {
-            if let Err(e) = sink.feed(msg).await {
-                tracing::debug!("child channel write failed: {e}");
-                return;
+            match tokio::time::timeout(WRITE_STALL, sink.feed(msg)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!("child channel write failed: {e}");
+                    return;
+                }
+                Err(_) => return stalled(&stall),
             }
         }
-        if sink.flush().await.is_err() {
-            return;
+        match tokio::time::timeout(WRITE_STALL, sink.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return,
+            Err(_) => return stalled(&stall),
         }
     }
     // Every sender is gone: closing tells a jsonl child (stdin EOF) we are done.

@@ -98,7 +98,8 @@ pub trait Role: Send + 'static {
     /// The process is gone: take back work it had not finished.
     fn exited(&mut self);
     /// The child stopped and the policy does not restart it: wait until there
-    /// is work for a new process (true) or until `stop` (false).
+    /// is work for a new process (true), or until `stop` or for good (false:
+    /// supervision ends).
     fn wait_for_work(&mut self, stop: &CancellationToken) -> impl Future<Output = bool> + Send;
 }
 
@@ -146,8 +147,10 @@ enum Wake {
     Stop,
 }
 
-/// Runs `role`'s child under `sup` until `sup.stop` is cancelled and the child is gone.
-pub async fn supervise<R: Role>(mut role: R, mut sup: Supervision) {
+/// Runs `role`'s child under `sup` until `sup.stop` is cancelled, or the role
+/// has no more work ([`Role::wait_for_work`] says false), and the child is
+/// gone. Gives the role back.
+pub async fn supervise<R: Role>(mut role: R, mut sup: Supervision) -> R {
     let mut backoff = RestartBackoff::new(&sup.restart.backoff, None);
     let mut circuit = Circuit::new(&sup.restart.circuit);
     let status = sup.status.clone();
@@ -189,8 +192,9 @@ pub async fn supervise<R: Role>(mut role: R, mut sup: Supervision) {
                     s.pid
                 ));
                 let outcome = run_once(&mut role, &mut s, &mut sup).await;
-                // Whatever the program left behind in its group goes too.
-                session::kill_group(s.pid);
+                // Whatever the program left behind in its group goes too,
+                // before the leader is reaped and its pid (the group's id) freed.
+                let _ = s.process.reap().await;
                 role.exited();
                 status.counters.pid.store(0, Ordering::Relaxed);
                 status.counters.pgid.store(0, Ordering::Relaxed);
@@ -279,6 +283,7 @@ pub async fn supervise<R: Role>(mut role: R, mut sup: Supervision) {
         }
     }
     status.set_state(ProcessState::Stopped);
+    role
 }
 
 enum Outcome {
@@ -306,7 +311,6 @@ async fn run_once<R: Role>(
             return Outcome::Stopped;
         }
         Handshake::Failed(reason) => {
-            session::kill_group(s.pid);
             let exited = session::exit_cause(s).await;
             // An exit code of its own says more than "no ready".
             let cause = match exited {
@@ -317,8 +321,7 @@ async fn run_once<R: Role>(
             return Outcome::Exited(cause, Duration::ZERO);
         }
         Handshake::Incompatible(reason) => {
-            session::kill_group(s.pid);
-            let _ = s.child.wait().await;
+            let _ = s.process.reap().await;
             return Outcome::Exited(ExitCause::Incompatible(reason), Duration::ZERO);
         }
     }
@@ -338,14 +341,9 @@ async fn run_once<R: Role>(
         SessionEnd::Stopped => Outcome::Stopped,
         SessionEnd::Idle => Outcome::Idle,
         SessionEnd::Restart => Outcome::Restart,
-        SessionEnd::Hung(missed) => {
-            let _ = s.child.wait().await;
-            Outcome::Exited(ExitCause::Hung(missed), ran_for)
-        }
-        SessionEnd::Unresponsive(why) => {
-            let _ = s.child.wait().await;
-            Outcome::Exited(ExitCause::Unresponsive(why), ran_for)
-        }
+        SessionEnd::Hung(missed) => Outcome::Exited(ExitCause::Hung(missed), ran_for),
+        SessionEnd::Unresponsive(why) => Outcome::Exited(ExitCause::Unresponsive(why), ran_for),
+        SessionEnd::NotReading(why) => Outcome::Exited(ExitCause::NotReading(why), ran_for),
         SessionEnd::Exited => Outcome::Exited(session::exit_cause(s).await, ran_for),
     }
 }

@@ -35,6 +35,8 @@ pub enum SessionEnd {
     Hung(u64),
     /// We killed it: its role said it stopped doing its work.
     Unresponsive(String),
+    /// We killed it: it does not read what it is sent.
+    NotReading(String),
 }
 
 pub async fn handshake<R: Role>(
@@ -42,7 +44,7 @@ pub async fn handshake<R: Role>(
     link: &mut Link<R::In, R::Out>,
     sup: &Supervision,
 ) -> Handshake {
-    if !link.outbox.send(role.init()).await {
+    if !link.outbox.send(role.init()) {
         return Handshake::Failed("channel closed before init".into());
     }
     let timeout = sup.restart.start_timeout;
@@ -64,14 +66,14 @@ pub async fn handshake<R: Role>(
                             let reason = format!(
                                 "child speaks protocol version {v}; this orchestrator speaks {PROTOCOL_VERSION}"
                             );
-                            link.violation(reason.clone()).await;
+                            link.violation(reason.clone());
                             Handshake::Incompatible(reason)
                         }
                         _ => Handshake::Ready,
                     };
                 }
                 if let Err(why) = role.before_ready(msg)
-                    && !link.violation(why).await
+                    && !link.violation(why)
                 {
                     return Handshake::Failed("too many bad messages before ready".into());
                 }
@@ -87,6 +89,8 @@ pub async fn serve_until_exit<R: Role>(
     sup: &mut Supervision,
 ) -> SessionEnd {
     let outbox = s.link.outbox.clone();
+    let stalled = outbox.stalled();
+    tokio::pin!(stalled);
     let pid = s.pid;
     let status = sup.status.clone();
     // Serving stops taking new work on its own token: the orchestrator's stop, or a manual restart.
@@ -113,25 +117,32 @@ pub async fn serve_until_exit<R: Role>(
                 match served {
                     Served::Idle if stopping.is_none() => {
                         stopping = Some(SessionEnd::Idle);
-                        begin_stop::<R>(&outbox, sup, &stop_serving, deadline.as_mut()).await;
+                        begin_stop::<R>(&outbox, sup, &stop_serving, deadline.as_mut());
                         continue;
                     }
                     Served::Unresponsive(why) => {
                         sup.log.note(&format!("unresponsive: {why}; killing the process group"));
-                        kill_group(pid);
-                        let _ = s.child.wait().await;
+                        let _ = s.process.reap().await;
                         return SessionEnd::Unresponsive(why);
                     }
                     _ => {}
                 }
                 // The channel closed: the process should be on its way out.
-                if tokio::time::timeout(EXIT_SETTLE, s.child.wait()).await.is_err() {
+                if tokio::time::timeout(EXIT_SETTLE, s.process.exited()).await.is_err() {
                     sup.log.note("channel closed but the process lives on: killing it");
                     kill_group(pid);
                 }
                 return stopping.unwrap_or(SessionEnd::Exited);
             }
-            _ = s.child.wait() => {
+            why = &mut stalled => {
+                // Nothing we send it is read: waiting on it would stall
+                // whoever sends (acks, pings, shutdown). It is a protocol failure.
+                status.counters.protocol_errors.fetch_add(1, Ordering::Relaxed);
+                sup.log.note(&format!("not reading its input ({why}); killing the process group"));
+                let _ = s.process.reap().await;
+                return SessionEnd::NotReading(why);
+            }
+            _ = s.process.exited() => {
                 // Let the role take what the child wrote before it died.
                 if serving {
                     let _ = tokio::time::timeout(EXIT_SETTLE, &mut serve).await;
@@ -144,23 +155,22 @@ pub async fn serve_until_exit<R: Role>(
                 let missed = sent.saturating_sub(answered);
                 if missed >= MISSED_PINGS {
                     sup.log.note(&format!("hung: {missed} pings unanswered; killing the process group"));
-                    kill_group(pid);
-                    let _ = s.child.wait().await;
+                    let _ = s.process.reap().await;
                     return SessionEnd::Hung(missed);
                 }
                 status.counters.pings_sent.store(sent + 1, Ordering::Relaxed);
-                outbox.send(R::ping(sent + 1)).await;
+                outbox.send(R::ping(sent + 1));
             }
             c = sup.control.recv(), if stopping.is_none() => {
                 if c == Some(Control::Restart) {
                     sup.log.note("manual restart: stopping the current process");
                     stopping = Some(SessionEnd::Restart);
-                    begin_stop::<R>(&outbox, sup, &stop_serving, deadline.as_mut()).await;
+                    begin_stop::<R>(&outbox, sup, &stop_serving, deadline.as_mut());
                 }
             }
             _ = sup.stop.cancelled(), if stopping.is_none() => {
                 stopping = Some(SessionEnd::Stopped);
-                begin_stop::<R>(&outbox, sup, &stop_serving, deadline.as_mut()).await;
+                begin_stop::<R>(&outbox, sup, &stop_serving, deadline.as_mut());
             }
             _ = &mut deadline, if stopping.is_some() => {
                 match escalation {
@@ -177,8 +187,12 @@ pub async fn serve_until_exit<R: Role>(
                     }
                 }
             }
-            _ = sup.kill_now.cancelled(), if stopping.is_some() && !killed => {
+            // Whatever state it is in: the orchestrator is going now.
+            _ = sup.kill_now.cancelled(), if !killed => {
                 killed = true;
+                sup.log.note("killed at once: the orchestrator got a second signal");
+                stop_serving.cancel();
+                stopping.get_or_insert(SessionEnd::Stopped);
                 kill_group(pid);
                 deadline.as_mut().reset(far);
             }
@@ -186,7 +200,7 @@ pub async fn serve_until_exit<R: Role>(
     }
 }
 
-async fn begin_stop<R: Role>(
+fn begin_stop<R: Role>(
     outbox: &super::Outbox<R::Out>,
     sup: &Supervision,
     stop_serving: &tokio_util::sync::CancellationToken,
@@ -195,7 +209,7 @@ async fn begin_stop<R: Role>(
     sup.status.set_state(ProcessState::Stopping);
     stop_serving.cancel();
     let grace = sup.restart.stop.grace;
-    outbox.send(R::shutdown(grace)).await;
+    outbox.send(R::shutdown(grace));
     deadline.reset(Instant::now() + grace);
 }
 
@@ -209,15 +223,16 @@ enum Escalation {
 pub async fn stop_unready<In, Out>(s: &mut Spawned<In, Out>, sup: &Supervision) {
     signal_group(s.pid, libc::SIGTERM);
     tokio::select! {
-        _ = s.child.wait() => {}
-        _ = sleep(sup.restart.stop.term_grace) => kill_group(s.pid),
-        _ = sup.kill_now.cancelled() => kill_group(s.pid),
+        _ = s.process.exited() => {}
+        _ = sleep(sup.restart.stop.term_grace) => {}
+        _ = sup.kill_now.cancelled() => {}
     }
-    let _ = s.child.wait().await;
+    let _ = s.process.reap().await;
 }
 
+/// Reaps the child (killing what is left of its group first) and says why it ended.
 pub async fn exit_cause<In, Out>(s: &mut Spawned<In, Out>) -> ExitCause {
-    let cause = match s.child.wait().await {
+    let cause = match s.process.reap().await {
         Ok(status) => ExitCause::from_status(status),
         Err(e) => return ExitCause::ExecFailed(e.kind(), format!("wait failed: {e}")),
     };

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -11,7 +11,8 @@ use futures::StreamExt;
 use ipc_proto::codec::{FrameCodec, JsonlCodec};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::io::AsyncRead;
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncRead, Interest};
 use tokio::process::{Child, Command};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
@@ -57,7 +58,7 @@ pub struct ChildSpec {
 #[derive(Debug)]
 pub struct Spawned<In, Out> {
     /// The process (its own process-group leader).
-    pub child: Child,
+    pub process: Process,
     /// Its pid, which is also its process-group id.
     pub pid: u32,
     /// The channel.
@@ -68,6 +69,76 @@ pub struct Spawned<In, Out> {
     pub stderr_done: tokio::task::JoinHandle<()>,
     /// Its sandbox cgroups: emptied and removed when this is dropped.
     pub cgroups: Option<CgroupGuard>,
+}
+
+/// A child process that leads its own process group.
+///
+/// Its exit is watched through a pidfd, which tells that it ended without
+/// reaping it. Until it is reaped its pid, which is also its group's id,
+/// cannot be given to another process, so the group is always signalled
+/// before the reap ([`Process::reap`]) and never after: a later `kill(-pgid)`
+/// could reach an unrelated group that got the number again.
+#[derive(Debug)]
+pub struct Process {
+    child: Child,
+    pid: u32,
+    exit: Option<AsyncFd<OwnedFd>>,
+    reaped: Option<std::process::ExitStatus>,
+}
+
+impl Process {
+    fn new(child: Child) -> Self {
+        let pid = child.id().unwrap_or_default();
+        Self {
+            exit: pidfd(pid),
+            child,
+            pid,
+            reaped: None,
+        }
+    }
+
+    /// Resolves once the process has exited; does not reap it.
+    pub async fn exited(&mut self) {
+        if self.reaped.is_some() {
+            return;
+        }
+        if let Some(fd) = &self.exit
+            && fd.readable().await.is_ok()
+        {
+            return;
+        }
+        // No pidfd here: waiting reaps, so what is left of the group is
+        // signalled first, as `reap` would.
+        if let Ok(status) = self.child.wait().await {
+            self.reaped = Some(status);
+        }
+    }
+
+    /// SIGKILLs what is left of its process group, then reaps it (once).
+    pub async fn reap(&mut self) -> io::Result<std::process::ExitStatus> {
+        if let Some(status) = self.reaped {
+            return Ok(status);
+        }
+        super::session::kill_group(self.pid);
+        let status = self.child.wait().await?;
+        self.reaped = Some(status);
+        Ok(status)
+    }
+}
+
+/// A pidfd for `pid` (readable once it exits), if the kernel has them.
+fn pidfd(pid: u32) -> Option<AsyncFd<OwnedFd>> {
+    // SAFETY: pidfd_open(2) takes a pid and flags and returns a new
+    // close-on-exec fd or -1; no memory is passed.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: the fd was just returned to us by pidfd_open and nothing else owns it.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd as std::os::fd::RawFd) };
+    // SAFETY: the AsyncFd owns the OwnedFd, which stays open and the same fd
+    // until the AsyncFd is dropped.
+    unsafe { AsyncFd::register_with_interest(owned, Interest::READABLE) }.ok()
 }
 
 /// How much of a child's stderr a crash record keeps.
@@ -204,7 +275,6 @@ where
     let mut child = cmd.spawn()?;
     // The child has its copy; ours must go, or the socket never reports EOF.
     drop(child_end);
-    let pid = child.id().unwrap_or_default();
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
     let stderr_tail = StderrTail::default();
@@ -243,9 +313,10 @@ where
             )
         }
     };
+    let process = Process::new(child);
     Ok(Spawned {
-        child,
-        pid,
+        pid: process.pid,
+        process,
         link,
         stderr_tail,
         stderr_done,

@@ -111,7 +111,7 @@ struct Fixture {
     role: MockRole,
     status: Arc<ProcessStatus>,
     stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<MockRole>,
 }
 
 fn policy(mode: RestartMode) -> RestartPolicy {

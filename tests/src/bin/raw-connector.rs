@@ -4,11 +4,15 @@
 //! It takes the socket named by `ORCHESTRATOR_IPC_FD`, reads `init`, sends
 //! `ready`, then writes:
 //! 1. one garbage frame: a valid 4-byte length and a body that is no message;
-//! 2. with config `OVERSIZE=1`, one frame over the size limit (its whole body,
-//!    so the stream stays in step);
+//! 2. with config `OVERSIZE=1`, the length prefix of a 4 GiB frame (and a
+//!    few bytes of it), which must end the channel;
 //! 3. a valid `emit` (seq 1) of event `EVENT_NAME` (default `user_message`)
 //!    with text `TEXT` (default `after garbage`), properties from `PROPERTIES`
-//!    (a JSON object, default `{}`) and instance key `INSTANCE_KEY` if set.
+//!    (a JSON object, default `{}`) and instance key `INSTANCE_KEY` if set;
+//!    with `DUP_SEQ=1` that emit twice in one write (two in flight with one
+//!    seq), then an emit with seq 2.
+//!
+//! With `READY_PROTOCOL=N` its `ready` claims protocol version N.
 //!
 //! Every message it receives is printed to stderr as its type and its JSON
 //! (`error {"type":"error",…}`, `ack {…}`); pings are answered. It exits 0
@@ -52,8 +56,12 @@ async fn main() -> anyhow::Result<()> {
     );
     let config = |key: &str| init.config.get(key).cloned();
 
+    let protocol = config("READY_PROTOCOL")
+        .map(|v| v.parse::<u32>())
+        .transpose()
+        .context("READY_PROTOCOL")?;
     outgoing
-        .send(FromConnector::Ready(Ready { protocol: None }))
+        .send(FromConnector::Ready(Ready { protocol }))
         .await?;
 
     // 1. A frame whose length is right and whose body is no message at all.
@@ -62,11 +70,10 @@ async fn main() -> anyhow::Result<()> {
     frame.extend_from_slice(junk);
     outgoing.get_mut().write_all(&frame).await?;
 
-    // 2. A frame one byte over the limit, body included.
+    // 2. The head of a frame far over the limit.
     if config("OVERSIZE").as_deref() == Some("1") {
-        let len = max + 1;
-        let mut frame = (len as u32).to_be_bytes().to_vec();
-        frame.resize(4 + len, 0);
+        let mut frame = u32::MAX.to_be_bytes().to_vec();
+        frame.extend_from_slice(&[0xAB; 64]);
         outgoing.get_mut().write_all(&frame).await?;
     }
     outgoing.get_mut().flush().await?;
@@ -84,13 +91,22 @@ async fn main() -> anyhow::Result<()> {
         properties,
         instance_key: config("INSTANCE_KEY"),
     };
-    outgoing
-        .send(FromConnector::Emit(Emit {
-            seq: 1,
-            event,
+    let emit = |seq| {
+        FromConnector::Emit(Emit {
+            seq,
+            event: event.clone(),
             dedupe_key: None,
-        }))
-        .await?;
+        })
+    };
+    if config("DUP_SEQ").as_deref() == Some("1") {
+        // Fed, then flushed once: both reach the orchestrator before any ack.
+        outgoing.feed(emit(1)).await?;
+        outgoing.feed(emit(1)).await?;
+        outgoing.feed(emit(2)).await?;
+        outgoing.flush().await?;
+    } else {
+        outgoing.send(emit(1)).await?;
+    }
 
     while let Some(item) = incoming.next().await {
         match item? {
