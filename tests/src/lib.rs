@@ -4,7 +4,7 @@
 //! # Theory of operation
 //!
 //! [`bin_dir`] finds the cargo profile directory the test binary lives in
-//! (`target/debug`) and, once per test process, runs
+//! (`target/debug`) and, once per test run (per process outside nextest), runs
 //! `cargo build --workspace --bins` there, so `cargo nextest run --workspace`
 //! works on a fresh clone: the orchestrator, the example agents and this
 //! crate's fake peers (`test-emitter`, `raw-connector`) all end up next to
@@ -25,7 +25,9 @@
 //!
 //! Environment knobs: `E2E_KEEP=1` keeps each test's temp dir (its path is
 //! printed) to read the logs afterwards; `E2E_NO_BUILD=1` skips the build
-//! and runs the binaries already in the profile directory.
+//! and runs the binaries already in the profile directory (under nextest the
+//! build runs once per run anyway: see `build_once`); `E2E_SKIP_ROOT=1`
+//! skips the tests that need root instead of failing them.
 
 use std::fmt::Write as _;
 use std::fs::File;
@@ -88,11 +90,59 @@ pub fn bin_dir() -> PathBuf {
         // E2E_NO_BUILD=1 runs whatever binaries are there (already built, or
         // kept while another crate of the workspace does not compile).
         if std::env::var_os("E2E_NO_BUILD").is_none() {
-            build_bins(&dir);
+            build_once(&dir);
         }
         dir
     })
     .clone()
+}
+
+/// Builds the binaries once per test run. nextest runs every test in a
+/// process of its own: without this, each of them would run cargo (a no-op
+/// build still takes a second, and they queue on cargo's lock). Within one
+/// run (`NEXTEST_RUN_ID`) the first process builds and leaves a stamp; the
+/// others wait on the lock file and find it.
+fn build_once(profile_dir: &Path) {
+    use std::os::fd::AsRawFd as _;
+    let Some(run) = std::env::var_os("NEXTEST_RUN_ID") else {
+        return build_bins(profile_dir);
+    };
+    let lock = File::create(profile_dir.join(".e2e-build.lock")).expect("e2e build lock file");
+    // SAFETY: flock(2) on an fd we own; released when `lock` is closed.
+    let locked = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(locked, 0, "flock: {}", std::io::Error::last_os_error());
+    let stamp = profile_dir.join(format!(".e2e-built-{}", run.to_string_lossy()));
+    if stamp.exists() {
+        return;
+    }
+    build_bins(profile_dir);
+    if let Ok(entries) = std::fs::read_dir(profile_dir) {
+        for entry in entries.flatten() {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".e2e-built-")
+            {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    File::create(&stamp).expect("e2e build stamp");
+}
+
+/// Whether the test runs as root, which it needs. Not as root it fails,
+/// saying so, unless `E2E_SKIP_ROOT=1` asks to skip it: a check that cannot
+/// run must not pass in silence.
+pub fn require_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var_os("E2E_SKIP_ROOT").is_some_and(|v| v == "1") {
+        eprintln!("skipped (E2E_SKIP_ROOT=1): this test needs to run as root");
+        return false;
+    }
+    panic!("this test needs to run as root (CI does); set E2E_SKIP_ROOT=1 to skip it");
 }
 
 fn build_bins(profile_dir: &Path) {
