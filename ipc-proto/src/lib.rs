@@ -22,8 +22,10 @@
 //!
 //! With the `codec` feature, [`codec::FrameCodec`] and [`codec::JsonlCodec`]
 //! plug the encodings into `tokio_util::codec::Framed`. A frame or line that
-//! does not decode is yielded as an `Err` item, never as a stream error, so
-//! one bad message never ends a channel.
+//! does not decode is yielded as an `Err` item, not as a stream error, so one
+//! bad message does not end a channel. The exception is a frame whose length
+//! prefix is over the limit: it is reported as one `Err` item and then ends
+//! the stream, since the frames after it cannot be found again.
 //!
 //! This crate holds no process, routing or retry policy: it never decides what
 //! a message means, only what its bytes are.

@@ -286,7 +286,11 @@ impl Role for InstanceRole {
         link: &mut Link<FromAgent, ToAgent>,
         stop: &CancellationToken,
     ) -> Served {
-        if let Err(e) = std::fs::create_dir_all(&self.state_dir) {
+        let dir = self.state_dir.clone();
+        let created = tokio::task::spawn_blocking(move || std::fs::create_dir_all(dir))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        if let Err(e) = created {
             self.log
                 .note(&format!("cannot create {}: {e}", self.state_dir.display()));
         }
