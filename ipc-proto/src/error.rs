@@ -16,14 +16,31 @@ pub enum DecodeError {
     #[error("line is not valid UTF-8")]
     NotUtf8,
     /// A jsonl line is not JSON, or not a message this side may receive.
-    #[error("invalid message: {0}")]
-    Json(#[source] serde_json::Error),
+    #[error("invalid message{}: {source}", seq.map(|s| format!(" (seq {s})")).unwrap_or_default())]
+    Json {
+        /// The line's `seq`, when it has a readable one: an emit the
+        /// receiver can still answer with a nack for that seq.
+        seq: Option<u64>,
+        /// What serde_json found wrong.
+        #[source]
+        source: serde_json::Error,
+    },
     /// A frame body is not a bincode message this side may receive.
     #[error("invalid frame: {0}")]
     Bincode(#[source] bincode::error::DecodeError),
     /// A frame body decoded but left bytes unread.
     #[error("invalid frame: {0} trailing bytes")]
     Trailing(usize),
+}
+
+impl DecodeError {
+    /// The `seq` of the message that could not be decoded, when it could be read.
+    pub fn seq(&self) -> Option<u64> {
+        match self {
+            DecodeError::Json { seq, .. } => *seq,
+            _ => None,
+        }
+    }
 }
 
 /// Why a message could not be encoded.

@@ -25,7 +25,21 @@ pub fn encode_line<T: Serialize>(msg: &T) -> Result<String, EncodeError> {
 
 /// Decodes one line (with or without its `\n`).
 pub fn decode<T: DeserializeOwned>(line: &str) -> Result<T, DecodeError> {
-    serde_json::from_str(line.trim_end_matches(['\n', '\r'])).map_err(DecodeError::Json)
+    let line = line.trim_end_matches(['\n', '\r']);
+    serde_json::from_str(line).map_err(|source| DecodeError::Json {
+        seq: readable_seq(line),
+        source,
+    })
+}
+
+/// The `seq` of a line that is a JSON object with a whole-number `seq`, so a
+/// malformed emit can still be answered for its seq.
+fn readable_seq(line: &str) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Seq {
+        seq: u64,
+    }
+    serde_json::from_str::<Seq>(line).ok().map(|s| s.seq)
 }
 
 fn strip_nulls(value: &mut Value) {

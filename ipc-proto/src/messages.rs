@@ -60,9 +60,10 @@ impl Message {
     }
 }
 
-/// A normalized event as a connector emits it.
+/// A normalized event as a connector emits it. A field it does not know is
+/// refused, not dropped: `"text"` beside `message` is a mistake to report.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Event {
     /// The event name, one the Connector declares.
     pub name: String,
@@ -70,11 +71,95 @@ pub struct Event {
     #[serde(default)]
     pub message: Option<Message>,
     /// Declared properties; values are strings whatever their declared type.
-    #[serde(default)]
+    /// In JSON a number or a boolean is taken too, as its text (`5` → `"5"`).
+    #[serde(default, deserialize_with = "properties::deserialize")]
     pub properties: BTreeMap<String, String>,
     /// The connector's own instance key; ingress rules may replace it.
     #[serde(default)]
     pub instance_key: Option<String>,
+}
+
+/// `properties` in JSON: string values, or numbers and booleans kept as
+/// their text; a value of another type names its key in the error.
+mod properties {
+    use std::collections::BTreeMap;
+    use std::fmt;
+
+    use serde::Deserialize;
+    use serde::de::{self, Deserializer, MapAccess, Visitor};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<String, String>, D::Error> {
+        if d.is_human_readable() {
+            d.deserialize_map(Properties)
+        } else {
+            BTreeMap::deserialize(d)
+        }
+    }
+
+    struct Properties;
+
+    impl<'de> Visitor<'de> for Properties {
+        type Value = BTreeMap<String, String>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object of strings, numbers or booleans")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let value: Scalar = map
+                    .next_value()
+                    .map_err(|e| de::Error::custom(format!("properties.{key}: {e}")))?;
+                out.insert(key, value.0);
+            }
+            Ok(out)
+        }
+    }
+
+    struct Scalar(String);
+
+    impl<'de> Deserialize<'de> for Scalar {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(ScalarVisitor)
+        }
+    }
+
+    struct ScalarVisitor;
+
+    impl Visitor<'_> for ScalarVisitor {
+        type Value = Scalar;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string, number or boolean")
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+            Ok(Scalar(v.to_string()))
+        }
+
+        fn visit_string<E: de::Error>(self, v: String) -> Result<Scalar, E> {
+            Ok(Scalar(v))
+        }
+
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
+            Ok(Scalar(v.to_string()))
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+            Ok(Scalar(v.to_string()))
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+            Ok(Scalar(v.to_string()))
+        }
+
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+            Ok(Scalar(v.to_string()))
+        }
+    }
 }
 
 /// Secret values by name. Its `Debug` never shows a value.

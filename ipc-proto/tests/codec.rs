@@ -104,7 +104,7 @@ fn jsonl_bad_line_then_good_line() {
     let mut orch = JsonlCodec::<FromConnector, ToConnector>::new(1024);
     let mut buf = BytesMut::from(&b"not json\n\n{\"type\":\"ready\"}\n"[..]);
     let bad = orch.decode(&mut buf).unwrap().unwrap();
-    assert!(matches!(bad, Err(DecodeError::Json(_))), "{bad:?}");
+    assert!(matches!(bad, Err(DecodeError::Json { .. })), "{bad:?}");
     assert_eq!(
         orch.decode(&mut buf).unwrap().unwrap().unwrap(),
         FromConnector::Ready(Ready::default())

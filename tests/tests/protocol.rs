@@ -300,3 +300,56 @@ fn a_protocol_version_mismatch_is_permanent() {
     assert_eq!(row["restarts"], 0, "{row}");
     assert!(h.stop().success(), "exit status\n{}", h.dump());
 }
+
+/// A jsonl connector written by hand: a number where the Connector declares
+/// a number is taken, and an emit that cannot be decoded but whose `seq` can
+/// be read gets a `validation_error` nack for that seq naming the field —
+/// never silence (which would leave the connector waiting for its ack).
+const HANDWRITTEN: &str = r#"#!/usr/bin/env python3
+import json, sys
+sys.stdin.readline()
+out = sys.stdout
+out.write('{"type":"ready"}\n')
+emits = [
+    {"name": "user_message", "properties": {"chat_id": "8", "count": 5}, "message": {"type": "text", "text": "counted"}},
+    {"name": "user_message", "properties": {"chat_id": "8"}, "text": "beside the message"},
+    {"name": "user_message", "properties": {"chat_id": "8", "count": [5]}},
+]
+for seq, event in enumerate(emits, start=1):
+    out.write(json.dumps({"type": "emit", "seq": seq, "event": event}) + "\n")
+out.flush()
+for line in sys.stdin:
+    print("got " + line.strip(), file=sys.stderr, flush=True)
+    if json.loads(line)["type"] == "shutdown":
+        break
+"#;
+
+#[test]
+fn a_hand_written_emit_gets_a_nack_naming_its_field_or_is_taken() {
+    let mut h = Harness::new();
+    h.write_script("handwritten.py", HANDWRITTEN);
+    h.start(&bundle("hand", "./handwritten.py", "jsonl", "{}"));
+    let received = h.wait_received("handler", "tg:8", 1);
+    assert_eq!(received[0]["text"], "counted");
+    assert_eq!(received[0]["properties"]["count"], "5");
+    h.wait_until("answers to all three emits", e2e::DEADLINE, || {
+        e2e::count_lines(&h.connection_log("main"), " stderr got {") >= 3
+    });
+    let log = h.connection_log("main");
+    let answer = |seq: u64| {
+        log.lines()
+            .filter_map(|l| l.split_once(" stderr got ").map(|(_, j)| j))
+            .filter_map(|j| serde_json::from_str::<serde_json::Value>(j).ok())
+            .find(|v| v["seq"] == seq)
+            .unwrap_or_else(|| panic!("no answer for seq {seq}\n{log}"))
+    };
+    assert_eq!(answer(1)["type"], "ack", "{log}");
+    for (seq, field) in [(2, "unknown field `text`"), (3, "properties.count")] {
+        let a = answer(seq);
+        assert_eq!(a["type"], "nack", "{a}");
+        assert_eq!(a["error"]["kind"], "validation_error", "{a}");
+        let message = a["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(field), "seq {seq}: {message}");
+    }
+    assert!(h.stop().success(), "exit status\n{}", h.dump());
+}

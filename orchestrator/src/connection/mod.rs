@@ -22,8 +22,8 @@ use intake::Pipeline;
 use limit::TokenBucket;
 
 use ipc_proto::{
-    ConnectorInit, FromConnector, PROTOCOL_VERSION, Ping, ProtocolError, Ready, Secrets, Shutdown,
-    ToConnector,
+    ConnectorInit, EmitNack, FromConnector, NackError, NackKind, PROTOCOL_VERSION, Ping,
+    ProtocolError, Ready, Secrets, Shutdown, ToConnector,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -108,6 +108,14 @@ impl Role for ConnectionRole {
 
     fn error(message: String) -> ToConnector {
         ToConnector::Error(ProtocolError { message })
+    }
+
+    fn reject(seq: u64, message: String) -> Option<ToConnector> {
+        let error = NackError {
+            kind: NackKind::ValidationError,
+            message,
+        };
+        Some(ToConnector::Nack(EmitNack { seq, error }))
     }
 
     fn ping(nonce: u64) -> ToConnector {

@@ -99,6 +99,7 @@ pub struct Link<In, Out> {
     errors: u32,
     max_errors: u32,
     make_error: fn(String) -> Out,
+    make_reject: fn(u64, String) -> Option<Out>,
     log: LogSink,
     status: Arc<ProcessStatus>,
     pong: fn(&In) -> Option<u64>,
@@ -122,6 +123,9 @@ pub struct LinkOptions<Out> {
     pub max_errors: u32,
     /// Builds the `error` message sent back for a bad message.
     pub make_error: fn(String) -> Out,
+    /// Builds the answer to a bad message whose `seq` could be read (a
+    /// connector's nack for that seq), if this kind of child gets one.
+    pub make_reject: fn(u64, String) -> Option<Out>,
     /// The child's log.
     pub log: LogSink,
     /// The child's status (protocol errors, pongs).
@@ -150,6 +154,7 @@ impl<In: Send + 'static, Out: Send + 'static> Link<In, Out> {
             errors: 0,
             max_errors: opts.max_errors,
             make_error: opts.make_error,
+            make_reject: opts.make_reject,
             log: opts.log,
             status: opts.status,
             pong,
@@ -176,7 +181,14 @@ impl<In: Send + 'static, Out: Send + 'static> Link<In, Out> {
                 }
                 Ok(Err(e)) => {
                     let text = format!("{} {}: {e}", self.unit, self.received);
-                    if !self.violation(text) {
+                    // An emit whose seq is readable is answered for that seq,
+                    // so the connector is never left waiting for its ack.
+                    let reply = match e.seq() {
+                        Some(seq) => (self.make_reject)(seq, text.clone()),
+                        None => None,
+                    };
+                    let reply = reply.unwrap_or_else(|| (self.make_error)(text.clone()));
+                    if !self.report(text, reply) {
                         return None;
                     }
                 }
@@ -192,6 +204,12 @@ impl<In: Send + 'static, Out: Send + 'static> Link<In, Out> {
     /// answers `error`, logs and counts it. False when the limit is passed and
     /// the link should be closed.
     pub fn violation(&mut self, text: String) -> bool {
+        let reply = (self.make_error)(text.clone());
+        self.report(text, reply)
+    }
+
+    /// Counts and logs a bad message and sends `reply`; false past the limit.
+    fn report(&mut self, text: String, reply: Out) -> bool {
         self.errors += 1;
         self.status
             .counters
@@ -200,7 +218,7 @@ impl<In: Send + 'static, Out: Send + 'static> Link<In, Out> {
         self.status.set_error(text.clone());
         self.log.note(&format!("protocol error: {text}"));
         tracing::warn!(log = %self.log.path().display(), "protocol error: {text}");
-        self.outbox.send((self.make_error)(text));
+        self.outbox.send(reply);
         if self.errors > self.max_errors {
             self.log.note(&format!(
                 "closing the channel: more than {} bad messages",

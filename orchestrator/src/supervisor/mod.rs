@@ -76,6 +76,12 @@ pub trait Role: Send + 'static {
     fn shutdown(grace: Duration) -> Self::Out;
     /// An `error` message.
     fn error(message: String) -> Self::Out;
+    /// The answer to a message that could not be decoded but whose `seq`
+    /// could be read (a connector's emit: a nack); `None` sends `error`.
+    fn reject(seq: u64, message: String) -> Option<Self::Out> {
+        let _ = (seq, message);
+        None
+    }
     /// A `ping` message.
     fn ping(nonce: u64) -> Self::Out;
     /// The nonce of `msg`, if it is a `pong`.
@@ -169,6 +175,7 @@ pub async fn supervise<R: Role>(mut role: R, mut sup: Supervision) -> R {
             unit: "",
             max_errors: sup.spec.max_protocol_errors,
             make_error: R::error,
+            make_reject: R::reject,
             log: log.clone(),
             status: status.clone(),
         };
