@@ -18,7 +18,7 @@ enum Unusable {
     Missing(String),
     #[error("{0} is not a regular file")]
     NotAFile(String),
-    #[error("{0} is not executable")]
+    #[error("{0} is not executable (chmod +x {0})")]
     NotExecutable(String),
     #[error("{path}: {source}")]
     Io {
@@ -53,7 +53,9 @@ fn usable(path: &Path) -> Result<(), Unusable> {
 
 /// Finds the executable `entry` names: a path relative to `root` when it
 /// contains a `/`, else a bare name looked up in `exe_dir` (the
-/// orchestrator binary's directory), then on `path_var`.
+/// orchestrator binary's directory), then on `path_var`, then in `root` (the
+/// bundle's directory) — last, so `python3` or a shipped connector's name
+/// never picks up a file that happens to sit beside the bundle.
 pub fn resolve_entry(
     root: &Path,
     entry: &str,
@@ -79,6 +81,7 @@ pub fn resolve_entry(
     for dir in exe_dir
         .into_iter()
         .chain(path_dirs.iter().map(PathBuf::as_path))
+        .chain(std::iter::once(root))
     {
         let candidate = dir.join(entry);
         match usable(&candidate) {
@@ -109,10 +112,18 @@ struct Looked<'a> {
 impl fmt::Display for Looked<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.exe_dir, self.path_var) {
-            (Some(dir), true) => write!(f, "next to {} or on PATH", dir.display()),
-            (Some(dir), false) => write!(f, "next to {} (PATH is empty)", dir.display()),
-            (None, true) => f.write_str("on PATH"),
-            (None, false) => f.write_str("anywhere (no orchestrator directory and PATH is empty)"),
+            (Some(dir), true) => {
+                write!(f, "next to {}, on PATH or beside the bundle", dir.display())
+            }
+            (Some(dir), false) => write!(
+                f,
+                "next to {} or beside the bundle (PATH is empty)",
+                dir.display()
+            ),
+            (None, true) => f.write_str("on PATH or beside the bundle"),
+            (None, false) => {
+                f.write_str("beside the bundle (no orchestrator directory and PATH is empty)")
+            }
         }
     }
 }

@@ -86,7 +86,7 @@ fn a_file_without_execute_bits_is_refused() {
     assert_eq!(
         err,
         format!(
-            "entry './agent.py': {} is not executable",
+            "entry './agent.py': {0} is not executable (chmod +x {0})",
             d.root.join("./agent.py").display()
         )
     );
@@ -113,7 +113,7 @@ fn a_missing_entry_says_where_it_looked() {
     assert_eq!(
         err,
         format!(
-            "entry 'connector-foo' not found next to {} or on PATH",
+            "entry 'connector-foo' not found next to {}, on PATH or beside the bundle",
             d.exe.display()
         )
     );
@@ -128,7 +128,10 @@ fn a_missing_entry_says_where_it_looked() {
     // An empty PATH element is not the current directory.
     let err =
         resolve_entry(&d.root, "sh-like", None, Some(&OsString::from(""))).expect_err("missing");
-    assert!(err.contains("not found anywhere"), "{err}");
+    assert!(
+        err.contains("not found beside the bundle (no orchestrator"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -147,4 +150,32 @@ fn check_entries_reports_each_unresolvable_program_at_its_entry() {
         ["bundle.yaml:5:10: Connector/tg: `spec.entry`: entry './connector-tg' missing"]
     );
     assert!(check_entries(&bundle, |_| Ok(PathBuf::from("/x"))).is_empty());
+}
+
+#[test]
+fn a_bare_name_beside_the_bundle_is_found_last() {
+    let d = dirs();
+    let beside = file(&d.root.join("three.py"), 0o755);
+    let path = path_var(&[&d.path_a]);
+    assert_eq!(
+        resolve_entry(&d.root, "three.py", Some(&d.exe), Some(&path)),
+        Ok(beside)
+    );
+    // A program of that name on PATH wins over the file beside the bundle.
+    let on_path = file(&d.path_a.join("three.py"), 0o755);
+    assert_eq!(
+        resolve_entry(&d.root, "three.py", Some(&d.exe), Some(&path)),
+        Ok(on_path)
+    );
+}
+
+#[test]
+fn a_bare_name_beside_the_bundle_without_execute_bits_says_chmod() {
+    let d = dirs();
+    file(&d.root.join("three.py"), 0o644);
+    let err = resolve_entry(&d.root, "three.py", None, None).expect_err("not executable");
+    assert!(
+        err.contains(&format!("(chmod +x {})", d.root.join("three.py").display())),
+        "{err}"
+    );
 }
