@@ -82,3 +82,74 @@ impl Cx<'_> {
         });
     }
 }
+
+/// The candidate closest to `word` (case aside), if it is close enough to be
+/// what was meant: at most one edit per three characters, at least one.
+pub(crate) fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let word = word.to_lowercase();
+    let limit = (word.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(&word, &c.to_lowercase()), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Edit distance between `a` and `b` by characters, a swap of two
+/// neighbours counting as one edit (optimal string alignment).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+#[cfg(test)]
+mod suggest_tests {
+    use super::{did_you_mean, edit_distance};
+
+    #[test]
+    fn distances() {
+        for (a, b, d) in [
+            ("", "", 0),
+            ("a", "", 1),
+            ("kitten", "sitting", 3),
+            ("logger", "loger", 1),
+            ("agnet", "agent", 1),
+        ] {
+            assert_eq!(edit_distance(a, b), d, "{a} {b}");
+        }
+    }
+
+    #[test]
+    fn suggestions_are_close_or_none() {
+        let kinds = ["Connector", "Connection", "Swarm", "Agent", "Secret"];
+        assert_eq!(did_you_mean("Conector", kinds), Some("Connector"));
+        assert_eq!(did_you_mean("connection", kinds), Some("Connection"));
+        assert_eq!(did_you_mean("agnet", kinds), Some("Agent"));
+        assert_eq!(did_you_mean("Package", kinds), None);
+        assert_eq!(did_you_mean("loger", ["logger", "handler"]), Some("logger"));
+        assert_eq!(did_you_mean("x", ["logger"]), None);
+    }
+}

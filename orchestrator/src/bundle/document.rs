@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::common::{KINDS, name, scalar_map};
 use super::connection::ConnectionDoc;
-use super::diag::{Cx, Diagnostic, place};
+use super::diag::{Cx, Diagnostic, did_you_mean, place};
 use super::model::{Agent, Connector, Place, Secret};
 use super::node::{Node, SNode};
 use super::read::Field;
@@ -75,13 +75,20 @@ pub(crate) fn read(file: &Arc<str>, root: &SNode, out: &mut Vec<Diagnostic>) -> 
         out,
     };
     let Some(kind) = kind else {
+        let mut meant = None;
         let message = match kind_node {
             None => "missing required field `kind`".to_owned(),
             Some(n) => match &n.value {
-                Node::Str(k) => format!(
-                    "`kind`: unknown kind `{k}`, expected one of: {}",
-                    KINDS.join(", ")
-                ),
+                Node::Str(k) => {
+                    meant = did_you_mean(k, KINDS.iter().copied());
+                    match meant {
+                        Some(m) => format!("`kind`: unknown kind `{k}`; did you mean `{m}`?"),
+                        None => format!(
+                            "`kind`: unknown kind `{k}`, expected one of: {}",
+                            KINDS.join(", ")
+                        ),
+                    }
+                }
                 other => format!("`kind`: expected a string, found {}", other.kind_name()),
             },
         };
@@ -89,7 +96,15 @@ pub(crate) fn read(file: &Arc<str>, root: &SNode, out: &mut Vec<Diagnostic>) -> 
             kind_node.map_or(&root.referenced, |n| &n.referenced),
             message,
         );
-        return None;
+        // A misspelled kind still names its resource: references to it are
+        // not reported again on top of the one error that matters.
+        return meant.map(|kind| Doc {
+            kind,
+            name: loose_name(pairs),
+            name_place: place(file, &root.referenced),
+            place: place(file, &root.referenced),
+            body: None,
+        });
     };
     cx.resource = Some(kind.to_owned());
     let doc = Field::new("", root).fields(&mut cx, &["apiVersion", "kind", "metadata", "spec"])?;
@@ -146,4 +161,17 @@ pub(crate) fn read(file: &Arc<str>, root: &SNode, out: &mut Vec<Diagnostic>) -> 
         place,
         body,
     })
+}
+
+/// `metadata.name` of a document read no further, if it is a string.
+fn loose_name(pairs: &[(SNode, SNode)]) -> Option<String> {
+    let key = |n: &SNode, k: &str| n.value == Node::Str(k.into());
+    let (_, metadata) = pairs.iter().find(|(k, _)| key(k, "metadata"))?;
+    let Node::Map(meta) = &metadata.value else {
+        return None;
+    };
+    match &meta.iter().find(|(k, _)| key(k, "name"))?.1.value {
+        Node::Str(name) => Some(name.clone()),
+        _ => None,
+    }
 }

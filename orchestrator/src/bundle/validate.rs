@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::common::Located;
 use super::connection::ConnectionDoc;
-use super::diag::Diagnostic;
+use super::diag::{Diagnostic, did_you_mean};
 use super::document::{Body, Doc};
 use super::model::{Bundle, Connector, EventDecl, Place, Secret, Swarm};
 use super::rules::RuleRefs;
@@ -70,7 +70,18 @@ impl Report<'_> {
     fn must_exist(&mut self, index: &Index<'_>, kind: &'static str, r: &Located) -> bool {
         let found = index.exists(kind, &r.value);
         if !found {
-            self.field(r, format!("no {kind} named `{}` in the bundle", r.value));
+            let names = index
+                .docs
+                .keys()
+                .filter(|(k, _)| *k == kind)
+                .map(|(_, name)| *name);
+            let hint = did_you_mean(&r.value, names)
+                .map(|n| format!("; did you mean `{n}`?"))
+                .unwrap_or_default();
+            self.field(
+                r,
+                format!("no {kind} named `{}` in the bundle{hint}", r.value),
+            );
         }
         found
     }

@@ -131,3 +131,40 @@ fn only_one_connection_reads_stdin() {
     );
     assert!(parse_text(&one).expect("valid").connectors["cli"].stdin);
 }
+
+#[test]
+fn a_misspelled_kind_is_one_error_with_a_suggestion() {
+    // The Connector is spelled wrong; the Connection that refers to it is
+    // not reported as well.
+    let text = format!(
+        "{BASE}{}---\n{}",
+        doc("Conector", "hook", "entry: ./hook\nevents: [{name: x}]"),
+        doc("Connection", "main", "connectorRef: Connector/hook"),
+    );
+    let got: Vec<String> = diagnostics(&text).iter().map(ToString::to_string).collect();
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(
+        got[0].contains("unknown kind `Conector`; did you mean `Connector`?"),
+        "{}",
+        got[0]
+    );
+}
+
+#[test]
+fn a_reference_to_a_missing_name_suggests_a_close_one() {
+    let text = format!(
+        "{BASE}{}",
+        doc(
+            "Connection",
+            "main",
+            "connectorRef: Connector/tg\nswarmRef: Swarm/mian"
+        ),
+    );
+    let got: Vec<String> = diagnostics(&text).iter().map(ToString::to_string).collect();
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(
+        got[0].contains("no Swarm named `mian` in the bundle; did you mean `main`?"),
+        "{}",
+        got[0]
+    );
+}
