@@ -200,6 +200,8 @@ pub async fn run(
         let read = |path: &Path| std::fs::read_to_string(path);
         let secrets =
             bundle::resolve_secrets(&bundle, connection, &env, &read).map_err(RunError::Secret)?;
+        let config =
+            bundle::resolve_config(&bundle, connection, &env, &read).map_err(RunError::Secret)?;
         let log_path = state.connection_log(&connection.name);
         let log = LogSink::open(&log_path).map_err(|source| RunError::Io {
             what: "cannot open",
@@ -237,6 +239,7 @@ pub async fn run(
             connection: connection.clone(),
             connector,
             swarm,
+            config,
             secrets: Secrets(secrets),
             state_dir,
             log: log.clone(),

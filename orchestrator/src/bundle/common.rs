@@ -12,6 +12,16 @@ use super::read::Field;
 /// The kinds a bundle may contain, in the order messages list them.
 pub(crate) const KINDS: [&str; 5] = ["Connector", "Connection", "Swarm", "Agent", "Secret"];
 
+/// Goondan kinds this orchestrator has no use for: it runs agents as programs.
+pub(crate) const GOONDAN_ONLY_KINDS: [&str; 4] = ["Package", "Model", "Tool", "Extension"];
+
+/// Goondan Agent fields that describe an LLM agent rather than a program.
+pub(crate) const GOONDAN_ONLY_AGENT_FIELDS: [&str; 4] =
+    ["modelConfig", "prompt", "tools", "extensions"];
+
+/// What to say about a Goondan-only kind or field.
+pub(crate) const PORTING: &str = "this orchestrator runs each agent as a program (`spec.entry`); see \"Porting a Goondan agent\" in the README";
+
 /// Why `name` is not a usable resource name, if it is not.
 ///
 /// Names become file names (log paths), so they are kept to a portable,
@@ -74,10 +84,26 @@ pub(crate) fn reference(cx: &mut Cx<'_>, f: &Field<'_>, expected: &str) -> Optio
             None => (None, s.clone()),
         },
         Node::Map(_) => {
-            let map = f.fields(cx, &["kind", "name"])?;
-            let kind = map.get("kind").and_then(|k| k.string(cx));
-            let name = map.required(cx, "name")?.string(cx)?;
-            (kind, name)
+            let map = f.fields(cx, &["kind", "name", "ref"])?;
+            match map.get("ref") {
+                // Goondan's `{ref: "Agent/x"}`.
+                Some(r) => {
+                    if map.get("kind").is_some() || map.get("name").is_some() {
+                        f.error(cx, "set either `ref` or `kind` and `name`, not both");
+                        return None;
+                    }
+                    let text = r.string(cx)?;
+                    match text.split_once('/') {
+                        Some((kind, name)) => (Some(kind.to_owned()), name.to_owned()),
+                        None => (None, text),
+                    }
+                }
+                None => {
+                    let kind = map.get("kind").and_then(|k| k.string(cx));
+                    let name = map.required(cx, "name")?.string(cx)?;
+                    (kind, name)
+                }
+            }
         }
         other => {
             f.error(

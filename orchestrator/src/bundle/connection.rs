@@ -2,9 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use super::common::{Located, env_name, reference, scalar_map};
+use super::common::{Located, env_name, reference};
 use super::diag::Cx;
 use super::model::{Connection, Overflow, Place, RateLimit, ValueSource};
+use super::node::Node;
 use super::read::Field;
 use super::restart::restart;
 use super::rules::{RuleRefs, ingress};
@@ -49,11 +50,11 @@ pub(crate) fn read(
     let swarm = spec
         .get("swarmRef")
         .and_then(|f| reference(cx, &f, "Swarm"));
+    let mut secret_refs = Vec::new();
     let config = spec
         .get("config")
-        .map(|f| scalar_map(cx, &f))
+        .map(|f| config(cx, &f, &mut secret_refs))
         .unwrap_or_default();
-    let mut secret_refs = Vec::new();
     let secrets = spec
         .get("secrets")
         .map(|f| secrets(cx, &f, &mut secret_refs))
@@ -89,6 +90,42 @@ pub(crate) fn read(
         secret_refs,
         rules,
     })
+}
+
+/// `spec.config`: each value a scalar, or (as in Goondan) `{value: …}` or
+/// `{valueFrom: {env | secretRef}}` like a secret.
+fn config(
+    cx: &mut Cx<'_>,
+    f: &Field<'_>,
+    refs: &mut Vec<(Located, Located)>,
+) -> BTreeMap<String, ValueSource> {
+    let mut out = BTreeMap::new();
+    for entry in f.entries(cx).unwrap_or_default() {
+        let source = match &entry.value.node.value {
+            Node::Map(pairs)
+                if pairs.iter().all(
+                    |(k, _)| matches!(&k.value, Node::Str(k) if k == "value" || k == "valueFrom"),
+                ) =>
+            {
+                value_source(cx, &entry.value, refs)
+            }
+            Node::Map(_) => {
+                entry.value.error(
+                    cx,
+                    format!(
+                        "`{}`: expected a string, number or boolean, {{value: …}} or {{valueFrom: …}}, found a mapping",
+                        entry.value.path
+                    ),
+                );
+                None
+            }
+            _ => entry.value.scalar(cx).map(ValueSource::Value),
+        };
+        if let Some(source) = source {
+            out.insert(entry.key, source);
+        }
+    }
+    out
 }
 
 fn secrets(

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::common::{KINDS, name, scalar_map};
+use super::common::{GOONDAN_ONLY_KINDS, KINDS, PORTING, name, scalar_map};
 use super::connection::ConnectionDoc;
 use super::diag::{Cx, Diagnostic, did_you_mean, place};
 use super::model::{Agent, Connector, Place, Secret};
@@ -79,6 +79,9 @@ pub(crate) fn read(file: &Arc<str>, root: &SNode, out: &mut Vec<Diagnostic>) -> 
         let message = match kind_node {
             None => "missing required field `kind`".to_owned(),
             Some(n) => match &n.value {
+                Node::Str(k) if GOONDAN_ONLY_KINDS.contains(&k.as_str()) => {
+                    format!("`kind`: `{k}` is a Goondan resource: {PORTING}")
+                }
                 Node::Str(k) => {
                     meant = did_you_mean(k, KINDS.iter().copied());
                     match meant {

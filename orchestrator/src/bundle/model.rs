@@ -141,8 +141,8 @@ pub struct Connection {
     pub connector: String,
     /// `spec.swarmRef`, resolved to a Swarm name (default: the first Swarm).
     pub swarm: String,
-    /// `spec.config`: scalars, as strings.
-    pub config: BTreeMap<String, String>,
+    /// `spec.config`: where each value comes from (inline scalars as strings).
+    pub config: BTreeMap<String, ValueSource>,
     /// `spec.secrets`: where each secret's value comes from.
     pub secrets: BTreeMap<String, ValueSource>,
     /// `spec.ingress`.

@@ -6,6 +6,7 @@
 
 use serde_saphyr::Location;
 
+use super::common::{GOONDAN_ONLY_AGENT_FIELDS, PORTING};
 use super::diag::Cx;
 use super::node::{Node, SNode};
 
@@ -204,13 +205,18 @@ impl<'n> Field<'n> {
                 continue;
             };
             if !allowed.contains(&name.as_str()) {
-                cx.error(
-                    &key.referenced,
+                let message = if cx.kind == "Agent"
+                    && self.path == "spec"
+                    && GOONDAN_ONLY_AGENT_FIELDS.contains(&name.as_str())
+                {
+                    format!("`{name}` is a Goondan agent field: {PORTING}")
+                } else {
                     format!(
                         "unknown field `{name}` in {label}, expected one of: {}",
                         allowed.join(", ")
-                    ),
-                );
+                    )
+                };
+                cx.error(&key.referenced, message);
                 continue;
             }
             if entries.iter().any(|(seen, _)| seen == name) {

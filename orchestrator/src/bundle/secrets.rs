@@ -7,12 +7,14 @@ use std::path::{Path, PathBuf};
 
 use super::model::{Bundle, Connection, SecretSource, ValueSource};
 
-/// Why one of a Connection's secrets could not be resolved. Nothing in it
-/// holds a value: only names of things the operator can go and fix.
+/// Why one of a Connection's secrets (or config values) could not be
+/// resolved. Nothing in it holds a value: only names of things the operator
+/// can go and fix.
 #[derive(Debug, thiserror::Error)]
-#[error("Connection/{connection}: secret {key}")]
+#[error("Connection/{connection}: {what} {key}")]
 struct SecretError {
     connection: String,
+    what: &'static str,
     key: String,
     #[source]
     cause: Cause,
@@ -47,9 +49,45 @@ pub fn resolve_secrets(
     env: &dyn Fn(&str) -> Option<String>,
     read_file: &dyn Fn(&Path) -> std::io::Result<String>,
 ) -> Result<BTreeMap<String, String>, String> {
+    resolve_all(
+        bundle,
+        connection,
+        "secret",
+        &connection.secrets,
+        env,
+        read_file,
+    )
+}
+
+/// The value of every `spec.config` entry of `connection` (inline, or from
+/// the environment or a Secret), or every reason some could not be had.
+pub fn resolve_config(
+    bundle: &Bundle,
+    connection: &Connection,
+    env: &dyn Fn(&str) -> Option<String>,
+    read_file: &dyn Fn(&Path) -> std::io::Result<String>,
+) -> Result<BTreeMap<String, String>, String> {
+    resolve_all(
+        bundle,
+        connection,
+        "config",
+        &connection.config,
+        env,
+        read_file,
+    )
+}
+
+fn resolve_all(
+    bundle: &Bundle,
+    connection: &Connection,
+    what: &'static str,
+    sources: &BTreeMap<String, ValueSource>,
+    env: &dyn Fn(&str) -> Option<String>,
+    read_file: &dyn Fn(&Path) -> std::io::Result<String>,
+) -> Result<BTreeMap<String, String>, String> {
     let mut values = BTreeMap::new();
     let mut errors = Vec::new();
-    for (key, source) in &connection.secrets {
+    for (key, source) in sources {
         match resolve_one(bundle, source, env, read_file) {
             Ok(v) => {
                 values.insert(key.clone(), v);
@@ -57,6 +95,7 @@ pub fn resolve_secrets(
             Err(cause) => {
                 let e = SecretError {
                     connection: connection.name.clone(),
+                    what,
                     key: key.clone(),
                     cause,
                 };

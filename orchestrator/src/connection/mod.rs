@@ -43,6 +43,8 @@ pub struct ConnectionContext {
     pub connector: Connector,
     /// The Swarm it is bound to.
     pub swarm: Swarm,
+    /// Resolved `spec.config`, sent in `init`.
+    pub config: std::collections::BTreeMap<String, String>,
     /// Resolved secrets, sent only in `init`.
     pub secrets: Secrets,
     /// `state/connections/<name>/`.
@@ -94,7 +96,7 @@ impl Role for ConnectionRole {
             protocol: PROTOCOL_VERSION,
             connector: ctx.connector.name.clone(),
             connection: ctx.connection.name.clone(),
-            config: ctx.connection.config.clone(),
+            config: ctx.config.clone(),
             secrets: ctx.secrets.clone(),
             state_dir: ctx.state_dir.display().to_string(),
         })

@@ -244,10 +244,10 @@ fn connection_fields_and_rules() {
         (c.name.as_str(), c.connector.as_str(), c.swarm.as_str()),
         ("telegram-production", "telegram", "support")
     );
-    assert_eq!(c.config["pollSeconds"], "30");
-    assert_eq!(c.config["verbose"], "true");
-    assert_eq!(c.config["chat"], "0123");
-    assert_eq!(c.config["ratio"], "0.5");
+    assert_eq!(c.config["pollSeconds"], ValueSource::Value("30".into()));
+    assert_eq!(c.config["verbose"], ValueSource::Value("true".into()));
+    assert_eq!(c.config["chat"], ValueSource::Value("0123".into()));
+    assert_eq!(c.config["ratio"], ValueSource::Value("0.5".into()));
     assert_eq!(
         c.secrets["BOT_TOKEN"],
         ValueSource::SecretRef {

@@ -168,3 +168,53 @@ fn a_reference_to_a_missing_name_suggests_a_close_one() {
         got[0]
     );
 }
+
+#[test]
+fn goondan_only_kinds_and_agent_fields_say_how_to_port() {
+    let text = format!(
+        "{BASE}{}---\n{}",
+        doc("Model", "gpt", "provider: openai"),
+        doc(
+            "Agent",
+            "llm",
+            "entry: ./agent\nprompt: {system: hi}\nmodelConfig: {model: gpt}"
+        ),
+    );
+    let got: Vec<String> = diagnostics(&text).iter().map(ToString::to_string).collect();
+    assert_eq!(got.len(), 3, "{got:#?}");
+    assert!(
+        got[0].contains(
+            "`kind`: `Model` is a Goondan resource: this orchestrator runs each agent as a program"
+        ),
+        "{}",
+        got[0]
+    );
+    assert!(
+        got[1].contains("`prompt` is a Goondan agent field"),
+        "{}",
+        got[1]
+    );
+    assert!(
+        got[2].contains("`modelConfig` is a Goondan agent field"),
+        "{}",
+        got[2]
+    );
+    assert!(got.iter().all(|e| e.contains("Porting a Goondan agent")));
+}
+
+#[test]
+fn a_swarm_agent_may_be_a_ref_object() {
+    let text = format!(
+        "{BASE}{}",
+        doc(
+            "Swarm",
+            "refs",
+            "entryAgent: {ref: Agent/handler}\nagents: [{ref: \"Agent/handler\"}, {kind: Agent, name: admin}, outsider]"
+        ),
+    );
+    let bundle = parse_text(&text).unwrap_or_else(|d| panic!("{d:#?}"));
+    assert_eq!(
+        bundle.swarms["refs"].agents,
+        ["handler", "admin", "outsider"]
+    );
+}

@@ -158,7 +158,7 @@ fn connection_cases() -> Vec<Case> {
         c(
             "nested config",
             "connectorRef: tg\nconfig: {port: 3000, tls: {on: true}}",
-            "`spec.config.tls`: expected a string, number or boolean, found a mapping",
+            "`spec.config.tls`: expected a string, number or boolean, {value: …} or {valueFrom: …}, found a mapping",
             (2, 27),
         ),
         c(

@@ -94,3 +94,61 @@ fn errors_name_the_connection_key_and_source_but_no_value() {
         "Connection/tg: secret FROM_ENV: Secret/vault key ENV: environment variable VAULT_ENV is not set"
     );
 }
+
+/// Goondan's forms of `config`: a scalar, `{value}`, or `{valueFrom}` like a secret.
+#[test]
+fn config_values_take_goondan_forms() {
+    let text = [
+        BASE.to_owned(),
+        doc("Secret", "vault", "data:\n  ENV: {valueFrom: {env: VAULT_ENV}}"),
+        doc(
+            "Connection",
+            "tg",
+            "connectorRef: tg\nconfig:\n  PLAIN: 30\n  INLINE: {value: inline}\n  DIRECT: {valueFrom: {env: DIRECT_ENV}}\n  FROM_SECRET: {valueFrom: {secretRef: {ref: Secret/vault, key: ENV}}}",
+        ),
+    ]
+    .join("---\n");
+    let b = parse_text(&text).unwrap_or_else(|d| panic!("{d:#?}"));
+    let env = env_with(&[("DIRECT_ENV", "direct"), ("VAULT_ENV", "vaulted")]);
+    let read = |_: &Path| -> io::Result<String> { unreachable!("no file sources") };
+    let values =
+        super::super::resolve_config(&b, &b.connections[0], &env, &read).expect("resolves");
+    let want: BTreeMap<String, String> = [
+        ("PLAIN", "30"),
+        ("INLINE", "inline"),
+        ("DIRECT", "direct"),
+        ("FROM_SECRET", "vaulted"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    assert_eq!(values, want);
+    let err = super::super::resolve_config(&b, &b.connections[0], &env_with(&[]), &read)
+        .expect_err("unset");
+    assert!(
+        err.contains("Connection/tg: config DIRECT: environment variable DIRECT_ENV is not set"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_config_secret_ref_to_a_missing_key_is_a_validation_error() {
+    let text = [
+        BASE.to_owned(),
+        doc(
+            "Connection",
+            "tg",
+            "connectorRef: tg\nconfig:\n  X: {valueFrom: {secretRef: {ref: Secret/creds, key: NOPE}}}",
+        ),
+    ]
+    .join("---\n");
+    let errors = match parse_text(&text) {
+        Ok(_) => panic!("must not parse"),
+        Err(d) => d,
+    };
+    let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert!(
+        text.iter().any(|e| e.contains("has no key `NOPE`")),
+        "{text:#?}"
+    );
+}
