@@ -120,10 +120,12 @@ impl LogSink {
             max_bytes: opts.max_bytes,
             keep: opts.keep,
         };
-        let channel = Channel::open(path, rotation, QUEUE, None)?;
+        let dropped = Arc::new(AtomicU64::new(0));
+        let report: Arc<dyn writer::Periodic> = Arc::new(DropReport(dropped.clone()));
+        let channel = Channel::open(path, rotation, QUEUE, Some(report))?;
         Ok(Self {
             channel: Arc::new(channel),
-            dropped: Arc::new(AtomicU64::new(0)),
+            dropped,
             bucket: Arc::new(Mutex::new(Bucket::new(opts.lines_per_sec, opts.burst))),
             max_line: opts.max_line,
             path: path.into(),
@@ -182,6 +184,23 @@ impl LogSink {
         };
         if !self.channel.send(line) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Reports a sink's dropped lines from the writer thread too, so that a
+/// flood followed by silence is not left unreported.
+#[derive(Debug)]
+struct DropReport(Arc<AtomicU64>);
+
+impl writer::Periodic for DropReport {
+    fn due(&self, _now: Instant, _all: bool) -> Vec<String> {
+        match self.0.swap(0, Ordering::Relaxed) {
+            0 => vec![],
+            n => vec![format!(
+                "{} orchestrator {n} lines dropped\n",
+                timestamp(SystemTime::now())
+            )],
         }
     }
 }
