@@ -140,11 +140,12 @@ pub async fn run(
 ) -> Result<(), RunError> {
     let (bundle, programs) = load_checked(&opts.bundle).map_err(RunError::InvalidBundle)?;
     raise_open_files_limit();
-    let state = StateDir::create(&opts.state_dir).map_err(|source| RunError::Io {
-        what: "cannot create the state directory",
-        path: opts.state_dir.clone(),
-        source,
-    })?;
+    let state =
+        StateDir::create(&opts.state_dir, bundle.agents.keys()).map_err(|source| RunError::Io {
+            what: "cannot prepare the state directory",
+            path: opts.state_dir.clone(),
+            source,
+        })?;
     let journal_options = JournalOptions {
         retention: opts.retention.delivered,
         dedupe_ttl: opts.retention.dedupe_ttl,

@@ -177,25 +177,9 @@ pub fn bin(name: &str) -> PathBuf {
     bin_dir().join(name)
 }
 
-/// The orchestrator's escaping of an instance key into a file name: `%`, `/`,
-/// control characters and a leading `.` become `%XX`.
-pub fn escape_key(key: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in key.char_indices() {
-        if c == '%' || c == '/' || c.is_control() || (i == 0 && c == '.') {
-            let mut buf = [0; 4];
-            for b in c.encode_utf8(&mut buf).bytes() {
-                let _ = write!(out, "%{b:02X}");
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    if out.is_empty() {
-        out.push_str("%00");
-    }
-    out
-}
+/// The orchestrator's escaping of an instance key into a file name (its own
+/// function, so the tests cannot drift from it).
+pub use orchestrator::logs::escape_key;
 
 /// A PROTOCOL.md event with a text message, as one JSON value.
 pub fn event(

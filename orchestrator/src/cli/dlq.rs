@@ -1,17 +1,33 @@
 //! `orchestrator dlq list|replay|drop`: through the control socket when the
-//! orchestrator runs, on the journal file when it does not.
+//! orchestrator runs, on the journal file when it does not (holding the
+//! state directory's lock meanwhile, so that no orchestrator starts on it).
 
 use std::path::Path;
 
 use orchestrator::control::{self, DlqEntry, Request, Response};
 use orchestrator::exit_code;
 use orchestrator::logs::StateDir;
+use orchestrator::logs::lock::{Role, lock};
 
 pub fn main(state_dir: &Path, req: Request, json: bool) -> u8 {
     let state = StateDir::at(state_dir);
     let response = match control::request(&state.control_socket(), &req) {
         Ok(r) => r,
         Err(e) if control::connect_error_means_not_running(&e) => {
+            // No orchestrator answers: take the state directory's lock (an
+            // orchestrator that holds it is starting, or hung) for as long
+            // as the journal file is open.
+            let _lock = if state.journal().exists() {
+                match lock(state.root(), Role::Dlq) {
+                    Ok(lock) => Some(lock),
+                    Err(e) => {
+                        eprintln!("orchestrator: {e}");
+                        return exit_code::FAILURE;
+                    }
+                }
+            } else {
+                None
+            };
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

@@ -1,9 +1,9 @@
 //! `orchestrator run BUNDLE [--state-dir D]`.
 
-use std::fs::OpenOptions;
 use std::path::PathBuf;
-use std::sync::Arc;
 
+use orchestrator::logs::lock::{Role, lock};
+use orchestrator::logs::{LogOptions, StateDir, TracingLog};
 use orchestrator::{JournalMode, Retention, RunError, RunOptions, exit_code};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
@@ -19,6 +19,17 @@ pub fn main(
     max_pending: usize,
 ) -> u8 {
     let state_dir = state_dir.unwrap_or_else(|| orchestrator::default_state_dir(&bundle));
+    // Whatever the orchestrator creates (journal.db, control.sock, state
+    // directories) is private from the first byte; children inherit it.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    // One orchestrator per state directory, held until this function returns.
+    let _lock = match lock(&state_dir, Role::Run) {
+        Ok(lock) => lock,
+        Err(e) => {
+            eprintln!("orchestrator: {e}");
+            return exit_code::FAILURE;
+        }
+    };
     if let Err(e) = init_tracing(&state_dir) {
         eprintln!(
             "orchestrator: cannot open the log in {}: {e}",
@@ -55,6 +66,14 @@ pub fn main(
         )
         .await
     });
+    // Every log line written before the lock is released.
+    drop(runtime);
+    let code = exit_code_of(result);
+    orchestrator::logs::flush();
+    code
+}
+
+fn exit_code_of(result: Result<(), RunError>) -> u8 {
     match result {
         Ok(()) => exit_code::OK,
         Err(RunError::InvalidBundle(errors)) => {
@@ -103,22 +122,25 @@ async fn watch_signals(stop: CancellationToken, kill_now: CancellationToken) {
     }
 }
 
-/// Logs to stderr and to `logs/orchestrator.log` in the state directory.
+/// Logs to stderr and to `logs/orchestrator.log` in the state directory
+/// (rotated like the other logs, written by the log writer thread).
 fn init_tracing(state_dir: &std::path::Path) -> std::io::Result<()> {
-    let logs = state_dir.join("logs");
-    std::fs::create_dir_all(&logs)?;
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(logs.join("orchestrator.log"))?;
+    let path = StateDir::at(state_dir).orchestrator_log();
+    let file = TracingLog::open(&path, LogOptions::default())?;
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let stderr = TracingLog::stderr(ansi)?;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::registry()
         .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(ansi)
+                .with_writer(stderr),
+        )
         .with(
             tracing_subscriber::fmt::layer()
                 .with_ansi(false)
-                .with_writer(Arc::new(file)),
+                .with_writer(file),
         )
         .init();
     Ok(())

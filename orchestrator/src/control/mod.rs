@@ -7,7 +7,8 @@
 //! reads one JSON response line, and the connection closes. Requests are
 //! [`Request`]s, answers are [`Response`]s; both are documented in the README
 //! and stable. A malformed request gets an error response, never a crash.
-//! Only the owner can connect: the socket is created mode 0600.
+//! Only the owner can connect: the socket is created mode 0600. A client
+//! waits at most `ORCHESTRATOR_CONTROL_TIMEOUT` (default 30 s) for an answer.
 //!
 //! The dead-letter verbs also work without a running orchestrator: the CLI
 //! then opens the journal itself ([`dlq::offline`]).
@@ -25,7 +26,9 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
-pub use client::{connect_error_means_not_running, request};
+pub use client::{
+    ClientError, connect_error_means_not_running, request, request_within, timeout_from_env,
+};
 pub use dlq::DlqEntry;
 
 use crate::journal::Journal;
@@ -115,8 +118,16 @@ pub struct ControlContext {
     pub router: Router,
 }
 
-/// Binds `control.sock` at `path`, replacing a stale one.
+/// Binds `control.sock` at `path`, replacing a stale one — never one that
+/// a live orchestrator answers on (`run` holds the state directory's lock,
+/// so there should be none; this is the second line of defence).
 pub fn bind(path: &Path) -> io::Result<Listener> {
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            "another orchestrator answers on this socket",
+        ));
+    }
     let name = path.to_fs_name::<GenericFilePath>()?;
     let listener = ListenerOptions::new()
         .name(name)

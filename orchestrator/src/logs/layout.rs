@@ -3,6 +3,8 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest, Sha256};
+
 /// The state directory and the paths inside it.
 #[derive(Clone, Debug)]
 pub struct StateDir {
@@ -10,16 +12,30 @@ pub struct StateDir {
 }
 
 impl StateDir {
-    /// Creates the directory and its `logs/` and `state/` folders.
-    pub fn create(root: &Path) -> io::Result<Self> {
-        for sub in [
-            "logs/connections",
-            "logs/agents",
-            "state/connections",
-            "state/agents",
+    /// Creates the directory, its `logs/` and `state/` folders and
+    /// `state/agents/<agent>/` for each of `agents`, and brings whatever was
+    /// there already to the state directory's modes (files 0600, directories
+    /// 0700, the way to each child's stateDir 0711: see [`super::private`]).
+    pub fn create<'a>(
+        root: &Path,
+        agents: impl IntoIterator<Item = &'a String>,
+    ) -> io::Result<Self> {
+        use super::private::{DIR, PASS_THROUGH, ensure_dir};
+        ensure_dir(root, PASS_THROUGH)?;
+        for (sub, mode) in [
+            ("logs", DIR),
+            ("logs/connections", DIR),
+            ("logs/agents", DIR),
+            ("state", PASS_THROUGH),
+            ("state/connections", PASS_THROUGH),
+            ("state/agents", PASS_THROUGH),
         ] {
-            std::fs::create_dir_all(root.join(sub))?;
+            ensure_dir(&root.join(sub), mode)?;
         }
+        for agent in agents {
+            ensure_dir(&root.join("state/agents").join(agent), PASS_THROUGH)?;
+        }
+        super::private::tighten(root)?;
         Ok(Self {
             root: std::path::absolute(root)?,
         })
@@ -45,6 +61,11 @@ impl StateDir {
     /// `audit.log`.
     pub fn audit_log(&self) -> PathBuf {
         self.root.join("audit.log")
+    }
+
+    /// `orchestrator.lock`: held by the orchestrator running here (see [`super::lock`]).
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join("orchestrator.lock")
     }
 
     /// `control.sock`.
@@ -86,13 +107,24 @@ impl StateDir {
     }
 }
 
-/// Makes an instance key safe as one file name, reversibly: `%`, `/`, control
-/// characters and a leading `.` become `%XX`; everything else is kept, so
-/// `telegram:42` stays readable.
+/// Escaped names longer than this are cut and hashed.
+const MAX_NAME: usize = 200;
+/// How much of the escaped name a long key keeps before its hash.
+const LONG_PREFIX: usize = 160;
+
+/// Makes an instance key safe as one file name, injectively (two keys never
+/// share a name): `%`, `/`, `~`, control characters and a leading `.` become
+/// `%XX`; everything else is kept, so `telegram:42` stays readable. The empty
+/// key is `~`. An escaped name over 200 bytes is cut, and `~` and the SHA-256
+/// of the exact key (128 bits, hex) appended: an unescaped `~` only ever
+/// appears in these two forms, so no short key can spell a long one's name.
 pub fn escape_key(key: &str) -> String {
+    if key.is_empty() {
+        return "~".into();
+    }
     let mut out = String::with_capacity(key.len());
     for (i, c) in key.char_indices() {
-        let escape = c == '%' || c == '/' || c.is_control() || (i == 0 && c == '.');
+        let escape = c == '%' || c == '/' || c == '~' || c.is_control() || (i == 0 && c == '.');
         if escape {
             let mut buf = [0; 4];
             for b in c.encode_utf8(&mut buf).bytes() {
@@ -102,24 +134,31 @@ pub fn escape_key(key: &str) -> String {
             out.push(c);
         }
     }
-    if out.is_empty() {
-        out.push_str("%00");
-    }
     // File names are at most 255 bytes; keep room for ".log".
-    if out.len() > 200 {
-        let mut cut = 180;
-        while !out.is_char_boundary(cut) {
+    if out.len() > MAX_NAME {
+        let mut cut = LONG_PREFIX;
+        // Not inside a character, nor inside a %XX.
+        let bytes = out.as_bytes();
+        while !out.is_char_boundary(cut) || bytes[cut - 1] == b'%' || bytes[cut - 2] == b'%' {
             cut -= 1;
         }
-        let hash = fnv1a(key.as_bytes());
-        out = format!("{}~{hash:016x}", &out[..cut]);
+        let digest = Sha256::digest(key.as_bytes());
+        let mut hash = String::with_capacity(32);
+        for b in &digest[..16] {
+            hash.push_str(&format!("{b:02x}"));
+        }
+        out = format!("{}~{hash}", &out[..cut]);
     }
     out
 }
 
-/// The instance key an escaped file name stands for (the inverse of [`escape_key`],
-/// except for over-long keys, which keep only their cut form).
+/// The instance key an escaped file name stands for (the inverse of
+/// [`escape_key`], except for over-long keys, which keep only their cut form
+/// and hash).
 pub fn unescape_key(name: &str) -> String {
+    if name == "~" {
+        return String::new();
+    }
     let bytes = name.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -136,16 +175,7 @@ pub fn unescape_key(name: &str) -> String {
         out.push(bytes[i]);
         i += 1;
     }
-    if out == [0] {
-        return String::new();
-    }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf29ce484222325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
-    })
 }
 
 #[cfg(test)]
@@ -159,8 +189,10 @@ mod tests {
             ("webhook:/hooks/a", "webhook:%2Fhooks%2Fa"),
             ("100%", "100%25"),
             ("..", "%2E."),
-            ("", "%00"),
+            ("", "~"),
+            ("\0", "%00"),
             ("a\nb", "a%0Ab"),
+            ("~user", "%7Euser"),
         ];
         for (key, want) in cases {
             assert_eq!(escape_key(key), want, "{key:?}");
@@ -175,19 +207,94 @@ mod tests {
             "100%",
             "..",
             "",
+            "\0",
             "a\nb",
             "ü/ß",
+            "~",
+            "a~b",
+            "%7E",
         ] {
             assert_eq!(unescape_key(&escape_key(key)), key, "{key:?}");
         }
     }
 
+    /// The pairs the attack in issue 9 used, and their relatives.
     #[test]
-    fn escaping_is_injective_on_tricky_pairs() {
-        assert_ne!(escape_key("a/b"), escape_key("a%2Fb"));
-        let long_a = "x".repeat(300);
-        let long_b = format!("{}y", "x".repeat(299));
-        assert_ne!(escape_key(&long_a), escape_key(&long_b));
-        assert!(escape_key(&long_a).len() <= 200);
+    fn colliding_pairs_from_the_attack_now_differ() {
+        let long = "x".repeat(300);
+        let long_name = escape_key(&long);
+        let pairs = [
+            // A short key spelled exactly like a long key's name.
+            (long.clone(), long_name.clone()),
+            (String::new(), "\0".to_string()),
+            (String::new(), "~".to_string()),
+            (String::new(), "%00".to_string()),
+            ("a/b".into(), "a%2Fb".into()),
+            ("~".into(), "%7E".into()),
+            (long.clone(), format!("{}y", "x".repeat(299))),
+        ];
+        for (a, b) in pairs {
+            assert_ne!(escape_key(&a), escape_key(&b), "{a:?} vs {b:?}");
+        }
+    }
+
+    #[test]
+    fn long_keys_hash_their_exact_bytes() {
+        // Same first 160 escaped bytes, different tails: different names.
+        let base = "é".repeat(150);
+        let names: Vec<String> = ["", "a", "b", "%", "/"]
+            .iter()
+            .map(|tail| escape_key(&format!("{base}{tail}")))
+            .collect();
+        for (i, a) in names.iter().enumerate() {
+            assert!(a.len() <= 200, "{a}");
+            for b in &names[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        // The hash is SHA-256 of the key, cut to 128 bits.
+        let name = escape_key(&"x".repeat(300));
+        let (prefix, hash) = name.split_once('~').unwrap();
+        assert_eq!(prefix, "x".repeat(160));
+        assert_eq!(hash.len(), 32);
+        // The cut never splits a %XX escape.
+        let name = escape_key(&"/".repeat(100));
+        let (prefix, _) = name.split_once('~').unwrap();
+        assert_eq!(prefix.len() % 3, 0, "{prefix}");
+        assert_eq!(unescape_key(prefix), "/".repeat(prefix.len() / 3));
+    }
+
+    /// Over many generated keys, no two distinct keys share a name.
+    #[test]
+    fn escaping_is_injective_over_generated_keys() {
+        let alphabet = ["", "a", "%", "~", "/", ".", "\0", "%7E", "~0", "é", "x"];
+        let mut keys = std::collections::BTreeSet::new();
+        for a in alphabet {
+            for b in alphabet {
+                for c in alphabet {
+                    keys.insert(format!("{a}{b}{c}"));
+                }
+            }
+        }
+        let long: Vec<String> = keys
+            .iter()
+            .map(|k| format!("{}{k}", "z".repeat(200)))
+            .collect();
+        let mut names = std::collections::BTreeMap::new();
+        for key in keys.iter().chain(&long) {
+            let name = escape_key(key);
+            assert!(!name.contains('/') && name != "." && name != ".." && !name.starts_with('.'));
+            if let Some(other) = names.insert(name.clone(), key.clone()) {
+                panic!("{other:?} and {key:?} both map to {name:?}");
+            }
+        }
+        // And each short key's name is a key spelled differently: feeding the
+        // names back in as keys gives new names.
+        for name in names.keys() {
+            let again = escape_key(name);
+            if let Some(other) = names.get(&again) {
+                assert_eq!(other, name, "{name:?} collides with key {other:?}");
+            }
+        }
     }
 }

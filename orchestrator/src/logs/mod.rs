@@ -2,26 +2,38 @@
 //!
 //! Every child writes to its own file (DESIGN.md, State directory); each line
 //! gets a UTC timestamp and the stream it came from. Writing never blocks the
-//! child: lines go through a bounded queue to one writer task per file. A
-//! line longer than [`LogOptions::max_line`] is cut and marked; a child that
-//! floods is held to [`LogOptions::lines_per_sec`] (with a burst), and what is
-//! refused — by the rate limit or a full queue — is counted and reported as
-//! one "N lines dropped" line when there is room again. Files rotate by size:
-//! `x.log` becomes `x.log.1`, older ones shift up to `x.log.<keep>`.
+//! child nor a tokio worker: lines go through a bounded queue to the one log
+//! writer thread ([`writer`]). Control characters in a line are escaped
+//! ([`escape_controls`]), so nothing a child writes can start a line of its
+//! own. A line longer than [`LogOptions::max_line`] is cut and marked; a child
+//! that floods is held to [`LogOptions::lines_per_sec`] (with a burst), and
+//! what is refused — by the rate limit or a full queue — is counted and
+//! reported as one "N lines dropped" line when there is room again. Files
+//! rotate by size: `x.log` becomes `x.log.1`, older ones shift up to
+//! `x.log.<keep>`. Every file is created 0600 ([`private`]).
 
+mod audit;
+mod escape;
 mod layout;
+pub mod lock;
+pub mod private;
 pub mod read;
+mod tracing_log;
+mod writer;
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
-use tokio::sync::mpsc;
-
+pub use audit::{AuditCounts, AuditLog, AuditOptions};
+pub use escape::escape_controls;
 pub use layout::{StateDir, escape_key, unescape_key};
+pub use tracing_log::TracingLog;
+pub use writer::flush;
+
+use writer::{Channel, Rotation};
 
 /// Lines waiting for one file's writer before new ones are dropped.
 const QUEUE: usize = 8192;
@@ -56,13 +68,14 @@ impl Default for LogOptions {
 /// A cloneable handle that appends time-stamped lines to one log file.
 #[derive(Clone, Debug)]
 pub struct LogSink {
-    tx: mpsc::Sender<String>,
+    channel: Arc<Channel>,
     dropped: Arc<AtomicU64>,
     bucket: Arc<Mutex<Bucket>>,
     max_line: usize,
     path: Arc<Path>,
 }
 
+/// A token bucket: `rate` a second, `burst` at once.
 #[derive(Debug)]
 struct Bucket {
     tokens: f64,
@@ -72,6 +85,15 @@ struct Bucket {
 }
 
 impl Bucket {
+    fn new(rate: f64, burst: f64) -> Self {
+        Self {
+            tokens: burst,
+            rate,
+            burst,
+            at: Instant::now(),
+        }
+    }
+
     fn take(&mut self, now: Instant) -> bool {
         let refill = now.duration_since(self.at).as_secs_f64() * self.rate;
         self.tokens = (self.tokens + refill).min(self.burst);
@@ -91,31 +113,20 @@ impl LogSink {
         Self::open_with(path, LogOptions::default())
     }
 
-    /// Opens `path` for appending (creating its directory) and starts its writer task.
+    /// Opens `path` for appending (0600; its directory created 0700) and
+    /// hands it to the log writer thread. Needs no runtime.
     pub fn open_with(path: &Path, opts: LogOptions) -> io::Result<Self> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
-        let size = file.metadata()?.len();
-        let (tx, rx) = mpsc::channel(QUEUE);
-        let writer = Writer {
-            path: path.to_path_buf(),
-            out: BufWriter::new(file),
-            size,
-            opts,
+        let rotation = Rotation {
+            max_bytes: opts.max_bytes,
+            keep: opts.keep,
         };
-        tokio::spawn(writer.run(rx));
-        let bucket = Bucket {
-            tokens: opts.burst,
-            rate: opts.lines_per_sec,
-            burst: opts.burst,
-            at: Instant::now(),
-        };
+        let dropped = Arc::new(AtomicU64::new(0));
+        let report: Arc<dyn writer::Periodic> = Arc::new(DropReport(dropped.clone()));
+        let channel = Channel::open(path, rotation, QUEUE, Some(report))?;
         Ok(Self {
-            tx,
-            dropped: Arc::new(AtomicU64::new(0)),
-            bucket: Arc::new(Mutex::new(bucket)),
+            channel: Arc::new(channel),
+            dropped,
+            bucket: Arc::new(Mutex::new(Bucket::new(opts.lines_per_sec, opts.burst))),
             max_line: opts.max_line,
             path: path.into(),
         })
@@ -128,7 +139,12 @@ impl LogSink {
 
     /// Appends one line, `<timestamp> <source> <text>`, unless the flood limit refuses it.
     pub fn line(&self, source: &str, text: &str) {
-        if !self.bucket.lock().expect("log bucket").take(Instant::now()) {
+        let admitted = self
+            .bucket
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take(Instant::now());
+        if !admitted {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -145,14 +161,14 @@ impl LogSink {
         let now = timestamp(SystemTime::now());
         let dropped = self.dropped.swap(0, Ordering::Relaxed);
         if dropped > 0
-            && self
-                .tx
-                .try_send(format!("{now} orchestrator {dropped} lines dropped\n"))
-                .is_err()
+            && !self
+                .channel
+                .send(format!("{now} orchestrator {dropped} lines dropped\n"))
         {
             self.dropped.fetch_add(dropped, Ordering::Relaxed);
         }
         let text = text.trim_end_matches(['\n', '\r']);
+        let source = escape_controls(source);
         let line = if text.len() > self.max_line {
             let mut cut = self.max_line;
             while !text.is_char_boundary(cut) {
@@ -160,62 +176,32 @@ impl LogSink {
             }
             format!(
                 "{now} {source} {} [line cut at {} bytes]\n",
-                &text[..cut],
+                escape_controls(&text[..cut]),
                 self.max_line
             )
         } else {
-            format!("{now} {source} {text}\n")
+            format!("{now} {source} {}\n", escape_controls(text))
         };
-        if self.tx.try_send(line).is_err() {
+        if !self.channel.send(line) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
 
-struct Writer {
-    path: PathBuf,
-    out: BufWriter<File>,
-    size: u64,
-    opts: LogOptions,
-}
+/// Reports a sink's dropped lines from the writer thread too, so that a
+/// flood followed by silence is not left unreported.
+#[derive(Debug)]
+struct DropReport(Arc<AtomicU64>);
 
-impl Writer {
-    async fn run(mut self, mut rx: mpsc::Receiver<String>) {
-        let mut batch = Vec::with_capacity(256);
-        while rx.recv_many(&mut batch, 256).await > 0 {
-            for line in batch.drain(..) {
-                if self.out.write_all(line.as_bytes()).is_err() {
-                    return;
-                }
-                self.size += line.len() as u64;
-                if self.size >= self.opts.max_bytes && self.rotate().is_err() {
-                    return;
-                }
-            }
-            // Flush when the queue is drained, so `logs -f` sees lines promptly.
-            if rx.is_empty() && self.out.flush().is_err() {
-                return;
-            }
+impl writer::Periodic for DropReport {
+    fn due(&self, _now: Instant, _all: bool) -> Vec<String> {
+        match self.0.swap(0, Ordering::Relaxed) {
+            0 => vec![],
+            n => vec![format!(
+                "{} orchestrator {n} lines dropped\n",
+                timestamp(SystemTime::now())
+            )],
         }
-        let _ = self.out.flush();
-    }
-
-    /// `x.log` → `x.log.1` → … → `x.log.<keep>` (dropped beyond), then a fresh `x.log`.
-    fn rotate(&mut self) -> io::Result<()> {
-        self.out.flush()?;
-        let numbered = |n: u32| PathBuf::from(format!("{}.{n}", self.path.display()));
-        let _ = std::fs::remove_file(numbered(self.opts.keep.max(1)));
-        for n in (1..self.opts.keep.max(1)).rev() {
-            let _ = std::fs::rename(numbered(n), numbered(n + 1));
-        }
-        std::fs::rename(&self.path, numbered(1))?;
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
-        self.out = BufWriter::new(file);
-        self.size = 0;
-        Ok(())
     }
 }
 
@@ -227,34 +213,6 @@ pub fn timestamp(t: SystemTime) -> String {
 /// RFC 3339 UTC to the second, as in PROTOCOL.md's `receivedAt`.
 pub fn timestamp_secs(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
-}
-
-/// Appends security-relevant records to `audit.log`, one JSON object a line.
-#[derive(Clone, Debug)]
-pub struct AuditLog {
-    sink: LogSink,
-}
-
-impl AuditLog {
-    /// Opens `<state>/audit.log`.
-    pub fn open(path: PathBuf) -> io::Result<Self> {
-        Ok(Self {
-            sink: LogSink::open(&path)?,
-        })
-    }
-
-    /// Writes one record; `record` must not hold a secret.
-    pub fn record(&self, record: serde_json::Value) {
-        let mut record = record;
-        if let Some(map) = record.as_object_mut() {
-            map.insert("time".into(), timestamp(SystemTime::now()).into());
-        }
-        // The sink prefixes a timestamp and source; audit lines are pure JSON.
-        let line = format!("{record}\n");
-        if self.sink.tx.try_send(line).is_err() {
-            self.sink.dropped.fetch_add(1, Ordering::Relaxed);
-        }
-    }
 }
 
 #[cfg(test)]
