@@ -18,6 +18,7 @@
 
 pub mod bundle;
 pub mod connection;
+pub mod console;
 pub mod control;
 pub mod ingress;
 pub mod journal;

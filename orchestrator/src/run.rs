@@ -36,6 +36,8 @@ pub struct RunOptions {
     /// most (`--max-pending`): beyond it emits are refused (`overflow:
     /// reject`) or held (`wait`), like a full instance queue.
     pub max_pending: usize,
+    /// Where lifecycle changes are told (stdout for `orchestrator run`).
+    pub console: crate::console::Console,
 }
 
 /// `--retention` and `--dedupe-ttl`.
@@ -186,6 +188,7 @@ pub async fn run(
         stop: agent_stop.clone(),
         kill_now: kill_now.clone(),
         max_pending: opts.max_pending,
+        console: opts.console.clone(),
     });
 
     // What the journal holds from an earlier run is queued before any
@@ -248,6 +251,7 @@ pub async fn run(
             journal: journal.clone(),
             audit: audit.clone(),
             router: router.clone(),
+            console: opts.console.clone(),
         };
         let sup = Supervision {
             spec,
@@ -258,6 +262,7 @@ pub async fn run(
             control,
             stop: connection_stop.child_token(),
             kill_now: kill_now.clone(),
+            console: opts.console.clone(),
         };
         connection_tasks.spawn(supervise(ConnectionRole::new(Arc::new(ctx)), sup));
     }

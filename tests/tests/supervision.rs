@@ -377,7 +377,11 @@ spec: { connectorRef: Connector/mute }
         "failed start: no ready within 300ms",
         "{p}"
     );
-    assert_eq!(text(&p, "lastError"), "no ready within 300ms", "{p}");
+    // The cause, then the child's own last stderr line.
+    assert!(
+        text(&p, "lastError").starts_with("no ready within 300ms: test-peer pid="),
+        "{p}"
+    );
     h.wait_until("a second run", DEADLINE, || {
         peer_pids(&h.connection_log("mute")).len() >= 2
     });

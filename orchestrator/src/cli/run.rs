@@ -60,6 +60,7 @@ pub fn main(
                 journal,
                 retention,
                 max_pending,
+                console: orchestrator::console::Console::stdout(),
             },
             stop,
             kill_now,

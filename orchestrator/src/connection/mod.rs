@@ -59,6 +59,8 @@ pub struct ConnectionContext {
     pub audit: AuditLog,
     /// Where routed events go.
     pub router: Router,
+    /// The terminal of `run`: the connector's own info and warnings show there.
+    pub console: crate::console::Console,
 }
 
 /// The [`Role`] of a connector process.
@@ -141,7 +143,7 @@ impl Role for ConnectionRole {
     fn before_ready(&mut self, msg: FromConnector) -> Result<(), String> {
         match msg {
             FromConnector::Log(l) => {
-                self.ctx.log.line(l.level.as_str(), &l.message);
+                self.log(&l);
                 Ok(())
             }
             FromConnector::Audit(a) => {
@@ -182,7 +184,7 @@ impl Role for ConnectionRole {
                         }
                     }
                     Some(FromConnector::Emit(emit)) => self.on_emit(emit, &outbox, &mut pipeline).await,
-                    Some(FromConnector::Log(l)) => self.ctx.log.line(l.level.as_str(), &l.message),
+                    Some(FromConnector::Log(l)) => self.log(&l),
                     Some(FromConnector::Audit(a)) => self.audit(a),
                     Some(FromConnector::Pong(_)) => {}
                     Some(FromConnector::Ready(_)) => {
@@ -210,6 +212,16 @@ impl Role for ConnectionRole {
 }
 
 impl ConnectionRole {
+    /// A `log` message: into its log; info and above on the terminal too
+    /// (what it listens on, why it cannot start).
+    fn log(&self, l: &ipc_proto::Log) {
+        self.ctx.log.line(l.level.as_str(), &l.message);
+        if l.level >= ipc_proto::LogLevel::Info {
+            let target = format!("connection/{}", self.ctx.connection.name);
+            self.ctx.console.line(&target, &l.message);
+        }
+    }
+
     fn audit(&self, a: ipc_proto::Audit) {
         let ctx = &self.ctx;
         ctx.audit.record(serde_json::json!({

@@ -127,6 +127,8 @@ pub struct RouterSetup {
     pub kill_now: CancellationToken,
     /// Accepted events not yet delivered, across every instance, at most.
     pub max_pending: usize,
+    /// Where instances' lifecycle changes are told.
+    pub console: crate::console::Console,
 }
 
 /// Cloneable handle to the instance table.
@@ -151,6 +153,7 @@ struct Shared {
     /// Places for accepted, undelivered events (`--max-pending`).
     pending_limit: Arc<Semaphore>,
     max_pending: usize,
+    console: crate::console::Console,
 }
 
 #[derive(Debug)]
@@ -172,6 +175,7 @@ impl Router {
             stop,
             kill_now,
             max_pending,
+            console,
         } = setup;
         let shared = Shared {
             agents,
@@ -186,6 +190,7 @@ impl Router {
             kill_now,
             pending_limit: Arc::new(Semaphore::new(max_pending.clamp(1, Semaphore::MAX_PERMITS))),
             max_pending,
+            console,
         };
         Self {
             shared: Arc::new(shared),
@@ -389,6 +394,7 @@ impl Router {
             control,
             stop: shared.stop.child_token(),
             kill_now: shared.kill_now.clone(),
+            console: shared.console.clone(),
         };
         let router = self.clone();
         let (swarm, agent, key) = (swarm.to_string(), agent.to_string(), key.to_string());

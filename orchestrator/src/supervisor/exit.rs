@@ -106,7 +106,12 @@ pub(super) fn crash_record(
     let last_line = lines.iter().rev().find(|l| !l.trim().is_empty()).cloned();
     let error = match cause {
         ExitCause::Exited(0) => None,
-        ExitCause::FailedStart(reason) | ExitCause::Incompatible(reason) => Some(reason.clone()),
+        // Why it never got ready is usually in its own last words (a port in use).
+        ExitCause::FailedStart(reason) => Some(match &last_line {
+            Some(line) => format!("{reason}: {line}"),
+            None => reason.clone(),
+        }),
+        ExitCause::Incompatible(reason) => Some(reason.clone()),
         _ => last_line.clone().or_else(|| Some(cause.to_string())),
     };
     status.set_exit(cause.to_string(), error);

@@ -59,6 +59,7 @@ pub use spawn::{
 };
 
 use crate::bundle::RestartPolicy;
+use crate::console::Console;
 use crate::logs::LogSink;
 use crate::status::{Control, ProcessState, ProcessStatus};
 use session::{Handshake, SessionEnd, handshake, serve_until_exit, stop_unready};
@@ -141,6 +142,8 @@ pub struct Supervision {
     pub stop: CancellationToken,
     /// Cancelled to kill it at once.
     pub kill_now: CancellationToken,
+    /// Where its lifecycle changes are told (the terminal of `run`).
+    pub console: Console,
 }
 
 /// What ended a wait between runs.
@@ -161,6 +164,13 @@ pub async fn supervise<R: Role>(mut role: R, mut sup: Supervision) -> R {
     let mut circuit = Circuit::new(&sup.restart.circuit);
     let status = sup.status.clone();
     let log = sup.log.clone();
+    let target = status.target();
+    let console = sup.console.clone();
+    // A lifecycle change: in its log, and on the terminal.
+    let say = |text: &str| {
+        log.note(text);
+        console.line(&target, text);
+    };
     loop {
         if sup.stop.is_cancelled() {
             break;
@@ -193,7 +203,7 @@ pub async fn supervise<R: Role>(mut role: R, mut sup: Supervision) -> R {
                     .counters
                     .pgid
                     .store(u64::from(s.pid), Ordering::Relaxed);
-                log.note(&format!(
+                say(&format!(
                     "started {} (process group {})",
                     sup.spec.program.display(),
                     s.pid
@@ -209,7 +219,7 @@ pub async fn supervise<R: Role>(mut role: R, mut sup: Supervision) -> R {
                     Outcome::Stopped => break,
                     Outcome::Idle => {
                         status.set_state(ProcessState::Stopped);
-                        log.note("idle: stopped until the next event");
+                        say("idle: stopped until the next event");
                         let wake = tokio::select! {
                             more = role.wait_for_work(&sup.stop) => if more { Wake::Start } else { Wake::Stop },
                             c = sup.control.recv() => if c.is_some() { Wake::Restart } else { Wake::Stop },
@@ -230,23 +240,35 @@ pub async fn supervise<R: Role>(mut role: R, mut sup: Supervision) -> R {
                             tokio::time::timeout(Duration::from_millis(500), &mut s.stderr_done)
                                 .await;
                         exit::crash_record(&log, &status, &cause, &s.stderr_tail);
+                        let text = match (&cause, status.snapshot().last_error) {
+                            (ExitCause::FailedStart(_), Some(e)) => {
+                                format!("exited: failed start: {e}")
+                            }
+                            (_, Some(e)) if e != cause.to_string() => {
+                                format!("exited: {cause} ({e})")
+                            }
+                            _ => format!("exited: {cause}"),
+                        };
+                        console.line(&target, &text);
                         (cause, ran_for)
                     }
                 }
             }
         };
         if matches!(cause, ExitCause::ExecFailed(..)) {
-            log.note(&format!("{}: {cause}", sup.spec.program.display()));
+            say(&format!("{}: {cause}", sup.spec.program.display()));
             status.set_exit(cause.to_string(), Some(cause.to_string()));
         }
 
         let wake = if cause.is_permanent(&sup.restart) {
             status.set_state(ProcessState::Failed);
-            log.note("failed: not restarting until a manual restart (`orchestrator restart`) or a bundle change");
+            say(
+                "failed: not restarting until a manual restart (`orchestrator restart`) or a bundle change",
+            );
             wait(&mut sup, None).await
         } else if !cause.wants_restart(sup.restart.policy) {
             status.set_state(ProcessState::Stopped);
-            log.note("stopped: the restart policy does not restart it");
+            say("stopped: the restart policy does not restart it");
             tokio::select! {
                 more = role.wait_for_work(&sup.stop) => if more { Wake::Start } else { Wake::Stop },
                 c = sup.control.recv() => if c.is_some() { Wake::Restart } else { Wake::Stop },
@@ -265,13 +287,13 @@ pub async fn supervise<R: Role>(mut role: R, mut sup: Supervision) -> R {
                     humantime::format_duration(sup.restart.circuit.window),
                     humantime::format_duration(cooldown)
                 );
-                log.note(&msg);
+                say(&msg);
                 status.set_error(msg);
                 wait(&mut sup, Some(cooldown)).await
             } else {
                 status.set_state(ProcessState::Backoff);
                 let delay = backoff.next_delay();
-                log.note(&format!(
+                say(&format!(
                     "restarting in {}",
                     humantime::format_duration(round_ms(delay))
                 ));
@@ -282,7 +304,7 @@ pub async fn supervise<R: Role>(mut role: R, mut sup: Supervision) -> R {
             Wake::Stop => break,
             Wake::Start => status.restarted(),
             Wake::Restart => {
-                log.note("manual restart");
+                say("manual restart");
                 backoff.reset();
                 circuit.reset();
                 status.restarted();
@@ -341,7 +363,9 @@ async fn run_once<R: Role>(
         s.pid
     };
     status.counters.pid.store(u64::from(pid), Ordering::Relaxed);
-    sup.log.note(&format!("ready (pid {pid})"));
+    let ready = format!("ready (pid {pid})");
+    sup.log.note(&ready);
+    sup.console.line(&status.target(), &ready);
     let end = serve_until_exit(role, s, sup).await;
     let ran_for = ready_at.elapsed();
     match end {

@@ -157,6 +157,7 @@ fn start(mode: &str, restart: RestartPolicy) -> Fixture {
         control,
         stop: stop.clone(),
         kill_now: CancellationToken::new(),
+        console: crate::console::Console::silent(),
     };
     let task = tokio::spawn(supervise(role.clone(), sup));
     Fixture {
