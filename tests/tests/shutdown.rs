@@ -229,3 +229,18 @@ fn a_second_signal_kills_at_once() {
         !pid_alive(pid)
     });
 }
+
+/// SIGHUP is not a stop (nor a crash): it is logged and ignored, and the
+/// children keep running.
+#[test]
+fn sighup_is_ignored_with_a_log_line() {
+    let mut h = start();
+    let before = h.child_pids();
+    h.signal(libc::SIGHUP);
+    h.wait_until("the SIGHUP note", DEADLINE, || {
+        h.stderr().contains("SIGHUP received: ignored")
+    });
+    assert!(h.is_running(), "{}", h.dump());
+    assert!(before.iter().all(|&p| pid_alive(p)), "children untouched");
+    assert!(h.stop().success(), "{}", h.dump());
+}

@@ -102,17 +102,23 @@ fn exit_code_of(result: Result<(), RunError>) -> u8 {
 
 /// The first SIGINT/SIGTERM stops gracefully; the second kills at once.
 async fn watch_signals(stop: CancellationToken, kill_now: CancellationToken) {
-    let (Ok(mut int), Ok(mut term)) = (
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
     ) else {
         tracing::error!("cannot install signal handlers");
         return;
     };
     for (i, token) in [stop, kill_now].into_iter().enumerate() {
-        tokio::select! {
-            _ = int.recv() => {}
-            _ = term.recv() => {}
+        loop {
+            tokio::select! {
+                _ = int.recv() => break,
+                _ = term.recv() => break,
+                // Not a reason to stop (its default action would end the
+                // run like a crash): there is nothing to reload yet.
+                _ = hup.recv() => tracing::info!("SIGHUP received: ignored (the bundle is not reloaded; restart the run to apply changes)"),
+            }
         }
         if i == 0 {
             tracing::info!("signal received: stopping gracefully (send another to kill at once)");
