@@ -30,7 +30,7 @@ pub mod shim;
 pub mod status;
 pub mod supervisor;
 
-pub use run::{JournalMode, Retention, RunError, RunOptions, default_state_dir, load_checked, run};
+pub use run::{JournalMode, Retention, RunError, RunOptions, load_checked, run};
 
 /// Process exit codes of the `orchestrator` binary (documented in the README).
 pub mod exit_code {

@@ -94,16 +94,6 @@ pub enum RunError {
     },
 }
 
-/// `.orchestrator/` beside the bundle file, or inside the bundle directory.
-pub fn default_state_dir(bundle: &Path) -> PathBuf {
-    let base = if bundle.is_dir() {
-        bundle.to_path_buf()
-    } else {
-        bundle.parent().map(Path::to_path_buf).unwrap_or_default()
-    };
-    base.join(".orchestrator")
-}
-
 /// Loads and fully checks a bundle, including that every entry can be executed.
 pub fn load_checked(path: &Path) -> Result<(Bundle, BTreeMap<String, PathBuf>), Vec<Diagnostic>> {
     let bundle = bundle::load(path)?;

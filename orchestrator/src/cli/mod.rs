@@ -63,9 +63,9 @@ enum Command {
     Run {
         /// A bundle file, or a directory of YAML files.
         bundle: PathBuf,
-        /// Where journal, logs, state and the control socket live [default: .orchestrator/ beside the bundle].
-        #[arg(long)]
-        state_dir: Option<PathBuf>,
+        /// Where journal, logs, state and the control socket live (the same rule for every verb).
+        #[arg(long, env = "ORCHESTRATOR_STATE_DIR", default_value = ".orchestrator")]
+        state_dir: PathBuf,
         /// `durable` (journal.db, survives crashes) or `memory` (NOT durable: for tests and benchmarks).
         #[arg(long, value_enum, default_value_t = Journal::Durable)]
         journal: Journal,

@@ -13,12 +13,11 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 pub fn main(
     bundle: PathBuf,
-    state_dir: Option<PathBuf>,
+    state_dir: PathBuf,
     journal: JournalMode,
     retention: Retention,
     max_pending: usize,
 ) -> u8 {
-    let state_dir = state_dir.unwrap_or_else(|| orchestrator::default_state_dir(&bundle));
     // Whatever the orchestrator creates (journal.db, control.sock, state
     // directories) is private from the first byte; children inherit it.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
