@@ -18,7 +18,10 @@ pub fn main(state_dir: &Path, target: Option<&str>, follow: bool, lines: usize) 
         Ok(f) => f,
         Err(e) => {
             eprintln!("orchestrator: {e}");
-            return exit_code::USAGE;
+            return match e {
+                read::TargetError::Unknown(_) => exit_code::USAGE,
+                read::TargetError::NoMatch { .. } => exit_code::FAILURE,
+            };
         }
     };
     let prefix = target.is_none() || files.len() > 1;

@@ -16,9 +16,60 @@ pub struct LogFile {
     pub path: PathBuf,
 }
 
+/// Why a target names no log file.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// Not the shape of a target at all (a usage error).
+    #[error(
+        "unknown target '{0}': use orchestrator, connection/<name>, agent/<name> or agent/<name>/<instanceKey>"
+    )]
+    Unknown(String),
+    /// A well-formed target that no process of this state directory ever had.
+    #[error("no process matches '{target}' (nothing under {})", dir.display())]
+    NoMatch {
+        /// The target asked for.
+        target: String,
+        /// Where its logs would be.
+        dir: PathBuf,
+    },
+}
+
 /// The log files `target` names right now: `orchestrator`, `connection/<name>`,
-/// `agent/<name>` (every instance), `agent/<name>/<instanceKey>`, or `None` for all.
-pub fn files(state: &StateDir, target: Option<&str>) -> Result<Vec<LogFile>, String> {
+/// `agent/<name>` (every instance), `agent/<name>/<instanceKey>`, or `None` for
+/// all. A target that matches no process is an error, not an empty answer.
+pub fn files(state: &StateDir, target: Option<&str>) -> Result<Vec<LogFile>, TargetError> {
+    let out = matching(state, target)?;
+    let Some(target) = target else {
+        return Ok(out);
+    };
+    // An Agent of the bundle has its state directory from the start, so
+    // `agent/<name>` of one with no instance yet is fine (and `-f` shows
+    // its instances as they come); a name no run ever had is not.
+    let (exists, dir) = match target.splitn(3, '/').collect::<Vec<_>>().as_slice() {
+        ["agent", name] => {
+            let dir = state.root().join("logs/agents").join(name);
+            let known = dir.is_dir() || state.root().join("state/agents").join(name).is_dir();
+            (known, dir)
+        }
+        _ => {
+            let exists = out.iter().any(|f| f.path.exists());
+            let dir = out
+                .first()
+                .and_then(|f| f.path.parent())
+                .map_or_else(|| state.root().join("logs"), Path::to_path_buf);
+            (exists, dir)
+        }
+    };
+    if exists {
+        return Ok(out);
+    }
+    Err(TargetError::NoMatch {
+        target: target.to_string(),
+        dir,
+    })
+}
+
+fn matching(state: &StateDir, target: Option<&str>) -> Result<Vec<LogFile>, TargetError> {
     let mut out = Vec::new();
     let parts: Vec<&str> = target
         .map(|t| t.splitn(3, '/').collect())
@@ -41,12 +92,7 @@ pub fn files(state: &StateDir, target: Option<&str>) -> Result<Vec<LogFile>, Str
             label: format!("agent/{name}/{key}"),
             path: state.agent_log(name, key),
         }),
-        _ => {
-            return Err(format!(
-                "unknown target '{}': use orchestrator, connection/<name>, agent/<name> or agent/<name>/<instanceKey>",
-                target.unwrap_or_default()
-            ));
-        }
+        _ => return Err(TargetError::Unknown(target.unwrap_or_default().to_string())),
     }
     Ok(out)
 }
