@@ -36,6 +36,8 @@ pub struct RunOptions {
     /// most (`--max-pending`): beyond it emits are refused (`overflow:
     /// reject`) or held (`wait`), like a full instance queue.
     pub max_pending: usize,
+    /// The uids (and gids) `sandbox.user: dynamic` hands out (`--uid-range`).
+    pub uid_range: crate::sandbox::UidRange,
 }
 
 /// `--retention` and `--dedupe-ttl`.
@@ -144,6 +146,9 @@ pub async fn run(
         path: opts.state_dir.clone(),
         source,
     })?;
+    let (root, uids) = (opts.state_dir.clone(), opts.uid_range);
+    // Resolves paths and looks up the accounts in the uid range.
+    let _ = tokio::task::spawn_blocking(move || crate::sandbox::configure(&root, uids)).await;
     let journal_options = JournalOptions {
         retention: opts.retention.delivered,
         dedupe_ttl: opts.retention.dedupe_ttl,

@@ -17,7 +17,14 @@ pub fn main(
     journal: JournalMode,
     retention: Retention,
     max_pending: usize,
+    uid_range: orchestrator::sandbox::UidRange,
 ) -> u8 {
+    // Not dumpable: no process of the same uid (a sandboxed child running
+    // as root, say) may read our memory, environ or fds, or attach to us.
+    // SAFETY: prctl with these arguments only changes this process's flag.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
     let state_dir = state_dir.unwrap_or_else(|| orchestrator::default_state_dir(&bundle));
     if let Err(e) = init_tracing(&state_dir) {
         eprintln!(
@@ -49,6 +56,7 @@ pub fn main(
                 journal,
                 retention,
                 max_pending,
+                uid_range,
             },
             stop,
             kill_now,

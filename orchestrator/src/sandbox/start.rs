@@ -2,11 +2,37 @@
 //! prepare its cgroups and the shim's `--sandbox` argument.
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
-use super::{CgroupGuard, PlanMode, SandboxPlan};
-use crate::logs::LogSink;
-use crate::status::ProcessStatus;
+use super::uids::{self, UidRange};
+use super::{CgroupGuard, PlanMode, SandboxPlan, UserIds};
+use crate::logs::{LogSink, StateDir};
+use crate::status::{ProcessKind, ProcessStatus};
+
+/// The orchestrator's state directory (absolute), set once per run.
+static STATE_ROOT: OnceLock<PathBuf> = OnceLock::new();
+
+/// Tells the sandbox where the orchestrator's state directory is (what a
+/// child must not reach but for its own state directory) and which uids
+/// `user: dynamic` hands out. Called once, at the start of a run.
+pub fn configure(state_root: &Path, uid_range: UidRange) {
+    let root = std::fs::canonicalize(state_root)
+        .or_else(|_| std::path::absolute(state_root))
+        .unwrap_or_else(|_| state_root.to_path_buf());
+    let _ = STATE_ROOT.set(root);
+    uids::set_range(uid_range);
+}
+
+/// The state directory of the child `status` is about (absolute).
+fn state_dir_of(status: &ProcessStatus) -> Option<PathBuf> {
+    let state = StateDir::at(STATE_ROOT.get()?);
+    Some(match (&status.kind, &status.instance_key) {
+        (ProcessKind::Agent, Some(key)) => state.agent_state(&status.name, key),
+        (ProcessKind::Agent, None) => return None,
+        (ProcessKind::Connection, _) => state.connection_state(&status.name),
+    })
+}
 
 /// What a child starts with: the shim's `--sandbox` argument and its cgroups.
 #[derive(Debug)]
@@ -17,7 +43,8 @@ pub struct Prepared {
     pub cgroups: Option<CgroupGuard>,
 }
 
-/// Prepares one start of `program` under `plan`, through a shim if `shim`.
+/// Prepares one start of `program` (started in `cwd`) under `plan`,
+/// through a shim if `shim`: its paths, its dynamic uid, its cgroups.
 ///
 /// Records the plan's report in `status`. An `enforce` plan with a gap (or
 /// without a shim to apply it) is refused with `PermissionDenied`, a
@@ -26,12 +53,14 @@ pub struct Prepared {
 pub fn prepare(
     plan: &SandboxPlan,
     program: &Path,
+    cwd: &Path,
     shim: bool,
     log: &LogSink,
     status: &ProcessStatus,
 ) -> io::Result<Option<Prepared>> {
-    status.set_sandbox(plan.report.clone());
+    let mut report = plan.report.clone();
     if plan.mode == PlanMode::Off {
+        status.set_sandbox(report);
         return Ok(None);
     }
     let mut refusal = plan.refusal();
@@ -39,6 +68,7 @@ pub fn prepare(
         refusal = Some("sandbox (enforce) refuses to start: no shim to apply it".into());
     }
     if let Some(why) = refusal {
+        status.set_sandbox(report);
         tracing::error!("{}: {why}", status.target());
         return Err(io::Error::new(io::ErrorKind::PermissionDenied, why));
     }
@@ -46,6 +76,7 @@ pub fn prepare(
         log.note(&format!("sandbox (bestEffort): {gap}"));
     }
     if !shim {
+        status.set_sandbox(report);
         if plan.has_steps() {
             log.note("sandbox (bestEffort): no shim: nothing is applied");
         }
@@ -65,17 +96,83 @@ pub fn prepare(
                 cgroups = Some(guard);
             }
             Err(why) if plan.mode == PlanMode::Enforce => {
+                status.set_sandbox(report);
                 tracing::error!("{}: sandbox: {why}", status.target());
                 return Err(io::Error::other(format!("sandbox: {why}")));
             }
             Err(why) => log.note(&format!("sandbox (bestEffort): no cgroup: {why}")),
         }
     }
+    if plan.dynamic_user {
+        match uids::lease(&status.target()) {
+            Ok(lease) => {
+                let uid = lease.uid();
+                steps.user = Some(UserIds { uid, gid: uid });
+                for r in report.iter_mut().filter(|r| r.limit == "user") {
+                    r.note = Some(format!(
+                        "uid {uid} gid {uid}, its own while it runs (--uid-range); its state directory is chowned to it (0700), the bundle directory must be readable by it"
+                    ));
+                }
+                cgroups
+                    .get_or_insert_with(|| CgroupGuard::empty(log))
+                    .hold_uid(lease);
+            }
+            Err(why) => {
+                status.set_sandbox(report);
+                tracing::error!("{}: sandbox: {why}", status.target());
+                return Err(io::Error::new(io::ErrorKind::PermissionDenied, why));
+            }
+        }
+    }
+    status.set_sandbox(report);
+    add_paths(&mut steps, program, cwd, state_dir_of(status));
     let steps_json = serde_json::to_string(&steps).map_err(io::Error::other)?;
     Ok(Some(Prepared {
         steps_json,
         cgroups,
     }))
+}
+
+/// Fills in the paths of one start: its state directory (0700, its
+/// user's), what Landlock lets it read and write, what its mount namespace
+/// hides and keeps, and its temp directory.
+fn add_paths(steps: &mut super::ChildSteps, program: &Path, cwd: &Path, state: Option<PathBuf>) {
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let program_dir = absolute(program).parent().map(Path::to_path_buf);
+    let cwd = absolute(cwd);
+    let root = STATE_ROOT.get().cloned();
+    let private_tmp = steps.mounts.as_ref().is_some_and(|m| m.private_tmp);
+    if steps.filesystem.is_some() || steps.pid_ns {
+        steps.state_dir = state.clone();
+    }
+    if !private_tmp && steps.filesystem.is_some() {
+        steps.tmpdir = state.as_ref().map(|s| s.join("tmp"));
+    }
+    if let Some(rules) = &mut steps.filesystem {
+        rules.read_only.extend(program_dir);
+        rules.read_only.push(cwd);
+        rules.read_write.extend(state.iter().cloned());
+        if private_tmp {
+            rules.read_write.push(PathBuf::from("/tmp"));
+        } else {
+            // Nothing covers the state directory: Landlock must go around it.
+            rules.hide = root.clone();
+        }
+    }
+    let (read_only, read_write) = steps
+        .filesystem
+        .as_ref()
+        .map(|r| (r.read_only.clone(), r.read_write.clone()))
+        .unwrap_or_default();
+    if let Some(mounts) = &mut steps.mounts {
+        mounts.hide = root;
+        mounts.state_dir = state.clone();
+        mounts.keep = read_only;
+        mounts.keep_writable = read_write
+            .into_iter()
+            .filter(|p| Some(p) != state.as_ref())
+            .collect();
+    }
 }
 
 /// Gives the plan's `user` the directory the child must write (its state
