@@ -354,3 +354,45 @@ fn dynamic_users_are_distinct_and_cannot_touch_each_other() {
     }
     assert!(h.stop().success(), "{}", h.dump());
 }
+
+#[test]
+fn capabilities_are_dropped_but_those_the_bundle_keeps() {
+    if !root() {
+        return;
+    }
+    // Root without capabilities cannot even bind a privileged port.
+    let mut h = Harness::new();
+    h.start(&bundle("{ network: { mode: loopback } }", "bind:80 self"));
+    let log = checks_done(&h, "p");
+    refused(&log, "bind:80");
+    assert!(
+        outcome(&log, "self").contains("capbnd=0000000000000000"),
+        "{log}"
+    );
+    assert!(h.stop().success(), "{}", h.dump());
+
+    // A dynamic user keeps what it is given, and nothing else.
+    let mut h = Harness::new();
+    std::fs::set_permissions(h.dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sandbox =
+        "{ user: dynamic, network: { mode: loopback }, capabilities: [NET_BIND_SERVICE] }";
+    h.start(&bundle(sandbox, "bind:80 self"));
+    let log = checks_done(&h, "p");
+    allowed(&log, "bind:80");
+    let me = outcome(&log, "self");
+    for want in [
+        "capeff=0000000000000400",
+        "capprm=0000000000000400",
+        "capbnd=0000000000000400",
+        "nnp=1",
+    ] {
+        assert!(me.contains(want), "{want}: {me}");
+    }
+    assert!(!me.contains("uid=0 "), "{me}");
+    let row = h.process("connection/p").expect("status row");
+    assert_eq!(
+        limit(&row, "capabilities")["value"],
+        "keeps CAP_NET_BIND_SERVICE"
+    );
+    assert!(h.stop().success(), "{}", h.dump());
+}
