@@ -352,7 +352,67 @@ fn dynamic_users_are_distinct_and_cannot_touch_each_other() {
     for attack in &attacks {
         refused(&text, attack);
     }
+    // Released when it stops: restarted, p gets its uid back (held, the
+    // next free one would be another).
+    let before = p["pid"].as_u64();
+    let out = h.cli(&["restart", "connection/p"]);
+    assert!(out.status.success(), "{out:?}");
+    let again = h.wait_process("p restarted", "connection/p", DEADLINE, |r| {
+        r["state"] == "ready" && r["pid"].as_u64().is_some() && r["pid"].as_u64() != before
+    });
+    assert_eq!(uid_of(&again["pid"]).0, uid_p, "{again:#}");
     assert!(h.stop().success(), "{}", h.dump());
+}
+
+/// A process of the orchestrator's own uid (an orchestrator run as
+/// `nobody`, and another `nobody` process: same uid, same capabilities) may
+/// read a dumpable process's environ, but not the orchestrator's or a
+/// shim's: they are not dumpable.
+#[test]
+fn the_orchestrator_and_the_shim_are_not_dumpable() {
+    const NOBODY: u32 = 65534;
+    if !root() {
+        return;
+    }
+    let h = Harness::new();
+    std::fs::set_permissions(h.dir(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    h.write("bundle.yaml", &bundle("{ mode: bestEffort }", ""));
+    let mut run = h
+        .command()
+        .args(["run", "bundle.yaml", "--state-dir"])
+        .arg(h.state())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .spawn()
+        .expect("spawn the orchestrator");
+    checks_done(&h, "p");
+    let row = h.process("connection/p").expect("status row");
+    let (program, shim) = (row["pid"].to_string(), row["pgid"].to_string());
+    let orchestrator = run.id().to_string();
+    let checks = [
+        format!("environ:{orchestrator}"),
+        format!("mem:{orchestrator}"),
+        format!("environ:{shim}"),
+        format!("environ:{program}"),
+    ];
+    let out = std::process::Command::new(e2e::bin("sandbox-probe"))
+        .arg("attack")
+        .args(&checks)
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .output()
+        .expect("run the attack");
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(run.id() as i32, libc::SIGTERM) };
+    let _ = run.wait();
+    let text = String::from_utf8_lossy(&out.stdout);
+    refused(&text, &checks[0]);
+    refused(&text, &checks[1]);
+    refused(&text, &checks[2]);
+    // The program itself is dumpable: the same attacker reads that.
+    allowed(&text, &checks[3]);
 }
 
 #[test]

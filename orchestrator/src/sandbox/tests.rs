@@ -420,21 +420,6 @@ fn steps_survive_the_shim_argument() {
 }
 
 #[test]
-fn seccomp_filters_compile() {
-    for (f, n) in [
-        (Families::Allowlist { udp: false }, 3),
-        (Families::Allowlist { udp: true }, 3),
-        (Families::Deny(vec![libc::AF_INET, libc::AF_INET6]), 2),
-    ] {
-        let progs = syscalls::socket_filters(&f).expect("compiles");
-        assert_eq!(progs.len(), n);
-        assert!(progs.iter().all(|p| !p.is_empty()));
-    }
-    let progs = syscalls::deny_filters().expect("compiles");
-    assert!(progs.iter().all(|p| !p.is_empty()));
-}
-
-#[test]
 fn oom_kills_reads_both_versions() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(

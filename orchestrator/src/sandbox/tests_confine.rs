@@ -170,3 +170,18 @@ fn dynamic_user_needs_root_and_counts_as_a_dedicated_uid() {
     assert!(!p.dynamic_user);
     assert!(row(&p, "user").mechanism.contains("not root"));
 }
+
+#[test]
+fn seccomp_filters_compile() {
+    for (f, n) in [
+        (Families::Allowlist { udp: false }, 3),
+        (Families::Allowlist { udp: true }, 3),
+        (Families::Deny(vec![libc::AF_INET, libc::AF_INET6]), 2),
+    ] {
+        let progs = syscalls::socket_filters(&f).expect("compiles");
+        assert_eq!(progs.len(), n);
+        assert!(progs.iter().all(|p| !p.is_empty()));
+    }
+    let progs = syscalls::deny_filters().expect("compiles");
+    assert!(progs.iter().all(|p| !p.is_empty()));
+}
