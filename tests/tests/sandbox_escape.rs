@@ -251,8 +251,8 @@ fn udp_ports_cannot_be_enforced_below_landlock_abi_10() {
         return;
     }
     let mut h = Harness::new();
-    let sandbox = "{ network: { mode: allowlist, connectTcp: [443], connectUdp: [53] } }";
-    h.start(&bundle(sandbox, "udp"));
+    let network = "network: { mode: allowlist, connectTcp: [443], connectUdp: [53] }";
+    h.start(&bundle(&format!("{{ {network} }}"), "udp"));
     let row = h.wait_process("refused", "connection/p", DEADLINE, |p| {
         p["state"] == "failed"
     });
@@ -261,8 +261,10 @@ fn udp_ports_cannot_be_enforced_below_landlock_abi_10() {
     h.stop();
 
     let mut h = Harness::new();
-    let sandbox = format!("{{ mode: bestEffort, network: {}", &sandbox[11..]);
-    h.start(&bundle(&sandbox, "udp raw"));
+    h.start(&bundle(
+        &format!("{{ mode: bestEffort, {network} }}"),
+        "udp raw",
+    ));
     let log = checks_done(&h, "p");
     allowed(&log, "udp");
     refused(&log, "raw");
@@ -454,5 +456,35 @@ fn capabilities_are_dropped_but_those_the_bundle_keeps() {
         limit(&row, "capabilities")["value"],
         "keeps CAP_NET_BIND_SERVICE"
     );
+    assert!(h.stop().success(), "{}", h.dump());
+}
+
+/// The confinement leaves an ordinary program working: the Python example
+/// agent, as a dynamic user with no network, answers its deliveries.
+#[test]
+fn a_python_agent_runs_confined_as_a_dynamic_user() {
+    if !root() {
+        return;
+    }
+    let mut h = Harness::new();
+    std::fs::set_permissions(h.dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    h.copy_example("agents/echo.py");
+    let bundle = e2e::feeder_bundle(
+        &h,
+        "sandbox: { user: dynamic, network: { mode: none }, resources: { nofile: 256 } }",
+        "",
+    )
+    .replace(
+        "entry: agent-echo\n  protocol: frames",
+        "entry: ./echo.py\n  protocol: jsonl",
+    );
+    h.start(&bundle);
+    h.feed("feed.jsonl", &[e2e::feed_msg("hello", "k")]);
+    let got = h.wait_received("echo", "k", 1);
+    assert_eq!(got[0]["text"], "hello", "{got:?}");
+    let row = h.process("agent/echo/k").expect("status row");
+    let (uid, _) = uid_of(&row["pid"]);
+    assert!((61_000..=61_999).contains(&uid), "{row:#}");
+    assert_eq!(limit(&row, "filesystem")["enforced"], true, "{row:#}");
     assert!(h.stop().success(), "{}", h.dump());
 }

@@ -118,9 +118,10 @@ pub fn prepare(
                     .hold_uid(lease);
             }
             Err(why) => {
+                // Not permanent: a uid comes free when another child stops.
                 status.set_sandbox(report);
                 tracing::error!("{}: sandbox: {why}", status.target());
-                return Err(io::Error::new(io::ErrorKind::PermissionDenied, why));
+                return Err(io::Error::other(why));
             }
         }
     }
