@@ -110,20 +110,30 @@ pub fn main(args: Vec<OsString>) -> ! {
     }
     let me = getpid();
 
-    let (child, report) = match steps.as_ref().filter(|s| s.pid_ns) {
+    let in_namespace = match steps.as_ref().filter(|s| s.pid_ns) {
         Some(s) => {
             // The program is the init's child: its parent is pid 1 there.
             let exec = || -> std::convert::Infallible {
                 exec_program(&program, &argv, &set, Pid::from_raw(1), steps.as_ref())
             };
             match crate::sandbox::spawn_init(s, exec) {
-                Ok((init, report)) => (init, Some(report)),
+                Ok(started) => Some(started),
+                Err(why) if !s.strict => {
+                    eprintln!(
+                        "orchestrator shim: sandbox (bestEffort): pid namespace: {why}; going on"
+                    );
+                    None
+                }
                 Err(why) => fail(
                     &format!("sandbox: pid namespace: {why}"),
                     SANDBOX_FAILED_EXIT,
                 ),
             }
         }
+        None => None,
+    };
+    let (child, report) = match in_namespace {
+        Some((init, report)) => (init, Some(report)),
         // SAFETY: the shim is single-threaded (it runs before any runtime
         // starts), so the child may do anything until exec.
         None => match unsafe { fork() } {

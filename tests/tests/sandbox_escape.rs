@@ -488,3 +488,63 @@ fn a_python_agent_runs_confined_as_a_dynamic_user() {
     assert_eq!(limit(&row, "filesystem")["enforced"], true, "{row:#}");
     assert!(h.stop().success(), "{}", h.dump());
 }
+
+/// Without root there is no PID or mount namespace; Landlock still keeps a
+/// child out of the state directory, away from the orchestrator's memory
+/// and from signalling it. `control.sock` stays reachable, and status says so.
+#[test]
+fn an_unprivileged_orchestrators_child_is_kept_out_by_landlock() {
+    const NOBODY: u32 = 65534;
+    if !root() {
+        return;
+    }
+    let h = Harness::new();
+    std::fs::set_permissions(h.dir(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let state = h.state();
+    let pid = format!("@{}", h.path("target.pid").display());
+    let attacks = [
+        format!("read:{}", state.join("journal.db").display()),
+        format!("write:{}", state.join("journal.db").display()),
+        format!("read:{}", state.join("logs/orchestrator.log").display()),
+        format!("environ:{pid}"),
+        format!("mem:{pid}"),
+        format!("ptrace:{pid}"),
+        format!("kill:{pid}"),
+    ];
+    let checks = format!("{} state", attacks.join(" "));
+    h.write(
+        "bundle.yaml",
+        &bundle("{ network: { mode: none } }", &checks),
+    );
+    let mut run = h
+        .command()
+        .args(["run", "bundle.yaml", "--state-dir"])
+        .arg(&state)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .spawn()
+        .expect("spawn the orchestrator");
+    tell_pid(&h, run.id());
+    let log = checks_done(&h, "p");
+    let row = h.process("connection/p").expect("status row");
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(run.id() as i32, libc::SIGTERM) };
+    let _ = run.wait();
+    for attack in &attacks {
+        refused(&log, attack);
+    }
+    allowed(&log, "state");
+    let pidns = limit(&row, "pidNamespace");
+    assert_eq!(pidns["enforced"], false, "{pidns}");
+    let fs = limit(&row, "filesystem");
+    assert_eq!(fs["enforced"], true, "{fs}");
+    assert!(
+        fs["note"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("control.sock"),
+        "{fs}"
+    );
+}
