@@ -1,116 +1,20 @@
-//! Attacks from inside a sandbox (issue 9, items 2–5): a sandboxed child
-//! running as root (no `user:`) tries to reach the orchestrator, its state
-//! and other processes; an `allowlist` child tries MPTCP, raw and UDP
-//! sockets; two `user: dynamic` children try each other. `sandbox-probe`
-//! makes each attempt and prints the outcome.
+//! Attacks from inside a sandbox (issue 9, items 2, 3 and 5): a sandboxed
+//! child running as root (no `user:`) tries to reach the orchestrator, its
+//! state and other processes; an `allowlist` child tries MPTCP, raw and UDP
+//! sockets; a same-uid process tries the orchestrator and the shim.
+//! `sandbox-probe` makes each attempt and prints the outcome.
 //!
 //! These tests need root (as CI runs them) and fail without it, unless
 //! `E2E_SKIP_ROOT=1` says to skip them.
+
+mod sandbox_common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 
 use e2e::{DEADLINE, Harness};
-use serde_json::Value;
-
-const SECRET: &str = "an0ther-connections-s3cret";
-
-/// A probe connection `p` with `sandbox` and `checks`, next to a
-/// connection `other` with a secret the orchestrator holds in memory.
-fn bundle(sandbox: &str, checks: &str) -> String {
-    format!(
-        r#"
-apiVersion: goondan.ai/v1
-kind: Connector
-metadata: {{ name: probe }}
-spec:
-  entry: sandbox-probe
-  events: [ {{ name: probe }} ]
-  restart: {{ policy: never }}
-  sandbox: {sandbox}
----
-apiVersion: goondan.ai/v1
-kind: Connection
-metadata: {{ name: p }}
-spec:
-  connectorRef: Connector/probe
-  config: {{ CHECKS: "{checks}" }}
-  ingress: {{ rules: [ {{ route: {{}} }} ] }}
----
-apiVersion: goondan.ai/v1
-kind: Connection
-metadata: {{ name: other }}
-spec:
-  connectorRef: Connector/probe
-  secrets: {{ TOKEN: {{ value: "{SECRET}" }} }}
-  ingress: {{ rules: [ {{ route: {{}} }} ] }}
----
-apiVersion: goondan.ai/v1
-kind: Swarm
-metadata: {{ name: default }}
-spec: {{ entryAgent: Agent/a, agents: [Agent/a] }}
----
-apiVersion: goondan.ai/v1
-kind: Agent
-metadata: {{ name: a }}
-spec: {{ entry: test-agent, protocol: frames }}
-"#
-    )
-}
-
-/// Whether to run: as root; without root, a failure unless `E2E_SKIP_ROOT` is set.
-fn root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    assert!(
-        std::env::var_os("E2E_SKIP_ROOT").is_some(),
-        "these attacks need root (set E2E_SKIP_ROOT=1 to skip them knowingly)"
-    );
-    eprintln!("skipped: not root, and E2E_SKIP_ROOT is set");
-    false
-}
-
-fn checks_done(h: &Harness, connection: &str) -> String {
-    h.wait_until("the probe to finish its checks", DEADLINE, || {
-        h.connection_log(connection).contains("stdout checks done")
-    });
-    h.connection_log(connection)
-}
-
-/// The outcome of `check` (`ok …` or `err …`).
-fn outcome<'a>(log: &'a str, check: &str) -> &'a str {
-    let needle = format!("check {check}: ");
-    log.lines()
-        .find_map(|l| l.split_once(&needle).map(|(_, rest)| rest))
-        .unwrap_or_else(|| panic!("no outcome for {check}\n{log}"))
-}
-
-fn refused(log: &str, check: &str) {
-    let o = outcome(log, check);
-    assert!(o.starts_with("err"), "{check} must fail: {o}\n{log}");
-}
-
-fn allowed(log: &str, check: &str) {
-    let o = outcome(log, check);
-    assert!(o.starts_with("ok"), "{check} must work: {o}\n{log}");
-}
-
-fn limit(row: &Value, name: &str) -> Value {
-    row["sandbox"]
-        .as_array()
-        .and_then(|l| l.iter().find(|e| e["limit"] == name).cloned())
-        .unwrap_or_else(|| panic!("no sandbox entry {name} in {row:#}"))
-}
-
-/// Tells the probe a pid, through a file it waits for.
-fn tell_pid(h: &Harness, pid: u32) {
-    let tmp = h.path("target.pid.tmp");
-    std::fs::write(&tmp, pid.to_string()).expect("write pid");
-    std::fs::rename(&tmp, h.path("target.pid")).expect("rename pid");
-}
+use sandbox_common::*;
 
 #[test]
 fn a_root_child_cannot_reach_the_orchestrator_its_state_or_other_processes() {
@@ -273,99 +177,6 @@ fn udp_ports_cannot_be_enforced_below_landlock_abi_10() {
     assert!(h.stop().success(), "{}", h.dump());
 }
 
-fn landlock_abi() -> i64 {
-    // SAFETY: landlock_create_ruleset(NULL, 0, VERSION) only returns the ABI.
-    unsafe {
-        libc::syscall(
-            libc::SYS_landlock_create_ruleset,
-            std::ptr::null::<libc::c_void>(),
-            0usize,
-            1u32,
-        )
-    }
-}
-
-fn uid_of(pid: &Value) -> (u32, u32) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    let field = |k: &str| -> u32 {
-        let line = status.lines().find(|l| l.starts_with(k)).expect(k);
-        line.split_whitespace()
-            .nth(1)
-            .and_then(|n| n.parse().ok())
-            .expect(k)
-    };
-    (field("Uid:"), field("Gid:"))
-}
-
-#[test]
-fn dynamic_users_are_distinct_and_cannot_touch_each_other() {
-    if !root() {
-        return;
-    }
-    let mut h = Harness::new();
-    // The bundle directory must be readable by the children's uids.
-    std::fs::set_permissions(h.dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let text = bundle("{ user: dynamic }", "self state").replace(
-        "connectorRef: Connector/probe\n  secrets",
-        "connectorRef: Connector/probe\n  config: { CHECKS: \"self state\" }\n  secrets",
-    );
-    h.start(&text);
-    let (log_p, log_o) = (checks_done(&h, "p"), checks_done(&h, "other"));
-    allowed(&log_p, "state");
-    allowed(&log_o, "state");
-    let p = h.process("connection/p").expect("status row");
-    let o = h.process("connection/other").expect("status row");
-    let (uid_p, gid_p) = uid_of(&p["pid"]);
-    let (uid_o, gid_o) = uid_of(&o["pid"]);
-    assert_ne!(uid_p, uid_o, "each child its own uid");
-    for (uid, gid) in [(uid_p, gid_p), (uid_o, gid_o)] {
-        assert!((61_000..=61_999).contains(&uid), "{uid} from --uid-range");
-        assert_eq!(uid, gid);
-    }
-    assert!(
-        limit(&p, "user")["note"]
-            .as_str()
-            .unwrap_or_default()
-            .contains(&format!("uid {uid_p}")),
-        "{p:#}"
-    );
-    // Each state directory: its uid's, 0700, with what it wrote.
-    for (name, uid) in [("p", uid_p), ("other", uid_o)] {
-        let dir = h.state().join("state/connections").join(name);
-        let meta = std::fs::metadata(&dir).expect("state dir");
-        assert_eq!((meta.uid(), meta.mode() & 0o777), (uid, 0o700), "{name}");
-        let file = std::fs::metadata(dir.join("probe")).expect("written");
-        assert_eq!(file.uid(), uid, "{name}");
-    }
-    // As p's uid, go after other's process.
-    let target = o["pid"].to_string();
-    let attacks: Vec<String> = ["mem", "environ", "ptrace", "kill"]
-        .iter()
-        .map(|a| format!("{a}:{target}"))
-        .collect();
-    let out = std::process::Command::new(e2e::bin("sandbox-probe"))
-        .arg("attack")
-        .args(&attacks)
-        .uid(uid_p)
-        .gid(gid_p)
-        .output()
-        .expect("run the attack");
-    let text = String::from_utf8_lossy(&out.stdout);
-    for attack in &attacks {
-        refused(&text, attack);
-    }
-    // Released when it stops: restarted, p gets its uid back (held, the
-    // next free one would be another).
-    let before = p["pid"].as_u64();
-    let out = h.cli(&["restart", "connection/p"]);
-    assert!(out.status.success(), "{out:?}");
-    let again = h.wait_process("p restarted", "connection/p", DEADLINE, |r| {
-        r["state"] == "ready" && r["pid"].as_u64().is_some() && r["pid"].as_u64() != before
-    });
-    assert_eq!(uid_of(&again["pid"]).0, uid_p, "{again:#}");
-    assert!(h.stop().success(), "{}", h.dump());
-}
-
 /// A process of the orchestrator's own uid (an orchestrator run as
 /// `nobody`, and another `nobody` process: same uid, same capabilities) may
 /// read a dumpable process's environ, but not the orchestrator's or a
@@ -415,78 +226,6 @@ fn the_orchestrator_and_the_shim_are_not_dumpable() {
     refused(&text, &checks[2]);
     // The program itself is dumpable: the same attacker reads that.
     allowed(&text, &checks[3]);
-}
-
-#[test]
-fn capabilities_are_dropped_but_those_the_bundle_keeps() {
-    if !root() {
-        return;
-    }
-    // Root without capabilities cannot even bind a privileged port.
-    let mut h = Harness::new();
-    h.start(&bundle("{ network: { mode: loopback } }", "bind:80 self"));
-    let log = checks_done(&h, "p");
-    refused(&log, "bind:80");
-    assert!(
-        outcome(&log, "self").contains("capbnd=0000000000000000"),
-        "{log}"
-    );
-    assert!(h.stop().success(), "{}", h.dump());
-
-    // A dynamic user keeps what it is given, and nothing else.
-    let mut h = Harness::new();
-    std::fs::set_permissions(h.dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let sandbox =
-        "{ user: dynamic, network: { mode: loopback }, capabilities: [NET_BIND_SERVICE] }";
-    h.start(&bundle(sandbox, "bind:80 self"));
-    let log = checks_done(&h, "p");
-    allowed(&log, "bind:80");
-    let me = outcome(&log, "self");
-    for want in [
-        "capeff=0000000000000400",
-        "capprm=0000000000000400",
-        "capbnd=0000000000000400",
-        "nnp=1",
-    ] {
-        assert!(me.contains(want), "{want}: {me}");
-    }
-    assert!(!me.contains("uid=0 "), "{me}");
-    let row = h.process("connection/p").expect("status row");
-    assert_eq!(
-        limit(&row, "capabilities")["value"],
-        "keeps CAP_NET_BIND_SERVICE"
-    );
-    assert!(h.stop().success(), "{}", h.dump());
-}
-
-/// The confinement leaves an ordinary program working: the Python example
-/// agent, as a dynamic user with no network, answers its deliveries.
-#[test]
-fn a_python_agent_runs_confined_as_a_dynamic_user() {
-    if !root() {
-        return;
-    }
-    let mut h = Harness::new();
-    std::fs::set_permissions(h.dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    h.copy_example("agents/echo.py");
-    let bundle = e2e::feeder_bundle(
-        &h,
-        "sandbox: { user: dynamic, network: { mode: none }, resources: { nofile: 256 } }",
-        "",
-    )
-    .replace(
-        "entry: agent-echo\n  protocol: frames",
-        "entry: ./echo.py\n  protocol: jsonl",
-    );
-    h.start(&bundle);
-    h.feed("feed.jsonl", &[e2e::feed_msg("hello", "k")]);
-    let got = h.wait_received("echo", "k", 1);
-    assert_eq!(got[0]["text"], "hello", "{got:?}");
-    let row = h.process("agent/echo/k").expect("status row");
-    let (uid, _) = uid_of(&row["pid"]);
-    assert!((61_000..=61_999).contains(&uid), "{row:#}");
-    assert_eq!(limit(&row, "filesystem")["enforced"], true, "{row:#}");
-    assert!(h.stop().success(), "{}", h.dump());
 }
 
 /// Without root there is no PID or mount namespace; Landlock still keeps a
