@@ -36,7 +36,8 @@ fn a_root_child_cannot_reach_the_orchestrator_its_state_or_other_processes() {
         "inet".to_string(),
         "unshare".to_string(),
     ];
-    let checks = format!("{} procs self tmp state", attacks.join(" "));
+    let yaml = format!("read:{}", h.path("bundle.yaml").display());
+    let checks = format!("{} {yaml} procs self tmp state", attacks.join(" "));
     h.start(&bundle("{ network: { mode: none } }", &checks));
     tell_pid(&h, h.pid());
     let log = checks_done(&h, "p");
@@ -44,6 +45,8 @@ fn a_root_child_cannot_reach_the_orchestrator_its_state_or_other_processes() {
         refused(&log, attack);
     }
     allowed(&log, "state");
+    // The bundle (with another connection's inline secret) reads as empty.
+    assert_eq!(outcome(&log, &yaml), "ok read 0 bytes", "{log}");
     assert!(log.contains("stdout ack 1"), "the IPC socket works\n{log}");
     // Its own PID namespace: only its init and itself.
     let procs = outcome(&log, "procs");
@@ -249,6 +252,7 @@ fn an_unprivileged_orchestrators_child_is_kept_out_by_landlock() {
         format!("mem:{pid}"),
         format!("ptrace:{pid}"),
         format!("kill:{pid}"),
+        format!("read:{}", h.path("bundle.yaml").display()),
     ];
     let checks = format!("{} state", attacks.join(" "));
     h.write(

@@ -225,14 +225,11 @@ pub fn no_new_privs() -> Result<(), String> {
     Ok(())
 }
 
-/// `path`, or, when it holds `hide`, every entry of it but the way to
-/// `hide` (recursively); nothing at or below `hide` but what is at or below
-/// `allow` (its own state directory).
-pub fn carve(path: &Path, hide: Option<&Path>, allow: Option<&Path>) -> Vec<PathBuf> {
-    let Some(hide) = hide else {
-        return vec![path.to_path_buf()];
-    };
-    if path.starts_with(hide) {
+/// `path`, or, when it holds something of `hide`, every entry of it but
+/// the way there (recursively); nothing at or below a hidden path but what
+/// is at or below `allow` (its own state directory).
+pub fn carve(path: &Path, hide: &[PathBuf], allow: Option<&Path>) -> Vec<PathBuf> {
+    if hide.iter().any(|h| path.starts_with(h)) {
         let allowed = allow.is_some_and(|a| path.starts_with(a));
         return if allowed {
             vec![path.to_path_buf()]
@@ -240,7 +237,7 @@ pub fn carve(path: &Path, hide: Option<&Path>, allow: Option<&Path>) -> Vec<Path
             Vec::new()
         };
     }
-    if !hide.starts_with(path) {
+    if !hide.iter().any(|h| h.starts_with(path)) {
         return vec![path.to_path_buf()];
     }
     let Ok(entries) = fs::read_dir(path) else {
@@ -248,7 +245,7 @@ pub fn carve(path: &Path, hide: Option<&Path>, allow: Option<&Path>) -> Vec<Path
     };
     entries
         .flatten()
-        .flat_map(|e| carve(&e.path(), Some(hide), allow))
+        .flat_map(|e| carve(&e.path(), hide, allow))
         .collect()
 }
 
@@ -262,12 +259,12 @@ fn canonical(p: &Path) -> PathBuf {
 pub fn landlock_fs(rules: &FsRules, state_dir: Option<&Path>) -> Result<(), String> {
     let err = |e: landlock::RulesetError| e.to_string();
     let abi = landlock::ABI::from(rules.abi);
-    let hide = rules.hide.as_deref().map(canonical);
+    let hide: Vec<PathBuf> = rules.hide.iter().map(|p| canonical(p)).collect();
     let allow = state_dir.map(canonical);
     let expand = |paths: &mut dyn Iterator<Item = PathBuf>| -> Vec<PathBuf> {
         paths
             .map(|p| canonical(&p))
-            .flat_map(|p| carve(&p, hide.as_deref(), allow.as_deref()))
+            .flat_map(|p| carve(&p, &hide, allow.as_deref()))
             .collect()
     };
     let read_only = expand(

@@ -80,7 +80,7 @@ pub(super) fn harden(b: &mut Builder, sandbox: &Sandbox, caps: &Capabilities) {
                 abi: *abi,
                 read_only: fs.read_only.clone(),
                 read_write: fs.read_write.clone(),
-                hide: None,
+                hide: Vec::new(),
             });
             let (mechanism, note) = if b.steps.pid_ns {
                 (

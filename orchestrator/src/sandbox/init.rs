@@ -175,8 +175,9 @@ fn bind(fd: &OwnedFd, target: &Path, dir: bool) -> Result<(), String> {
 }
 
 /// The mount namespace: private propagation, then a private `/tmp` (the
-/// kept paths under it bound back), the state directory covered by an
-/// empty tmpfs with only the child's own bound back, and a fresh `/proc`.
+/// kept paths under it bound back), the bundle's YAML and secret files
+/// covered by `/dev/null`, the state directory covered by an empty tmpfs
+/// with only the child's own bound back, and a fresh `/proc`.
 fn mounts(m: &Mounts) -> Result<(), String> {
     // SAFETY: unshare only changes this (single-threaded) process's namespaces.
     if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
@@ -227,6 +228,10 @@ fn mounts(m: &Mounts) -> Result<(), String> {
                 mount(None, path, None, ro, None)?;
             }
         }
+    }
+    // The bundle's YAML and secret files: other connections' secrets.
+    for file in m.cover_files.iter().filter(|f| f.is_file()) {
+        mount(Some("/dev/null"), file, None, libc::MS_BIND, None)?;
     }
     if let Some(hide) = &hide {
         fs::create_dir_all(hide).map_err(|e| format!("{}: {e}", hide.display()))?;

@@ -77,7 +77,7 @@ pub use cgroup::{CgroupGuard, oom_kills};
 pub use init::{is_namespace_init, read_report, spawn_init};
 pub use plan::plan;
 pub use probe::{Capabilities, CgroupHome, CgroupVersion, Controller, capabilities, cleanup};
-pub use start::{Prepared, configure, grant_dir, plan_for, prepare};
+pub use start::{Prepared, configure, grant_dir, plan_for, prepare, secret_files};
 pub use uids::{DEFAULT_UID_RANGE, UidRange};
 
 /// Names mechanisms the probe must treat as missing (for tests).
@@ -247,6 +247,10 @@ pub struct Mounts {
     /// Paths under `/tmp` bound back writable (`readWrite` paths).
     #[serde(default)]
     pub keep_writable: Vec<PathBuf>,
+    /// Files covered with `/dev/null` (the bundle's YAML and secret files:
+    /// other connections' secrets), their directories still listable.
+    #[serde(default)]
+    pub cover_files: Vec<PathBuf>,
 }
 
 /// Landlock filesystem access: nothing outside these paths.
@@ -259,10 +263,11 @@ pub struct FsRules {
     pub read_only: Vec<PathBuf>,
     /// Everything.
     pub read_write: Vec<PathBuf>,
-    /// Never granted: a path that contains it is granted entry by entry
-    /// around it (the orchestrator's state directory, where no mount
-    /// namespace covers it).
-    pub hide: Option<PathBuf>,
+    /// Never granted: a path that contains one is granted entry by entry
+    /// around it (where no mount namespace covers them: the orchestrator's
+    /// state directory, the bundle's YAML and secret files).
+    #[serde(default)]
+    pub hide: Vec<PathBuf>,
 }
 
 /// One `setrlimit`.

@@ -13,14 +13,40 @@ use crate::status::{ProcessKind, ProcessStatus};
 /// The orchestrator's state directory (absolute), set once per run.
 static STATE_ROOT: OnceLock<PathBuf> = OnceLock::new();
 
+/// The bundle's own files (YAML, secret files), set once per run.
+static BUNDLE_FILES: OnceLock<Vec<PathBuf>> = OnceLock::new();
+
 /// Tells the sandbox where the orchestrator's state directory is (what a
-/// child must not reach but for its own state directory) and which uids
-/// `user: dynamic` hands out. Called once, at the start of a run.
-pub fn configure(state_root: &Path, uid_range: UidRange) {
-    let root = std::fs::canonicalize(state_root)
-        .or_else(|_| std::path::absolute(state_root))
-        .unwrap_or_else(|_| state_root.to_path_buf());
-    let _ = STATE_ROOT.set(root);
+/// child must not reach but for its own state directory), which files of
+/// the bundle hold configuration and secrets (`bundle`: the bundle file or
+/// directory; `secret_files`: what Secrets read), and which uids `user:
+/// dynamic` hands out. Called once, at the start of a run.
+pub fn configure(
+    state_root: &Path,
+    bundle: &Path,
+    secret_files: Vec<PathBuf>,
+    uid_range: UidRange,
+) {
+    let canonical = |p: &Path| {
+        std::fs::canonicalize(p)
+            .or_else(|_| std::path::absolute(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+    };
+    let _ = STATE_ROOT.set(canonical(state_root));
+    let yaml = |p: &Path| p.extension().is_some_and(|e| e == "yaml" || e == "yml");
+    let mut files: Vec<PathBuf> = if bundle.is_dir() {
+        std::fs::read_dir(bundle)
+            .map(|entries| {
+                let paths = entries.flatten().map(|e| e.path());
+                paths.filter(|p| p.is_file() && yaml(p)).collect()
+            })
+            .unwrap_or_default()
+    } else {
+        vec![bundle.to_path_buf()]
+    };
+    files.extend(secret_files);
+    let files = files.iter().filter(|p| p.is_file()).map(|p| canonical(p));
+    let _ = BUNDLE_FILES.set(files.collect());
     uids::set_range(uid_range);
 }
 
@@ -149,6 +175,7 @@ fn add_paths(steps: &mut super::ChildSteps, program: &Path, cwd: &Path, state: O
     if !private_tmp && steps.filesystem.is_some() {
         steps.tmpdir = state.as_ref().map(|s| s.join("tmp"));
     }
+    let bundle_files = BUNDLE_FILES.get().cloned().unwrap_or_default();
     if let Some(rules) = &mut steps.filesystem {
         rules.read_only.extend(program_dir);
         rules.read_only.push(cwd);
@@ -156,8 +183,8 @@ fn add_paths(steps: &mut super::ChildSteps, program: &Path, cwd: &Path, state: O
         if private_tmp {
             rules.read_write.push(PathBuf::from("/tmp"));
         } else {
-            // Nothing covers the state directory: Landlock must go around it.
-            rules.hide = root.clone();
+            // Nothing covers them: Landlock must go around them.
+            rules.hide = root.iter().cloned().chain(bundle_files.clone()).collect();
         }
     }
     let (read_only, read_write) = steps
@@ -169,6 +196,7 @@ fn add_paths(steps: &mut super::ChildSteps, program: &Path, cwd: &Path, state: O
         mounts.hide = root;
         mounts.state_dir = state.clone();
         mounts.keep = read_only;
+        mounts.cover_files = bundle_files;
         mounts.keep_writable = read_write
             .into_iter()
             .filter(|p| Some(p) != state.as_ref())
@@ -218,4 +246,17 @@ fn resolve_user(name: &str) -> Result<super::UserIds, String> {
         Ok(None) => Err(format!("no user `{name}` on this machine")),
         Err(e) => Err(format!("cannot look up user `{name}`: {e}")),
     }
+}
+
+/// The files the bundle's Secrets read (`valueFrom: {file: …}`).
+pub fn secret_files(bundle: &crate::bundle::Bundle) -> Vec<PathBuf> {
+    bundle
+        .secrets
+        .values()
+        .flat_map(|s| s.data.values())
+        .filter_map(|source| match source {
+            crate::bundle::SecretSource::File(file) => Some(bundle.root.join(file)),
+            crate::bundle::SecretSource::Env(_) => None,
+        })
+        .collect()
 }
