@@ -35,6 +35,11 @@ fn a_root_child_cannot_reach_the_orchestrator_its_state_or_other_processes() {
         format!("kill:{pid}"),
         "inet".to_string(),
         "unshare".to_string(),
+        // Owned by root, so writable by uid 0 without any capability, but
+        // for Landlock (only opened for appending: nothing is written).
+        "write:/etc/passwd".to_string(),
+        "write:/proc/sys/kernel/core_pattern".to_string(),
+        format!("write:{}", e2e::bin("sandbox-probe").display()),
     ];
     let yaml = format!("read:{}", h.path("bundle.yaml").display());
     let checks = format!("{} {yaml} procs self tmp state", attacks.join(" "));
