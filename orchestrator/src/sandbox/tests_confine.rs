@@ -2,6 +2,8 @@
 //! the socket rules of `allowlist` and `none`, and a dynamic user's plan.
 
 use super::tests::{CONFINEMENT, bare, root_v1, sandbox, unprivileged, users};
+use std::path::{Path, PathBuf};
+
 use super::*;
 use crate::bundle::{NetworkMode, Resources, SandboxMode};
 
@@ -184,4 +186,77 @@ fn seccomp_filters_compile() {
     }
     let progs = syscalls::deny_filters().expect("compiles");
     assert!(progs.iter().all(|p| !p.is_empty()));
+}
+
+#[test]
+fn carve_goes_around_hidden_paths_but_keeps_the_allowed_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    for sub in [
+        "bundle/state/connections/p",
+        "bundle/state/connections/q",
+        "bundle/lib",
+    ] {
+        std::fs::create_dir_all(root.join(sub)).unwrap();
+    }
+    std::fs::write(root.join("bundle/bundle.yaml"), "secret").unwrap();
+    std::fs::write(root.join("bundle/run.py"), "").unwrap();
+    let hide = [root.join("bundle/state"), root.join("bundle/bundle.yaml")];
+    let allow = root.join("bundle/state/connections/p");
+    let mut got = confine::carve(&root.join("bundle"), &hide, Some(&allow));
+    got.sort();
+    assert_eq!(got, [root.join("bundle/lib"), root.join("bundle/run.py")]);
+    assert_eq!(
+        confine::carve(&allow, &hide, Some(&allow)),
+        std::slice::from_ref(&allow),
+        "its own state directory, inside the hidden one"
+    );
+    assert!(
+        confine::carve(
+            &root.join("bundle/state/connections/q"),
+            &hide,
+            Some(&allow)
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        confine::carve(Path::new("/usr"), &hide, None),
+        [PathBuf::from("/usr")]
+    );
+}
+
+#[test]
+fn a_state_directory_is_given_to_its_user_but_not_a_hard_link_out_of_it() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: chown needs root");
+        return;
+    }
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(state.join("sub")).unwrap();
+    std::fs::write(state.join("sub/file"), "x").unwrap();
+    let outside = dir.path().join("outside");
+    std::fs::write(&outside, "root's").unwrap();
+    std::fs::hard_link(&outside, state.join("link")).unwrap();
+    std::os::unix::fs::symlink(&outside, state.join("symlink")).unwrap();
+    let ids = UserIds {
+        uid: 61_234,
+        gid: 61_234,
+    };
+    let tmp = state.join("tmp");
+    confine::own_state_dir(&state, Some(ids), Some(&tmp)).unwrap();
+    let meta = |p: &Path| std::fs::symlink_metadata(p).unwrap();
+    assert_eq!(meta(&state).mode() & 0o777, 0o700);
+    for owned in [&state, &state.join("sub"), &state.join("sub/file"), &tmp] {
+        assert_eq!(meta(owned).uid(), 61_234, "{}", owned.display());
+    }
+    assert_eq!(
+        meta(&state.join("symlink")).uid(),
+        61_234,
+        "the link itself"
+    );
+    assert_eq!(meta(&outside).uid(), 0, "not given away through a link");
+    let _ = std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755));
 }
