@@ -42,8 +42,17 @@ fn a_root_child_cannot_reach_the_orchestrator_its_state_or_other_processes() {
         format!("write:{}", e2e::bin("sandbox-probe").display()),
     ];
     let yaml = format!("read:{}", h.path("bundle.yaml").display());
-    let checks = format!("{} {yaml} procs self tmp state", attacks.join(" "));
-    h.start(&bundle("{ network: { mode: none } }", &checks));
+    // Another connection's secret in a file a Secret reads.
+    let token = h.write("secrets/token", SECRET);
+    let file = format!("read:{}", token.display());
+    let checks = format!("{} {yaml} {file} procs self tmp state", attacks.join(" "));
+    let vault = "\n---\napiVersion: goondan.ai/v1\nkind: Secret\nmetadata: { name: vault }\nspec: { data: { T: { valueFrom: { file: secrets/token } } } }\n";
+    let text = bundle("{ network: { mode: none } }", &checks).replace(
+        "secrets: { TOKEN: {",
+        "secrets: { FROM_FILE: { valueFrom: { secretRef: { ref: Secret/vault, key: T } } }, TOKEN: {",
+    );
+    assert!(text.contains("FROM_FILE"), "{text}");
+    h.start(&format!("{text}{vault}"));
     tell_pid(&h, h.pid());
     let log = checks_done(&h, "p");
     for attack in &attacks {
@@ -52,6 +61,7 @@ fn a_root_child_cannot_reach_the_orchestrator_its_state_or_other_processes() {
     allowed(&log, "state");
     // The bundle (with another connection's inline secret) reads as empty.
     assert_eq!(outcome(&log, &yaml), "ok read 0 bytes", "{log}");
+    assert_eq!(outcome(&log, &file), "ok read 0 bytes", "{log}");
     assert!(log.contains("stdout ack 1"), "the IPC socket works\n{log}");
     // Its own PID namespace: only its init and itself.
     let procs = outcome(&log, "procs");
