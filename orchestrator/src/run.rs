@@ -38,6 +38,8 @@ pub struct RunOptions {
     pub max_pending: usize,
     /// Where lifecycle changes are told (stdout for `orchestrator run`).
     pub console: crate::console::Console,
+    /// The uids (and gids) `sandbox.user: dynamic` hands out (`--uid-range`).
+    pub uid_range: crate::sandbox::UidRange,
 }
 
 /// `--retention` and `--dedupe-ttl`.
@@ -138,6 +140,13 @@ pub async fn run(
             path: opts.state_dir.clone(),
             source,
         })?;
+    let (root, uids, path) = (opts.state_dir.clone(), opts.uid_range, opts.bundle.clone());
+    let secret_files = crate::sandbox::secret_files(&bundle);
+    // Resolves paths, lists the bundle's files, looks up the accounts in the uid range.
+    let _ = tokio::task::spawn_blocking(move || {
+        crate::sandbox::configure(&root, &path, secret_files, uids)
+    })
+    .await;
     let journal_options = JournalOptions {
         retention: opts.retention.delivered,
         dedupe_ttl: opts.retention.dedupe_ttl,

@@ -28,6 +28,12 @@
 //!   that a program the OOM killer of its memory cgroup ended makes it exit
 //!   with [`OOM_EXIT`] (251), which the supervisor reports as `oom`.
 //!
+//! - It is not dumpable (`PR_SET_DUMPABLE` 0), like the orchestrator: no
+//!   same-uid process reads its memory or fds or attaches to it.
+//! - With a sandbox whose plan has a PID namespace, the shim's child is the
+//!   init of that namespace (see `sandbox/init.rs`), which runs the program
+//!   as its own child and reports how it ended through a pipe.
+//!
 //! The orchestrator's own signals go to the group: the program gets them
 //! directly, and the shim (which has them blocked) just keeps waiting.
 
@@ -100,16 +106,43 @@ pub fn main(args: Vec<OsString>) -> ! {
     // SAFETY: prctl with these arguments only changes this process's attributes.
     unsafe {
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+        libc::prctl(libc::PR_SET_DUMPABLE, 0);
     }
     let me = getpid();
 
-    // SAFETY: the shim is single-threaded (it runs before any runtime starts),
-    // so the child may do anything until exec.
-    let child = match unsafe { fork() } {
-        Err(e) => fail(&format!("fork failed: {e}"), 1),
-        Ok(ForkResult::Child) => exec_program(&program, &argv, &set, me, steps.as_ref()),
-        Ok(ForkResult::Parent { child }) => child,
+    let in_namespace = match steps.as_ref().filter(|s| s.pid_ns) {
+        Some(s) => {
+            // The program is the init's child: its parent is pid 1 there.
+            let exec = || -> std::convert::Infallible {
+                exec_program(&program, &argv, &set, Pid::from_raw(1), steps.as_ref())
+            };
+            match crate::sandbox::spawn_init(s, exec) {
+                Ok(started) => Some(started),
+                Err(why) if !s.strict => {
+                    eprintln!(
+                        "orchestrator shim: sandbox (bestEffort): pid namespace: {why}; going on"
+                    );
+                    None
+                }
+                Err(why) => fail(
+                    &format!("sandbox: pid namespace: {why}"),
+                    SANDBOX_FAILED_EXIT,
+                ),
+            }
+        }
+        None => None,
     };
+    let (child, report) = match in_namespace {
+        Some((init, report)) => (init, Some(report)),
+        // SAFETY: the shim is single-threaded (it runs before any runtime
+        // starts), so the child may do anything until exec.
+        None => match unsafe { fork() } {
+            Err(e) => fail(&format!("fork failed: {e}"), 1),
+            Ok(ForkResult::Child) => exec_program(&program, &argv, &set, me, steps.as_ref()),
+            Ok(ForkResult::Parent { child }) => (child, None),
+        },
+    };
+    let mut report = report;
 
     loop {
         let Ok(signal) = set.wait() else { continue };
@@ -120,7 +153,13 @@ pub fn main(args: Vec<OsString>) -> ! {
                 std::process::exit(137);
             }
             Signal::SIGCHLD => {
-                if let Some(status) = reap(child) {
+                if let Some(mut status) = reap(child) {
+                    // Through an init: how the program itself ended.
+                    if let Some(raw) = report.take().and_then(crate::sandbox::read_report)
+                        && let Ok(program) = WaitStatus::from_raw(child, raw)
+                    {
+                        status = program;
+                    }
                     if let Some(report) = oom_killed(status, steps.as_ref()) {
                         fail(&report, OOM_EXIT);
                     }
@@ -138,7 +177,7 @@ fn exec_program(
     program: &CString,
     argv: &[CString],
     set: &SigSet,
-    shim: Pid,
+    parent: Pid,
     steps: Option<&ChildSteps>,
 ) -> ! {
     let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(set), None);
@@ -146,7 +185,7 @@ fn exec_program(
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
     }
-    if getppid() != shim {
+    if getppid() != parent {
         std::process::exit(1);
     }
     if let Some(steps) = steps

@@ -412,12 +412,28 @@ impl Default for StopPolicy {
 pub struct Sandbox {
     /// default enforce.
     pub mode: SandboxMode,
-    /// Run as this user (only when the orchestrator is root).
+    /// Run as this user (only when the orchestrator is root); `dynamic`:
+    /// a uid of its own from the orchestrator's `--uid-range`.
     pub user: Option<String>,
     /// `network`.
     pub network: Option<Network>,
     /// `resources`.
     pub resources: Resources,
+    /// `capabilities`: those it keeps (`CAP_NET_BIND_SERVICE`, …); all
+    /// others are dropped.
+    pub capabilities: Vec<String>,
+    /// `filesystem`: paths beyond the defaults.
+    pub filesystem: Filesystem,
+}
+
+/// `sandbox.filesystem`: absolute paths the child may read, or read and write,
+/// on top of the program, the system and its own state directory.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filesystem {
+    /// `readOnly`.
+    pub read_only: Vec<std::path::PathBuf>,
+    /// `readWrite`.
+    pub read_write: Vec<std::path::PathBuf>,
 }
 
 /// `sandbox.mode`.
@@ -440,6 +456,10 @@ pub struct Network {
     pub bind_tcp: Vec<u16>,
     /// `connectTcp` ports (allowlist).
     pub connect_tcp: Vec<u16>,
+    /// `bindUdp` ports (allowlist).
+    pub bind_udp: Vec<u16>,
+    /// `connectUdp` ports (allowlist): where it may send datagrams.
+    pub connect_udp: Vec<u16>,
 }
 
 /// `sandbox.network.mode`.

@@ -78,6 +78,9 @@ enum Command {
         /// Accepted events not yet delivered, across every agent instance, at most.
         #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
         max_pending: u64,
+        /// The uids (each also a gid) handed out, one per running child, to `sandbox.user: dynamic`.
+        #[arg(long, default_value = orchestrator::sandbox::DEFAULT_UID_RANGE)]
+        uid_range: orchestrator::sandbox::UidRange,
     },
     /// Show every process: state, pid, restarts, last exit and error, events in/out.
     Status {
@@ -136,6 +139,7 @@ pub fn dispatch(cli: Cli) -> u8 {
             retention,
             dedupe_ttl,
             max_pending,
+            uid_range,
         } => {
             let mode = match journal {
                 Journal::Durable => orchestrator::JournalMode::Durable,
@@ -145,7 +149,14 @@ pub fn dispatch(cli: Cli) -> u8 {
                 delivered: retention,
                 dedupe_ttl,
             };
-            run::main(bundle, state_dir, mode, retention, max_pending as usize)
+            run::main(
+                bundle,
+                state_dir,
+                mode,
+                retention,
+                max_pending as usize,
+                uid_range,
+            )
         }
         Command::Status { state_dir, json } => status::main(&state_dir, json),
         Command::Logs {

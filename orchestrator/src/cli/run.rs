@@ -17,7 +17,14 @@ pub fn main(
     journal: JournalMode,
     retention: Retention,
     max_pending: usize,
+    uid_range: orchestrator::sandbox::UidRange,
 ) -> u8 {
+    // Not dumpable: no process of the same uid (a sandboxed child running
+    // as root, say) may read our memory, environ or fds, or attach to us.
+    // SAFETY: prctl with these arguments only changes this process's flag.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
     // Whatever the orchestrator creates (journal.db, control.sock, state
     // directories) is private from the first byte; children inherit it.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
@@ -60,6 +67,7 @@ pub fn main(
                 retention,
                 max_pending,
                 console: orchestrator::console::Console::stdout(),
+                uid_range,
             },
             stop,
             kill_now,

@@ -10,12 +10,15 @@ use landlock::{
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::unistd::{Gid, Uid, getegid, geteuid, getpid, setgid, setgroups, setuid};
 
-use super::net::{deny_setns, loopback_up, seccomp_filters};
+use super::confine;
+use super::net::{deny_setns, loopback_up};
+use super::syscalls::{deny_filters, install, socket_filters};
 use super::{ChildSteps, LandlockNet, Rlimit, RlimitKind, UserIds};
 
 /// Applies `steps` in the documented order: unshare → uid/gid maps → `lo` up
-/// → rlimits → cgroups → user → Landlock → seccomp. With `steps.strict` the
-/// first failure is returned (`step: why`); otherwise each failure is
+/// → rlimits → cgroups → state directory → bounding set → user →
+/// capabilities → no_new_privs → Landlock → seccomp. With `steps.strict`
+/// the first failure is returned (`step: why`); otherwise each failure is
 /// reported on stderr and the rest still applied.
 pub fn apply(steps: &ChildSteps) -> Result<(), String> {
     let check = |step: &str, result: Result<(), String>| -> Result<(), String> {
@@ -28,6 +31,12 @@ pub fn apply(steps: &ChildSteps) -> Result<(), String> {
             }
         }
     };
+    if steps.new_userns {
+        // The shim is not dumpable, and so would be this process's
+        // /proc/self/uid_map; nothing here is secret (exec resets it anyway).
+        // SAFETY: prctl only sets this process's dumpable flag.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
+    }
     if steps.new_netns {
         check("network namespace", namespaces(steps.new_userns))?;
     }
@@ -43,26 +52,48 @@ pub fn apply(steps: &ChildSteps) -> Result<(), String> {
         let joined = fs::write(&procs, &me).map_err(|e| format!("{}: {e}", procs.display()));
         check("cgroup", joined)?;
     }
+    if let Some(dir) = &steps.state_dir {
+        let owned = confine::own_state_dir(dir, steps.user, steps.tmpdir.as_deref());
+        check("state directory", owned)?;
+    }
+    if let Some(tmp) = &steps.tmpdir {
+        // SAFETY: this process is single-threaded (the shim's forked child).
+        unsafe { std::env::set_var("TMPDIR", tmp) };
+    }
+    if let Some(keep) = &steps.capabilities {
+        check("capabilities", confine::drop_bounding(keep))?;
+        if !keep.is_empty() && steps.user.is_some() {
+            // SAFETY: prctl only sets a flag of this process: keep the
+            // permitted set across the switch to the user below.
+            unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) };
+        }
+    }
     if let Some(ids) = steps.user {
         check("user", switch_user(ids))?;
+    }
+    if let Some(keep) = &steps.capabilities {
+        check("capabilities", confine::set_capabilities(keep))?;
+    }
+    if steps.no_new_privs {
+        check("no_new_privs", confine::no_new_privs())?;
     }
     if let Some(rules) = &steps.landlock {
         check("landlock", landlock(rules))?;
     }
+    if let Some(rules) = &steps.filesystem {
+        let confined = confine::landlock_fs(rules, steps.state_dir.as_deref());
+        check("landlock filesystem", confined)?;
+    }
     if let Some(families) = &steps.seccomp {
-        let installed = seccomp_filters(families).and_then(|filters| {
-            filters.iter().try_for_each(|f| {
-                seccompiler::apply_filter(f).map_err(|e| format!("cannot install: {e}"))
-            })
-        });
+        let installed = socket_filters(families).and_then(|f| install(&f));
         check("seccomp", installed)?;
     }
-    if steps.new_netns {
+    if steps.deny_syscalls {
+        check("seccomp", deny_filters().and_then(|f| install(&f)))?;
+    } else if steps.new_netns {
         // Hardening beyond the listed limits: where seccomp is missing this
         // is said on stderr and the child still starts.
-        let sealed = deny_setns().and_then(|f| {
-            seccompiler::apply_filter(&f).map_err(|e| format!("cannot install: {e}"))
-        });
+        let sealed = deny_setns().and_then(|f| install(&[f]));
         if let Err(why) = sealed {
             eprintln!("orchestrator shim: sandbox: setns stays allowed: {why}");
         }
@@ -118,7 +149,7 @@ fn landlock(rules: &LandlockNet) -> Result<(), String> {
     let err = |e: landlock::RulesetError| e.to_string();
     let mut access = AccessNet::BindTcp | AccessNet::ConnectTcp;
     if rules.abi >= 10 {
-        // Handled with no rule: no UDP at all.
+        // Handled: UDP only on the listed ports (none listed: no UDP).
         access |= AccessNet::BindUdp | AccessNet::ConnectSendUdp;
     }
     let mut ruleset = Ruleset::default()
@@ -136,6 +167,18 @@ fn landlock(rules: &LandlockNet) -> Result<(), String> {
         ruleset = ruleset
             .add_rule(NetPort::new(*port, AccessNet::ConnectTcp))
             .map_err(err)?;
+    }
+    if rules.abi >= 10 {
+        for port in &rules.bind_udp {
+            ruleset = ruleset
+                .add_rule(NetPort::new(*port, AccessNet::BindUdp))
+                .map_err(err)?;
+        }
+        for port in &rules.connect_udp {
+            ruleset = ruleset
+                .add_rule(NetPort::new(*port, AccessNet::ConnectSendUdp))
+                .map_err(err)?;
+        }
     }
     let status = ruleset.restrict_self().map_err(err)?;
     if status.ruleset != RulesetStatus::FullyEnforced {

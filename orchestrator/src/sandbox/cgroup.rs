@@ -23,6 +23,8 @@ pub struct CgroupGuard {
     dirs: Vec<PathBuf>,
     memory: Option<(CgroupVersion, PathBuf)>,
     log: LogSink,
+    /// A `user: dynamic` uid, released (after the cgroups are emptied) with the guard.
+    uid: Option<super::uids::UidLease>,
 }
 
 impl CgroupGuard {
@@ -41,11 +43,7 @@ impl CgroupGuard {
             .take(40)
             .collect();
         let name = format!("{}-{name}", NEXT.fetch_add(1, Ordering::Relaxed));
-        let mut guard = CgroupGuard {
-            dirs: Vec::new(),
-            memory: None,
-            log: log.clone(),
-        };
+        let mut guard = CgroupGuard::empty(log);
         for limit in limits {
             let dir = limit.home.dir.join(&name);
             fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -67,6 +65,21 @@ impl CgroupGuard {
             }
         }
         Ok(guard)
+    }
+
+    /// A guard of no cgroup (that may hold a uid).
+    pub fn empty(log: &LogSink) -> Self {
+        CgroupGuard {
+            dirs: Vec::new(),
+            memory: None,
+            log: log.clone(),
+            uid: None,
+        }
+    }
+
+    /// Holds `lease` until the child is gone.
+    pub(super) fn hold_uid(&mut self, lease: super::uids::UidLease) {
+        self.uid = Some(lease);
     }
 
     /// The directories the child joins.

@@ -33,10 +33,15 @@ pub fn plan(
             strict: mode == PlanMode::Enforce,
             ..ChildSteps::default()
         },
+        dynamic_user: false,
     };
     if let Some(name) = &sandbox.user {
         if !caps.root {
             b.gap("user", name, "the orchestrator is not root".into());
+        } else if name == "dynamic" {
+            b.dynamic_user = true;
+            let note = "a uid and gid of its own from --uid-range for each child, while it runs; its state directory is chowned to it (0700), the bundle directory must be readable by it";
+            b.ok("user", name, "setuid".into(), Some(note.into()));
         } else {
             match resolve_user(name) {
                 Ok(ids) => {
@@ -82,16 +87,17 @@ pub fn plan(
         }
     }
     if let Some(n) = r.tasks_max {
-        match (caps.cgroup(Controller::Pids), b.steps.user) {
+        let dedicated = b.steps.user.map(|ids| ids.uid.to_string());
+        let dedicated = dedicated.or_else(|| b.dynamic_user.then(|| "its own uid".to_string()));
+        match (caps.cgroup(Controller::Pids), dedicated) {
             (Ok(home), _) => {
                 let files = vec![("pids.max", n.to_string())];
                 b.cgroup("tasksMax", &n.to_string(), Controller::Pids, home, files);
             }
-            (Err(why), Some(ids)) => {
+            (Err(why), Some(uid)) => {
                 b.rlimit(RlimitKind::Nproc, n);
                 let note = format!(
-                    "RLIMIT_NPROC counts every process of uid {} (no pids cgroup: {why})",
-                    ids.uid
+                    "RLIMIT_NPROC counts every process of uid {uid} (no pids cgroup: {why})"
                 );
                 b.ok("tasksMax", &n.to_string(), "rlimit".into(), Some(note));
             }
@@ -142,12 +148,16 @@ pub fn plan(
         }
         b.steps = ChildSteps::default();
         b.cgroups.clear();
+        b.dynamic_user = false;
+    } else {
+        super::harden::harden(&mut b, sandbox, caps);
     }
     SandboxPlan {
         mode,
         report: b.report,
         cgroups: b.cgroups,
         steps: b.steps,
+        dynamic_user: b.dynamic_user,
     }
 }
 
@@ -156,10 +166,29 @@ fn network(b: &mut Builder, net: &Network, caps: &Capabilities) {
         NetworkMode::None => "none".to_string(),
         NetworkMode::Loopback => "loopback".to_string(),
         NetworkMode::Host => "host".to_string(),
-        NetworkMode::Allowlist => format!(
-            "allowlist bindTcp={:?} connectTcp={:?}",
-            net.bind_tcp, net.connect_tcp
-        ),
+        NetworkMode::Allowlist => {
+            let mut v = format!(
+                "allowlist bindTcp={:?} connectTcp={:?}",
+                net.bind_tcp, net.connect_tcp
+            );
+            if !net.bind_udp.is_empty() || !net.connect_udp.is_empty() {
+                v.push_str(&format!(
+                    " bindUdp={:?} connectUdp={:?}",
+                    net.bind_udp, net.connect_udp
+                ));
+            }
+            v
+        }
+    };
+    // Defense in depth for `none`: even inside its namespace, no inet,
+    // packet or netlink socket at all.
+    let deny_inet = || {
+        Families::Deny(vec![
+            libc::AF_INET,
+            libc::AF_INET6,
+            libc::AF_NETLINK,
+            libc::AF_PACKET,
+        ])
     };
     // A namespace of its own: as root directly; otherwise inside a user namespace.
     let netns = match (&caps.netns, &caps.userns) {
@@ -175,16 +204,23 @@ fn network(b: &mut Builder, net: &Network, caps: &Capabilities) {
                 b.steps.new_netns = true;
                 b.steps.new_userns = userns;
                 b.steps.loopback_up = net.mode == NetworkMode::Loopback;
-                b.ok("network", &value, mechanism.into(), None);
+                let mut mechanism = mechanism.to_string();
+                let mut note = None;
+                if net.mode == NetworkMode::None {
+                    match &caps.seccomp {
+                        Ok(()) => {
+                            b.steps.seccomp = Some(deny_inet());
+                            mechanism.push_str(", seccomp");
+                            note = Some("inet, netlink and packet sockets are refused too".into());
+                        }
+                        Err(s) => note = Some(format!("inet sockets can still be created: {s}")),
+                    }
+                }
+                b.ok("network", &value, mechanism, note);
             }
             Err(why) if net.mode == NetworkMode::None => match &caps.seccomp {
                 Ok(()) => {
-                    b.steps.seccomp = Some(Families::Deny(vec![
-                        libc::AF_INET,
-                        libc::AF_INET6,
-                        libc::AF_NETLINK,
-                        libc::AF_PACKET,
-                    ]));
+                    b.steps.seccomp = Some(deny_inet());
                     let note = format!("inet, netlink and packet sockets are refused ({why})");
                     b.ok("network", &value, "seccomp".into(), Some(note));
                 }
@@ -206,22 +242,36 @@ fn network(b: &mut Builder, net: &Network, caps: &Capabilities) {
             if let Err(why) = &caps.seccomp {
                 return b.gap("network", &value, format!("address families: {why}"));
             }
+            let udp = !net.bind_udp.is_empty() || !net.connect_udp.is_empty();
+            if udp && abi < LANDLOCK_UDP_ABI {
+                let why = format!(
+                    "UDP ports cannot be enforced: Landlock ABI {abi} has no UDP rules (needs ≥ {LANDLOCK_UDP_ABI})"
+                );
+                if b.steps.strict {
+                    return b.gap("network", &value, why);
+                }
+                // bestEffort: TCP as asked, UDP sockets allowed to any port.
+                b.gap("udp", &value, why);
+            }
             b.steps.landlock = Some(LandlockNet {
                 abi,
                 bind_tcp: net.bind_tcp.clone(),
                 connect_tcp: net.connect_tcp.clone(),
+                bind_udp: net.bind_udp.clone(),
+                connect_udp: net.connect_udp.clone(),
             });
-            b.steps.seccomp = Some(Families::Allow(vec![
-                libc::AF_UNIX,
-                libc::AF_INET,
-                libc::AF_INET6,
-            ]));
-            let note = if abi < LANDLOCK_UDP_ABI {
-                format!(
-                    "UDP is not covered (Landlock ABI {abi} < {LANDLOCK_UDP_ABI}); sockets other than unix/inet/inet6 are refused"
-                )
-            } else {
-                "UDP is denied; sockets other than unix/inet/inet6 are refused".to_string()
+            b.steps.seccomp = Some(Families::Allowlist { udp });
+            let sockets =
+                "only unix sockets and TCP streams (protocol 0 or TCP: no raw, MPTCP or SCTP)";
+            let note = match (udp, abi < LANDLOCK_UDP_ABI) {
+                (false, true) => format!(
+                    "{sockets}; UDP sockets are refused by seccomp (Landlock ABI {abi} < {LANDLOCK_UDP_ABI} has no UDP rules)"
+                ),
+                (false, false) => format!("{sockets}; UDP is refused"),
+                (true, true) => format!(
+                    "{sockets}, and UDP datagrams to any port (Landlock ABI {abi} < {LANDLOCK_UDP_ABI} cannot restrict UDP ports)"
+                ),
+                (true, false) => format!("{sockets}, and UDP datagrams on the listed ports"),
             };
             let mechanism = format!("landlock-abi-{abi}, seccomp");
             b.ok("network", &value, mechanism, Some(note));
@@ -229,14 +279,15 @@ fn network(b: &mut Builder, net: &Network, caps: &Capabilities) {
     }
 }
 
-struct Builder {
-    report: Vec<LimitReport>,
-    cgroups: Vec<CgroupLimit>,
-    steps: ChildSteps,
+pub(super) struct Builder {
+    pub(super) report: Vec<LimitReport>,
+    pub(super) cgroups: Vec<CgroupLimit>,
+    pub(super) steps: ChildSteps,
+    pub(super) dynamic_user: bool,
 }
 
 impl Builder {
-    fn ok(&mut self, limit: &str, value: &str, mechanism: String, note: Option<String>) {
+    pub(super) fn ok(&mut self, limit: &str, value: &str, mechanism: String, note: Option<String>) {
         self.report.push(LimitReport {
             limit: limit.into(),
             value: value.into(),
@@ -246,7 +297,7 @@ impl Builder {
         });
     }
 
-    fn gap(&mut self, limit: &str, value: &str, why: String) {
+    pub(super) fn gap(&mut self, limit: &str, value: &str, why: String) {
         self.report.push(LimitReport {
             limit: limit.into(),
             value: value.into(),

@@ -70,6 +70,8 @@ pub struct Capabilities {
     pub netns: Result<(), String>,
     /// `unshare(CLONE_NEWUSER | CLONE_NEWNET)` works.
     pub userns: Result<(), String>,
+    /// `unshare(CLONE_NEWPID | CLONE_NEWNS)` works (as root).
+    pub pidns: Result<(), String>,
     /// The kernel's Landlock ABI.
     pub landlock_abi: Result<i32, String>,
     /// seccomp filters can be installed.
@@ -154,6 +156,13 @@ fn probe() -> Capabilities {
     } else {
         try_unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET)
     };
+    let pidns = if off("pidns") {
+        Err(DISABLED.to_string())
+    } else if !root {
+        Err("needs root (CAP_SYS_ADMIN)".to_string())
+    } else {
+        try_unshare(libc::CLONE_NEWPID | libc::CLONE_NEWNS)
+    };
     let landlock_abi = if off("landlock") {
         Err(DISABLED.to_string())
     } else {
@@ -181,6 +190,7 @@ fn probe() -> Capabilities {
         root,
         netns,
         userns,
+        pidns,
         landlock_abi,
         seccomp,
         memory: home(Controller::Memory),

@@ -205,7 +205,8 @@ where
     check_executable(&spec.program)?;
     let sandbox = match &spec.sandbox {
         Some(plan) => {
-            crate::sandbox::prepare(plan, &spec.program, spec.shim.is_some(), log, &opts.status)?
+            let shim = spec.shim.is_some();
+            crate::sandbox::prepare(plan, &spec.program, &spec.cwd, shim, log, &opts.status)?
         }
         None => None,
     };
@@ -339,10 +340,18 @@ fn set_parent_death_signal(parent: libc::pid_t, signal: i32) -> io::Result<()> {
     Ok(())
 }
 
-/// The program a shim runs: the shim's (only) child, from `/proc`.
+/// The program a shim runs: the shim's (only) child, from `/proc`; or that
+/// child's child when it is the init of the sandbox's PID namespace.
 pub fn program_pid(shim: u32) -> Option<u32> {
-    let children = std::fs::read_to_string(format!("/proc/{shim}/task/{shim}/children")).ok()?;
-    children.split_whitespace().next()?.parse().ok()
+    let first = |pid: u32| -> Option<u32> {
+        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+        children.split_whitespace().next()?.parse().ok()
+    };
+    let child = first(shim)?;
+    if crate::sandbox::is_namespace_init(child) {
+        return Some(first(child).unwrap_or(child));
+    }
+    Some(child)
 }
 
 /// Fails like exec would (NotFound, PermissionDenied) before anything is

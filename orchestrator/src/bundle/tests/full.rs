@@ -41,8 +41,10 @@ spec:
   sandbox:
     mode: bestEffort
     user: nobody
-    network: {mode: allowlist, bindTcp: [3000], connectTcp: [443, 8443]}
+    network: {mode: allowlist, bindTcp: [3000], connectTcp: [443, 8443], connectUdp: [53]}
     resources: {memoryMax: 256Mi, tasksMax: 64, cpuQuota: 150%, nofile: 1024, core: 0}
+    capabilities: [NET_BIND_SERVICE, CAP_NET_BIND_SERVICE, CAP_KILL]
+    filesystem: {readOnly: [/srv/data], readWrite: [/var/cache/handler]}
 ---
 apiVersion: goondan.ai/v1
 kind: Agent
@@ -193,8 +195,18 @@ fn connector_fields_override_defaults() {
         Some(Network {
             mode: NetworkMode::Allowlist,
             bind_tcp: vec![3000],
-            connect_tcp: vec![443, 8443]
+            connect_tcp: vec![443, 8443],
+            bind_udp: vec![],
+            connect_udp: vec![53],
         })
+    );
+    assert_eq!(s.capabilities, ["CAP_NET_BIND_SERVICE", "CAP_KILL"]);
+    assert_eq!(
+        s.filesystem,
+        Filesystem {
+            read_only: vec!["/srv/data".into()],
+            read_write: vec!["/var/cache/handler".into()],
+        }
     );
     assert_eq!(
         s.resources,
@@ -285,7 +297,7 @@ fn connection_fields_and_rules() {
     );
     assert_eq!(
         rules[3].place.as_ref().map(ToString::to_string).as_deref(),
-        Some("bundle.yaml:96:9")
+        Some("bundle.yaml:98:9")
     );
     assert_eq!(
         c.restart.as_ref().map(|r| r.policy),

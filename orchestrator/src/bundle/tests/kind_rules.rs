@@ -223,6 +223,30 @@ pub(super) fn policy_cases() -> Vec<Case> {
             "`spec.sandbox.resources.tasksMax`: must be at least 1, found 0",
             (2, 33),
         ),
+        a(
+            "capability name",
+            "entry: ./a\nsandbox: {capabilities: [NET_BIND_SERVICE, FLY]}",
+            "`spec.sandbox.capabilities[1]`: unknown capability `FLY` (e.g. CAP_NET_BIND_SERVICE)",
+            (2, 44),
+        ),
+        a(
+            "filesystem path",
+            "entry: ./a\nsandbox: {filesystem: {readOnly: [srv]}}",
+            "`spec.sandbox.filesystem.readOnly[0]`: `srv` is not an absolute path",
+            (2, 35),
+        ),
+        a(
+            "filesystem field",
+            "entry: ./a\nsandbox: {filesystem: {readwrite: [/srv]}}",
+            "unknown field `readwrite` in `spec.sandbox.filesystem`, expected one of: readOnly, readWrite",
+            (2, 24),
+        ),
+        a(
+            "udp ports need allowlist",
+            "entry: ./a\nsandbox: {network: {mode: none, connectUdp: [53]}}",
+            "`spec.sandbox.network.connectUdp`: ports are only allowed with network mode allowlist",
+            (2, 45),
+        ),
     ]
 }
 
