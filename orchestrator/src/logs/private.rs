@@ -9,7 +9,8 @@
 //! anything on the way. Each `stateDir` is 0700 (its owner is the child's uid
 //! where the sandbox gives it one). [`tighten`] brings an existing state
 //! directory to these modes at start; the contents of a child's `stateDir`
-//! are the child's own and are left alone.
+//! are the child's own and are left alone, and so is anything at the top of
+//! the state directory that the orchestrator does not write.
 
 use std::fs::{DirBuilder, Permissions};
 use std::io;
@@ -54,14 +55,34 @@ pub fn tighten(root: &Path) -> io::Result<()> {
         let entry = entry?;
         let path = entry.path();
         let kind = entry.file_type()?;
-        match entry.file_name().to_str() {
+        let name = entry.file_name();
+        let name = name.to_str().unwrap_or_default();
+        match name {
             _ if kind.is_symlink() => {}
-            Some("state") if kind.is_dir() => t.state(&path),
-            _ if kind.is_dir() => t.tree(&path),
-            _ => t.mode(&path, FILE),
+            "state" if kind.is_dir() => t.state(&path),
+            "logs" if kind.is_dir() => t.tree(&path),
+            _ if kind.is_dir() => {}
+            _ if is_ours(name) => t.mode(&path, FILE),
+            // Not the orchestrator's: a --state-dir pointed at a directory
+            // with other things in it must not change them.
+            _ => {}
         }
     }
     Ok(())
+}
+
+/// Whether `name`, at the top of the state directory, is a file the
+/// orchestrator writes there.
+fn is_ours(name: &str) -> bool {
+    let rotated = |base: &str| {
+        name.strip_prefix(base)
+            .and_then(|n| n.strip_prefix('.'))
+            .is_some_and(|n| n.parse::<u32>().is_ok())
+    };
+    matches!(
+        name,
+        "journal.db" | "audit.log" | "control.sock" | "orchestrator.lock"
+    ) || rotated("audit.log")
 }
 
 /// Walks the state directory, warning about what it cannot change.
@@ -171,6 +192,13 @@ mod tests {
         chmod(&root.join("state/agents/a/k/sub"), 0o755);
         chmod(&root.join("state/agents/a/k"), 0o755);
         chmod(&root, 0o755);
+        // Not the orchestrator's: left alone.
+        std::fs::create_dir_all(root.join("other/dir")).unwrap();
+        std::fs::write(root.join("notes.txt"), "x").unwrap();
+        chmod(&root.join("notes.txt"), 0o644);
+        chmod(&root.join("other"), 0o755);
+        std::fs::write(root.join("audit.log.3"), "x").unwrap();
+        chmod(&root.join("audit.log.3"), 0o644);
         // A link planted in the logs must not carry the change outside.
         symlink(&outside, root.join("logs/agents/a/evil.log")).unwrap();
 
@@ -190,6 +218,9 @@ mod tests {
             // A stateDir's contents are the child's own.
             ("state/agents/a/k/sub", 0o755),
             ("state/agents/a/k/sub/mine", 0o644),
+            ("audit.log.3", FILE),
+            ("notes.txt", 0o644),
+            ("other", 0o755),
         ] {
             assert_eq!(mode_of(&root.join(p)), want, "{p}");
         }
