@@ -46,6 +46,7 @@ fn the_state_directory_is_private() {
         ("logs/connections/old.log", 0o644),
         ("logs/connections/old.log.3", 0o666),
         ("stray/file", 0o644),
+        ("notes.txt", 0o644),
     ] {
         std::fs::write(state.join(file), "old\n").unwrap();
         std::fs::set_permissions(state.join(file), std::fs::Permissions::from_mode(m)).unwrap();
@@ -92,9 +93,16 @@ fn the_state_directory_is_private() {
     ] {
         assert!(all.contains(&state.join(must)), "{must} missing: {all:#?}");
     }
+    // Not the orchestrator's (a --state-dir with other things in it): untouched.
+    assert_eq!(mode(&state.join("stray")), 0o755);
+    assert_eq!(mode(&state.join("stray/file")), 0o644);
+    assert_eq!(mode(&state.join("notes.txt")), 0o644);
     let mut checked = 0;
     for path in &all {
-        if pass_through.contains(path) {
+        if pass_through.contains(path)
+            || path.starts_with(state.join("stray"))
+            || path.ends_with("notes.txt")
+        {
             continue;
         }
         let meta = std::fs::symlink_metadata(path).unwrap();

@@ -188,4 +188,24 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
+
+    /// A `dlq` command holds the lock only for a moment: `run` waits it out.
+    #[test]
+    fn run_waits_for_a_dlq_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let dlq = lock(&root, Role::Dlq).unwrap();
+        let (held, release) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            // Let go a little later, while `run` is already waiting.
+            let _ = release.recv_timeout(Duration::from_millis(200));
+            drop(dlq);
+        });
+        let run = lock(&root, Role::Run);
+        drop(held);
+        holder.join().unwrap();
+        let run = run.unwrap();
+        let text = std::fs::read_to_string(run.path()).unwrap();
+        assert_eq!(text, format!("{} run\n", std::process::id()));
+    }
 }

@@ -116,13 +116,26 @@ impl LogSink {
     /// Opens `path` for appending (0600; its directory created 0700) and
     /// hands it to the log writer thread. Needs no runtime.
     pub fn open_with(path: &Path, opts: LogOptions) -> io::Result<Self> {
+        Self::with_channel(path, opts, Channel::open)
+    }
+
+    fn with_channel(
+        path: &Path,
+        opts: LogOptions,
+        open: impl FnOnce(
+            &Path,
+            Rotation,
+            usize,
+            Option<Arc<dyn writer::Periodic>>,
+        ) -> io::Result<Channel>,
+    ) -> io::Result<Self> {
         let rotation = Rotation {
             max_bytes: opts.max_bytes,
             keep: opts.keep,
         };
         let dropped = Arc::new(AtomicU64::new(0));
         let report: Arc<dyn writer::Periodic> = Arc::new(DropReport(dropped.clone()));
-        let channel = Channel::open(path, rotation, QUEUE, Some(report))?;
+        let channel = open(path, rotation, QUEUE, Some(report))?;
         Ok(Self {
             channel: Arc::new(channel),
             dropped,
@@ -130,6 +143,14 @@ impl LogSink {
             max_line: opts.max_line,
             path: path.into(),
         })
+    }
+
+    /// Like [`LogSink::open`], touching no disk here: the writer thread
+    /// creates the directory and opens the file (for callers on a tokio
+    /// worker or under a lock, such as an agent instance's start). Should
+    /// that fail, the reason goes to stderr and the lines are lost.
+    pub fn open_deferred(path: &Path, opts: LogOptions) -> io::Result<Self> {
+        Self::with_channel(path, opts, Channel::open_deferred)
     }
 
     /// The file this sink writes.

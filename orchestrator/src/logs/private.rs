@@ -9,7 +9,8 @@
 //! anything on the way. Each `stateDir` is 0700 (its owner is the child's uid
 //! where the sandbox gives it one). [`tighten`] brings an existing state
 //! directory to these modes at start; the contents of a child's `stateDir`
-//! are the child's own and are left alone.
+//! are the child's own and are left alone, and so is anything at the top of
+//! the state directory that the orchestrator does not write.
 
 use std::fs::{DirBuilder, Permissions};
 use std::io;
@@ -44,66 +45,185 @@ pub fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
     std::fs::set_permissions(path, Permissions::from_mode(mode))
 }
 
-/// Brings the state directory at `root` to the modes above (see the module docs).
+/// Brings the state directory at `root` to the modes above (see the module
+/// docs). A path below it that cannot be changed (not ours to change) is
+/// left as it is and reported as a warning; only the root itself must work.
 pub fn tighten(root: &Path) -> io::Result<()> {
     set_mode(root, PASS_THROUGH)?;
+    let mut t = Tightener;
     for entry in std::fs::read_dir(root)? {
         let entry = entry?;
         let path = entry.path();
         let kind = entry.file_type()?;
-        match entry.file_name().to_str() {
+        let name = entry.file_name();
+        let name = name.to_str().unwrap_or_default();
+        match name {
             _ if kind.is_symlink() => {}
-            Some("state") if kind.is_dir() => tighten_state(&path)?,
-            _ if kind.is_dir() => tighten_tree(&path)?,
-            _ => set_mode(&path, FILE)?,
+            "state" if kind.is_dir() => t.state(&path),
+            "logs" if kind.is_dir() => t.tree(&path),
+            _ if kind.is_dir() => {}
+            _ if is_ours(name) => t.mode(&path, FILE),
+            // Not the orchestrator's: a --state-dir pointed at a directory
+            // with other things in it must not change them.
+            _ => {}
         }
     }
     Ok(())
 }
 
-/// `state/`: pass-through levels, then each `stateDir` itself (not its contents).
-fn tighten_state(state: &Path) -> io::Result<()> {
-    set_mode(state, PASS_THROUGH)?;
-    for (kind, levels) in [("connections", 1), ("agents", 2)] {
-        let dir = state.join(kind);
-        if dir.is_dir() {
-            set_mode(&dir, PASS_THROUGH)?;
-            tighten_levels(&dir, levels)?;
-        }
-    }
-    Ok(())
+/// Whether `name`, at the top of the state directory, is a file the
+/// orchestrator writes there.
+fn is_ours(name: &str) -> bool {
+    let rotated = |base: &str| {
+        name.strip_prefix(base)
+            .and_then(|n| n.strip_prefix('.'))
+            .is_some_and(|n| n.parse::<u32>().is_ok())
+    };
+    matches!(
+        name,
+        "journal.db" | "audit.log" | "control.sock" | "orchestrator.lock"
+    ) || rotated("audit.log")
 }
 
-/// Below `dir`, directories `levels` deep are stateDirs (0700); those above
-/// them pass-through.
-fn tighten_levels(dir: &Path, levels: u32) -> io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        if !entry.file_type()?.is_dir() {
-            continue;
-        }
-        if levels == 1 {
-            set_mode(&entry.path(), DIR)?;
-        } else {
-            set_mode(&entry.path(), PASS_THROUGH)?;
-            tighten_levels(&entry.path(), levels - 1)?;
+/// Walks the state directory, warning about what it cannot change.
+struct Tightener;
+
+impl Tightener {
+    fn mode(&mut self, path: &Path, mode: u32) {
+        if let Err(e) = set_mode(path, mode) {
+            tracing::warn!(
+                "state directory: cannot set {} to {mode:o}: {e}",
+                path.display()
+            );
         }
     }
-    Ok(())
+
+    fn entries(&mut self, dir: &Path) -> Vec<(std::path::PathBuf, std::fs::FileType)> {
+        match std::fs::read_dir(dir) {
+            Ok(entries) => entries
+                .flatten()
+                .filter_map(|e| Some((e.path(), e.file_type().ok()?)))
+                .collect(),
+            Err(e) => {
+                tracing::warn!("state directory: cannot read {}: {e}", dir.display());
+                vec![]
+            }
+        }
+    }
+
+    /// `state/`: pass-through levels, then each `stateDir` itself (not its contents).
+    fn state(&mut self, state: &Path) {
+        self.mode(state, PASS_THROUGH);
+        for (kind, levels) in [("connections", 1), ("agents", 2)] {
+            let dir = state.join(kind);
+            if dir.is_dir() {
+                self.mode(&dir, PASS_THROUGH);
+                self.levels(&dir, levels);
+            }
+        }
+    }
+
+    /// Below `dir`, directories `levels` deep are stateDirs (0700); those
+    /// above them pass-through.
+    fn levels(&mut self, dir: &Path, levels: u32) {
+        for (path, kind) in self.entries(dir) {
+            if !kind.is_dir() {
+                continue;
+            }
+            if levels == 1 {
+                self.mode(&path, DIR);
+            } else {
+                self.mode(&path, PASS_THROUGH);
+                self.levels(&path, levels - 1);
+            }
+        }
+    }
+
+    /// Every directory 0700 and every file 0600 below (and at) `dir`;
+    /// symbolic links are not followed.
+    fn tree(&mut self, dir: &Path) {
+        self.mode(dir, DIR);
+        for (path, kind) in self.entries(dir) {
+            if kind.is_dir() {
+                self.tree(&path);
+            } else if !kind.is_symlink() {
+                self.mode(&path, FILE);
+            }
+        }
+    }
 }
 
-/// Every directory 0700 and every file 0600 below (and at) `dir`; symbolic
-/// links are not followed.
-fn tighten_tree(dir: &Path) -> io::Result<()> {
-    set_mode(dir, DIR)?;
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            tighten_tree(&entry.path())?;
-        } else if !kind.is_symlink() {
-            set_mode(&entry.path(), FILE)?;
-        }
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+
+    fn mode_of(p: &Path) -> u32 {
+        std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
     }
-    Ok(())
+
+    fn chmod(p: &Path, mode: u32) {
+        std::fs::set_permissions(p, Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn tighten_brings_a_loose_state_directory_to_its_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("state-dir");
+        for d in [
+            "logs/agents/a",
+            "state/connections/c",
+            "state/agents/a/k/sub",
+        ] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        let outside = dir.path().join("outside");
+        std::fs::write(&outside, "not ours").unwrap();
+        chmod(&outside, 0o644);
+        for f in [
+            "journal.db",
+            "logs/agents/a/k.log.2",
+            "state/agents/a/k/sub/mine",
+        ] {
+            std::fs::write(root.join(f), "x").unwrap();
+            chmod(&root.join(f), 0o644);
+        }
+        chmod(&root.join("state/agents/a/k/sub"), 0o755);
+        chmod(&root.join("state/agents/a/k"), 0o755);
+        chmod(&root, 0o755);
+        // Not the orchestrator's: left alone.
+        std::fs::create_dir_all(root.join("other/dir")).unwrap();
+        std::fs::write(root.join("notes.txt"), "x").unwrap();
+        chmod(&root.join("notes.txt"), 0o644);
+        chmod(&root.join("other"), 0o755);
+        std::fs::write(root.join("audit.log.3"), "x").unwrap();
+        chmod(&root.join("audit.log.3"), 0o644);
+        // A link planted in the logs must not carry the change outside.
+        symlink(&outside, root.join("logs/agents/a/evil.log")).unwrap();
+
+        tighten(&root).unwrap();
+        for (p, want) in [
+            ("", PASS_THROUGH),
+            ("state", PASS_THROUGH),
+            ("state/agents", PASS_THROUGH),
+            ("state/agents/a", PASS_THROUGH),
+            ("state/connections", PASS_THROUGH),
+            ("state/connections/c", DIR),
+            ("state/agents/a/k", DIR),
+            ("logs", DIR),
+            ("logs/agents/a", DIR),
+            ("journal.db", FILE),
+            ("logs/agents/a/k.log.2", FILE),
+            // A stateDir's contents are the child's own.
+            ("state/agents/a/k/sub", 0o755),
+            ("state/agents/a/k/sub/mine", 0o644),
+            ("audit.log.3", FILE),
+            ("notes.txt", 0o644),
+            ("other", 0o755),
+        ] {
+            assert_eq!(mode_of(&root.join(p)), want, "{p}");
+        }
+        assert_eq!(mode_of(&outside), 0o644, "a symlink was followed");
+    }
 }

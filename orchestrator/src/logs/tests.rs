@@ -172,3 +172,25 @@ fn drops_are_reported_after_the_flood_ends() {
         "{lines:#?}"
     );
 }
+
+/// A deferred sink touches no disk in `open`: the writer thread creates the
+/// directory and the file, and the lines still arrive in order.
+#[test]
+fn a_deferred_sink_opens_on_the_writer_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agents/a/k.log");
+    let sink = LogSink::open_deferred(&path, LogOptions::default()).unwrap();
+    sink.note("one");
+    sink.line("stdout", "two");
+    let lines = lines_of(&path);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].ends_with(" orchestrator one") && lines[1].ends_with(" stdout two"));
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // A path that cannot be opened loses its lines, not the writer.
+    std::fs::write(dir.path().join("file"), "").unwrap();
+    let bad = LogSink::open_deferred(&dir.path().join("file/x.log"), LogOptions::default());
+    bad.unwrap().note("lost");
+    sink.note("three");
+    assert_eq!(lines_of(&path).len(), 3);
+}

@@ -43,6 +43,8 @@ pub(crate) struct Rotation {
 
 enum Msg {
     Open(u64, Box<Target>),
+    /// Create the directory and open the file on the writer thread.
+    OpenHere(u64, Box<Target>),
     Line(u64, String),
     Close(u64),
     Flush(SyncSender<()>),
@@ -78,7 +80,19 @@ impl Channel {
             super::private::create_dirs(dir)?;
         }
         let file = open_append(path)?;
-        Self::start(path, file, rotation, cap, periodic)
+        Self::start(path, Some(file), rotation, cap, periodic)
+    }
+
+    /// Like [`Channel::open`], but the directory is created and the file
+    /// opened by the writer thread: nothing here touches the disk. Should
+    /// that fail, the reason goes to stderr and the lines to nowhere.
+    pub fn open_deferred(
+        path: &Path,
+        rotation: Rotation,
+        cap: usize,
+        periodic: Option<Arc<dyn Periodic>>,
+    ) -> io::Result<Self> {
+        Self::start(path, None, rotation, cap, periodic)
     }
 
     /// A channel to the process's stderr (never rotated), so that a stderr
@@ -90,24 +104,35 @@ impl Channel {
             max_bytes: u64::MAX,
             keep: 0,
         };
-        Self::start(Path::new("<stderr>"), File::from(fd), rotation, cap, None)
+        Self::start(
+            Path::new("<stderr>"),
+            Some(File::from(fd)),
+            rotation,
+            cap,
+            None,
+        )
     }
 
+    /// Hands `file` (or, if `None`, the opening of `path`) to the writer thread.
     fn start(
         path: &Path,
-        file: File,
+        file: Option<File>,
         rotation: Rotation,
         cap: usize,
         periodic: Option<Arc<dyn Periodic>>,
     ) -> io::Result<Self> {
-        let size = file.metadata()?.len();
+        let size = match &file {
+            Some(f) => f.metadata()?.len(),
+            None => 0,
+        };
         let tx = writer()?;
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let id = NEXT.fetch_add(1, Ordering::Relaxed);
         let queued = Arc::new(AtomicUsize::new(0));
+        let deferred = file.is_none();
         let target = Target {
             path: path.to_path_buf(),
-            out: BufWriter::new(file),
+            out: file.map(BufWriter::new),
             size,
             rotation,
             queued: queued.clone(),
@@ -115,7 +140,12 @@ impl Channel {
             dirty: false,
             broken: false,
         };
-        tx.send(Msg::Open(id, Box::new(target)))
+        let msg = if deferred {
+            Msg::OpenHere(id, Box::new(target))
+        } else {
+            Msg::Open(id, Box::new(target))
+        };
+        tx.send(msg)
             .map_err(|_| io::Error::other("the log writer thread is gone"))?;
         Ok(Self {
             tx,
@@ -217,6 +247,10 @@ fn handle(files: &mut HashMap<u64, Box<Target>>, msg: Msg) {
         Msg::Open(id, target) => {
             files.insert(id, target);
         }
+        Msg::OpenHere(id, mut target) => {
+            target.open_here();
+            files.insert(id, target);
+        }
         Msg::Line(id, line) => {
             if let Some(target) = files.get_mut(&id) {
                 target.queued.fetch_sub(1, Ordering::AcqRel);
@@ -241,7 +275,8 @@ fn handle(files: &mut HashMap<u64, Box<Target>>, msg: Msg) {
 /// One open log file, owned by the writer thread.
 struct Target {
     path: PathBuf,
-    out: BufWriter<File>,
+    /// `None` until a deferred open is done (or if it failed).
+    out: Option<BufWriter<File>>,
     size: u64,
     rotation: Rotation,
     queued: Arc<AtomicUsize>,
@@ -252,11 +287,27 @@ struct Target {
 }
 
 impl Target {
-    fn write(&mut self, line: &str) {
-        if self.broken {
-            return;
+    fn open_here(&mut self) {
+        let opened = match self.path.parent() {
+            Some(dir) => super::private::create_dirs(dir),
+            None => Ok(()),
         }
-        if let Err(e) = self.out.write_all(line.as_bytes()) {
+        .and_then(|()| open_append(&self.path))
+        .and_then(|f| Ok((f.metadata()?.len(), f)));
+        match opened {
+            Ok((size, file)) => {
+                self.size = size;
+                self.out = Some(BufWriter::new(file));
+            }
+            Err(e) => self.fail("open", e),
+        }
+    }
+
+    fn write(&mut self, line: &str) {
+        let Some(out) = self.out.as_mut().filter(|_| !self.broken) else {
+            return;
+        };
+        if let Err(e) = out.write_all(line.as_bytes()) {
             self.fail("write", e);
             return;
         }
@@ -280,7 +331,7 @@ impl Target {
     fn flush(&mut self) {
         if self.dirty && !self.broken {
             self.dirty = false;
-            if let Err(e) = self.out.flush() {
+            if let Some(Err(e)) = self.out.as_mut().map(Write::flush) {
                 self.fail("flush", e);
             }
         }
@@ -299,7 +350,9 @@ impl Target {
 
     /// `x.log` → `x.log.1` → … → `x.log.<keep>` (dropped beyond), then a fresh `x.log`.
     fn rotate(&mut self) -> io::Result<()> {
-        self.out.flush()?;
+        if let Some(out) = self.out.as_mut() {
+            out.flush()?;
+        }
         let keep = self.rotation.keep.max(1);
         let numbered = |n: u32| PathBuf::from(format!("{}.{n}", self.path.display()));
         let _ = std::fs::remove_file(numbered(keep));
@@ -307,7 +360,7 @@ impl Target {
             let _ = std::fs::rename(numbered(n), numbered(n + 1));
         }
         std::fs::rename(&self.path, numbered(1))?;
-        self.out = BufWriter::new(open_append(&self.path)?);
+        self.out = Some(BufWriter::new(open_append(&self.path)?));
         self.size = 0;
         Ok(())
     }
