@@ -66,6 +66,10 @@ pub const SANDBOX_OPT: &str = "--sandbox";
 
 /// Runs the shim with `args` (what follows `__shim`); never returns.
 pub fn main(args: Vec<OsString>) -> ! {
+    // The orchestrator's umask (077) keeps its own files private; a program
+    // and the mount points made for it get the usual 022 (its state dir is
+    // private by its own mode and owner).
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     let (steps, args) = match args.first() {
         Some(a) if a == SANDBOX_OPT => {
             let Some(json) = args.get(1).and_then(|j| j.to_str()) else {

@@ -4,8 +4,8 @@
 //!
 //! These tests run as root (as CI does), where the orchestrator uses network
 //! namespaces and cgroup v1. The unprivileged half runs the orchestrator as
-//! `nobody` (user namespaces, rlimit fallbacks) and is skipped, saying why,
-//! when that is not possible.
+//! `nobody` (user namespaces, rlimit fallbacks). Without root they fail,
+//! unless `E2E_SKIP_ROOT=1` says to skip them knowingly.
 
 use std::fs::File;
 use std::net::TcpListener;
@@ -55,17 +55,10 @@ spec: {{ entry: test-agent, protocol: frames {agent_sandbox} }}
     )
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// Whether the test can run (as root); prints why not otherwise.
+/// Whether the test can run (as root): without root it fails, unless
+/// `E2E_SKIP_ROOT=1` says to skip it knowingly.
 fn root_or_skip() -> bool {
-    if !is_root() {
-        eprintln!("skipped: these checks need the tests to run as root (CI does)");
-    }
-    is_root()
+    e2e::require_root()
 }
 
 /// Waits for the probe to finish its checks; returns its log.

@@ -51,18 +51,9 @@ spec: {{ entry: test-agent, protocol: frames }}
     )
 }
 
-/// Whether to run: as root; without root, a failure unless `E2E_SKIP_ROOT` is set.
+/// Whether to run: as root; without root, a failure unless `E2E_SKIP_ROOT=1`.
 pub fn root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    assert!(
-        std::env::var_os("E2E_SKIP_ROOT").is_some(),
-        "these attacks need root (set E2E_SKIP_ROOT=1 to skip them knowingly)"
-    );
-    eprintln!("skipped: not root, and E2E_SKIP_ROOT is set");
-    false
+    e2e::require_root()
 }
 
 pub fn checks_done(h: &Harness, connection: &str) -> String {
