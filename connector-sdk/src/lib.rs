@@ -59,6 +59,10 @@
 //! [`run_connector`](testing::run_connector) runs a connector function on a
 //! [`MockClock`] through that same injection.
 //!
+//! [`fs::write_atomic`] replaces a small state file (a cursor, a bound
+//! address) whole and durably: temp file, `fsync`, rename, `fsync` of the
+//! directory.
+//!
 //! [`verify`] checks webhook signatures (GitHub, Stripe, Slack, Standard
 //! Webhooks, Notion, Discord, generic HMAC): pure functions of the headers,
 //! the raw body and an injected clock, for connectors that take HTTP.
@@ -73,6 +77,7 @@ pub mod clock;
 mod context;
 mod emitter;
 mod error;
+pub mod fs;
 mod link;
 pub mod testing;
 mod transport;
