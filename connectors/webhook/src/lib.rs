@@ -17,17 +17,22 @@
 //! The shared modules, used by `connector-github` and `connector-slack` too:
 //! [`settings`] (typed config reads; a bad value is a `ConfigError`, exit
 //! 78), [`listen`] (`HOST`/`PORT`, the `<stateDir>/address` file written
-//! before `ready`, graceful stop), [`guard`] (verification with an injected
-//! clock, audit and count), and [`answer`] (the HTTP statuses).
+//! before `ready`, the connection limits), [`serve`] (the accept loop: at
+//! most `MAX_CONNECTIONS` at once, hyper's HTTP/1 with keep-alive, graceful
+//! stop) with [`deadline`] (header, body and idle timeouts), [`guard`]
+//! (verification with an injected clock, audit and count), and [`answer`]
+//! (the HTTP statuses).
 //!
 //! Nothing here keeps state across requests beyond a rejection counter:
 //! duplicates are the orchestrator's to drop, by the dedupe key.
 
 pub mod answer;
 mod config;
+pub mod deadline;
 mod extract;
 pub mod guard;
 pub mod listen;
+pub mod serve;
 mod server;
 pub mod settings;
 
@@ -45,6 +50,7 @@ pub async fn run(ctx: Context) -> Result<(), BoxError> {
         ctx.warn(w);
     }
     let (listener, _) = config.listen.bind(&ctx).await?;
+    let limits = config.listen.limits;
     ctx.info(format!(
         "verifying requests by the {} scheme",
         config.guard.scheme()
@@ -53,5 +59,5 @@ pub async fn run(ctx: Context) -> Result<(), BoxError> {
         ctx: ctx.clone(),
         config,
     });
-    listen::serve(&ctx, listener, server::router(app)).await
+    listen::serve(&ctx, listener, server::router(app), limits).await
 }
