@@ -46,7 +46,8 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let stop = ctx.shutdown_token();
     let connections = TaskTracker::new();
-    let mut refused = Refusals::default();
+    let mut refused = Throttled::default();
+    let mut accept_errors = Throttled::default();
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -56,7 +57,13 @@ pub async fn serve(
             Ok((stream, _)) => stream,
             Err(e) if per_connection(&e) => continue,
             Err(e) => {
-                ctx.warn(format!("cannot accept a connection: {e}"));
+                // Out of file descriptors, usually: logged at most every
+                // REFUSAL_LOG_EVERY, not at every retry.
+                accept_errors.note(|n| {
+                    ctx.warn(format!(
+                        "cannot accept a connection: {e} ({n} accept errors since start)"
+                    ))
+                });
                 tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
                 continue;
             }
@@ -64,7 +71,12 @@ pub async fn serve(
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             // Closed at once: a client over the cap holds nothing.
             drop(stream);
-            refused.note(ctx, limits.max_connections);
+            let max = limits.max_connections;
+            refused.note(|n| {
+                ctx.warn(format!(
+                    "refused a connection: {max} open, the MAX_CONNECTIONS cap ({n} refused since start)"
+                ))
+            });
             continue;
         };
         let router = router.clone();
@@ -133,26 +145,24 @@ async fn serve_one(stream: TcpStream, router: Router, limits: Limits, stop: Canc
     }
 }
 
-/// Connections refused over the cap: counted, logged at most every
-/// [`REFUSAL_LOG_EVERY`].
+/// Something that can happen many times a second (a refused connection, an
+/// accept error): counted, and reported at most every [`REFUSAL_LOG_EVERY`]
+/// with the count so far.
 #[derive(Debug, Default)]
-struct Refusals {
+struct Throttled {
     total: u64,
-    logged_at: Option<Instant>,
+    reported_at: Option<Instant>,
 }
 
-impl Refusals {
-    fn note(&mut self, ctx: &Context, max: usize) {
+impl Throttled {
+    fn note(&mut self, report: impl FnOnce(u64)) {
         self.total += 1;
         let due = self
-            .logged_at
+            .reported_at
             .is_none_or(|at| at.elapsed() >= REFUSAL_LOG_EVERY);
         if due {
-            self.logged_at = Some(Instant::now());
-            ctx.warn(format!(
-                "refused a connection: {max} open, the MAX_CONNECTIONS cap ({} refused since start)",
-                self.total
-            ));
+            self.reported_at = Some(Instant::now());
+            report(self.total);
         }
     }
 }
