@@ -1,7 +1,7 @@
 //! The accept loop every HTTP connector runs: at most `MAX_CONNECTIONS`
 //! connections at once (the excess closed at accept, counted and logged),
 //! each served by hyper's HTTP/1 with keep-alive under the time limits of
-//! [`deadline`](crate::deadline), until the orchestrator says `shutdown`.
+//! `deadline`, until the orchestrator says `shutdown`.
 //!
 //! The limits are what keeps a slow or hostile client from holding the
 //! connector: without them 500 connections sending headers a byte at a time
