@@ -1,9 +1,11 @@
-//! Emit with ack: seq numbers, the table of emits in flight, and their answers.
+//! Emit with ack: seq numbers, the window of emits in flight, the emits
+//! waiting for room in it, and their answers.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use ipc_proto::{Emit, EmitAck, EmitNack, Event, FromConnector, PROTOCOL_VERSION, Ready};
 use tokio::sync::oneshot;
@@ -20,11 +22,27 @@ pub struct Accepted {
 
 type Answer = oneshot::Sender<Result<Accepted, EmitError>>;
 
+/// How many emits may wait for their answer at once, unless
+/// [`Emitter::set_window`] says otherwise.
+pub const DEFAULT_EMIT_WINDOW: usize = 1024;
+
+/// An emit waiting for room in the window: not sent, no seq yet.
+struct Waiting {
+    event: Event,
+    dedupe_key: Option<String>,
+    answer: Answer,
+}
+
 struct State {
     next_seq: u64,
     ready_sent: bool,
     closed: bool,
+    /// The most emits in flight (sent, unanswered) at once.
+    window: usize,
     in_flight: HashMap<u64, Answer>,
+    /// Emits waiting for room, by ticket: the lowest ticket goes out first.
+    waiting: BTreeMap<u64, Waiting>,
+    next_ticket: u64,
 }
 
 /// What every clone of an [`Emitter`] (and the reader pump) shares.
@@ -41,7 +59,10 @@ impl Shared {
                 next_seq: 1,
                 ready_sent: false,
                 closed: false,
+                window: DEFAULT_EMIT_WINDOW,
                 in_flight: HashMap::new(),
+                waiting: BTreeMap::new(),
+                next_ticket: 0,
             }),
         })
     }
@@ -70,8 +91,8 @@ impl Shared {
         }
     }
 
-    pub(crate) fn on_ack(&self, ack: EmitAck) {
-        let answer = self.lock().in_flight.remove(&ack.seq);
+    pub(crate) fn on_ack(self: &Arc<Self>, ack: EmitAck) {
+        let answer = self.answered(ack.seq);
         match answer {
             Some(tx) => {
                 let _ = tx.send(Ok(Accepted {
@@ -82,8 +103,8 @@ impl Shared {
         }
     }
 
-    pub(crate) fn on_nack(&self, nack: EmitNack) {
-        let answer = self.lock().in_flight.remove(&nack.seq);
+    pub(crate) fn on_nack(self: &Arc<Self>, nack: EmitNack) {
+        let answer = self.answered(nack.seq);
         match answer {
             Some(tx) => {
                 let e = EmitError::Nacked {
@@ -96,20 +117,76 @@ impl Shared {
         }
     }
 
-    /// The channel is gone: every emit in flight, and every later one, fails with `Closed`.
+    /// Takes `seq` out of the window and lets the next waiting emits in.
+    fn answered(self: &Arc<Self>, seq: u64) -> Option<Answer> {
+        let mut st = self.lock();
+        let answer = st.in_flight.remove(&seq);
+        self.admit_locked(&mut st);
+        answer
+    }
+
+    /// Sends waiting emits, oldest first, while the window has room.
+    fn admit_locked(self: &Arc<Self>, st: &mut State) {
+        while st.in_flight.len() < st.window {
+            let Some((_, w)) = st.waiting.pop_first() else {
+                return;
+            };
+            self.send_locked(st, w);
+        }
+    }
+
+    /// Gives `w` the next seq, files its answer and queues it. Under the
+    /// lock, so the wire order is the seq order.
+    fn send_locked(self: &Arc<Self>, st: &mut State, w: Waiting) {
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        st.in_flight.insert(seq, w.answer);
+        let emit = FromConnector::Emit(Emit {
+            seq,
+            event: w.event,
+            dedupe_key: w.dedupe_key,
+        });
+        // The writer holds a weak handle to report an encoding failure.
+        let weak = Arc::downgrade(self);
+        let on_unsendable = Box::new(move |e: std::io::Error| {
+            if let Some(shared) = weak.upgrade() {
+                shared.fail(seq, EmitError::Unsendable(e.to_string()));
+            }
+        });
+        if !self.outbox.send_or(emit, on_unsendable) {
+            // The writer is gone: the channel closes and answers everything.
+            if let Some(tx) = st.in_flight.remove(&seq) {
+                let _ = tx.send(Err(EmitError::Closed));
+            }
+        }
+    }
+
+    /// The channel is gone: every emit in flight or waiting, and every later
+    /// one, fails with `Closed`.
     pub(crate) fn close(&self) {
-        let drained: Vec<_> = {
+        let (in_flight, waiting): (Vec<_>, Vec<_>) = {
             let mut st = self.lock();
             st.closed = true;
-            st.in_flight.drain().collect()
+            (
+                st.in_flight.drain().map(|(_, tx)| tx).collect(),
+                std::mem::take(&mut st.waiting)
+                    .into_values()
+                    .map(|w| w.answer)
+                    .collect(),
+            )
         };
-        for (_, tx) in drained {
+        for tx in in_flight.into_iter().chain(waiting) {
             let _ = tx.send(Err(EmitError::Closed));
         }
     }
 
-    fn fail(&self, seq: u64, e: EmitError) {
-        if let Some(tx) = self.lock().in_flight.remove(&seq) {
+    /// A waiting emit whose future was dropped: it is never sent.
+    fn withdraw(&self, ticket: u64) {
+        self.lock().waiting.remove(&ticket);
+    }
+
+    fn fail(self: &Arc<Self>, seq: u64, e: EmitError) {
+        if let Some(tx) = self.answered(seq) {
             let _ = tx.send(Err(e));
         }
     }
@@ -117,9 +194,12 @@ impl Shared {
 
 /// Sends events to the orchestrator; cheap to clone, usable from many tasks at once.
 ///
-/// Emits are pipelined: each call queues its event at once and returns a
-/// future for the answer, so many can be in flight without waiting for one
-/// another.
+/// Emits are pipelined: many can be in flight without waiting for one
+/// another, up to a window ([`DEFAULT_EMIT_WINDOW`], see
+/// [`set_window`](Self::set_window)). Past it an emit waits for room (an
+/// answer to an earlier one) before it is sent, so an orchestrator that holds
+/// its acks (`overflow: wait`) slows the connector down instead of growing
+/// its memory.
 #[derive(Clone)]
 pub struct Emitter {
     pub(crate) shared: Arc<Shared>,
@@ -130,18 +210,45 @@ impl fmt::Debug for Emitter {
         let st = self.shared.lock();
         f.debug_struct("Emitter")
             .field("next_seq", &st.next_seq)
+            .field("window", &st.window)
             .field("in_flight", &st.in_flight.len())
+            .field("waiting", &st.waiting.len())
             .field("closed", &st.closed)
             .finish()
     }
 }
 
+/// Withdraws a waiting emit when its future is dropped before it was sent.
+struct Ticket {
+    shared: Weak<Shared>,
+    ticket: Option<u64>,
+}
+
+impl Ticket {
+    /// Answered: nothing left to withdraw.
+    fn disarm(&mut self) {
+        self.ticket = None;
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if let (Some(ticket), Some(shared)) = (self.ticket, self.shared.upgrade()) {
+            shared.withdraw(ticket);
+        }
+    }
+}
+
 impl Emitter {
-    /// Queues `event` now; the future resolves on the orchestrator's ack or nack.
+    /// Queues `event`; the future resolves on the orchestrator's ack or nack.
     ///
-    /// Events are sent in the order `emit` is called (their seq numbers
-    /// increase in that order), even when the futures are awaited in another
-    /// order or not at all. The first emit sends `ready` if it was not sent.
+    /// With room in the window the event is queued for sending before this
+    /// returns, and goes out even if the future is never awaited. Without
+    /// room it waits its turn (first come, first sent) and goes out once an
+    /// earlier emit is answered; dropping the future before then withdraws
+    /// it unsent. Events are sent in the order `emit` is called (their seq
+    /// numbers increase in that order). The first emit sends `ready` if it
+    /// was not sent.
     pub fn emit(
         &self,
         event: Event,
@@ -158,9 +265,27 @@ impl Emitter {
         self.send(event, Some(dedupe_key.into()))
     }
 
-    /// How many emits wait for their answer.
+    /// How many emits were sent and wait for their answer (at most [`window`](Self::window)).
     pub fn in_flight(&self) -> usize {
         self.shared.lock().in_flight.len()
+    }
+
+    /// How many emits wait for room in the window, not sent yet.
+    pub fn waiting(&self) -> usize {
+        self.shared.lock().waiting.len()
+    }
+
+    /// The most emits in flight at once.
+    pub fn window(&self) -> usize {
+        self.shared.lock().window
+    }
+
+    /// Sets the window for every clone of this emitter (at least 1); a larger
+    /// one lets waiting emits go at once.
+    pub fn set_window(&self, window: NonZeroUsize) {
+        let mut st = self.shared.lock();
+        st.window = window.get();
+        self.shared.admit_locked(&mut st);
     }
 
     fn send(
@@ -169,39 +294,35 @@ impl Emitter {
         dedupe_key: Option<String>,
     ) -> impl Future<Output = Result<Accepted, EmitError>> + Send + 'static {
         let (tx, rx) = oneshot::channel();
-        let queued = {
+        let mut ticket = Ticket {
+            shared: Arc::downgrade(&self.shared),
+            ticket: None,
+        };
+        let waiting = Waiting {
+            event,
+            dedupe_key,
+            answer: tx,
+        };
+        {
             let mut st = self.shared.lock();
             if st.closed {
-                false
+                let _ = waiting.answer.send(Err(EmitError::Closed));
             } else {
                 self.shared.ready_locked(&mut st);
-                let seq = st.next_seq;
-                st.next_seq += 1;
-                st.in_flight.insert(seq, tx);
-                // Queued under the lock, so the wire order is the seq order.
-                let weak = Arc::downgrade(&self.shared);
-                let emit = FromConnector::Emit(Emit {
-                    seq,
-                    event,
-                    dedupe_key,
-                });
-                let on_unsendable = Box::new(move |e: std::io::Error| {
-                    if let Some(shared) = weak.upgrade() {
-                        shared.fail(seq, EmitError::Unsendable(e.to_string()));
-                    }
-                });
-                let ok = self.shared.outbox.send_or(emit, on_unsendable);
-                if !ok {
-                    st.in_flight.remove(&seq);
+                if st.waiting.is_empty() && st.in_flight.len() < st.window {
+                    self.shared.send_locked(&mut st, waiting);
+                } else {
+                    let n = st.next_ticket;
+                    st.next_ticket += 1;
+                    st.waiting.insert(n, waiting);
+                    ticket.ticket = Some(n);
                 }
-                ok
             }
-        };
+        }
         async move {
-            if !queued {
-                return Err(EmitError::Closed);
-            }
-            rx.await.unwrap_or(Err(EmitError::Closed))
+            let answer = rx.await.unwrap_or(Err(EmitError::Closed));
+            ticket.disarm();
+            answer
         }
     }
 }

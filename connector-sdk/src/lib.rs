@@ -33,14 +33,20 @@
 //! queue, feeding every message already there before one flush.
 //!
 //! The life of one emit: [`Emitter::emit`] takes a lock, sends `ready` if
-//! nobody has yet, picks the next `seq`, files a oneshot sender under it in
-//! the in-flight table and queues the `emit` message, all before it returns,
-//! so the wire order is the call order. The returned future waits on the
-//! oneshot. The writer batches the message out; when the orchestrator's
-//! `ack`/`nack` for that seq comes in, the pump removes the entry and
-//! answers it ([`Accepted`] or [`EmitError::Nacked`]). Answers may come in
-//! any order. If the channel closes, every entry is answered
-//! [`EmitError::Closed`], as is every later emit.
+//! nobody has yet and, when the window of emits in flight has room
+//! ([`DEFAULT_EMIT_WINDOW`], 1,024) and nobody waits before it, picks the
+//! next `seq`, files a oneshot sender under it in the in-flight table and
+//! queues the `emit` message, all before it returns, so the wire order is
+//! the call order. Without room it files the event in a first-come queue;
+//! each answer lets the oldest waiting emit in (seq picked then), and a
+//! future dropped while waiting withdraws its event. So memory stays bounded
+//! by the window plus what callers hold, however long the orchestrator holds
+//! its acks. The returned future waits on the oneshot. The writer batches
+//! the message out; when the orchestrator's `ack`/`nack` for that seq comes
+//! in, the pump removes the entry, answers it ([`Accepted`] or
+//! [`EmitError::Nacked`]) and sends the oldest waiting emit. Answers may
+//! come in any order. If the channel closes, every entry, in flight or
+//! waiting, is answered [`EmitError::Closed`], as is every later emit.
 //!
 //! The agent side ([`agent`]) shares the handshake, pump and writer; each
 //! `deliver` runs the handler in its own task and is answered `ack` or `nack`.
@@ -59,6 +65,10 @@
 //! [`run_connector`](testing::run_connector) runs a connector function on a
 //! [`MockClock`] through that same injection.
 //!
+//! [`fs::write_atomic`] replaces a small state file (a cursor, a bound
+//! address) whole and durably: temp file, `fsync`, rename, `fsync` of the
+//! directory.
+//!
 //! [`verify`] checks webhook signatures (GitHub, Stripe, Slack, Standard
 //! Webhooks, Notion, Discord, generic HMAC): pure functions of the headers,
 //! the raw body and an injected clock, for connectors that take HTTP.
@@ -73,6 +83,7 @@ pub mod clock;
 mod context;
 mod emitter;
 mod error;
+pub mod fs;
 mod link;
 pub mod testing;
 mod transport;
@@ -83,7 +94,7 @@ use std::process::ExitCode;
 
 pub use clock::{Clock, MockClock};
 pub use context::{Context, run, serve, serve_with_clock};
-pub use emitter::{Accepted, Emitter};
+pub use emitter::{Accepted, DEFAULT_EMIT_WINDOW, Emitter};
 pub use error::{BoxError, ConfigError, EXIT_CONFIG, EmitError, Error};
 pub use ipc_proto;
 pub use ipc_proto::{Audit, Event, LogLevel, Message, NackKind, Secrets};

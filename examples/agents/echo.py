@@ -6,6 +6,12 @@ JSON object per line on stdout, flushed at once. Everything human-readable
 goes to stderr, which lands in this instance's log. Standard library only.
 
 Set `spec.protocol: jsonl` (the default for agents) in the Agent resource.
+
+One loop that reads a message, then writes its answer, is enough here:
+every line this agent writes answers one it read, and the orchestrator
+sends at most `maxInFlight` deliveries before it reads their acks, so the
+two pipes cannot both fill up. A program that also writes on its own (a
+connector's emits) must read while it writes: see examples/connectors/lines.py.
 """
 
 import json

@@ -31,7 +31,10 @@ async fn run(ctx: Context) -> Result<(), BoxError> {
 
     let emitter = ctx.emitter();
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
-    // Emits are queued in line order as they are read; answers are awaited alongside.
+    // Emits are queued in line order as they are read; answers are awaited
+    // alongside. No more lines are read while a window's worth of them wait
+    // for answers, so a slow orchestrator slows the reading, not the memory.
+    let window = emitter.window();
     let mut pending = FuturesOrdered::new();
     let mut line_no = 0u64;
     let mut eof = false;
@@ -39,7 +42,7 @@ async fn run(ctx: Context) -> Result<(), BoxError> {
     tokio::pin!(shutdown);
     while !eof || !pending.is_empty() {
         tokio::select! {
-            line = lines.next_line(), if !eof => match line? {
+            line = lines.next_line(), if !eof && pending.len() < window => match line? {
                 Some(line) => {
                     line_no += 1;
                     let text = line.trim_end_matches('\r');

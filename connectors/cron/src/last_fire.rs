@@ -4,6 +4,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use connector_sdk::fs::WriteError;
 
 /// The file that remembers the last fired slot across restarts.
 #[derive(Clone, Debug)]
@@ -43,15 +44,12 @@ impl LastFire {
             })
     }
 
-    /// Remembers `slot`: written to a temp file and renamed, so a crash
-    /// leaves the old value or the new one, never half of one.
-    pub fn store(&self, slot: DateTime<Utc>) -> io::Result<()> {
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let tmp = self.path.with_extension("tmp");
-        std::fs::write(&tmp, format!("{}\n", rfc3339(slot)))?;
-        std::fs::rename(&tmp, &self.path)
+    /// Remembers `slot` durably ([`write_atomic`](connector_sdk::fs::write_atomic):
+    /// a crash leaves the old value or the new one, never half of one), off
+    /// the runtime's workers.
+    pub async fn store(&self, slot: DateTime<Utc>) -> Result<(), WriteError> {
+        connector_sdk::fs::write_atomic_async(self.path.clone(), format!("{}\n", rfc3339(slot)))
+            .await
     }
 }
 
@@ -59,8 +57,8 @@ impl LastFire {
 mod tests {
     use super::*;
 
-    #[test]
-    fn round_trip_and_bad_contents() {
+    #[tokio::test]
+    async fn round_trip_and_bad_contents() {
         let dir = tempfile::tempdir().unwrap();
         let nested = dir.path().join("not/yet");
         let lf = LastFire::new(&nested);
@@ -68,7 +66,7 @@ mod tests {
         let t = DateTime::parse_from_rfc3339("2026-03-02T00:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
-        lf.store(t).unwrap();
+        lf.store(t).await.unwrap();
         assert_eq!(lf.load(), Ok(Some(t)));
         assert_eq!(
             std::fs::read_to_string(nested.join("last_fire")).unwrap(),

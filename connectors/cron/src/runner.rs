@@ -172,8 +172,9 @@ impl Ticker {
             };
             let refusal = match answer {
                 Ok(_) => {
-                    if let Err(e) = self.store.store(slot) {
-                        self.ctx.error(format!("cannot write last_fire: {e}"));
+                    if let Err(e) = self.store.store(slot).await {
+                        self.ctx
+                            .error(format!("last fire not stored, {e}: {}", e.source));
                     }
                     return Flow::Continue;
                 }

@@ -53,5 +53,5 @@ pub async fn run(ctx: Context) -> Result<(), BoxError> {
         guard,
         max_body_bytes: listen.max_body_bytes,
     });
-    listen::serve(&ctx, listener, server::router(app)).await
+    listen::serve(&ctx, listener, server::router(app), listen.limits).await
 }

@@ -58,10 +58,16 @@ struct Running {
 }
 
 async fn start() -> Running {
+    start_with(&[]).await
+}
+
+/// [`start`] with `config` besides `PORT: 0`.
+async fn start_with(extra: &[(&str, &str)]) -> Running {
     let state = tempfile::tempdir().unwrap();
     let dir = state.path().join("gh");
     let (child, mut orch) = ConnectorPeer::spawn(&mut command()).unwrap();
-    let config = [("PORT", "0")];
+    let mut config = vec![("PORT", "0")];
+    config.extend_from_slice(extra);
     orch.send(init(&config, Some(SECRET), dir.to_str().unwrap()))
         .await
         .unwrap();
@@ -253,4 +259,19 @@ async fn a_missing_secret_or_bad_config_exits_78() {
             "never ready"
         );
     }
+}
+
+/// The connection limits come with the shared HTTP plumbing (their own tests
+/// are connector-webhook's `limits.rs`): here, a client that connects and
+/// sends nothing is closed at `HEADER_TIMEOUT`.
+#[tokio::test]
+async fn a_silent_client_is_closed_at_the_header_timeout() {
+    let r = start_with(&[("HEADER_TIMEOUT", "300ms")]).await;
+    let mut silent = tokio::net::TcpStream::connect(r.addr.as_str())
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let closed = tokio::time::timeout(DEADLINE, silent.read_to_end(&mut got)).await;
+    assert!(closed.is_ok(), "still open after {DEADLINE:?}");
+    assert!(got.is_empty(), "{got:?}");
 }

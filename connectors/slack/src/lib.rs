@@ -57,5 +57,5 @@ pub async fn run_with_clock(ctx: Context, clock: Clock) -> Result<(), BoxError> 
         guard,
         max_body_bytes: listen.max_body_bytes,
     });
-    listen::serve(&ctx, listener, server::router(app)).await
+    listen::serve(&ctx, listener, server::router(app), listen.limits).await
 }

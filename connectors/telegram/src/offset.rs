@@ -3,6 +3,8 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use connector_sdk::fs::WriteError;
+
 /// The file that remembers the polling cursor across restarts.
 #[derive(Clone, Debug)]
 pub struct OffsetFile {
@@ -34,15 +36,10 @@ impl OffsetFile {
         })
     }
 
-    /// Stores `offset`: written to a temp file and renamed, so a crash leaves
-    /// the old value or the new one.
-    pub fn store(&self, offset: i64) -> io::Result<()> {
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let tmp = self.path.with_extension("tmp");
-        std::fs::write(&tmp, format!("{offset}\n"))?;
-        std::fs::rename(&tmp, &self.path)
+    /// Stores `offset` durably ([`write_atomic`](connector_sdk::fs::write_atomic):
+    /// a crash leaves the old value or the new one), off the runtime's workers.
+    pub async fn store(&self, offset: i64) -> Result<(), WriteError> {
+        connector_sdk::fs::write_atomic_async(self.path.clone(), format!("{offset}\n")).await
     }
 }
 
@@ -50,12 +47,12 @@ impl OffsetFile {
 mod tests {
     use super::*;
 
-    #[test]
-    fn round_trip_and_bad_contents() {
+    #[tokio::test]
+    async fn round_trip_and_bad_contents() {
         let dir = tempfile::tempdir().unwrap();
         let f = OffsetFile::new(&dir.path().join("new"));
         assert_eq!(f.load(), Ok(None));
-        f.store(892252935).unwrap();
+        f.store(892252935).await.unwrap();
         assert_eq!(f.load(), Ok(Some(892252935)));
         std::fs::write(dir.path().join("new/offset"), "soon").unwrap();
         assert!(f.load().unwrap_err().contains("soon"));

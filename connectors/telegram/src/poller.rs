@@ -177,9 +177,10 @@ impl Poller {
         if next != self.offset {
             self.offset = next;
             if let Some(offset) = next
-                && let Err(e) = self.store.store(offset)
+                && let Err(e) = self.store.store(offset).await
             {
-                self.ctx.error(format!("cannot write the offset file: {e}"));
+                self.ctx
+                    .error(format!("offset not stored, {e}: {}", e.source));
             }
         }
         if refused { Batch::Refused } else { Batch::Done }

@@ -7,6 +7,8 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use connector_sdk::{Accepted, EmitError, NackKind};
+
+use crate::deadline::BodyTimeout;
 use serde_json::json;
 
 /// `status` with `{"error": message}`.
@@ -20,16 +22,26 @@ pub fn accepted(a: Accepted) -> Response {
     (StatusCode::OK, Json(body)).into_response()
 }
 
-/// The answer for a body axum could not read: `413` over the limit, else `400`.
+/// The answer for a body axum could not read: `413` over the limit, `408`
+/// when it did not arrive within `BODY_TIMEOUT`, else `400`.
 pub fn unreadable(e: &BytesRejection, limit: usize) -> Response {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        error(
+        return error(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!("body is over {limit} bytes"),
-        )
-    } else {
-        error(StatusCode::BAD_REQUEST, &e.body_text())
+        );
     }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(timeout) = c.downcast_ref::<BodyTimeout>() {
+            let mut r = error(StatusCode::REQUEST_TIMEOUT, &timeout.to_string());
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return r;
+        }
+        cause = c.source();
+    }
+    error(StatusCode::BAD_REQUEST, &e.body_text())
 }
 
 /// `405` with `Allow: POST`.

@@ -3,8 +3,10 @@
 //!
 //! # Theory of operation
 //!
-//! One request's path through [`run`]'s server: axum reads the body up to
-//! `MAX_BODY_BYTES` (over it: `413`); the [`guard::Guard`] verifies the
+//! One request's path through [`run`]'s server: its connection was let in
+//! under `MAX_CONNECTIONS` and its headers came within `HEADER_TIMEOUT`
+//! ([`serve`]); axum reads the body up to `MAX_BODY_BYTES` (over it: `413`)
+//! within `BODY_TIMEOUT` (else `408`); the [`guard::Guard`] verifies the
 //! signature over the raw bytes by the configured scheme (`SIGNATURE`: any
 //! of [`connector_sdk::verify::Scheme`], `none` only when set explicitly) and
 //! on failure answers `401`, sends an `audit` record and counts it; the body
@@ -17,17 +19,23 @@
 //! The shared modules, used by `connector-github` and `connector-slack` too:
 //! [`settings`] (typed config reads; a bad value is a `ConfigError`, exit
 //! 78), [`listen`] (`HOST`/`PORT`, the `<stateDir>/address` file written
-//! before `ready`, graceful stop), [`guard`] (verification with an injected
-//! clock, audit and count), and [`answer`] (the HTTP statuses).
+//! before `ready`, the connection limits), [`serve`] (the accept loop: at
+//! most `MAX_CONNECTIONS` at once, hyper's HTTP/1 with keep-alive, graceful
+//! stop) with `deadline` (header, body and idle timeouts), [`guard`]
+//! (verification with an injected clock, audit and count), and [`answer`]
+//! (the HTTP statuses).
 //!
-//! Nothing here keeps state across requests beyond a rejection counter:
+//! Nothing here keeps state across requests beyond a rejection counter and
+//! the connection count:
 //! duplicates are the orchestrator's to drop, by the dedupe key.
 
 pub mod answer;
 mod config;
+mod deadline;
 mod extract;
 pub mod guard;
 pub mod listen;
+pub mod serve;
 mod server;
 pub mod settings;
 
@@ -45,6 +53,7 @@ pub async fn run(ctx: Context) -> Result<(), BoxError> {
         ctx.warn(w);
     }
     let (listener, _) = config.listen.bind(&ctx).await?;
+    let limits = config.listen.limits;
     ctx.info(format!(
         "verifying requests by the {} scheme",
         config.guard.scheme()
@@ -53,5 +62,5 @@ pub async fn run(ctx: Context) -> Result<(), BoxError> {
         ctx: ctx.clone(),
         config,
     });
-    listen::serve(&ctx, listener, server::router(app)).await
+    listen::serve(&ctx, listener, server::router(app), limits).await
 }

@@ -13,6 +13,10 @@
 //! | `HOST` | `127.0.0.1` | address to bind |
 //! | `PORT` | `8080` | port to bind; `0` picks a free one |
 //! | `MAX_BODY_BYTES` | `1048576` | larger bodies get `413` |
+//! | `HEADER_TIMEOUT` | `10s` | headers complete within this of accept (or of a request's first byte), else the connection is closed |
+//! | `BODY_TIMEOUT` | `30s` | the whole body within this of the headers, else `408` and close |
+//! | `IDLE_TIMEOUT` | `60s` | a kept-alive connection idle this long is closed |
+//! | `MAX_CONNECTIONS` | `1024` | connections at once; more are closed at accept, counted and logged |
 //! | `EVENT_NAME` | `webhook` | the event name when nothing below names one |
 //! | `EVENT_POINTER` | — | JSON pointer into the body; a non-empty string there is the event name |
 //! | `EVENT_HEADER` | — | a header whose value is the event name (after `EVENT_POINTER`) |
@@ -29,7 +33,7 @@
 //! `200 {"accepted":true,"duplicate":bool}` after the ack (Discord: an
 //! interaction response; its PING `{"type":1}` is answered `{"type":1}`);
 //! `401` signature rejected (and an audit record); `400` body not
-//! JSON; `413` body too large; `405` not a POST; `503` + `Retry-After: 1`
+//! JSON; `408` body not complete within `BODY_TIMEOUT`; `413` body too large; `405` not a POST; `503` + `Retry-After: 1`
 //! when the orchestrator is overloaded or unreachable; `429` +
 //! `Retry-After: 1` over quota; `422` the event does not validate; `502`
 //! other refusals. `GET /healthz` answers `200`.

@@ -1,5 +1,7 @@
 //! The Python examples beside this crate speak the same protocol: their lines
-//! decode with ipc-proto, and echo.py prints what agent-echo prints.
+//! decode with ipc-proto, echo.py prints what agent-echo prints, and lines.py
+//! reads its answers while it writes (20,000 events through a real
+//! orchestrator).
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -134,4 +136,62 @@ async fn lines_py_emits_pipelined_and_reports_answers() {
         .unwrap();
     assert!(status.success(), "{status}");
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// 20,000 events through a real orchestrator into a real agent, with the
+/// agent's queue smaller than the file and `overflow: wait`: the orchestrator
+/// holds acks while lines.py keeps writing. A client that wrote every emit
+/// before reading an answer would fill the pipe the acks come through and
+/// wedge both sides; lines.py reads while it writes and sees every ack.
+#[test]
+fn lines_py_sends_20000_events_through_an_orchestrator_and_sees_every_ack() {
+    use e2e::Harness;
+
+    const N: usize = 20_000;
+    let mut h = Harness::new();
+    h.copy_example("connectors/lines.py");
+    let events: Vec<serde_json::Value> = (1..=N)
+        .map(|i| {
+            serde_json::json!({
+                "name": "user_message",
+                "message": {"type": "text", "text": format!("line {i} of a long file")},
+                "instanceKey": "bulk",
+            })
+        })
+        .collect();
+    let file = h.write_events("events.jsonl", &events);
+    let bundle = r#"
+apiVersion: goondan.ai/v1
+kind: Connector
+metadata: { name: lines }
+spec:
+  entry: ./lines.py
+  protocol: jsonl
+  events: [{ name: user_message }]
+---
+apiVersion: goondan.ai/v1
+kind: Connection
+metadata: { name: bulk }
+spec:
+  connectorRef: Connector/lines
+  config: { FILE: "@EVENTS@", LOG_ACKS: "false" }
+  overflow: wait
+---
+apiVersion: goondan.ai/v1
+kind: Agent
+metadata: { name: echo }
+spec: { entry: agent-echo, protocol: frames, maxInFlight: 64, maxQueue: 256 }
+---
+apiVersion: goondan.ai/v1
+kind: Swarm
+metadata: { name: default }
+spec: { entryAgent: Agent/echo, agents: [Agent/echo] }
+"#
+    .replace("@EVENTS@", &file);
+    h.start(&bundle);
+    let want = format!("all {N} answered: {N} acked, 0 nacked");
+    h.wait_until(&want, Duration::from_secs(180), || {
+        h.connection_log("bulk").contains(&want)
+    });
+    assert!(h.stop().success(), "exit status\n{}", h.dump());
 }
