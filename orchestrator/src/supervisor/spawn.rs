@@ -402,3 +402,62 @@ fn pump<R: AsyncRead + Send + Unpin + 'static>(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Process;
+
+    fn state_of(pid: u32) -> Option<char> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // pid (comm) STATE …: the comm may hold spaces, so split after its ')'.
+        stat.rsplit_once(')')?.1.trim_start().chars().next()
+    }
+
+    /// The leader's exit is seen without reaping it, so its pid (the group's
+    /// id) stays taken until `reap`, which kills what is left of the group
+    /// first: a group signal can never reach a group that got the number again.
+    #[tokio::test]
+    async fn the_group_is_killed_before_its_leader_is_reaped() {
+        let mut cmd = tokio::process::Command::new("sh");
+        // The leader starts a long sleeper in its group, says its pid, and exits.
+        cmd.args(["-c", "sleep 1000 & echo $!"])
+            .process_group(0)
+            .stdout(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn sh");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut process = Process::new(child);
+        assert!(process.exit.is_some(), "this kernel has pidfds");
+        let leader = process.pid;
+        let sleeper: u32 = {
+            use tokio::io::AsyncBufReadExt;
+            let mut line = String::new();
+            tokio::io::BufReader::new(stdout)
+                .read_line(&mut line)
+                .await
+                .expect("read pid");
+            line.trim().parse().expect("a pid")
+        };
+        process.exited().await;
+        assert_eq!(
+            state_of(leader),
+            Some('Z'),
+            "exited, not reaped: its pid is still taken"
+        );
+        assert!(
+            state_of(sleeper).is_some_and(|s| s != 'Z'),
+            "the group lives on"
+        );
+        let status = process.reap().await.expect("reap");
+        assert!(status.success(), "{status}");
+        assert_eq!(state_of(leader), None, "reaped");
+        // SIGKILLed before the reap; now a zombie of init's, or gone.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while state_of(sleeper).is_some_and(|s| s != 'Z') {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the sleeper was not killed"
+            );
+            tokio::task::yield_now().await;
+        }
+    }
+}
