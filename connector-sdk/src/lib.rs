@@ -22,7 +22,7 @@
 //! # Theory of operation
 //!
 //! The SDK owns this process's end of the channel to the orchestrator
-//! (PROTOCOL.md). [`Transport::from_env`] finds it: the Unix socket whose fd
+//! (docs/protocol.md). [`Transport::from_env`] finds it: the Unix socket whose fd
 //! is in `ORCHESTRATOR_IPC_FD` (frames), else stdin/stdout (jsonl). The first
 //! message must be `init`, within 30 s, with this SDK's protocol version;
 //! otherwise the process exits (78 for a version mismatch, having sent

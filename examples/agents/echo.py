@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""echo.py: an agent in Python, speaking the jsonl protocol (PROTOCOL.md).
+"""echo.py: an agent in Python, speaking the jsonl protocol (docs/protocol.md).
 
 The orchestrator writes one JSON object per line to our stdin; we answer one
 JSON object per line on stdout, flushed at once. Everything human-readable

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""lines.py: a connector in Python, speaking the jsonl protocol (PROTOCOL.md).
+"""lines.py: a connector in Python, speaking the jsonl protocol (docs/protocol.md).
 
 It emits the events in a file, one JSON event object per line, e.g.
 

@@ -1,4 +1,4 @@
-//! The jsonl form: one JSON object per line, in the shapes of PROTOCOL.md.
+//! The jsonl form: one JSON object per line, in the shapes of docs/protocol.md.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -9,7 +9,7 @@ use crate::{DecodeError, EncodeError};
 /// Encodes one message as a JSON object without the trailing newline.
 ///
 /// Absent optional fields are left out rather than written as `null`, so the
-/// lines look like the ones in PROTOCOL.md.
+/// lines look like the ones in docs/protocol.md.
 pub fn encode<T: Serialize>(msg: &T) -> Result<String, EncodeError> {
     let mut value = serde_json::to_value(msg).map_err(EncodeError::Json)?;
     strip_nulls(&mut value);

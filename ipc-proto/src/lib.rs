@@ -12,7 +12,7 @@
 //!   ([`frame`]). Bincode is not self-describing, so in this form an enum is
 //!   its variant index followed by the fields in order.
 //! - **jsonl**: one JSON object per line ([`json`]), in exactly the shapes of
-//!   PROTOCOL.md: the variant is a `"type"` field beside the struct's fields.
+//!   docs/protocol.md: the variant is a `"type"` field beside the struct's fields.
 //!
 //! The two forms come from one set of `Serialize`/`Deserialize` impls that
 //! ask the format [`is_human_readable`](serde::Serializer::is_human_readable)

@@ -1,4 +1,4 @@
-//! Every message of PROTOCOL.md. Field names are camelCase in JSON.
+//! Every message of docs/protocol.md. Field names are camelCase in JSON.
 
 use std::collections::BTreeMap;
 use std::fmt;

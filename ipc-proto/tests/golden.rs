@@ -2,7 +2,7 @@
 //!
 //! A fixture that no longer matches what the code writes, or no longer
 //! decodes to the same value, is a protocol change: bump PROTOCOL_VERSION and
-//! say so in PROTOCOL.md. Regenerate with `UPDATE_FIXTURES=1 cargo test -p ipc-proto`.
+//! say so in docs/protocol.md. Regenerate with `UPDATE_FIXTURES=1 cargo test -p ipc-proto`.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -287,7 +287,7 @@ fn from_agent_fixtures() {
     check("from-agent", from_agent());
 }
 
-/// The JSON shapes are the ones PROTOCOL.md shows, field for field.
+/// The JSON shapes are the ones docs/protocol.md shows, field for field.
 #[test]
 fn json_matches_protocol_md() {
     let cases: Vec<(String, &str)> = vec![

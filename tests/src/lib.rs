@@ -181,7 +181,7 @@ pub fn bin(name: &str) -> PathBuf {
 /// function, so the tests cannot drift from it).
 pub use orchestrator::logs::escape_key;
 
-/// A PROTOCOL.md event with a text message, as one JSON value.
+/// A docs/protocol.md event with a text message, as one JSON value.
 pub fn event(
     name: &str,
     text: &str,

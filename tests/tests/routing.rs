@@ -417,7 +417,7 @@ spec:
         assert_eq!(
             escape_key(key),
             file,
-            "the harness escapes like DESIGN.md says"
+            "the harness escapes like docs/architecture.md says"
         );
         let received = h.wait_received("entry", key, 1);
         assert_eq!(received[0]["instanceKey"], key);

@@ -1,4 +1,4 @@
-//! Restart policy end to end (DESIGN.md, Restart policy; PROTOCOL.md,
+//! Restart policy end to end (README.md, Restart policy; docs/protocol.md,
 //! Lifecycle): crashes restart with the configured backoff, permanent exit
 //! codes wait for a manual restart, a crash loop trips the circuit and is
 //! probed after its cooldown, hung and never-ready children are killed and

@@ -2,7 +2,7 @@
 //!
 //! # Theory of operation
 //!
-//! This module owns the YAML bundle (DESIGN.md, Bundle) from text to the
+//! This module owns the YAML bundle (README.md, Bundle reference) from text to the
 //! validated [`Bundle`] the rest of the orchestrator runs, and the two
 //! late look-ups the bundle only names: where an `entry` executable is, and
 //! what a secret's value is.

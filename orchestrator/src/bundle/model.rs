@@ -44,7 +44,7 @@ pub struct Bundle {
     pub secrets: BTreeMap<String, Secret>,
 }
 
-/// Which transport a child speaks (PROTOCOL.md, Transports).
+/// Which transport a child speaks (docs/protocol.md, Transports).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protocol {
     /// Length-prefixed bincode over an inherited Unix socket.
@@ -311,7 +311,7 @@ pub enum RestartMode {
     Never,
 }
 
-/// `restart` (DESIGN.md, Restart policy), defaults filled in.
+/// `restart` (README.md, Restart policy), defaults filled in.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RestartPolicy {
     /// default on-failure.
@@ -407,7 +407,7 @@ impl Default for StopPolicy {
     }
 }
 
-/// `sandbox` (DESIGN.md, Sandbox).
+/// `sandbox` (README.md, Sandbox).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sandbox {
     /// default enforce.

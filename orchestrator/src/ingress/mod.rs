@@ -3,7 +3,7 @@
 //! # Theory of operation
 //!
 //! A Connection's rules are tried in order and the first that matches wins
-//! (DESIGN.md, Bundle). A rule matches when its `event` (if any) equals the
+//! (README.md, Bundle reference). A rule matches when its `event` (if any) equals the
 //! event's name and every one of its `properties` equals the event's property
 //! of that name (AND); a rule with neither catches everything. The winning
 //! rule names the agent (default: the Swarm's entryAgent) and how the

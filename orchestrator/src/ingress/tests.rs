@@ -53,7 +53,7 @@ fn event(name: &str, properties: &[(&str, &str)], key: Option<&str>) -> Event {
     }
 }
 
-/// The rules of DESIGN.md's example Connection.
+/// An example Connection's rules: a chat bot with an admin command.
 fn design_rules() -> Vec<Rule> {
     vec![
         Rule {

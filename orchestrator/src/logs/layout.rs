@@ -1,4 +1,4 @@
-//! Where things live in the state directory (DESIGN.md, State directory).
+//! Where things live in the state directory (docs/architecture.md, The state directory).
 
 use std::io;
 use std::path::{Path, PathBuf};

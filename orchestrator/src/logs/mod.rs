@@ -1,6 +1,6 @@
 //! Per-process log files and the state-directory layout.
 //!
-//! Every child writes to its own file (DESIGN.md, State directory); each line
+//! Every child writes to its own file (docs/architecture.md, The state directory); each line
 //! gets a UTC timestamp and the stream it came from. Writing never blocks the
 //! child nor a tokio worker: lines go through a bounded queue to the one log
 //! writer thread ([`writer`]). Control characters in a line are escaped
@@ -231,7 +231,7 @@ pub fn timestamp(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
-/// RFC 3339 UTC to the second, as in PROTOCOL.md's `receivedAt`.
+/// RFC 3339 UTC to the second, as in docs/protocol.md's `receivedAt`.
 pub fn timestamp_secs(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }

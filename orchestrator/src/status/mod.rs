@@ -30,7 +30,7 @@ pub enum ProcessKind {
     Agent,
 }
 
-/// Where a process is in its life (DESIGN.md, Restart policy).
+/// Where a process is in its life (docs/architecture.md, Supervision and restart).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProcessState {
