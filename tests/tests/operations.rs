@@ -536,6 +536,8 @@ fn kill_9_of_an_agent_is_a_restart_with_its_cause_and_logs_f_shows_the_crash_rec
         state(p) == "ready" && p["restarts"].as_u64() >= Some(1)
     });
     assert_eq!(p["lastExit"], "killed by signal 9 (SIGKILL)", "{p}");
+    // Killed from outside: the cause is the error, not its last stderr line.
+    assert_eq!(p["lastError"], "killed by signal 9 (SIGKILL)", "{p}");
     assert_ne!(pid(&p), Some(old), "{p}");
     // It follows across the restart too.
     assert!(

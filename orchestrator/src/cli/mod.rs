@@ -84,6 +84,9 @@ enum Command {
     },
     /// Show every process: state, pid, restarts, last exit and error, events in/out.
     Status {
+        /// One process in detail (`connection/<name>`, `agent/<name>/<key>`),
+        /// or an Agent's instances (`agent/<name>`).
+        target: Option<String>,
         /// The running orchestrator's state directory.
         #[arg(long, env = "ORCHESTRATOR_STATE_DIR", default_value = ".orchestrator")]
         state_dir: PathBuf,
@@ -158,7 +161,11 @@ pub fn dispatch(cli: Cli) -> u8 {
                 uid_range,
             )
         }
-        Command::Status { state_dir, json } => status::main(&state_dir, json),
+        Command::Status {
+            target,
+            state_dir,
+            json,
+        } => status::main(&state_dir, target.as_deref(), json),
         Command::Logs {
             target,
             follow,

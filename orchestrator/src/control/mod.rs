@@ -78,6 +78,9 @@ pub struct Response {
     /// For `status`: every process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub processes: Option<Vec<ProcessSnapshot>>,
+    /// For `status`: every Agent of the bundle and how many instances it has now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agents: Option<Vec<crate::status::AgentSummary>>,
     /// For `restart`: the targets restarted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restarted: Option<Vec<String>>,
@@ -185,6 +188,7 @@ pub async fn answer(req: Request, ctx: &ControlContext) -> Response {
     match req {
         Request::Status => Response {
             processes: Some(ctx.registry.snapshot()),
+            agents: Some(ctx.router.agent_summaries()),
             ..Response::ok()
         },
         Request::Restart { target } => restart(&ctx.registry, &target),

@@ -266,6 +266,19 @@ impl Router {
         Ok(())
     }
 
+    /// Every Agent and how many instances it has.
+    pub fn agent_summaries(&self) -> Vec<crate::status::AgentSummary> {
+        let instances = self.shared.instances.lock().expect("router lock");
+        self.shared
+            .agents
+            .keys()
+            .map(|name| crate::status::AgentSummary {
+                name: name.clone(),
+                instances: instances.get(name).map_or(0, HashMap::len),
+            })
+            .collect()
+    }
+
     /// Agent instances in the table.
     pub fn instances(&self) -> usize {
         let instances = self.shared.instances.lock().expect("router lock");

@@ -18,7 +18,7 @@ use crate::logs::timestamp;
 mod render;
 
 use crate::sandbox::LimitReport;
-pub use render::render_table;
+pub use render::{last_crash_record, render_detail, render_idle_agents, render_table};
 
 /// Connection or agent instance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -345,6 +345,17 @@ pub struct ProcessSnapshot {
     /// without a sandbox section.
     #[serde(default)]
     pub sandbox: Vec<LimitReport>,
+}
+
+/// One Agent of the bundle in `status`: so an Agent with no instance yet
+/// still shows (`agent/echo (no instances)`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentSummary {
+    /// The Agent's name.
+    pub name: String,
+    /// Its instances in the table now.
+    pub instances: usize,
 }
 
 /// Every process of a run, by target.

@@ -77,3 +77,98 @@ pub fn render_table(rows: &[ProcessSnapshot]) -> String {
     }
     out
 }
+
+/// Lines for the Agents that have no instance now, after the table:
+/// `agent/echo (no instances)`.
+pub fn render_idle_agents(agents: &[super::AgentSummary]) -> String {
+    agents
+        .iter()
+        .filter(|a| a.instances == 0)
+        .map(|a| format!("agent/{} (no instances)\n", a.name))
+        .collect()
+}
+
+/// `orchestrator status TARGET` for one process, like `systemctl status`:
+/// every field, each sandbox limit, and its last crash record (`crash`, the
+/// lines of it in its log; empty when it never crashed).
+pub fn render_detail(r: &ProcessSnapshot, crash: &[String]) -> String {
+    let mut out = String::new();
+    let state = serde_json::to_value(r.state)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let _ = writeln!(out, "{}", r.target);
+    let running = match (r.pid, r.pgid) {
+        (Some(pid), Some(pgid)) => format!(" (pid {pid}, process group {pgid})"),
+        (Some(pid), None) => format!(" (pid {pid})"),
+        _ => String::new(),
+    };
+    let _ = writeln!(out, "  state       {state}{running}");
+    let uptime = r.uptime_secs.map_or_else(
+        || "-".into(),
+        |s| humantime::format_duration(std::time::Duration::from_secs(s as u64)).to_string(),
+    );
+    let _ = writeln!(out, "  uptime      {uptime}");
+    let _ = writeln!(out, "  restarts    {}", r.restarts);
+    let _ = writeln!(out, "  last exit   {}", dash(&r.last_exit));
+    let _ = writeln!(out, "  last error  {}", dash(&r.last_error));
+    let _ = writeln!(
+        out,
+        "  events      in {}, out {}, protocol errors {}",
+        r.events_in, r.events_out, r.protocol_errors
+    );
+    if let Some(i) = &r.intake {
+        let _ = writeln!(
+            out,
+            "  intake      accepted {}, nacked {}, unmatched {}, dropped {}, quota exceeded {}, overloaded {}, duplicates {}",
+            i.accepted,
+            i.nacked,
+            i.unmatched,
+            i.dropped,
+            i.quota_exceeded,
+            i.overloaded,
+            i.duplicates
+        );
+    }
+    let _ = writeln!(out, "  last ok     {}", dash(&r.last_success_at));
+    let _ = writeln!(out, "  health      {}", dash(&r.health_checked_at));
+    if !r.sandbox.is_empty() {
+        let _ = writeln!(out, "  sandbox");
+        for limit in &r.sandbox {
+            let _ = write!(
+                out,
+                "    {}={}: {}",
+                limit.limit, limit.value, limit.mechanism
+            );
+            if let Some(note) = &limit.note {
+                let _ = write!(out, "; {note}");
+            }
+            out.push('\n');
+        }
+    }
+    if !crash.is_empty() {
+        let _ = writeln!(out, "  last crash record");
+        for line in crash {
+            let _ = writeln!(out, "    {line}");
+        }
+    }
+    out
+}
+
+/// The last crash record in `lines` of a process log: from its
+/// `crash record:` line to its `end of crash record`.
+pub fn last_crash_record(lines: &[String]) -> Vec<String> {
+    let Some(start) = lines
+        .iter()
+        .rposition(|l| l.contains(" orchestrator crash record: "))
+    else {
+        return Vec::new();
+    };
+    let rest = &lines[start..];
+    let end = rest
+        .iter()
+        .position(|l| l.contains(" orchestrator end of crash record"))
+        .map_or(rest.len(), |e| e + 1);
+    rest[..end].to_vec()
+}

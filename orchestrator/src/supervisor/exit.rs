@@ -112,7 +112,11 @@ pub(super) fn crash_record(
             None => reason.clone(),
         }),
         ExitCause::Incompatible(reason) => Some(reason.clone()),
-        _ => last_line.clone().or_else(|| Some(cause.to_string())),
+        // It chose to exit: its last stderr line is usually why.
+        ExitCause::Exited(_) => last_line.clone().or_else(|| Some(cause.to_string())),
+        // Ended from outside (a signal, OOM, hung, …): whatever it last
+        // printed is unrelated, the cause is the error.
+        _ => Some(cause.to_string()),
     };
     status.set_exit(cause.to_string(), error);
     if *cause == ExitCause::Exited(0) {
