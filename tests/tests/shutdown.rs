@@ -93,6 +93,10 @@ fn stops_gracefully_on(signal: i32) {
     h.wait_until("every child process to be gone", DEADLINE, || {
         pids.iter().all(|&p| !pid_alive(p))
     });
+    assert!(
+        !h.state().join("control.sock").exists(),
+        "no stale control socket is left behind"
+    );
 
     // Each child stopped on the protocol's `shutdown`, with no signal needed.
     for (path, text) in h.all_logs() {
@@ -228,6 +232,10 @@ fn a_second_signal_kills_at_once() {
     h.wait_until("the stubborn child to be gone", DEADLINE, || {
         !pid_alive(pid)
     });
+    assert!(
+        !h.state().join("control.sock").exists(),
+        "no stale control socket after a kill-now stop either"
+    );
 }
 
 /// SIGHUP is not a stop (nor a crash): it is logged and ignored, and the
