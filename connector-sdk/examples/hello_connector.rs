@@ -13,6 +13,8 @@ async fn my_connector(ctx: Context) -> Result<(), BoxError> {
     let event = Event {
         name: "user_message".into(),
         message: Some(Message::text(greeting)),
+        // Declared in the Connector's `events[].properties`; values are strings.
+        properties: [("chat_id".to_string(), "1".to_string())].into(),
         instance_key: Some("demo:1".into()),
         ..Event::default()
     };
