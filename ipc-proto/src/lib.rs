@@ -36,10 +36,12 @@ mod error;
 pub mod frame;
 pub mod json;
 mod messages;
+mod operations;
 mod wire;
 
 pub use error::{DecodeError, EncodeError};
 pub use messages::*;
+pub use operations::*;
 
 /// The protocol version carried in every `init` and accepted in `ready`.
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::operations::{Call, CallResult, CancelCall, Invoke, InvokeResult};
 use crate::wire::wire_enum;
 
 // ---------------------------------------------------------------- shared parts
@@ -375,6 +376,10 @@ wire_enum! {
         Ping(Ping) = "ping",
         /// A message from the connector could not be taken.
         Error(ProtocolError) = "error",
+        /// Perform an operation.
+        Call(Call) = "call",
+        /// A call is no longer wanted (advice).
+        Cancel(CancelCall) = "cancel",
     }
 }
 
@@ -391,6 +396,8 @@ wire_enum! {
         Audit(Audit) = "audit",
         /// Health answer.
         Pong(Pong) = "pong",
+        /// The answer to a `call`.
+        CallResult(CallResult) = "callResult",
     }
 }
 
@@ -478,6 +485,8 @@ wire_enum! {
         Ping(Ping) = "ping",
         /// A message from the agent could not be taken.
         Error(ProtocolError) = "error",
+        /// The answer to an `invoke`.
+        Result(InvokeResult) = "result",
     }
 }
 
@@ -494,5 +503,7 @@ wire_enum! {
         Log(Log) = "log",
         /// Health answer.
         Pong(Pong) = "pong",
+        /// Run an operation of a Connection.
+        Invoke(Invoke) = "invoke",
     }
 }

@@ -89,6 +89,18 @@ pub fn to_connector() -> Vec<(&'static str, ToConnector)> {
                 message: "line 3: expected value at column 1".into(),
             }),
         ),
+        (
+            "call",
+            ToConnector::Call(Call {
+                id: "c-88".into(),
+                operation: "sendMessage".into(),
+                input: Json(serde_json::json!({"chatId": "42", "text": "hi"})),
+                attempt: 1,
+                deadline_ms: 4950,
+                idempotency_key: Some("reply:0193b3c2".into()),
+            }),
+        ),
+        ("cancel", ToConnector::Cancel(CancelCall { id: "c-88".into() })),
     ]
 }
 
@@ -154,6 +166,33 @@ pub fn from_connector() -> Vec<(&'static str, FromConnector)> {
             }),
         ),
         ("pong", FromConnector::Pong(Pong { nonce: 42 })),
+        (
+            "call-result-ok",
+            FromConnector::CallResult(CallResult {
+                id: "c-88".into(),
+                ok: true,
+                data: Some(Json(serde_json::json!({"messageId": "991"}))),
+                provider_status: Some(200),
+                warnings: vec![],
+                error: None,
+            }),
+        ),
+        (
+            "call-result-error",
+            FromConnector::CallResult(CallResult {
+                id: "c-88".into(),
+                ok: false,
+                data: None,
+                provider_status: Some(502),
+                warnings: vec![],
+                error: Some(CallError {
+                    class: FailureClass::Transient,
+                    message: "502 from the provider".into(),
+                    retry_after_ms: None,
+                    provider_status: Some(502),
+                }),
+            }),
+        ),
     ]
 }
 
@@ -185,6 +224,44 @@ pub fn to_agent() -> Vec<(&'static str, ToAgent)> {
                 message: "bad line".into(),
             }),
         ),
+        (
+            "result-ok",
+            ToAgent::Result(InvokeResult {
+                id: "r-17".into(),
+                ok: true,
+                response: Some(InvokeResponse {
+                    data: Json(serde_json::json!({"messageId": "991"})),
+                    metadata: ResponseMetadata {
+                        request_id: "0194a000-0000-7000-8000-000000000001".into(),
+                        correlation_id: Some("0193b3c2-7d4e-7000-8000-000000000001".into()),
+                        connection: "telegram-production".into(),
+                        operation: "sendMessage".into(),
+                        duration_ms: 41,
+                        attempts: 1,
+                        provider_status: Some(200),
+                    },
+                    warnings: vec![],
+                    redactions_applied: vec![],
+                    truncated: false,
+                }),
+                error: None,
+            }),
+        ),
+        (
+            "result-error",
+            ToAgent::Result(InvokeResult {
+                id: "r-17".into(),
+                ok: false,
+                response: None,
+                error: Some(InvokeError {
+                    class: FailureClass::QuotaExceeded,
+                    message: "provider answered 429".into(),
+                    retry_after_ms: Some(3000),
+                    provider_status: Some(429),
+                    attempts: 3,
+                }),
+            }),
+        ),
     ]
 }
 
@@ -213,6 +290,18 @@ pub fn from_agent() -> Vec<(&'static str, FromAgent)> {
             }),
         ),
         ("pong", FromAgent::Pong(Pong { nonce: 1 })),
+        (
+            "invoke",
+            FromAgent::Invoke(Invoke {
+                id: "r-17".into(),
+                connection: "telegram-production".into(),
+                operation: "sendMessage".into(),
+                input: Json(serde_json::json!({"chatId": "42", "text": "hi"})),
+                idempotency_key: Some("reply:0193b3c2".into()),
+                timeout_ms: Some(5000),
+                correlation_id: Some("0193b3c2-7d4e-7000-8000-000000000001".into()),
+            }),
+        ),
     ]
 }
 
