@@ -165,6 +165,7 @@ pub async fn run(
         source,
     })?;
 
+    let operations = crate::operations::Operations::new(&bundle, audit.clone());
     let registry = Arc::new(Registry::default());
     let agent_stop = CancellationToken::new();
     let agent_tasks = TaskTracker::new();
@@ -188,6 +189,7 @@ pub async fn run(
         kill_now: kill_now.clone(),
         max_pending: opts.max_pending,
         console: opts.console.clone(),
+        operations: operations.clone(),
     });
 
     // What the journal holds from an earlier run is queued before any
@@ -251,6 +253,9 @@ pub async fn run(
             audit: audit.clone(),
             router: router.clone(),
             console: opts.console.clone(),
+            operations: operations
+                .connection(&connection.name)
+                .expect("every Connection has its operations"),
         };
         let sup = Supervision {
             spec,
@@ -277,6 +282,7 @@ pub async fn run(
         registry: registry.clone(),
         journal: journal.clone(),
         router: router.clone(),
+        operations: operations.clone(),
     };
     let control_task = tokio::spawn(crate::control::serve(
         listener,

@@ -8,7 +8,8 @@ use super::model::{Agent, Place, Protocol};
 use super::program::{PROGRAM_FIELDS, program};
 use super::read::Field;
 
-const AGENT_FIELDS: [&str; 7] = [
+const AGENT_FIELDS: [&str; 8] = [
+    "invoke",
     "idleTimeout",
     "instanceTtl",
     "maxInstances",
@@ -46,6 +47,10 @@ pub(crate) fn read(cx: &mut Cx<'_>, spec: &Field<'_>, name: String, place: Place
             .get("deliveryTimeout")
             .and_then(|f| positive_duration(cx, &f))
             .unwrap_or(Duration::from_secs(30)),
+        invoke: spec
+            .get("invoke")
+            .map(|f| super::operations::invoke_grants(cx, &f))
+            .unwrap_or_default(),
         program: program?,
     };
     Some(agent)

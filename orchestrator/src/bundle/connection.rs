@@ -10,7 +10,8 @@ use super::read::Field;
 use super::restart::restart;
 use super::rules::{RuleRefs, ingress};
 
-const FIELDS: [&str; 8] = [
+const FIELDS: [&str; 9] = [
+    "operations",
     "connectorRef",
     "swarmRef",
     "config",
@@ -34,6 +35,8 @@ pub(crate) struct ConnectionDoc {
     pub secret_refs: Vec<(Located, Located)>,
     /// One per ingress rule, in order.
     pub rules: Vec<RuleRefs>,
+    /// Each name in `spec.operations.allow`.
+    pub allowed: Vec<Located>,
 }
 
 /// Reads a Connection spec.
@@ -70,6 +73,10 @@ pub(crate) fn read(
         .get("overflow")
         .and_then(|f| f.one_of(cx, &choices))
         .unwrap_or_default();
+    let (operations, allowed) = spec
+        .get("operations")
+        .map(|f| super::operations::connection_operations(cx, &f))
+        .unwrap_or_default();
     let connector = connector?;
     let connection = Connection {
         name,
@@ -82,6 +89,7 @@ pub(crate) fn read(
         restart,
         rate_limit,
         overflow,
+        operations,
     };
     Some(ConnectionDoc {
         connection,
@@ -89,6 +97,7 @@ pub(crate) fn read(
         swarm,
         secret_refs,
         rules,
+        allowed,
     })
 }
 
@@ -197,7 +206,7 @@ fn value_source(
     }
 }
 
-fn rate_limit(cx: &mut Cx<'_>, f: &Field<'_>) -> Option<RateLimit> {
+pub(crate) fn rate_limit(cx: &mut Cx<'_>, f: &Field<'_>) -> Option<RateLimit> {
     let map = f.fields(cx, &["perSecond", "burst"])?;
     let per_second_field = map.required(cx, "perSecond");
     let per_second = per_second_field.as_ref().and_then(|p| p.number(cx));

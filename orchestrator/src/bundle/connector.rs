@@ -18,7 +18,7 @@ pub(crate) fn read(
     let allowed: Vec<&str> = PROGRAM_FIELDS
         .iter()
         .copied()
-        .chain(["events", "stdin"])
+        .chain(["events", "stdin", "operations"])
         .collect();
     let spec = spec.fields(cx, &allowed)?;
     let program = program(cx, &spec, Protocol::Frames);
@@ -39,12 +39,17 @@ pub(crate) fn read(
         }
         None => false,
     };
+    let operations = spec
+        .get("operations")
+        .map(|f| super::operations::connector_operations(cx, &f))
+        .unwrap_or_default();
     Some(Connector {
         name,
         place,
         program: program?,
         events: events?,
         stdin,
+        operations,
     })
 }
 

@@ -36,6 +36,7 @@ mod document;
 mod entry;
 pub mod model;
 mod node;
+mod operations;
 mod program;
 mod read;
 mod restart;

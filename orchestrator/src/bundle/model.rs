@@ -92,6 +92,98 @@ pub struct Connector {
     /// `spec.stdin: inherit`: the connector reads the orchestrator's own stdin
     /// (frames only; at most one Connection in a bundle).
     pub stdin: bool,
+    /// `spec.operations`: what the program can do when asked, names unique.
+    pub operations: Vec<OperationDecl>,
+}
+
+/// One `Connector.spec.operations[]` entry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OperationDecl {
+    /// Its name.
+    pub name: String,
+    /// `timeout`: the most one attempt may take (default 30s).
+    pub timeout: Duration,
+    /// `retry`: which failures are called again, and how.
+    pub retry: OperationRetry,
+    /// `input`: JSON Schema of the input (draft 2020-12), if any.
+    pub input: Option<serde_json::Value>,
+    /// `output`: JSON Schema of the output, if any.
+    pub output: Option<serde_json::Value>,
+    /// `maxInputBytes` (default 64Ki): a larger input is refused.
+    pub max_input_bytes: u64,
+    /// `maxOutputBytes` (default 1Mi): a larger output is cut and marked truncated.
+    pub max_output_bytes: u64,
+    /// `redact`: JSON pointers into the output replaced by `"<redacted>"`.
+    pub redact: Vec<String>,
+}
+
+/// `operations[].retry`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OperationRetry {
+    /// Calls after the first, at most (default 0).
+    pub max_retries: u32,
+    /// The delay before each retry.
+    pub backoff: Backoff,
+    /// The failure classes retried (default `transient`, `timeout`).
+    pub on: Vec<ipc_proto::FailureClass>,
+}
+
+impl Default for OperationRetry {
+    fn default() -> Self {
+        Self {
+            max_retries: 0,
+            backoff: Backoff {
+                initial: Duration::from_millis(200),
+                multiplier: 2.0,
+                max: Duration::from_secs(5),
+                jitter: 0.0,
+            },
+            on: vec![
+                ipc_proto::FailureClass::Transient,
+                ipc_proto::FailureClass::Timeout,
+            ],
+        }
+    }
+}
+
+/// `Connection.spec.operations`: what this Connection allows, and how hard it may be driven.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConnectionOperations {
+    /// `allow`: the operations it allows (default none).
+    pub allow: Vec<String>,
+    /// `maxParallel` (default 4): calls in flight to the connector at once.
+    pub max_parallel: u32,
+    /// `maxQueue` (default 100): invokes waiting beyond that.
+    pub max_queue: u32,
+    /// `overflow` (default reject): a full queue refuses (`overloaded`) or waits.
+    pub overflow: Overflow,
+    /// `rateLimit`: calls per second for the whole Connection.
+    pub rate_limit: Option<RateLimit>,
+}
+
+impl Default for ConnectionOperations {
+    fn default() -> Self {
+        Self {
+            allow: Vec::new(),
+            max_parallel: 4,
+            max_queue: 100,
+            overflow: Overflow::Reject,
+            rate_limit: None,
+        }
+    }
+}
+
+/// One `Agent.spec.invoke[]` entry: what the agent may invoke.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InvokeGrant {
+    /// The Connection.
+    pub connection: String,
+    /// Where `connection` is written.
+    pub place: Place,
+    /// Its operations this agent may invoke (`*`: every one the Connection allows).
+    pub operations: Vec<String>,
+    /// Per instanceKey: one instance cannot drain the Connection's budget.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl Connector {
@@ -153,6 +245,8 @@ pub struct Connection {
     pub rate_limit: Option<RateLimit>,
     /// `spec.overflow` (default reject).
     pub overflow: Overflow,
+    /// `spec.operations`: what agents may invoke through it, and how hard.
+    pub operations: ConnectionOperations,
 }
 
 /// Where a secret value comes from. Resolved only when a child is started.
@@ -278,6 +372,8 @@ pub struct Agent {
     pub max_attempts: u32,
     /// `spec.deliveryTimeout` (default 30s).
     pub delivery_timeout: Duration,
+    /// `spec.invoke`: the operations it may invoke (default none).
+    pub invoke: Vec<InvokeGrant>,
 }
 
 /// `kind: Secret`.

@@ -49,6 +49,36 @@ impl Node {
         }
     }
 
+    /// The node as JSON (a schema written in YAML); mapping keys must be strings.
+    pub fn to_json(&self) -> Result<serde_json::Value, String> {
+        use serde_json::Value;
+        Ok(match self {
+            Node::Null => Value::Null,
+            Node::Bool(b) => Value::Bool(*b),
+            Node::Int(i) => Value::from(*i),
+            Node::Float(x) => serde_json::Number::from_f64(*x)
+                .map(Value::Number)
+                .ok_or_else(|| format!("{x} is not a JSON number"))?,
+            Node::Str(s) => Value::String(s.clone()),
+            Node::Seq(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|i| i.value.to_json())
+                    .collect::<Result<_, _>>()?,
+            ),
+            Node::Map(pairs) => {
+                let mut map = serde_json::Map::new();
+                for (k, v) in pairs {
+                    let Node::Str(key) = &k.value else {
+                        return Err(format!("a key must be a string, found {}", k.value.kind_name()));
+                    };
+                    map.insert(key.clone(), v.value.to_json()?);
+                }
+                Value::Object(map)
+            }
+        })
+    }
+
     /// A scalar as the string it stands for; `None` for null and collections.
     pub fn scalar_string(&self) -> Option<String> {
         match self {

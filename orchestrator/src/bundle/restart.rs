@@ -57,7 +57,12 @@ pub(crate) fn restart(cx: &mut Cx<'_>, f: &Field<'_>) -> Option<RestartPolicy> {
 }
 
 fn backoff(cx: &mut Cx<'_>, f: &Field<'_>) -> Backoff {
-    let mut out = Backoff::default();
+    backoff_over(cx, f, Backoff::default())
+}
+
+/// A `backoff` mapping read over `base` (the defaults of where it appears).
+pub(crate) fn backoff_over(cx: &mut Cx<'_>, f: &Field<'_>, base: Backoff) -> Backoff {
+    let mut out = base;
     let Some(map) = f.fields(cx, &["initial", "multiplier", "max", "jitter"]) else {
         return out;
     };

@@ -148,6 +148,20 @@ pub(crate) fn assemble(root: &Path, mut docs: Vec<Doc>, out: &mut Vec<Diagnostic
                 }
             }
             Some(Body::Connection(c)) => swarms_for.push(check_connection(&index, c, out)),
+            Some(Body::Agent(a)) => {
+                let mut report = Report {
+                    resource: format!("Agent/{}", a.name),
+                    out: &mut *out,
+                };
+                for grant in &a.invoke {
+                    let at = Located {
+                        value: grant.connection.clone(),
+                        place: grant.place.clone(),
+                        path: "spec.invoke[].connection".into(),
+                    };
+                    report.must_exist(&index, "Connection", &at);
+                }
+            }
             _ => {}
         }
     }
@@ -211,6 +225,28 @@ fn check_connection(
         }
     };
     let swarm = swarm_name.as_deref().and_then(|s| index.swarm(s));
+
+    // An allowed operation must be one the Connector can do.
+    if let Some(connector) = connector {
+        for name in &doc.allowed {
+            if !connector.operations.iter().any(|o| o.name == name.value) {
+                let declared: Vec<&str> =
+                    connector.operations.iter().map(|o| o.name.as_str()).collect();
+                let hint = did_you_mean(&name.value, declared.iter().copied())
+                    .map(|n| format!("; did you mean `{n}`?"))
+                    .unwrap_or_default();
+                report.field(
+                    name,
+                    format!(
+                        "Connector `{}` declares no operation `{}` (declared: {}){hint}",
+                        connector.name,
+                        name.value,
+                        if declared.is_empty() { "none".to_owned() } else { declared.join(", ") }
+                    ),
+                );
+            }
+        }
+    }
 
     for (secret, key) in &doc.secret_refs {
         if report.must_exist(index, "Secret", secret)

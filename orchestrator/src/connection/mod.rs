@@ -11,7 +11,7 @@
 //! silently.
 
 mod intake;
-mod limit;
+pub(crate) mod limit;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -61,6 +61,8 @@ pub struct ConnectionContext {
     pub router: Router,
     /// The terminal of `run`: the connector's own info and warnings show there.
     pub console: crate::console::Console,
+    /// Its operations: calls go out through this role's channel.
+    pub operations: Arc<crate::operations::ConnectionOps>,
 }
 
 /// The [`Role`] of a connector process.
@@ -162,6 +164,8 @@ impl Role for ConnectionRole {
         // Emits keep being accepted while the connector shuts down: it may be
         // flushing what its source already handed it.
         let outbox = link.outbox.clone();
+        // Calls go out through this process's channel while it serves.
+        self.ctx.operations.attach(outbox.clone());
         let mut pipeline = Pipeline::new();
         let mut open = true;
         while open || !pipeline.is_empty() {
@@ -187,6 +191,13 @@ impl Role for ConnectionRole {
                     Some(FromConnector::Log(l)) => self.log(&l),
                     Some(FromConnector::Audit(a)) => self.audit(a),
                     Some(FromConnector::Pong(_)) => {}
+                    Some(FromConnector::CallResult(r)) => {
+                        let id = r.id.clone();
+                        if !self.ctx.operations.resolve(r) {
+                            // Too late (after its deadline) or never asked: noted, not an error.
+                            self.ctx.log.note(&format!("callResult for call {id}, which is not waiting (too late?)"));
+                        }
+                    }
                     Some(FromConnector::Ready(_)) => {
                         if !link.violation("'ready' sent twice".into()) {
                             open = false;
@@ -195,6 +206,7 @@ impl Role for ConnectionRole {
                 },
             }
         }
+        self.ctx.operations.detach();
         Served::Closed
     }
 
@@ -202,7 +214,10 @@ impl Role for ConnectionRole {
         true
     }
 
-    fn exited(&mut self) {}
+    fn exited(&mut self) {
+        // Calls in flight to a process that is gone fail now, not at their deadline.
+        self.ctx.operations.detach();
+    }
 
     async fn wait_for_work(&mut self, stop: &CancellationToken) -> bool {
         // A connector that stopped by policy stays stopped until the run ends.

@@ -119,6 +119,8 @@ pub struct ControlContext {
     pub journal: Journal,
     /// For replays.
     pub router: Router,
+    /// For the operations' counters.
+    pub operations: Arc<crate::operations::Operations>,
 }
 
 /// Binds `control.sock` at `path`, replacing a stale one — never one that
@@ -187,7 +189,7 @@ async fn handle(conn: Stream, ctx: ControlContext) {
 pub async fn answer(req: Request, ctx: &ControlContext) -> Response {
     match req {
         Request::Status => Response {
-            processes: Some(ctx.registry.snapshot()),
+            processes: Some(with_operations(ctx.registry.snapshot(), &ctx.operations)),
             agents: Some(ctx.router.agent_summaries()),
             ..Response::ok()
         },
@@ -277,4 +279,20 @@ mod tests {
             r#"{"ok":false,"error":"no"}"#
         );
     }
+}
+
+/// Each connection's row with its operations' counters.
+fn with_operations(
+    mut rows: Vec<crate::status::ProcessSnapshot>,
+    operations: &crate::operations::Operations,
+) -> Vec<crate::status::ProcessSnapshot> {
+    for row in &mut rows {
+        if row.kind == crate::status::ProcessKind::Connection
+            && let Some(ops) = operations.connection(&row.name)
+            && ops.declares_operations()
+        {
+            row.operations = Some(ops.stats());
+        }
+    }
+    rows
 }

@@ -103,6 +103,7 @@ mod tests {
                 ]),
             }],
             stdin: false,
+            operations: Vec::new(),
         }
     }
 

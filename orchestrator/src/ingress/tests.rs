@@ -34,6 +34,7 @@ fn connection(rules: Vec<Rule>, unmatched: Unmatched) -> Connection {
         restart: None,
         rate_limit: None,
         overflow: Default::default(),
+        operations: Default::default(),
     }
 }
 

@@ -59,6 +59,14 @@ impl Deliveries {
         }
     }
 
+    /// The id of the one delivery in flight, when there is exactly one.
+    pub fn only_in_flight(&self) -> Option<&str> {
+        match self.in_flight.len() {
+            1 => self.in_flight.front().map(|f| f.pending.event.id.as_str()),
+            _ => None,
+        }
+    }
+
     /// Room for one more delivery in flight.
     pub fn has_room(&self) -> bool {
         self.in_flight.len() < self.max_in_flight

@@ -20,6 +20,7 @@ use crate::bundle::Agent;
 use crate::journal::Journal;
 use crate::logs::LogSink;
 use crate::status::ProcessStatus;
+use crate::operations::{Caller, Operations};
 use crate::supervisor::{Link, Outbox, Role, Served};
 
 /// An event waiting for (another) delivery attempt.
@@ -61,6 +62,8 @@ pub struct InstanceSetup {
     pub backlog: Vec<Pending>,
     /// The `--max-pending` places, given back as events are done.
     pub pending_limit: Arc<tokio::sync::Semaphore>,
+    /// Where its invokes go.
+    pub operations: Arc<Operations>,
 }
 
 /// The [`Role`] of one agent process per `(agent, instanceKey)`.
@@ -87,6 +90,7 @@ pub struct InstanceRole {
     /// This instance's running slot under `maxInstances`, while its process runs.
     permit: Option<OwnedSemaphorePermit>,
     pending_limit: Arc<tokio::sync::Semaphore>,
+    operations: Arc<Operations>,
     /// Its process stayed stopped with nothing to do for `instanceTtl`.
     expired: bool,
 }
@@ -107,6 +111,7 @@ impl InstanceRole {
             slots,
             backlog,
             pending_limit,
+            operations,
         } = setup;
         let mut deliveries = Deliveries::new(agent.max_in_flight, agent.max_attempts);
         for p in backlog {
@@ -127,6 +132,7 @@ impl InstanceRole {
             slots,
             permit: None,
             pending_limit,
+            operations,
             expired: false,
         }
     }
@@ -223,6 +229,20 @@ impl InstanceRole {
             }
             FromAgent::Log(l) => self.log.line(l.level.as_str(), &l.message),
             FromAgent::Pong(_) => {}
+            FromAgent::Invoke(invoke) => {
+                // Governed on its own task: a slow operation holds up neither
+                // this instance's deliveries nor its other invokes.
+                let caller = Caller {
+                    agent: self.agent.name.clone(),
+                    instance_key: self.key.clone(),
+                    correlation_id: self.deliveries.only_in_flight().map(str::to_owned),
+                };
+                let (operations, outbox) = (self.operations.clone(), link.outbox.clone());
+                tokio::spawn(async move {
+                    let result = operations.invoke(&caller, invoke).await;
+                    outbox.send(ToAgent::Result(result));
+                });
+            }
             FromAgent::Ready(_) => return link.violation("'ready' sent twice".into()),
         }
         true

@@ -129,6 +129,8 @@ pub struct RouterSetup {
     pub max_pending: usize,
     /// Where instances' lifecycle changes are told.
     pub console: crate::console::Console,
+    /// Where instances' invokes go.
+    pub operations: Arc<crate::operations::Operations>,
 }
 
 /// Cloneable handle to the instance table.
@@ -154,6 +156,7 @@ struct Shared {
     pending_limit: Arc<Semaphore>,
     max_pending: usize,
     console: crate::console::Console,
+    operations: Arc<crate::operations::Operations>,
 }
 
 #[derive(Debug)]
@@ -176,6 +179,7 @@ impl Router {
             kill_now,
             max_pending,
             console,
+            operations,
         } = setup;
         let shared = Shared {
             agents,
@@ -191,6 +195,7 @@ impl Router {
             pending_limit: Arc::new(Semaphore::new(max_pending.clamp(1, Semaphore::MAX_PERMITS))),
             max_pending,
             console,
+            operations,
         };
         Self {
             shared: Arc::new(shared),
@@ -385,6 +390,7 @@ impl Router {
             slots: program.slots.clone(),
             backlog,
             pending_limit: shared.pending_limit.clone(),
+            operations: shared.operations.clone(),
         });
         let p = &program.agent.program;
         let sup = Supervision {

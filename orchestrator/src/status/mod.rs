@@ -298,6 +298,7 @@ impl ProcessStatus {
             protocol_errors: self.counters.protocol_errors.load(Ordering::Relaxed),
             intake: (self.kind == ProcessKind::Connection).then(|| self.intake.snapshot()),
             sandbox: i.sandbox.clone(),
+            operations: None,
         }
     }
 }
@@ -345,6 +346,10 @@ pub struct ProcessSnapshot {
     /// without a sandbox section.
     #[serde(default)]
     pub sandbox: Vec<LimitReport>,
+    /// For a connection whose Connector declares operations: per operation,
+    /// invocations, outcomes, retries, in flight and latency (`null` otherwise).
+    #[serde(default)]
+    pub operations: Option<BTreeMap<String, crate::operations::OperationStats>>,
 }
 
 /// One Agent of the bundle in `status`: so an Agent with no instance yet

@@ -1,0 +1,498 @@
+//! The governed path of one invoke, from policy to audit record.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use ipc_proto::{
+    Call, CallError, CallResult, CancelCall, FailureClass, Invoke, InvokeError, InvokeResponse,
+    InvokeResult, Json, ResponseMetadata, ToConnector,
+};
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
+
+use super::{Compiled, ConnectionOps, MAX_INSTANCE_BUCKETS, MAX_RETRIES, Operations};
+use crate::bundle::{Overflow, RateLimit};
+use crate::connection::limit::TokenBucket;
+
+/// Who invokes: an agent instance (handling an event, usually).
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// The Agent.
+    pub agent: String,
+    /// Its instance key.
+    pub instance_key: String,
+    /// The event it is handling, when the invoke does not say.
+    pub correlation_id: Option<String>,
+}
+
+/// A failure on the way, before it becomes a result.
+struct Failure {
+    class: FailureClass,
+    message: String,
+    retry_after_ms: Option<u64>,
+    provider_status: Option<u16>,
+}
+
+impl Failure {
+    fn new(class: FailureClass, message: impl Into<String>) -> Self {
+        Self {
+            class,
+            message: message.into(),
+            retry_after_ms: None,
+            provider_status: None,
+        }
+    }
+}
+
+impl From<CallError> for Failure {
+    fn from(e: CallError) -> Self {
+        Self {
+            class: e.class,
+            message: e.message,
+            retry_after_ms: e.retry_after_ms,
+            provider_status: e.provider_status,
+        }
+    }
+}
+
+/// How the call part ended: the connector's data, or why not, and the calls made.
+struct Called {
+    outcome: Result<CallResult, Failure>,
+    attempts: u32,
+}
+
+impl Operations {
+    /// Runs `invoke` for `caller` through the whole governed path; always an answer.
+    pub async fn invoke(&self, caller: &Caller, invoke: Invoke) -> InvokeResult {
+        let started = Instant::now();
+        let request_id = uuid::Uuid::now_v7().to_string();
+        let correlation_id = invoke
+            .correlation_id
+            .clone()
+            .or_else(|| caller.correlation_id.clone());
+        let conn = self.connection(&invoke.connection);
+        if let Some(c) = &conn {
+            c.counters(&invoke.operation, |s| s.started());
+        }
+        let (outcome, attempts) = match &conn {
+            None => (
+                Err(Failure::new(
+                    FailureClass::PolicyDenied,
+                    format!("no Connection `{}` this agent may invoke", invoke.connection),
+                )),
+                0,
+            ),
+            Some(c) => self.govern(caller, c, &invoke).await,
+        };
+        let took = started.elapsed();
+        let result = match outcome {
+            Ok((data, warnings, redactions, truncated, provider_status)) => InvokeResult {
+                id: invoke.id.clone(),
+                ok: true,
+                response: Some(InvokeResponse {
+                    data: Json(data),
+                    metadata: ResponseMetadata {
+                        request_id: request_id.clone(),
+                        correlation_id: correlation_id.clone(),
+                        connection: invoke.connection.clone(),
+                        operation: invoke.operation.clone(),
+                        duration_ms: took.as_millis() as u64,
+                        attempts,
+                        provider_status,
+                    },
+                    warnings,
+                    redactions_applied: redactions,
+                    truncated,
+                }),
+                error: None,
+            },
+            Err(f) => InvokeResult {
+                id: invoke.id.clone(),
+                ok: false,
+                response: None,
+                error: Some(InvokeError {
+                    class: f.class,
+                    message: f.message,
+                    retry_after_ms: f.retry_after_ms,
+                    provider_status: f.provider_status,
+                    attempts,
+                }),
+            },
+        };
+        let class = result.error.as_ref().map(|e| e.class);
+        if let Some(c) = &conn {
+            c.counters(&invoke.operation, |s| s.finished(class, took));
+        }
+        let provider_status = match (&result.response, &result.error) {
+            (Some(r), _) => r.metadata.provider_status,
+            (_, Some(e)) => e.provider_status,
+            _ => None,
+        };
+        // One record per invoke; never the input, the output or a secret.
+        self.audit.record(serde_json::json!({
+            "time": crate::logs::timestamp(SystemTime::now()),
+            "kind": "invoke",
+            "requestId": request_id,
+            "correlationId": correlation_id,
+            "agent": caller.agent,
+            "instanceKey": caller.instance_key,
+            "connection": invoke.connection,
+            "connector": conn.as_ref().map(|c| c.connector.clone()),
+            "operation": invoke.operation,
+            "mode": "sync",
+            "outcome": class.map_or("ok", FailureClass::as_str),
+            "durationMs": took.as_millis() as u64,
+            "providerStatus": provider_status,
+            "retryCount": attempts.saturating_sub(1),
+        }));
+        result
+    }
+
+    #[allow(clippy::type_complexity)]
+    async fn govern(
+        &self,
+        caller: &Caller,
+        conn: &ConnectionOps,
+        invoke: &Invoke,
+    ) -> (
+        Result<(serde_json::Value, Vec<String>, Vec<String>, bool, Option<u16>), Failure>,
+        u32,
+    ) {
+        let operation = &invoke.operation;
+        // 1. Policy: the Agent's invoke list and the Connection's allow list.
+        let grant = self.grants.get(&caller.agent).and_then(|gs| {
+            gs.iter().find(|g| {
+                g.connection == conn.name
+                    && g.operations.iter().any(|o| o == "*" || o == operation)
+            })
+        });
+        let Some(grant) = grant else {
+            let m = format!(
+                "Agent/{} may not invoke `{operation}` of Connection/{} (its spec.invoke does not list it)",
+                caller.agent, conn.name
+            );
+            return (Err(Failure::new(FailureClass::PolicyDenied, m)), 0);
+        };
+        if !conn.policy.allow.iter().any(|a| a == operation) {
+            let m = format!(
+                "Connection/{} does not allow `{operation}` (spec.operations.allow)",
+                conn.name
+            );
+            return (Err(Failure::new(FailureClass::PolicyDenied, m)), 0);
+        }
+        let Some(op) = conn.operations.get(operation) else {
+            let m = format!("Connector/{} has no operation `{operation}`", conn.connector);
+            return (Err(Failure::new(FailureClass::Unavailable, m)), 0);
+        };
+        // 2. Input: size, then schema.
+        if let Err(f) = check_input(op, &invoke.input.0) {
+            return (Err(f), 0);
+        }
+        // 3. Rate limits: this instance's, the Connection's, a provider's hold.
+        if let Err(f) = self.take_tokens(caller, conn, grant.rate_limit) {
+            return (Err(f), 0);
+        }
+        // 4. Concurrency.
+        let deadline = invoke
+            .timeout_ms
+            .map(|ms| Instant::now() + Duration::from_millis(ms));
+        let permit = match conn.slot(deadline).await {
+            Ok(p) => p,
+            Err(f) => return (Err(f), 0),
+        };
+        // 5. Call, with retries.
+        let called = conn.call_with_retries(op, invoke, deadline).await;
+        drop(permit);
+        let attempts = called.attempts;
+        let result = match called.outcome {
+            Ok(r) => r,
+            Err(f) => return (Err(f), attempts),
+        };
+        // 6. Output: schema, redactions, size.
+        let data = result.data.map(|d| d.0).unwrap_or(serde_json::Value::Null);
+        (
+            finish_output(op, data).map(|(data, redactions, truncated)| {
+                (data, result.warnings, redactions, truncated, result.provider_status)
+            }),
+            attempts,
+        )
+    }
+
+    fn take_tokens(
+        &self,
+        caller: &Caller,
+        conn: &ConnectionOps,
+        per_instance: Option<RateLimit>,
+    ) -> Result<(), Failure> {
+        let now = Instant::now();
+        let quota = |what: &str, wait: Duration| Failure {
+            retry_after_ms: Some(wait.as_millis().max(1) as u64),
+            ..Failure::new(FailureClass::QuotaExceeded, format!("{what} is spent"))
+        };
+        if let Some(until) = *conn.hold_until.lock().expect("ops lock")
+            && until > now
+        {
+            return Err(Failure {
+                retry_after_ms: Some((until - now).as_millis().max(1) as u64),
+                ..Failure::new(
+                    FailureClass::QuotaExceeded,
+                    format!("the provider of Connection/{} asked to wait (429)", conn.name),
+                )
+            });
+        }
+        if let Some(limit) = per_instance {
+            let mut buckets = self.instance_buckets.lock().expect("ops lock");
+            if buckets.len() >= MAX_INSTANCE_BUCKETS {
+                buckets.clear();
+            }
+            let key = (
+                caller.agent.clone(),
+                caller.instance_key.clone(),
+                conn.name.clone(),
+            );
+            let bucket = buckets
+                .entry(key)
+                .or_insert_with(|| TokenBucket::new(limit, now));
+            bucket.take(now).map_err(|w| {
+                quota(
+                    &format!(
+                        "the rate limit of Agent/{} instance {} on Connection/{}",
+                        caller.agent, caller.instance_key, conn.name
+                    ),
+                    w,
+                )
+            })?;
+        }
+        if let Some(bucket) = conn.bucket.lock().expect("ops lock").as_mut() {
+            bucket
+                .take(now)
+                .map_err(|w| quota(&format!("the rate limit of Connection/{}", conn.name), w))?;
+        }
+        Ok(())
+    }
+}
+
+impl ConnectionOps {
+    pub(super) fn counters(&self, operation: &str, f: impl FnOnce(&mut super::stats::Counters)) {
+        let mut stats = self.stats.lock().expect("ops lock");
+        // Only declared operations get a row: a caller cannot grow the table.
+        if self.operations.contains_key(operation) {
+            f(stats.entry(operation.to_string()).or_default());
+        }
+    }
+
+    /// A place among the `maxParallel` calls: at once, after waiting in the
+    /// queue (at most `maxQueue` wait), or `overloaded`.
+    async fn slot(&self, deadline: Option<Instant>) -> Result<OwnedSemaphorePermit, Failure> {
+        if let Ok(p) = self.slots.clone().try_acquire_owned() {
+            return Ok(p);
+        }
+        {
+            let mut waiting = self.waiting.lock().expect("ops lock");
+            if *waiting >= self.policy.max_queue && self.policy.overflow == Overflow::Reject {
+                return Err(Failure::new(
+                    FailureClass::Overloaded,
+                    format!(
+                        "Connection/{}: {} calls in flight and {} waiting (maxParallel, maxQueue)",
+                        self.name, self.policy.max_parallel, *waiting
+                    ),
+                ));
+            }
+            *waiting += 1;
+        }
+        let acquire = self.slots.clone().acquire_owned();
+        let got = match deadline {
+            Some(d) => tokio::time::timeout_at(d.into(), acquire).await.ok(),
+            None => Some(acquire.await),
+        };
+        *self.waiting.lock().expect("ops lock") -= 1;
+        match got {
+            Some(Ok(p)) => Ok(p),
+            Some(Err(_)) => Err(Failure::new(FailureClass::Unavailable, "stopping")),
+            None => Err(Failure::new(
+                FailureClass::Timeout,
+                "no call slot within the invoke's timeout",
+            )),
+        }
+    }
+
+    async fn call_with_retries(
+        &self,
+        op: &Compiled,
+        invoke: &Invoke,
+        deadline: Option<Instant>,
+    ) -> Called {
+        let retry = &op.decl.retry;
+        let max_retries = retry.max_retries.min(MAX_RETRIES);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let per_attempt = Instant::now() + op.decl.timeout;
+            let until = deadline.map_or(per_attempt, |d| d.min(per_attempt));
+            let outcome = self.call_once(op, invoke, attempt, until).await;
+            let failure = match outcome {
+                Ok(r) if r.ok => {
+                    return Called {
+                        outcome: Ok(r),
+                        attempts: attempt,
+                    };
+                }
+                Ok(r) => r.error.map(Failure::from).unwrap_or_else(|| {
+                    Failure::new(FailureClass::Transient, "callResult without ok or error")
+                }),
+                Err(f) => f,
+            };
+            if failure.class == FailureClass::QuotaExceeded
+                && let Some(ms) = failure.retry_after_ms
+            {
+                *self.hold_until.lock().expect("ops lock") =
+                    Some(Instant::now() + Duration::from_millis(ms));
+            }
+            let delay = backoff(&retry.backoff, attempt);
+            let in_time = deadline.is_none_or(|d| Instant::now() + delay < d);
+            if attempt > max_retries || !retry.on.contains(&failure.class) || !in_time {
+                return Called {
+                    outcome: Err(failure),
+                    attempts: attempt,
+                };
+            }
+            self.counters(&op.decl.name, |s| s.retried());
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// One `call` to the connector, answered or timed out at `until`.
+    async fn call_once(
+        &self,
+        op: &Compiled,
+        invoke: &Invoke,
+        attempt: u32,
+        until: Instant,
+    ) -> Result<CallResult, Failure> {
+        let id = uuid::Uuid::now_v7().to_string();
+        let (tx, rx) = oneshot::channel();
+        let sent = {
+            let mut link = self.link.lock().expect("ops lock");
+            match link.as_mut() {
+                None => None,
+                Some(l) => {
+                    l.pending.insert(id.clone(), tx);
+                    Some(l.outbox.send(ToConnector::Call(Call {
+                        id: id.clone(),
+                        operation: op.decl.name.clone(),
+                        input: invoke.input.clone(),
+                        attempt,
+                        deadline_ms: until
+                            .saturating_duration_since(Instant::now())
+                            .as_millis() as u64,
+                        idempotency_key: invoke.idempotency_key.clone(),
+                    })))
+                }
+            }
+        };
+        match sent {
+            None => {
+                return Err(Failure::new(
+                    FailureClass::Unavailable,
+                    format!("the connector of Connection/{} is not running", self.name),
+                ));
+            }
+            Some(false) => {
+                self.forget(&id);
+                return Err(Failure::new(
+                    FailureClass::Transient,
+                    "the connector's channel is closed",
+                ));
+            }
+            Some(true) => {}
+        }
+        match tokio::time::timeout_at(until.into(), rx).await {
+            Ok(Ok(result)) => Ok(result),
+            Ok(Err(_)) => Err(Failure::new(
+                FailureClass::Transient,
+                format!("the connector of Connection/{} exited during the call", self.name),
+            )),
+            Err(_) => {
+                self.forget(&id);
+                if let Some(l) = self.link.lock().expect("ops lock").as_ref() {
+                    l.outbox.send(ToConnector::Cancel(CancelCall { id }));
+                }
+                Err(Failure::new(
+                    FailureClass::Timeout,
+                    format!(
+                        "no answer within {} (attempt {attempt})",
+                        humantime::format_duration(op.decl.timeout)
+                    ),
+                ))
+            }
+        }
+    }
+
+    fn forget(&self, id: &str) {
+        if let Some(l) = self.link.lock().expect("ops lock").as_mut() {
+            l.pending.remove(id);
+        }
+    }
+}
+
+/// The delay before retry number `attempt` (1 after the first call).
+fn backoff(b: &crate::bundle::Backoff, attempt: u32) -> Duration {
+    let factor = b.multiplier.powi(attempt.saturating_sub(1).min(30) as i32);
+    b.initial.mul_f64(factor).min(b.max)
+}
+
+fn check_input(op: &Compiled, input: &serde_json::Value) -> Result<(), Failure> {
+    let size = serde_json::to_vec(input).map(|v| v.len()).unwrap_or(0) as u64;
+    if size > op.decl.max_input_bytes {
+        return Err(Failure::new(
+            FailureClass::ValidationError,
+            format!(
+                "input of {size} bytes is over maxInputBytes ({}) of `{}`",
+                op.decl.max_input_bytes, op.decl.name
+            ),
+        ));
+    }
+    if let Some(schema) = &op.input
+        && let Err(e) = schema.validate(input)
+    {
+        return Err(Failure::new(
+            FailureClass::ValidationError,
+            format!("input of `{}` at `{}`: {e}", op.decl.name, e.instance_path()),
+        ));
+    }
+    Ok(())
+}
+
+/// Output schema, then redactions, then the size cap.
+fn finish_output(
+    op: &Compiled,
+    mut data: serde_json::Value,
+) -> Result<(serde_json::Value, Vec<String>, bool), Failure> {
+    if let Some(schema) = &op.output
+        && let Err(e) = schema.validate(&data)
+    {
+        return Err(Failure::new(
+            FailureClass::ValidationError,
+            format!("output of `{}` at `{}`: {e}", op.decl.name, e.instance_path()),
+        ));
+    }
+    let mut redactions = Vec::new();
+    for pointer in &op.decl.redact {
+        if let Some(v) = data.pointer_mut(pointer) {
+            *v = serde_json::Value::String("<redacted>".into());
+            redactions.push(pointer.clone());
+        }
+    }
+    let text = serde_json::to_string(&data).unwrap_or_default();
+    let max = op.decl.max_output_bytes as usize;
+    if text.len() <= max {
+        return Ok((data, redactions, false));
+    }
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    Ok((
+        serde_json::Value::String(text[..cut].to_string()),
+        redactions,
+        true,
+    ))
+}

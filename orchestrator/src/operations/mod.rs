@@ -1,0 +1,210 @@
+//! Operations: an agent invokes an operation of a Connection, the
+//! orchestrator governs the call, the connector performs it.
+//!
+//! # Theory of operation
+//!
+//! [`Operations`] holds, per Connection, what its Connector declares (with
+//! its JSON Schemas compiled once), what the Connection allows, its limits
+//! and, while its connector process is ready, the channel to it
+//! ([`ConnectionOps::attach`]). An `invoke` from an agent instance runs
+//! [`Operations::invoke`] on its own task, in the order OPERATIONS.md draws:
+//! policy → input size and schema → rate limits (the Agent's per instance,
+//! the Connection's, a provider's 429 hold) → concurrency (`maxParallel`,
+//! `maxQueue`, `overflow`) → `call` with a deadline → retries of the classes
+//! the operation's `retry` names, with backoff → output schema, redactions,
+//! size cap → the normalized response, one audit record and the counters.
+//! A refusal before the call never reaches the connector.
+//!
+//! The connector answers each `call` with one `callResult`, which
+//! [`ConnectionOps::resolve`] hands to the waiting invoke. A call whose
+//! connector process exits is failed `transient` (and retried when the
+//! operation says so: the restarted process serves the retry); one that
+//! outlives its deadline is `timeout`, and the connector is sent `cancel`.
+//!
+//! What it never does: send an agent a Connection's secrets, or send the
+//! connector an operation that policy or validation refused.
+
+mod govern;
+mod stats;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use ipc_proto::{CallResult, ToConnector};
+use tokio::sync::{Semaphore, oneshot};
+
+pub use govern::Caller;
+pub use stats::OperationStats;
+
+use crate::bundle::{Bundle, ConnectionOperations, InvokeGrant, OperationDecl};
+use crate::connection::limit::TokenBucket;
+use crate::logs::AuditLog;
+use crate::supervisor::Outbox;
+
+/// Retries of one invoke, at most, whatever an operation declares.
+pub const MAX_RETRIES: u32 = 10;
+
+/// Per-instance rate buckets kept before the oldest are forgotten.
+const MAX_INSTANCE_BUCKETS: usize = 100_000;
+
+/// One declared operation with its schemas compiled.
+struct Compiled {
+    decl: OperationDecl,
+    input: Option<jsonschema::Validator>,
+    output: Option<jsonschema::Validator>,
+}
+
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compiled")
+            .field("name", &self.decl.name)
+            .finish()
+    }
+}
+
+/// The channel to a ready connector process and its calls awaiting an answer.
+#[derive(Debug)]
+struct CallLink {
+    outbox: Outbox<ToConnector>,
+    pending: HashMap<String, oneshot::Sender<CallResult>>,
+}
+
+/// One Connection's operations: declarations, policy, limits, channel, counters.
+#[derive(Debug)]
+pub struct ConnectionOps {
+    name: String,
+    connector: String,
+    operations: BTreeMap<String, Compiled>,
+    policy: ConnectionOperations,
+    /// `maxParallel` calls in flight.
+    slots: Arc<Semaphore>,
+    /// Invokes waiting for a slot.
+    waiting: Mutex<u32>,
+    bucket: Mutex<Option<TokenBucket>>,
+    /// A provider's 429 holds every call until then.
+    hold_until: Mutex<Option<Instant>>,
+    link: Mutex<Option<CallLink>>,
+    stats: Mutex<BTreeMap<String, stats::Counters>>,
+}
+
+impl ConnectionOps {
+    /// The connector process is ready: calls go to it through `outbox`.
+    pub fn attach(&self, outbox: Outbox<ToConnector>) {
+        *self.link.lock().expect("ops lock") = Some(CallLink {
+            outbox,
+            pending: HashMap::new(),
+        });
+    }
+
+    /// The connector process is gone: calls in flight fail (`transient`).
+    pub fn detach(&self) {
+        // Dropping the senders wakes every waiting invoke with an error.
+        *self.link.lock().expect("ops lock") = None;
+    }
+
+    /// A `callResult` from the connector; false when no call has that id
+    /// (answered too late, or never sent).
+    pub fn resolve(&self, result: CallResult) -> bool {
+        let waiter = self
+            .link
+            .lock()
+            .expect("ops lock")
+            .as_mut()
+            .and_then(|l| l.pending.remove(&result.id));
+        match waiter {
+            Some(tx) => tx.send(result).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Its Connector declares at least one operation.
+    pub fn declares_operations(&self) -> bool {
+        !self.operations.is_empty()
+    }
+
+    /// Counters of every declared operation, used or not, for `status`.
+    pub fn stats(&self) -> BTreeMap<String, OperationStats> {
+        let stats = self.stats.lock().expect("ops lock");
+        self.operations
+            .keys()
+            .map(|name| {
+                let snapshot = stats.get(name).map(|c| c.snapshot()).unwrap_or_default();
+                (name.clone(), snapshot)
+            })
+            .collect()
+    }
+}
+
+/// Every Connection's operations and every Agent's grants: shared by the
+/// connection roles (which attach their channel), the agent instances
+/// (which invoke) and the control socket (which reports).
+#[derive(Debug)]
+pub struct Operations {
+    connections: BTreeMap<String, Arc<ConnectionOps>>,
+    grants: BTreeMap<String, Vec<InvokeGrant>>,
+    instance_buckets: Mutex<HashMap<(String, String, String), TokenBucket>>,
+    audit: AuditLog,
+}
+
+impl Operations {
+    /// The operations of `bundle`, with every schema compiled (the bundle
+    /// was validated: they compile).
+    pub fn new(bundle: &Bundle, audit: AuditLog) -> Arc<Self> {
+        let connections = bundle
+            .connections
+            .iter()
+            .map(|c| {
+                let connector = &bundle.connectors[&c.connector];
+                let compile = |s: &Option<serde_json::Value>| {
+                    s.as_ref().and_then(|s| jsonschema::validator_for(s).ok())
+                };
+                let operations = connector
+                    .operations
+                    .iter()
+                    .map(|d| {
+                        let compiled = Compiled {
+                            input: compile(&d.input),
+                            output: compile(&d.output),
+                            decl: d.clone(),
+                        };
+                        (d.name.clone(), compiled)
+                    })
+                    .collect();
+                let ops = ConnectionOps {
+                    name: c.name.clone(),
+                    connector: connector.name.clone(),
+                    operations,
+                    slots: Arc::new(Semaphore::new(c.operations.max_parallel.max(1) as usize)),
+                    waiting: Mutex::new(0),
+                    bucket: Mutex::new(
+                        c.operations
+                            .rate_limit
+                            .map(|l| TokenBucket::new(l, Instant::now())),
+                    ),
+                    hold_until: Mutex::new(None),
+                    policy: c.operations.clone(),
+                    link: Mutex::new(None),
+                    stats: Mutex::new(BTreeMap::new()),
+                };
+                (c.name.clone(), Arc::new(ops))
+            })
+            .collect();
+        let grants = bundle
+            .agents
+            .values()
+            .map(|a| (a.name.clone(), a.invoke.clone()))
+            .collect();
+        Arc::new(Self {
+            connections,
+            grants,
+            instance_buckets: Mutex::new(HashMap::new()),
+            audit,
+        })
+    }
+
+    /// The operations of the Connection called `name`.
+    pub fn connection(&self, name: &str) -> Option<Arc<ConnectionOps>> {
+        self.connections.get(name).cloned()
+    }
+}
