@@ -122,7 +122,7 @@ async fn on_message(
         FromConnector::Ready(_) => rec.send_modify(|r| r.ready = true),
         FromConnector::Log(log) => rec.send_modify(|r| r.logs.push(log)),
         FromConnector::Audit(a) => rec.send_modify(|r| r.audits.push(a)),
-        FromConnector::Pong(_) => {}
+        FromConnector::Pong(_) | FromConnector::CallResult(_) => {}
     }
     true
 }

@@ -11,7 +11,6 @@ use super::restart::restart;
 use super::rules::{RuleRefs, ingress};
 
 const FIELDS: [&str; 9] = [
-    "operations",
     "connectorRef",
     "swarmRef",
     "config",
@@ -20,6 +19,7 @@ const FIELDS: [&str; 9] = [
     "restart",
     "rateLimit",
     "overflow",
+    "operations",
 ];
 
 /// A Connection with everything it refers to, checked once all documents are read.

@@ -367,6 +367,20 @@ impl ConnectionOps {
         attempt: u32,
         until: Instant,
     ) -> Result<CallResult, Failure> {
+        // A connector being restarted (after a crash, say) serves the call
+        // once it is ready, if that is before the deadline.
+        loop {
+            let waiting = self.attached.notified();
+            tokio::pin!(waiting);
+            // Registered before the check, so an attach in between is not missed.
+            waiting.as_mut().enable();
+            if self.link.lock().expect("ops lock").is_some() {
+                break;
+            }
+            if tokio::time::timeout_at(until.into(), waiting).await.is_err() {
+                break;
+            }
+        }
         let id = uuid::Uuid::now_v7().to_string();
         let (tx, rx) = oneshot::channel();
         let sent = {

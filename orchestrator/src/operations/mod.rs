@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use ipc_proto::{CallResult, ToConnector};
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{Notify, Semaphore, oneshot};
 
 pub use govern::Caller;
 pub use stats::OperationStats;
@@ -85,6 +85,8 @@ pub struct ConnectionOps {
     /// A provider's 429 holds every call until then.
     hold_until: Mutex<Option<Instant>>,
     link: Mutex<Option<CallLink>>,
+    /// Wakes calls waiting for a (re)started connector.
+    attached: Notify,
     stats: Mutex<BTreeMap<String, stats::Counters>>,
 }
 
@@ -95,6 +97,7 @@ impl ConnectionOps {
             outbox,
             pending: HashMap::new(),
         });
+        self.attached.notify_waiters();
     }
 
     /// The connector process is gone: calls in flight fail (`transient`).
@@ -185,6 +188,7 @@ impl Operations {
                     hold_until: Mutex::new(None),
                     policy: c.operations.clone(),
                     link: Mutex::new(None),
+                    attached: Notify::new(),
                     stats: Mutex::new(BTreeMap::new()),
                 };
                 (c.name.clone(), Arc::new(ops))

@@ -83,6 +83,7 @@ fn json_shape_is_stable() {
             "lastExit",
             "lastSuccessAt",
             "name",
+            "operations",
             "pgid",
             "pid",
             "protocolErrors",

@@ -1,0 +1,204 @@
+//! Operations end to end: a jsonl agent (`invoker.py`) invokes operations
+//! of a Connection whose jsonl connector (`opconn.py`) performs them; the
+//! orchestrator governs every call in between. One run walks the path:
+//! policy, validation, deadlines, retries, redaction, truncation,
+//! concurrency, a connector dying mid-call, a provider's 429, the audit log
+//! and the counters in `status`.
+
+use serde_json::{Value, json};
+
+use e2e::{DEADLINE, Harness};
+
+const BUNDLE: &str = r#"
+apiVersion: goondan.ai/v1
+kind: Connector
+metadata: { name: opconn }
+spec:
+  entry: ./opconn.py
+  protocol: jsonl
+  events: [{ name: go }]
+  restart: { backoff: { initial: 50ms, max: 200ms } }
+  operations:
+    - name: echo
+      input: { type: object, required: [text], properties: { text: { type: string } }, additionalProperties: false }
+      output: { type: object, required: [text] }
+    - name: flaky
+      retry: { maxRetries: 3, backoff: { initial: 20ms } }
+    - name: slow
+      timeout: 300ms
+    - name: permanent
+      retry: { maxRetries: 3, backoff: { initial: 20ms } }
+    - name: limited
+    - name: secretive
+      redact: [/token]
+    - name: big
+      maxOutputBytes: 100
+    - name: die
+      timeout: 10s
+      retry: { maxRetries: 2, backoff: { initial: 100ms } }
+    - name: forbidden
+    - name: notgranted
+---
+apiVersion: goondan.ai/v1
+kind: Connection
+metadata: { name: ops }
+spec:
+  connectorRef: Connector/opconn
+  config: { STEPS: '$STEPS', CALLS: "$CALLS", ONCE: "$ONCE" }
+  operations:
+    allow: [echo, flaky, slow, permanent, limited, secretive, big, die, notgranted]
+    maxParallel: 1
+    maxQueue: 0
+    overflow: reject
+---
+apiVersion: goondan.ai/v1
+kind: Swarm
+metadata: { name: default }
+spec: { entryAgent: Agent/invoker, agents: [Agent/invoker] }
+---
+apiVersion: goondan.ai/v1
+kind: Agent
+metadata: { name: invoker }
+spec:
+  entry: ./invoker.py
+  invoke:
+    - connection: ops
+      operations: [echo, flaky, slow, permanent, limited, secretive, big, die, forbidden]
+"#;
+
+fn step(label: &str, operation: &str, input: Value) -> Value {
+    json!({"label": label, "connection": "ops", "operation": operation, "input": input})
+}
+
+/// `label` → the result the agent printed for it.
+fn results(log: &str) -> std::collections::BTreeMap<String, Value> {
+    log.lines()
+        .filter_map(|l| l.split_once(" stderr result ").map(|(_, r)| r))
+        .filter_map(|r| r.split_once(' '))
+        .map(|(label, json)| (label.to_string(), serde_json::from_str(json).expect("json")))
+        .collect()
+}
+
+#[test]
+fn operations_are_governed_from_policy_to_audit() {
+    let mut h = Harness::new();
+    h.copy_fixture("opconn.py");
+    h.copy_fixture("invoker.py");
+    let steps = json!([
+        step("ok", "echo", json!({"text": "hi"})),
+        step("not-granted", "notgranted", json!({})),
+        step("not-allowed", "forbidden", json!({})),
+        step("invalid", "echo", json!({"text": 5})),
+        step("slow", "slow", json!({"ms": 3000})),
+        step("flaky", "flaky", json!({})),
+        step("permanent", "permanent", json!({})),
+        step("redacted", "secretive", json!({})),
+        step("big", "big", json!({})),
+        {"parallel": [
+            step("par-a", "slow", json!({"ms": 150})),
+            step("par-b", "slow", json!({"ms": 150})),
+        ]},
+        step("died", "die", json!({})),
+        step("limited", "limited", json!({})),
+        step("held", "echo", json!({"text": "after 429"})),
+    ]);
+    let calls = h.path("calls.txt");
+    let once = h.path("once");
+    h.start(
+        &BUNDLE
+            .replace("$STEPS", &steps.to_string())
+            .replace("$CALLS", &calls.display().to_string())
+            .replace("$ONCE", &once.display().to_string()),
+    );
+    h.wait_until("every step's result", DEADLINE, || {
+        results(&h.agent_log("invoker", "k")).contains_key("held")
+    });
+    let r = results(&h.agent_log("invoker", "k"));
+    let class = |label: &str| r[label]["error"]["class"].as_str().unwrap_or("ok").to_string();
+
+    // Allowed: data and the normalized metadata.
+    let ok = &r["ok"];
+    assert_eq!(ok["ok"], true, "{ok}");
+    let resp = &ok["response"];
+    assert_eq!(resp["data"], json!({"text": "hi", "attempt": 1}), "{ok}");
+    assert_eq!(resp["metadata"]["connection"], "ops");
+    assert_eq!(resp["metadata"]["operation"], "echo");
+    assert_eq!(resp["metadata"]["attempts"], 1);
+    assert_eq!(resp["metadata"]["providerStatus"], 200);
+    assert!(
+        resp["metadata"]["correlationId"].as_str().is_some_and(|c| !c.is_empty()),
+        "the delivery in flight is the correlation: {ok}"
+    );
+    // Refused before the connector.
+    assert_eq!(class("not-granted"), "policy_denied", "{}", r["not-granted"]);
+    assert_eq!(class("not-allowed"), "policy_denied", "{}", r["not-allowed"]);
+    assert_eq!(class("invalid"), "validation_error", "{}", r["invalid"]);
+    // Deadlines and retries.
+    assert_eq!(class("slow"), "timeout", "{}", r["slow"]);
+    assert_eq!(r["flaky"]["ok"], true, "{}", r["flaky"]);
+    assert_eq!(r["flaky"]["response"]["metadata"]["attempts"], 3);
+    assert_eq!(class("permanent"), "permanent");
+    assert_eq!(r["permanent"]["error"]["attempts"], 1, "not retried");
+    assert_eq!(r["permanent"]["error"]["providerStatus"], 422);
+    // Redaction and truncation.
+    let red = &r["redacted"]["response"];
+    assert_eq!(red["data"]["token"], "<redacted>", "{red}");
+    assert_eq!(red["data"]["user"], "ada");
+    assert_eq!(red["redactionsApplied"], json!(["/token"]));
+    let big = &r["big"]["response"];
+    assert_eq!(big["truncated"], true, "{big}");
+    assert!(big["data"].as_str().is_some_and(|d| d.len() <= 100), "{big}");
+    // maxParallel 1, maxQueue 0: of two at once, one is overloaded.
+    let mut par = [class("par-a"), class("par-b")];
+    par.sort();
+    assert_eq!(par, ["ok".to_string(), "overloaded".to_string()], "{} {}", r["par-a"], r["par-b"]);
+    // The connector died mid-call: retried, and its restarted process answered.
+    assert_eq!(r["died"]["ok"], true, "{}", r["died"]);
+    assert_eq!(r["died"]["response"]["data"]["attempt"], 2);
+    assert_eq!(r["died"]["response"]["metadata"]["attempts"], 2);
+    // A provider's 429 holds the Connection's next call.
+    assert_eq!(class("limited"), "quota_exceeded");
+    assert_eq!(r["limited"]["error"]["providerStatus"], 429);
+    assert_eq!(class("held"), "quota_exceeded", "{}", r["held"]);
+    assert!(r["held"]["error"]["retryAfterMs"].as_u64().is_some_and(|ms| ms > 1000));
+
+    // What reached the connector: nothing refused before it, retries counted.
+    let called = std::fs::read_to_string(&calls).expect("calls file");
+    let count = |op: &str| called.lines().filter(|l| l.starts_with(&format!("{op} "))).count();
+    assert_eq!(count("echo"), 1, "only the valid echo, not the invalid or the held one:\n{called}");
+    assert_eq!(count("notgranted") + count("forbidden"), 0, "{called}");
+    assert_eq!(count("flaky"), 3, "{called}");
+    assert_eq!(count("permanent"), 1, "{called}");
+    assert_eq!(count("die"), 2, "{called}");
+    assert_eq!(count("slow"), 2, "the timed-out call and one of the pair:\n{called}");
+
+    // One audit record per invoke, with every field.
+    let audit = std::fs::read_to_string(h.state().join("audit.log")).expect("audit.log");
+    let records: Vec<Value> = audit
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["kind"] == "invoke")
+        .collect();
+    assert_eq!(records.len(), 14, "{audit}");
+    for rec in &records {
+        for field in [
+            "requestId", "correlationId", "agent", "instanceKey", "connection", "connector",
+            "operation", "mode", "outcome", "durationMs", "providerStatus", "retryCount",
+        ] {
+            assert!(rec.get(field).is_some(), "{field} in {rec}");
+        }
+        assert!(!rec.to_string().contains("s3cr3t"), "no output in the audit: {rec}");
+    }
+    let outcomes: Vec<&str> = records.iter().filter_map(|r| r["outcome"].as_str()).collect();
+    assert!(outcomes.contains(&"policy_denied") && outcomes.contains(&"timeout"), "{outcomes:?}");
+
+    // Counters per operation in status --json.
+    let row = h.process("connection/ops").expect("row");
+    let echo = &row["operations"]["echo"];
+    assert_eq!(echo["invocations"], 3, "{row}");
+    assert_eq!(echo["ok"], 1, "{row}");
+    assert_eq!(echo["failed"]["validation_error"], 1, "{row}");
+    assert_eq!(row["operations"]["flaky"]["retries"], 2, "{row}");
+    assert!(echo["p50Ms"].is_number(), "{row}");
+    assert!(h.stop().success(), "{}", h.dump());
+}
