@@ -85,6 +85,7 @@ mod emitter;
 mod error;
 pub mod fs;
 mod link;
+pub mod operations;
 pub mod testing;
 mod transport;
 pub mod verify;
@@ -97,7 +98,8 @@ pub use context::{Context, run, serve, serve_with_clock};
 pub use emitter::{Accepted, DEFAULT_EMIT_WINDOW, Emitter};
 pub use error::{BoxError, ConfigError, EXIT_CONFIG, EmitError, Error};
 pub use ipc_proto;
-pub use ipc_proto::{Audit, Event, LogLevel, Message, NackKind, Secrets};
+pub use ipc_proto::{Audit, Event, FailureClass, LogLevel, Message, NackKind, Secrets};
+pub use operations::{OperationCall, OperationError, OperationOk, Operations};
 pub use tokio_util::sync::CancellationToken;
 pub use transport::Transport;
 
