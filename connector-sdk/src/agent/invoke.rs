@@ -123,8 +123,11 @@ impl Pending {
 /// An invoke about to be sent: set options, then `.await` it.
 ///
 /// Made by [`AgentContext::invoke`](super::AgentContext::invoke). Awaiting
-/// sends the `invoke` and waits for its `result`; dropping the future stops
-/// the wait (the operation may still run).
+/// sends the `invoke` and waits for its `result`, as long as the
+/// orchestrator takes (it answers every invoke, within the operation's
+/// timeout and retries) or until the channel closes; dropping the future
+/// stops the wait (the operation may still run). An [`InvokeFailure`] is an
+/// error, so `?` in a delivery handler nacks the delivery for a retry.
 #[must_use = "an invoke is sent when awaited"]
 pub struct InvokeRequest {
     pending: Arc<Pending>,
@@ -228,14 +231,15 @@ impl IntoFuture for InvokeRequest {
                 }),
             );
         }
+        // Owned by the future: dropping it, even unpolled, withdraws the waiter.
+        let guard = Withdraw {
+            pending,
+            id: request.id.clone(),
+        };
         Box::pin(async move {
             if !filed {
                 return Err(closed(&request));
             }
-            let guard = Withdraw {
-                pending: &pending,
-                id: &request.id,
-            };
             let got = rx.await;
             drop(guard);
             match got {
@@ -252,14 +256,14 @@ impl IntoFuture for InvokeRequest {
 }
 
 /// Removes a waiter whose future was dropped before its result came.
-struct Withdraw<'a> {
-    pending: &'a Pending,
-    id: &'a str,
+struct Withdraw {
+    pending: Arc<Pending>,
+    id: String,
 }
 
-impl Drop for Withdraw<'_> {
+impl Drop for Withdraw {
     fn drop(&mut self) {
-        self.pending.lock().waiting.remove(self.id);
+        self.pending.lock().waiting.remove(&self.id);
     }
 }
 
