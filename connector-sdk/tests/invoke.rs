@@ -180,3 +180,43 @@ async fn invokes_waiting_when_the_channel_closes_fail_unavailable() {
     }
     assert_eq!(within(served).await.unwrap(), ExitCode::SUCCESS);
 }
+
+#[tokio::test]
+async fn an_invoke_over_the_frame_limit_fails_validation_without_being_sent() {
+    let (transport, mut orch): (_, Orch) = pair();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let agent = Agent::new(move |ctx: AgentContext, _d: Deliver| {
+        let tx = tx.clone();
+        async move {
+            let huge = "x".repeat(ipc_proto::DEFAULT_MAX_FRAME_BYTES + 1);
+            let r = ctx
+                .invoke("chat-prod", "send", json!({ "text": huge }))
+                .await;
+            tx.send(r.map(|r| r.data.0)).unwrap();
+            Ok(())
+        }
+    });
+    let _served = tokio::spawn(agent.serve(transport));
+    orch.send(AgentInit {
+        protocol: PROTOCOL_VERSION,
+        agent: "replier".into(),
+        instance_key: "chat:42".into(),
+        swarm: "default".into(),
+        state_dir: "/tmp/state/replier".into(),
+    })
+    .await;
+    assert!(matches!(orch.recv().await, FromAgent::Ready(_)));
+    orch.send(deliver("e1")).await;
+    let failure = within(rx.recv()).await.unwrap().unwrap_err();
+    assert_eq!(failure.class, FailureClass::ValidationError, "{failure}");
+    assert_eq!(failure.attempts, 0);
+    assert_eq!(
+        (failure.connection.as_str(), failure.operation.as_str()),
+        ("chat-prod", "send")
+    );
+    // Nothing but the ack was sent.
+    assert_eq!(
+        orch.recv().await,
+        FromAgent::Ack(DeliveryAck { id: "e1".into() })
+    );
+}

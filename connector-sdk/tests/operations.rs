@@ -301,3 +301,18 @@ async fn the_harness_calls_operations_like_the_orchestrator() {
     assert_eq!(class_of(&r), Some(FailureClass::Unavailable));
     run.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_result_over_the_frame_limit_is_still_answered_once() {
+    let (ctx, mut orch) = connect().await;
+    let huge = "x".repeat(ipc_proto::DEFAULT_MAX_FRAME_BYTES + 1);
+    ctx.operations().on("huge", move |_| {
+        let huge = huge.clone();
+        async move { Ok(json!({ "text": huge }).into()) }
+    });
+    orch.send(call("c-1", "huge", json!({}))).await;
+    let r = call_result(&mut orch).await;
+    assert_eq!(r.id, "c-1");
+    assert_eq!(class_of(&r), Some(FailureClass::ValidationError), "{r:?}");
+    assert!(r.error.unwrap().message.contains("could not be sent"));
+}

@@ -208,10 +208,10 @@ impl IntoFuture for InvokeRequest {
             }
             !state.closed
         };
-        let request = Invoke {
-            input: Json(Value::Null),
-            ..invoke.clone()
-        };
+        // What the future keeps to describe the invoke: all but the input.
+        let input = std::mem::take(&mut invoke.input);
+        let request = invoke.clone();
+        invoke.input = input;
         if filed {
             let (on_fail, id) = (pending.clone(), invoke.id.clone());
             pending.outbox.send_or(
