@@ -10,6 +10,8 @@ fn main() -> std::process::ExitCode {
 async fn my_connector(ctx: Context) -> Result<(), BoxError> {
     let greeting = ctx.config_value("GREETING").unwrap_or("hello").to_owned();
     ctx.ready().await; // after binding ports etc.: a failure before this is a failed start
+    // `..Event::default()` keeps this compiling when Event gains fields (e.g. `payload`).
+    #[allow(clippy::needless_update)]
     let event = Event {
         name: "user_message".into(),
         message: Some(Message::text(greeting)),

@@ -15,6 +15,8 @@
 //! }
 //! ```
 
+mod invoke;
+
 use std::fmt;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -25,18 +27,23 @@ use std::sync::Arc;
 use ipc_proto::{
     Deliver, DeliveryAck, DeliveryNack, FromAgent, Log, LogLevel, PROTOCOL_VERSION, Ready, ToAgent,
 };
+use serde_json::Value;
 use tokio_util::task::TaskTracker;
 
 use crate::context::FINAL_FLUSH;
 use crate::error::exit_code_of;
 use crate::link::{AgentSide, INIT_TIMEOUT, Link, Outbox};
 use crate::{BoxError, Clock, Transport};
+use invoke::Pending;
+pub use invoke::{InvokeFailure, InvokeRequest};
+pub use ipc_proto::{FailureClass, InvokeResponse, ResponseMetadata};
 
 /// Who this agent process is, and its way to log.
 #[derive(Clone)]
 pub struct AgentContext {
     inner: Arc<Inner>,
     outbox: Outbox<FromAgent>,
+    invokes: Arc<Pending>,
 }
 
 struct Inner {
@@ -84,6 +91,27 @@ impl AgentContext {
     /// clock, unless one was injected ([`Agent::clock`]).
     pub fn clock(&self) -> Clock {
         self.inner.clock.clone()
+    }
+
+    /// Invokes `operation` of the Connection `connection` with `input`;
+    /// `.await` it for the response, or a failure with its class.
+    ///
+    /// Options go between: `ctx.invoke(c, op, input).idempotency_key(k).timeout(t).await`.
+    /// Usable from any task, also while a delivery is handled (the usual
+    /// pattern: invoke, then return `Ok` to ack the delivery); many may be
+    /// in flight at once.
+    pub fn invoke(
+        &self,
+        connection: impl Into<String>,
+        operation: impl Into<String>,
+        input: Value,
+    ) -> InvokeRequest {
+        InvokeRequest::new(
+            self.invokes.clone(),
+            connection.into(),
+            operation.into(),
+            input,
+        )
     }
 
     /// Sends a line to this instance's process log.
@@ -241,7 +269,16 @@ where
                 clock: self.clock,
             }),
             outbox: link.outbox.clone(),
+            invokes: Pending::new(link.outbox.clone()),
         };
+        // Weak: this task must not keep the outbox (and so the channel) alive.
+        let (closed, closed_invokes) = (link.stop.closed.clone(), Arc::downgrade(&ctx.invokes));
+        tokio::spawn(async move {
+            closed.cancelled().await;
+            if let Some(invokes) = closed_invokes.upgrade() {
+                invokes.close();
+            }
+        });
         if let Some(setup) = self.setup
             && let Err(e) = setup(ctx.clone()).await
         {
@@ -257,14 +294,17 @@ where
         let tracker = TaskTracker::new();
         let handler = Arc::new(self.handler);
         let (pump_ctx, pump_tracker, pump_stop) = (ctx.clone(), tracker.clone(), stop.clone());
-        link.pump(move |msg| {
-            if let ToAgent::Deliver(d) = msg {
+        link.pump(move |msg| match msg {
+            ToAgent::Deliver(d) => {
                 if pump_stop.token.is_cancelled() {
                     // Not acked: the orchestrator delivers it again later.
                     return;
                 }
                 pump_tracker.spawn(handle(handler.clone(), pump_ctx.clone(), d));
             }
+            ToAgent::Result(r) => pump_ctx.invokes.on_result(r),
+            // The pump handles every other kind.
+            _ => {}
         });
 
         stop.token.cancelled().await;

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::emitter::{Accepted, Emitter, Shared};
 use crate::error::exit_code_of;
 use crate::link::{ConnectorSide, INIT_TIMEOUT, Link, Stop};
+use crate::operations::Operations;
 use crate::{BoxError, Clock, EmitError, Error, Transport};
 
 /// How long to wait for queued messages (logs, a last emit) to be written before exiting.
@@ -26,6 +27,7 @@ pub(crate) const FINAL_FLUSH: Duration = Duration::from_secs(1);
 pub struct Context {
     inner: Arc<Inner>,
     emitter: Emitter,
+    operations: Operations,
     stop: Stop,
 }
 
@@ -67,9 +69,13 @@ impl Context {
         let stop = link.stop.clone();
         let shared = Shared::new(link.outbox.clone());
         let pump_shared = shared.clone();
+        let operations = Operations::new(link.outbox.clone());
+        let pump_ops = operations.clone();
         link.pump(move |msg| match msg {
             ToConnector::Ack(a) => pump_shared.on_ack(a),
             ToConnector::Nack(n) => pump_shared.on_nack(n),
+            ToConnector::Call(c) => pump_ops.on_call(c),
+            ToConnector::Cancel(c) => pump_ops.on_cancel(c),
             // The pump handles every other kind.
             _ => {}
         });
@@ -89,6 +95,7 @@ impl Context {
                 clock,
             }),
             emitter: Emitter { shared },
+            operations,
             stop,
         })
     }
@@ -146,6 +153,12 @@ impl Context {
         event: ipc_proto::Event,
     ) -> impl Future<Output = Result<Accepted, EmitError>> + Send + 'static {
         self.emitter.emit(event)
+    }
+
+    /// The operations this connector serves: register a handler per name
+    /// with [`Operations::on`], before [`ready`](Self::ready).
+    pub fn operations(&self) -> &Operations {
+        &self.operations
     }
 
     /// Sends a line to this connection's process log.

@@ -51,6 +51,81 @@
 //! The agent side ([`agent`]) shares the handshake, pump and writer; each
 //! `deliver` runs the handler in its own task and is answered `ack` or `nack`.
 //!
+//! # Operations
+//!
+//! Agents act on the world through connectors: an agent invokes an
+//! operation of a Connection, the orchestrator governs it (policy, schema,
+//! idempotency, circuit, rate limits, retries) and sends the connector a
+//! `call`; the connector performs it with its credentials and answers
+//! `callResult`; the agent gets `result`.
+//!
+//! A connector serves operations by name with
+//! [`Context::operations`]`().`[`on`](Operations::on), before
+//! [`ready`](Context::ready):
+//!
+//! ```no_run
+//! use connector_sdk::{Context, OperationCall, OperationError, OperationOk};
+//! use serde_json::json;
+//!
+//! # async fn f(ctx: Context) {
+//! ctx.operations().on("sendMessage", |call: OperationCall| async move {
+//!     let text = call.input["text"].as_str().unwrap_or_default().to_owned();
+//!     if text.is_empty() {
+//!         return Err(OperationError::permanent("input.text is empty"));
+//!     }
+//!     // call.deadline, call.attempt and call.idempotency_key are there too.
+//!     Ok(OperationOk::new(json!({ "sent": text })).provider_status(200))
+//! });
+//! ctx.ready().await;
+//! # }
+//! ```
+//!
+//! The reader pump starts each `call` in its own task, so a slow handler
+//! holds up no emit, ack or ping, and answers each with exactly one
+//! `callResult`: the handler's [`OperationOk`] or classified
+//! [`OperationError`] (`transient` is retried by the orchestrator as the
+//! operation's `retry` says; [`OperationError::quota_exceeded`] holds the
+//! Connection's calls for its `retry_after`); a name without a handler is
+//! `unavailable`; a handler that panics is `transient`; a `cancel` aborts
+//! the handler if it still runs and answers `canceled`. The SDK does not
+//! enforce [`OperationCall::deadline`]: the orchestrator counts a late
+//! answer as `timeout` and sends `cancel`. In tests,
+//! [`TestRun::call`](testing::TestRun::call) calls a handler as the
+//! orchestrator would.
+//!
+//! An agent invokes with [`AgentContext::invoke`](agent::AgentContext::invoke),
+//! typically while handling a delivery, then acks it by returning `Ok`:
+//!
+//! ```no_run
+//! # use connector_sdk::agent::{AgentContext, HandlerError};
+//! # use connector_sdk::ipc_proto::Deliver;
+//! # use serde_json::json;
+//! # use std::time::Duration;
+//! # async fn handler(ctx: AgentContext, d: Deliver) -> Result<(), HandlerError> {
+//! let reply = ctx
+//!     .invoke(&d.event.connection, "sendMessage", json!({ "text": "hi" }))
+//!     .idempotency_key(format!("reply:{}", d.event.id)) // a redelivery does not send twice
+//!     .timeout(Duration::from_secs(5))
+//!     .await;
+//! match reply {
+//!     Ok(response) => ctx.info(format!("sent: {}", response.data.0)),
+//!     Err(e) if e.class == connector_sdk::FailureClass::Transient => {
+//!         return Err(HandlerError::retry(e.to_string()));
+//!     }
+//!     Err(e) => return Err(HandlerError::fail(e.to_string())),
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Each invoke gets an id unique in the process and its `result` is matched
+//! by that id, so many may be in flight at once. A failure is an
+//! [`InvokeFailure`](agent::InvokeFailure) with its
+//! [`FailureClass`], message, `retry_after_ms`, `provider_status` and
+//! `attempts`; when the channel closes, waiting invokes fail `unavailable`
+//! (whether the operation ran is then unknown). See
+//! `examples/hello_operation.rs` and `examples/hello_invoke.rs`.
+//!
 //! Time comes from the context: [`Context::clock`] (and
 //! [`AgentContext::clock`](agent::AgentContext::clock)) is the [`Clock`] a
 //! connector reads and sleeps on. It is the system clock unless the caller
@@ -85,6 +160,7 @@ mod emitter;
 mod error;
 pub mod fs;
 mod link;
+pub mod operations;
 pub mod testing;
 mod transport;
 pub mod verify;
@@ -97,7 +173,8 @@ pub use context::{Context, run, serve, serve_with_clock};
 pub use emitter::{Accepted, DEFAULT_EMIT_WINDOW, Emitter};
 pub use error::{BoxError, ConfigError, EXIT_CONFIG, EmitError, Error};
 pub use ipc_proto;
-pub use ipc_proto::{Audit, Event, LogLevel, Message, NackKind, Secrets};
+pub use ipc_proto::{Audit, Event, FailureClass, LogLevel, Message, NackKind, Secrets};
+pub use operations::{OperationCall, OperationError, OperationOk, Operations};
 pub use tokio_util::sync::CancellationToken;
 pub use transport::Transport;
 

@@ -32,6 +32,10 @@
 //! # }
 //! ```
 //!
+//! [`TestRun::call`] calls one of the connector's operation handlers (see
+//! [`Operations`](crate::Operations)) as the orchestrator would, and returns
+//! its `callResult`.
+//!
 //! [`TestRun`] also holds emits for the test to answer ([`AckPolicy::Hold`],
 //! [`TestRun::ack`], [`TestRun::nack`]), and has the logs and audit
 //! records. A connector reads time through [`Context::clock`](crate::Context::clock):
@@ -43,6 +47,7 @@
 //! [`FakeOrchestrator::spawn`] runs a real binary with the socket inherited
 //! as `ORCHESTRATOR_IPC_FD`, as the orchestrator would.
 
+mod calls;
 mod config;
 mod harness;
 mod peer;

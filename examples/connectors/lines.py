@@ -12,6 +12,14 @@ answer is printed to stderr as `ack <seq>` (unless `LOG_ACKS` is `false`) or
 `nack <seq> <kind> <message>`; once all are answered, `all <n> answered: <a>
 acked, <k> nacked`. Then it waits for `shutdown`.
 
+It also serves one operation, `respond` (input `{"text": "..."}`): each
+`call` appends the text as a line to the file named by config `REPLIES` and
+is answered `{"type":"callResult","id":...,"ok":true,"data":{"written":true}}`.
+Every `call` gets exactly one `callResult`: an unknown operation is
+`unavailable`, bad input `validation_error`, a failed write `transient`
+(the orchestrator may retry it), no `REPLIES` configured `permanent`. Each
+call runs in its own thread, so a slow one holds up neither emits nor pings.
+
 The rule every client of the protocol must follow: read while you write.
 The orchestrator answers on our stdin while we emit on stdout; a program
 that writes every emit before reading any answer fills the pipe the answers
@@ -44,9 +52,11 @@ def fail(text):
 class Channel:
     """Our end of the protocol: a writer thread for stdout, a reader thread for stdin."""
 
-    def __init__(self, window, log_acks):
+    def __init__(self, window, log_acks, replies):
         self.window = window
         self.log_acks = log_acks
+        self.replies = replies  # the file `respond` appends to, or None
+        self.replies_lock = threading.Lock()
         self.outgoing = queue.Queue()
         self.cond = threading.Condition()
         self.in_flight = 0  # emits sent and not answered
@@ -106,6 +116,35 @@ class Channel:
                 self.nacked += 1
             self.cond.notify_all()
 
+    def _call(self, call):
+        """Performs one call and answers it with exactly one callResult."""
+        try:
+            data = self._perform(call.get("operation"), call.get("input"))
+            result = {"type": "callResult", "id": call["id"], "ok": True, "data": data}
+        except CallFailed as e:
+            result = {
+                "type": "callResult",
+                "id": call["id"],
+                "ok": False,
+                "error": {"class": e.klass, "message": e.message},
+            }
+        self.send(result)
+
+    def _perform(self, operation, data):
+        if operation != "respond":
+            raise CallFailed("unavailable", f"this connector has no operation {operation!r}")
+        text = data.get("text") if isinstance(data, dict) else None
+        if not isinstance(text, str):
+            raise CallFailed("validation_error", "input.text must be a string")
+        if not self.replies:
+            raise CallFailed("permanent", "config REPLIES is not set")
+        try:
+            with self.replies_lock, open(self.replies, "a", encoding="utf-8") as f:
+                f.write(text.replace("\n", " ") + "\n")
+        except OSError as e:
+            raise CallFailed("transient", f"cannot append to {self.replies}: {e}") from e
+        return {"written": True}
+
     def _read(self):
         for line in sys.stdin:
             if not line.strip():
@@ -126,6 +165,10 @@ class Channel:
                 self._answered(False)
             elif kind == "ping":
                 self.send({"type": "pong", "nonce": msg["nonce"]})
+            elif kind == "call":
+                threading.Thread(target=self._call, args=(msg,), daemon=True).start()
+            elif kind == "cancel":
+                pass  # advice only: our calls are short, each is answered anyway
             elif kind == "shutdown":
                 break
             elif kind == "error":
@@ -134,6 +177,15 @@ class Channel:
         with self.cond:
             self.stopped = True
             self.cond.notify_all()
+
+
+class CallFailed(Exception):
+    """A call failed; `klass` is its failure class (transient, permanent, ...)."""
+
+    def __init__(self, klass, message):
+        super().__init__(message)
+        self.klass = klass
+        self.message = message
 
 
 def read_init():
@@ -175,7 +227,7 @@ def main():
     window = number(config, "WINDOW", 1024)
     log_acks = str(config.get("LOG_ACKS", "true")).lower() != "false"
 
-    channel = Channel(window, log_acks)
+    channel = Channel(window, log_acks, config.get("REPLIES"))
     channel.start()
     channel.send({"type": "ready", "protocol": PROTOCOL_VERSION})
     seq = 0

@@ -65,8 +65,8 @@ pub enum HarnessError {
 
 /// A connector running against the fake orchestrator. Dropping it stops both.
 pub struct TestRun {
-    rec: Arc<watch::Sender<Record>>,
-    cmds: mpsc::UnboundedSender<Cmd>,
+    pub(super) rec: Arc<watch::Sender<Record>>,
+    pub(super) cmds: mpsc::UnboundedSender<Cmd>,
     connector: JoinHandle<()>,
     peer: JoinHandle<()>,
     cursor: usize,
@@ -290,7 +290,7 @@ impl TestRun {
 
     /// Waits until `pick` finds something in the record; fails early once the
     /// connector has ended and the record can no longer change.
-    async fn wait<T>(
+    pub(super) async fn wait<T>(
         &self,
         what: &str,
         limit: Duration,

@@ -1,12 +1,12 @@
 //! The fake orchestrator's side of a harness run: init, record, answer.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ipc_proto::{
-    Audit, ConnectorInit, Emit, EmitAck, EmitNack, FromConnector, Log, NackError, Shutdown,
-    ToConnector,
+    Audit, CallResult, ConnectorInit, Emit, EmitAck, EmitNack, FromConnector, Log, NackError,
+    Shutdown, ToConnector,
 };
 use tokio::sync::{mpsc, watch};
 
@@ -23,6 +23,8 @@ pub(super) struct Record {
     pub(super) held: BTreeSet<u64>,
     pub(super) logs: Vec<Log>,
     pub(super) audits: Vec<Audit>,
+    /// Answers to the calls the test sent, by call id.
+    pub(super) call_results: HashMap<String, CallResult>,
     /// Dedupe keys acked so far: a repeat is acked as a duplicate.
     acked_keys: HashSet<String>,
     /// The connector closed its end of the channel.
@@ -35,6 +37,8 @@ pub(super) enum Cmd {
     Answer(u64, Answer),
     Policy(AckPolicy),
     Shutdown(Duration),
+    /// Send this (a `call`, a `cancel`) as it is.
+    Send(ToConnector),
     /// The connector function ended: read what it flushed, record the end, close.
     Ended(Finished),
 }
@@ -68,6 +72,11 @@ pub(super) async fn fake_orchestrator(
                 Some(Cmd::Shutdown(grace)) => {
                     let grace_ms = grace.as_millis().try_into().unwrap_or(u64::MAX);
                     if peer.send(Shutdown { grace_ms }).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Cmd::Send(msg)) => {
+                    if peer.send(msg).await.is_err() {
                         break;
                     }
                 }
@@ -122,7 +131,10 @@ async fn on_message(
         FromConnector::Ready(_) => rec.send_modify(|r| r.ready = true),
         FromConnector::Log(log) => rec.send_modify(|r| r.logs.push(log)),
         FromConnector::Audit(a) => rec.send_modify(|r| r.audits.push(a)),
-        FromConnector::Pong(_) | FromConnector::CallResult(_) => {}
+        FromConnector::CallResult(c) => rec.send_modify(|r| {
+            r.call_results.insert(c.id.clone(), c);
+        }),
+        FromConnector::Pong(_) => {}
     }
     true
 }
