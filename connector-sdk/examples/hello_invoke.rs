@@ -25,7 +25,8 @@ async fn reply(ctx: AgentContext, d: Deliver) -> Result<(), HandlerError> {
             "respond",
             json!({ "text": format!("echo: {text}") }),
         )
-        // The same key on a redelivery: the orchestrator returns the first result.
+        // Passed to the connector with every attempt (a provider that takes
+        // one dedupes on it); the orchestrator does not remember results by key yet.
         .idempotency_key(format!("reply:{}", d.event.id))
         .correlation_id(d.event.id.clone())
         .await;

@@ -100,7 +100,10 @@ pub fn to_connector() -> Vec<(&'static str, ToConnector)> {
                 idempotency_key: Some("reply:0193b3c2".into()),
             }),
         ),
-        ("cancel", ToConnector::Cancel(CancelCall { id: "c-88".into() })),
+        (
+            "cancel",
+            ToConnector::Cancel(CancelCall { id: "c-88".into() }),
+        ),
     ]
 }
 

@@ -114,7 +114,12 @@ fn operations_are_governed_from_policy_to_audit() {
         results(&h.agent_log("invoker", "k")).contains_key("held")
     });
     let r = results(&h.agent_log("invoker", "k"));
-    let class = |label: &str| r[label]["error"]["class"].as_str().unwrap_or("ok").to_string();
+    let class = |label: &str| {
+        r[label]["error"]["class"]
+            .as_str()
+            .unwrap_or("ok")
+            .to_string()
+    };
 
     // Allowed: data and the normalized metadata.
     let ok = &r["ok"];
@@ -126,12 +131,24 @@ fn operations_are_governed_from_policy_to_audit() {
     assert_eq!(resp["metadata"]["attempts"], 1);
     assert_eq!(resp["metadata"]["providerStatus"], 200);
     assert!(
-        resp["metadata"]["correlationId"].as_str().is_some_and(|c| !c.is_empty()),
+        resp["metadata"]["correlationId"]
+            .as_str()
+            .is_some_and(|c| !c.is_empty()),
         "the delivery in flight is the correlation: {ok}"
     );
     // Refused before the connector.
-    assert_eq!(class("not-granted"), "policy_denied", "{}", r["not-granted"]);
-    assert_eq!(class("not-allowed"), "policy_denied", "{}", r["not-allowed"]);
+    assert_eq!(
+        class("not-granted"),
+        "policy_denied",
+        "{}",
+        r["not-granted"]
+    );
+    assert_eq!(
+        class("not-allowed"),
+        "policy_denied",
+        "{}",
+        r["not-allowed"]
+    );
     assert_eq!(class("invalid"), "validation_error", "{}", r["invalid"]);
     // Deadlines and retries.
     assert_eq!(class("slow"), "timeout", "{}", r["slow"]);
@@ -147,11 +164,20 @@ fn operations_are_governed_from_policy_to_audit() {
     assert_eq!(red["redactionsApplied"], json!(["/token"]));
     let big = &r["big"]["response"];
     assert_eq!(big["truncated"], true, "{big}");
-    assert!(big["data"].as_str().is_some_and(|d| d.len() <= 100), "{big}");
+    assert!(
+        big["data"].as_str().is_some_and(|d| d.len() <= 100),
+        "{big}"
+    );
     // maxParallel 1, maxQueue 0: of two at once, one is overloaded.
     let mut par = [class("par-a"), class("par-b")];
     par.sort();
-    assert_eq!(par, ["ok".to_string(), "overloaded".to_string()], "{} {}", r["par-a"], r["par-b"]);
+    assert_eq!(
+        par,
+        ["ok".to_string(), "overloaded".to_string()],
+        "{} {}",
+        r["par-a"],
+        r["par-b"]
+    );
     // The connector died mid-call: retried, and its restarted process answered.
     assert_eq!(r["died"]["ok"], true, "{}", r["died"]);
     assert_eq!(r["died"]["response"]["data"]["attempt"], 2);
@@ -160,17 +186,34 @@ fn operations_are_governed_from_policy_to_audit() {
     assert_eq!(class("limited"), "quota_exceeded");
     assert_eq!(r["limited"]["error"]["providerStatus"], 429);
     assert_eq!(class("held"), "quota_exceeded", "{}", r["held"]);
-    assert!(r["held"]["error"]["retryAfterMs"].as_u64().is_some_and(|ms| ms > 1000));
+    assert!(
+        r["held"]["error"]["retryAfterMs"]
+            .as_u64()
+            .is_some_and(|ms| ms > 1000)
+    );
 
     // What reached the connector: nothing refused before it, retries counted.
     let called = std::fs::read_to_string(&calls).expect("calls file");
-    let count = |op: &str| called.lines().filter(|l| l.starts_with(&format!("{op} "))).count();
-    assert_eq!(count("echo"), 1, "only the valid echo, not the invalid or the held one:\n{called}");
+    let count = |op: &str| {
+        called
+            .lines()
+            .filter(|l| l.starts_with(&format!("{op} ")))
+            .count()
+    };
+    assert_eq!(
+        count("echo"),
+        1,
+        "only the valid echo, not the invalid or the held one:\n{called}"
+    );
     assert_eq!(count("notgranted") + count("forbidden"), 0, "{called}");
     assert_eq!(count("flaky"), 3, "{called}");
     assert_eq!(count("permanent"), 1, "{called}");
     assert_eq!(count("die"), 2, "{called}");
-    assert_eq!(count("slow"), 2, "the timed-out call and one of the pair:\n{called}");
+    assert_eq!(
+        count("slow"),
+        2,
+        "the timed-out call and one of the pair:\n{called}"
+    );
 
     // One audit record per invoke, with every field.
     let audit = std::fs::read_to_string(h.state().join("audit.log")).expect("audit.log");
@@ -182,15 +225,34 @@ fn operations_are_governed_from_policy_to_audit() {
     assert_eq!(records.len(), 14, "{audit}");
     for rec in &records {
         for field in [
-            "requestId", "correlationId", "agent", "instanceKey", "connection", "connector",
-            "operation", "mode", "outcome", "durationMs", "providerStatus", "retryCount",
+            "requestId",
+            "correlationId",
+            "agent",
+            "instanceKey",
+            "connection",
+            "connector",
+            "operation",
+            "mode",
+            "outcome",
+            "durationMs",
+            "providerStatus",
+            "retryCount",
         ] {
             assert!(rec.get(field).is_some(), "{field} in {rec}");
         }
-        assert!(!rec.to_string().contains("s3cr3t"), "no output in the audit: {rec}");
+        assert!(
+            !rec.to_string().contains("s3cr3t"),
+            "no output in the audit: {rec}"
+        );
     }
-    let outcomes: Vec<&str> = records.iter().filter_map(|r| r["outcome"].as_str()).collect();
-    assert!(outcomes.contains(&"policy_denied") && outcomes.contains(&"timeout"), "{outcomes:?}");
+    let outcomes: Vec<&str> = records
+        .iter()
+        .filter_map(|r| r["outcome"].as_str())
+        .collect();
+    assert!(
+        outcomes.contains(&"policy_denied") && outcomes.contains(&"timeout"),
+        "{outcomes:?}"
+    );
 
     // Counters per operation in status --json.
     let row = h.process("connection/ops").expect("row");
@@ -200,5 +262,127 @@ fn operations_are_governed_from_policy_to_audit() {
     assert_eq!(echo["failed"]["validation_error"], 1, "{row}");
     assert_eq!(row["operations"]["flaky"]["retries"], 2, "{row}");
     assert!(echo["p50Ms"].is_number(), "{row}");
+    assert!(h.stop().success(), "{}", h.dump());
+}
+
+/// The Python examples answer through an operation: `reply.py` invokes
+/// `respond` of the Connection each event came through, and `lines.py`
+/// performs it (appends the text to its REPLIES file).
+#[test]
+fn the_python_examples_reply_through_an_operation() {
+    let mut h = Harness::new();
+    h.copy_example("connectors/lines.py");
+    h.copy_example("agents/reply.py");
+    let events = h.write_events(
+        "events.jsonl",
+        &[
+            e2e::event("user_message", "one", &[], Some("a")),
+            e2e::event("user_message", "two", &[], Some("b")),
+        ],
+    );
+    let replies = h.path("replies.txt");
+    h.start(&format!(
+        r#"
+apiVersion: goondan.ai/v1
+kind: Connector
+metadata: {{ name: lines }}
+spec:
+  entry: ./lines.py
+  protocol: jsonl
+  events: [{{ name: user_message }}]
+  operations:
+    - name: respond
+      input: {{ type: object, required: [text], properties: {{ text: {{ type: string }} }} }}
+---
+apiVersion: goondan.ai/v1
+kind: Connection
+metadata: {{ name: lines }}
+spec:
+  connectorRef: Connector/lines
+  config: {{ FILE: "{events}", REPLIES: "{replies}" }}
+  operations: {{ allow: [respond] }}
+---
+apiVersion: goondan.ai/v1
+kind: Swarm
+metadata: {{ name: default }}
+spec: {{ entryAgent: Agent/reply, agents: [Agent/reply] }}
+---
+apiVersion: goondan.ai/v1
+kind: Agent
+metadata: {{ name: reply }}
+spec:
+  entry: ./reply.py
+  invoke: [{{ connection: lines, operations: [respond] }}]
+"#,
+        replies = replies.display()
+    ));
+    h.wait_until("both replies written", DEADLINE, || {
+        std::fs::read_to_string(&replies).is_ok_and(|r| r.lines().count() >= 2)
+    });
+    let mut written: Vec<String> = std::fs::read_to_string(&replies)
+        .expect("replies")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    written.sort();
+    assert_eq!(written, ["echo: one", "echo: two"]);
+    h.wait_until("the agent's result lines", DEADLINE, || {
+        h.agent_log("reply", "a").contains(" stderr result {")
+    });
+    let log = h.agent_log("reply", "a");
+    assert!(log.contains(r#""ok":true"#), "{log}");
+    assert!(h.stop().success(), "{}", h.dump());
+}
+
+/// The same over frames, with the Rust SDK on both sides (`op-connector`
+/// serves `respond`, `op-agent` invokes it for every event).
+#[test]
+fn the_rust_sdk_replies_through_an_operation_over_frames() {
+    let mut h = Harness::new();
+    let replies = h.path("replies.txt");
+    h.start(&format!(
+        r#"
+apiVersion: goondan.ai/v1
+kind: Connector
+metadata: {{ name: opc }}
+spec:
+  entry: op-connector
+  events: [{{ name: go }}]
+  operations: [{{ name: respond, input: {{ type: object, required: [text] }} }}]
+---
+apiVersion: goondan.ai/v1
+kind: Connection
+metadata: {{ name: opc }}
+spec:
+  connectorRef: Connector/opc
+  config: {{ WORDS: "alpha beta", REPLIES: "{replies}" }}
+  operations: {{ allow: [respond] }}
+---
+apiVersion: goondan.ai/v1
+kind: Swarm
+metadata: {{ name: default }}
+spec: {{ entryAgent: Agent/opa, agents: [Agent/opa] }}
+---
+apiVersion: goondan.ai/v1
+kind: Agent
+metadata: {{ name: opa }}
+spec:
+  entry: op-agent
+  protocol: frames
+  invoke: [{{ connection: opc, operations: ["*"] }}]
+"#,
+        replies = replies.display()
+    ));
+    h.wait_until("both results", DEADLINE, || {
+        e2e::count_lines(&h.agent_log("opa", "k"), " stdout result ") >= 2
+    });
+    let log = h.agent_log("opa", "k");
+    assert_eq!(
+        e2e::count_lines(&log, r#" stdout result ok {"attempt":1,"written":true}"#),
+        2,
+        "{log}"
+    );
+    let written = std::fs::read_to_string(&replies).expect("replies");
+    assert_eq!(written, "echo: alpha\necho: beta\n");
     assert!(h.stop().success(), "{}", h.dump());
 }

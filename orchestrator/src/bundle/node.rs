@@ -70,7 +70,10 @@ impl Node {
                 let mut map = serde_json::Map::new();
                 for (k, v) in pairs {
                     let Node::Str(key) = &k.value else {
-                        return Err(format!("a key must be a string, found {}", k.value.kind_name()));
+                        return Err(format!(
+                            "a key must be a string, found {}",
+                            k.value.kind_name()
+                        ));
                     };
                     map.insert(key.clone(), v.value.to_json()?);
                 }

@@ -126,7 +126,10 @@ fn pointers(cx: &mut Cx<'_>, f: &Field<'_>) -> Vec<String> {
     for p in f.seq(cx).unwrap_or_default() {
         match p.string(cx) {
             Some(s) if s.starts_with('/') => out.push(s),
-            Some(s) => p.error(cx, format!("`{s}` is not a JSON pointer (it starts with /)")),
+            Some(s) => p.error(
+                cx,
+                format!("`{s}` is not a JSON pointer (it starts with /)"),
+            ),
             None => {}
         }
     }
@@ -179,7 +182,10 @@ pub(crate) fn invoke_grants(cx: &mut Cx<'_>, f: &Field<'_>) -> Vec<InvokeGrant> 
         };
         let connection = map.required(cx, "connection").and_then(|c| {
             let name = c.nonempty(cx)?;
-            let name = name.strip_prefix("Connection/").map(str::to_owned).unwrap_or(name);
+            let name = name
+                .strip_prefix("Connection/")
+                .map(str::to_owned)
+                .unwrap_or(name);
             Some(Located::new(cx, &c, name))
         });
         let operations: Vec<String> = map

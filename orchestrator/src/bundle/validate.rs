@@ -230,8 +230,11 @@ fn check_connection(
     if let Some(connector) = connector {
         for name in &doc.allowed {
             if !connector.operations.iter().any(|o| o.name == name.value) {
-                let declared: Vec<&str> =
-                    connector.operations.iter().map(|o| o.name.as_str()).collect();
+                let declared: Vec<&str> = connector
+                    .operations
+                    .iter()
+                    .map(|o| o.name.as_str())
+                    .collect();
                 let hint = did_you_mean(&name.value, declared.iter().copied())
                     .map(|n| format!("; did you mean `{n}`?"))
                     .unwrap_or_default();
@@ -241,7 +244,11 @@ fn check_connection(
                         "Connector `{}` declares no operation `{}` (declared: {}){hint}",
                         connector.name,
                         name.value,
-                        if declared.is_empty() { "none".to_owned() } else { declared.join(", ") }
+                        if declared.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            declared.join(", ")
+                        }
                     ),
                 );
             }

@@ -230,6 +230,22 @@ fn restart(registry: &Registry, target: &str) -> Response {
     }
 }
 
+/// Each connection's row with its operations' counters.
+fn with_operations(
+    mut rows: Vec<crate::status::ProcessSnapshot>,
+    operations: &crate::operations::Operations,
+) -> Vec<crate::status::ProcessSnapshot> {
+    for row in &mut rows {
+        if row.kind == crate::status::ProcessKind::Connection
+            && let Some(ops) = operations.connection(&row.name)
+            && ops.declares_operations()
+        {
+            row.operations = Some(ops.stats());
+        }
+    }
+    rows
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,20 +295,4 @@ mod tests {
             r#"{"ok":false,"error":"no"}"#
         );
     }
-}
-
-/// Each connection's row with its operations' counters.
-fn with_operations(
-    mut rows: Vec<crate::status::ProcessSnapshot>,
-    operations: &crate::operations::Operations,
-) -> Vec<crate::status::ProcessSnapshot> {
-    for row in &mut rows {
-        if row.kind == crate::status::ProcessKind::Connection
-            && let Some(ops) = operations.connection(&row.name)
-            && ops.declares_operations()
-        {
-            row.operations = Some(ops.stats());
-        }
-    }
-    rows
 }

@@ -76,7 +76,10 @@ impl Operations {
             None => (
                 Err(Failure::new(
                     FailureClass::PolicyDenied,
-                    format!("no Connection `{}` this agent may invoke", invoke.connection),
+                    format!(
+                        "no Connection `{}` this agent may invoke",
+                        invoke.connection
+                    ),
                 )),
                 0,
             ),
@@ -153,15 +156,23 @@ impl Operations {
         conn: &ConnectionOps,
         invoke: &Invoke,
     ) -> (
-        Result<(serde_json::Value, Vec<String>, Vec<String>, bool, Option<u16>), Failure>,
+        Result<
+            (
+                serde_json::Value,
+                Vec<String>,
+                Vec<String>,
+                bool,
+                Option<u16>,
+            ),
+            Failure,
+        >,
         u32,
     ) {
         let operation = &invoke.operation;
         // 1. Policy: the Agent's invoke list and the Connection's allow list.
         let grant = self.grants.get(&caller.agent).and_then(|gs| {
             gs.iter().find(|g| {
-                g.connection == conn.name
-                    && g.operations.iter().any(|o| o == "*" || o == operation)
+                g.connection == conn.name && g.operations.iter().any(|o| o == "*" || o == operation)
             })
         });
         let Some(grant) = grant else {
@@ -179,7 +190,10 @@ impl Operations {
             return (Err(Failure::new(FailureClass::PolicyDenied, m)), 0);
         }
         let Some(op) = conn.operations.get(operation) else {
-            let m = format!("Connector/{} has no operation `{operation}`", conn.connector);
+            let m = format!(
+                "Connector/{} has no operation `{operation}`",
+                conn.connector
+            );
             return (Err(Failure::new(FailureClass::Unavailable, m)), 0);
         };
         // 2. Input: size, then schema.
@@ -210,7 +224,13 @@ impl Operations {
         let data = result.data.map(|d| d.0).unwrap_or(serde_json::Value::Null);
         (
             finish_output(op, data).map(|(data, redactions, truncated)| {
-                (data, result.warnings, redactions, truncated, result.provider_status)
+                (
+                    data,
+                    result.warnings,
+                    redactions,
+                    truncated,
+                    result.provider_status,
+                )
             }),
             attempts,
         )
@@ -234,7 +254,10 @@ impl Operations {
                 retry_after_ms: Some((until - now).as_millis().max(1) as u64),
                 ..Failure::new(
                     FailureClass::QuotaExceeded,
-                    format!("the provider of Connection/{} asked to wait (429)", conn.name),
+                    format!(
+                        "the provider of Connection/{} asked to wait (429)",
+                        conn.name
+                    ),
                 )
             });
         }
@@ -377,7 +400,10 @@ impl ConnectionOps {
             if self.link.lock().expect("ops lock").is_some() {
                 break;
             }
-            if tokio::time::timeout_at(until.into(), waiting).await.is_err() {
+            if tokio::time::timeout_at(until.into(), waiting)
+                .await
+                .is_err()
+            {
                 break;
             }
         }
@@ -394,9 +420,8 @@ impl ConnectionOps {
                         operation: op.decl.name.clone(),
                         input: invoke.input.clone(),
                         attempt,
-                        deadline_ms: until
-                            .saturating_duration_since(Instant::now())
-                            .as_millis() as u64,
+                        deadline_ms: until.saturating_duration_since(Instant::now()).as_millis()
+                            as u64,
                         idempotency_key: invoke.idempotency_key.clone(),
                     })))
                 }
@@ -422,7 +447,10 @@ impl ConnectionOps {
             Ok(Ok(result)) => Ok(result),
             Ok(Err(_)) => Err(Failure::new(
                 FailureClass::Transient,
-                format!("the connector of Connection/{} exited during the call", self.name),
+                format!(
+                    "the connector of Connection/{} exited during the call",
+                    self.name
+                ),
             )),
             Err(_) => {
                 self.forget(&id);
@@ -469,7 +497,11 @@ fn check_input(op: &Compiled, input: &serde_json::Value) -> Result<(), Failure> 
     {
         return Err(Failure::new(
             FailureClass::ValidationError,
-            format!("input of `{}` at `{}`: {e}", op.decl.name, e.instance_path()),
+            format!(
+                "input of `{}` at `{}`: {e}",
+                op.decl.name,
+                e.instance_path()
+            ),
         ));
     }
     Ok(())
@@ -485,7 +517,11 @@ fn finish_output(
     {
         return Err(Failure::new(
             FailureClass::ValidationError,
-            format!("output of `{}` at `{}`: {e}", op.decl.name, e.instance_path()),
+            format!(
+                "output of `{}` at `{}`: {e}",
+                op.decl.name,
+                e.instance_path()
+            ),
         ));
     }
     let mut redactions = Vec::new();

@@ -19,8 +19,8 @@ use super::slots::{AgentSlots, InstanceShared};
 use crate::bundle::Agent;
 use crate::journal::Journal;
 use crate::logs::LogSink;
-use crate::status::ProcessStatus;
 use crate::operations::{Caller, Operations};
+use crate::status::ProcessStatus;
 use crate::supervisor::{Link, Outbox, Role, Served};
 
 /// An event waiting for (another) delivery attempt.
