@@ -334,13 +334,10 @@ spec:
     assert!(h.stop().success(), "{}", h.dump());
 }
 
-/// The same over frames, with the Rust SDK on both sides (`op-connector`
-/// serves `respond`, `op-agent` invokes it for every event).
-#[test]
-fn the_rust_sdk_replies_through_an_operation_over_frames() {
-    let mut h = Harness::new();
-    let replies = h.path("replies.txt");
-    h.start(&format!(
+/// `op-connector` (frames) as Connection `opc` emitting `words`, and
+/// `op-agent` invoking its `respond` for each event.
+fn frames_bundle(replies: &std::path::Path, words: &str) -> String {
+    format!(
         r#"
 apiVersion: goondan.ai/v1
 kind: Connector
@@ -348,14 +345,14 @@ metadata: {{ name: opc }}
 spec:
   entry: op-connector
   events: [{{ name: go }}]
-  operations: [{{ name: respond, input: {{ type: object, required: [text] }} }}]
+  operations: [{{ name: respond, input: {{ type: object, required: [text] }} }}, {{ name: unallowed }}]
 ---
 apiVersion: goondan.ai/v1
 kind: Connection
 metadata: {{ name: opc }}
 spec:
   connectorRef: Connector/opc
-  config: {{ WORDS: "alpha beta", REPLIES: "{replies}" }}
+  config: {{ WORDS: "{words}", REPLIES: "{replies}" }}
   operations: {{ allow: [respond] }}
 ---
 apiVersion: goondan.ai/v1
@@ -372,7 +369,16 @@ spec:
   invoke: [{{ connection: opc, operations: ["*"] }}]
 "#,
         replies = replies.display()
-    ));
+    )
+}
+
+/// The same over frames, with the Rust SDK on both sides (`op-connector`
+/// serves `respond`, `op-agent` invokes it for every event).
+#[test]
+fn the_rust_sdk_replies_through_an_operation_over_frames() {
+    let mut h = Harness::new();
+    let replies = h.path("replies.txt");
+    h.start(&frames_bundle(&replies, "alpha beta"));
     h.wait_until("both results", DEADLINE, || {
         e2e::count_lines(&h.agent_log("opa", "k"), " stdout result ") >= 2
     });
@@ -384,5 +390,57 @@ spec:
     );
     let written = std::fs::read_to_string(&replies).expect("replies");
     assert_eq!(written, "echo: alpha\necho: beta\n");
+    assert!(h.stop().success(), "{}", h.dump());
+}
+
+/// `orchestrator invoke`: the operator runs an operation through the same
+/// governed path (allowed what the Connection allows), audited as `operator`.
+#[test]
+fn the_operator_invokes_an_operation_from_the_cli() {
+    let mut h = Harness::new();
+    let replies = h.path("replies.txt");
+    h.start(&frames_bundle(&replies, ""));
+    h.wait_process("ready", "connection/opc", DEADLINE, |p| {
+        e2e::state_of(p) == "ready"
+    });
+    let out = h.cli(&[
+        "invoke",
+        "opc",
+        "respond",
+        "--input",
+        r#"{"text":"by hand"}"#,
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let result: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(result["ok"], true, "{result}");
+    assert_eq!(result["response"]["data"]["written"], true, "{result}");
+    assert_eq!(
+        std::fs::read_to_string(&replies).expect("replies"),
+        "by hand\n"
+    );
+
+    // Declared but not allowed by the Connection: refused, never called.
+    let out = h.cli(&["invoke", "opc", "unallowed"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("policy_denied"),
+        "{out:?}"
+    );
+    // Input against the schema.
+    let out = h.cli(&["invoke", "opc", "respond", "--input", "{}"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("validation_error"),
+        "{out:?}"
+    );
+
+    let audit = std::fs::read_to_string(h.state().join("audit.log")).expect("audit.log");
+    let by_operator = audit
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|r| r["kind"] == "invoke" && r["agent"] == "operator")
+        .count();
+    assert_eq!(by_operator, 3, "{audit}");
     assert!(h.stop().success(), "{}", h.dump());
 }

@@ -1,6 +1,7 @@
 //! The command line: one module per verb.
 
 mod dlq;
+mod invoke;
 mod logs;
 mod restart;
 mod run;
@@ -129,6 +130,28 @@ enum Command {
         #[arg(long, env = "ORCHESTRATOR_STATE_DIR", default_value = ".orchestrator")]
         state_dir: PathBuf,
     },
+    /// Run an operation of a Connection, as the operator, through the same governed path as an agent.
+    Invoke {
+        /// The Connection.
+        connection: String,
+        /// The operation.
+        operation: String,
+        /// Its input, as JSON.
+        #[arg(long, default_value = "null")]
+        input: String,
+        /// Passed to the connector with every attempt.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        /// The most to wait for the whole invoke (e.g. 5s).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        timeout: Option<std::time::Duration>,
+        /// Print the result as JSON (the `result` message an agent gets).
+        #[arg(long)]
+        json: bool,
+        /// The running orchestrator's state directory.
+        #[arg(long, env = "ORCHESTRATOR_STATE_DIR", default_value = ".orchestrator")]
+        state_dir: PathBuf,
+    },
 }
 
 /// Runs the chosen verb; returns the process exit code.
@@ -173,6 +196,25 @@ pub fn dispatch(cli: Cli) -> u8 {
             state_dir,
         } => logs::main(&state_dir, target.as_deref(), follow, lines),
         Command::Restart { target, state_dir } => restart::main(&state_dir, target),
+        Command::Invoke {
+            connection,
+            operation,
+            input,
+            idempotency_key,
+            timeout,
+            json,
+            state_dir,
+        } => invoke::main(
+            &state_dir,
+            invoke::Args {
+                connection,
+                operation,
+                input,
+                idempotency_key,
+                timeout,
+                json,
+            },
+        ),
         Command::Dlq { verb, state_dir } => {
             let (req, json) = match verb {
                 DlqVerb::List { json } => (orchestrator::control::Request::DlqList, json),

@@ -64,6 +64,24 @@ pub enum Request {
         /// The event id.
         id: String,
     },
+    /// Run an operation of a Connection as the operator (the same governed
+    /// path as an agent's invoke; every operation the Connection allows).
+    #[serde(rename_all = "camelCase")]
+    Invoke {
+        /// The Connection.
+        connection: String,
+        /// The operation.
+        operation: String,
+        /// Its input.
+        #[serde(default)]
+        input: serde_json::Value,
+        /// Passed to the connector with every attempt.
+        #[serde(default)]
+        idempotency_key: Option<String>,
+        /// The most to wait for the whole invoke.
+        #[serde(default)]
+        timeout_ms: Option<u64>,
+    },
 }
 
 /// What the orchestrator answers.
@@ -78,6 +96,9 @@ pub struct Response {
     /// For `status`: every process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub processes: Option<Vec<ProcessSnapshot>>,
+    /// For `invoke`: the result, as an agent would get it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<ipc_proto::InvokeResult>,
     /// For `status`: every Agent of the bundle and how many instances it has now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agents: Option<Vec<crate::status::AgentSummary>>,
@@ -202,6 +223,31 @@ pub async fn answer(req: Request, ctx: &ControlContext) -> Response {
             Err(e) => Response::error(format!("journal: {e}")),
         },
         Request::DlqReplay { id } => dlq::replay_running(ctx, id).await,
+        Request::Invoke {
+            connection,
+            operation,
+            input,
+            idempotency_key,
+            timeout_ms,
+        } => {
+            let invoke = ipc_proto::Invoke {
+                id: "operator".into(),
+                connection,
+                operation,
+                input: ipc_proto::Json(input),
+                idempotency_key,
+                timeout_ms,
+                correlation_id: None,
+            };
+            let result = ctx
+                .operations
+                .invoke(&crate::operations::Caller::operator(), invoke)
+                .await;
+            Response {
+                result: Some(result),
+                ..Response::ok()
+            }
+        }
         Request::DlqDrop { id } => match ctx.journal.drop_dead(&id).await {
             Ok(()) => Response {
                 events: Some(vec![id]),

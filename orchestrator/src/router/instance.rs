@@ -236,6 +236,7 @@ impl InstanceRole {
                     agent: self.agent.name.clone(),
                     instance_key: self.key.clone(),
                     correlation_id: self.deliveries.only_in_flight().map(str::to_owned),
+                    operator: false,
                 };
                 let (operations, outbox) = (self.operations.clone(), link.outbox.clone());
                 tokio::spawn(async move {
