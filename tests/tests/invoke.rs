@@ -444,3 +444,97 @@ fn the_operator_invokes_an_operation_from_the_cli() {
     assert_eq!(by_operator, 3, "{audit}");
     assert!(h.stop().success(), "{}", h.dump());
 }
+
+/// A Connection whose calls fail trips its circuit: `degraded` in status
+/// while the process stays ready, calls fail `unavailable` without reaching
+/// the connector, and after the cooldown a probe (its `health` operation)
+/// either re-opens it or brings it back to `active`.
+#[test]
+fn failing_calls_trip_the_circuit_and_a_health_probe_closes_it() {
+    let mut h = Harness::new();
+    h.copy_fixture("opconn.py");
+    h.copy_fixture("invoker.py");
+    let calls = h.path("calls.txt");
+    let healthy = h.path("healthy");
+    h.start(&format!(
+        r#"
+apiVersion: goondan.ai/v1
+kind: Connector
+metadata: {{ name: opconn }}
+spec:
+  entry: ./opconn.py
+  protocol: jsonl
+  events: [{{ name: go }}]
+  operations: [{{ name: echo }}, {{ name: broken }}, {{ name: health }}]
+---
+apiVersion: goondan.ai/v1
+kind: Connection
+metadata: {{ name: ops }}
+spec:
+  connectorRef: Connector/opconn
+  config: {{ STEPS: "[]", CALLS: "{calls}", ONCE: "{once}", HEALTHY: "{healthy}" }}
+  operations:
+    allow: [echo, broken, health]
+    circuit: {{ failures: 2, window: 1m, cooldown: 300ms }}
+---
+apiVersion: goondan.ai/v1
+kind: Swarm
+metadata: {{ name: default }}
+spec: {{ entryAgent: Agent/invoker, agents: [Agent/invoker] }}
+---
+apiVersion: goondan.ai/v1
+kind: Agent
+metadata: {{ name: invoker }}
+spec: {{ entry: ./invoker.py }}
+"#,
+        calls = calls.display(),
+        once = h.path("once").display(),
+        healthy = healthy.display(),
+    ));
+    h.wait_process("ready", "connection/ops", DEADLINE, |p| {
+        e2e::state_of(p) == "ready"
+    });
+    let invoke = |op: &str| -> Value {
+        let out = h.cli(&["invoke", "ops", op, "--input", r#"{"text":"x"}"#, "--json"]);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+    };
+    let class = |r: &Value| r["error"]["class"].as_str().unwrap_or("ok").to_string();
+    let calls_of = |op: &str| {
+        std::fs::read_to_string(&calls)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with(&format!("{op} ")))
+            .count()
+    };
+    assert_eq!(class(&invoke("broken")), "transient");
+    assert_eq!(class(&invoke("broken")), "transient");
+    // Tripped: fails fast, the connector never sees it.
+    let fast = invoke("echo");
+    assert_eq!(class(&fast), "unavailable", "{fast}");
+    assert!(
+        fast["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("degraded")),
+        "{fast}"
+    );
+    assert_eq!(calls_of("echo"), 0);
+    let row = h.process("connection/ops").expect("row");
+    assert_eq!(row["operationsState"], "degraded", "{row}");
+    assert_eq!(row["state"], "ready", "the process itself is fine: {row}");
+    assert_eq!(row["circuitTrips"], 1, "{row}");
+
+    // After the cooldown the probe is the health operation: unhealthy, it re-opens.
+    h.wait_until("a failed health probe", DEADLINE, || {
+        let r = invoke("echo");
+        class(&r) == "unavailable" && calls_of("health") >= 1
+    });
+    assert_eq!(calls_of("echo"), 0, "no echo got through an open circuit");
+    // Healthy: the next probe closes it and the call goes through.
+    std::fs::write(&healthy, "ok").expect("healthy");
+    h.wait_until("a call through a closed circuit", DEADLINE, || {
+        class(&invoke("echo")) == "ok"
+    });
+    let row = h.process("connection/ops").expect("row");
+    assert_eq!(row["operationsState"], "active", "{row}");
+    assert!(h.stop().success(), "{}", h.dump());
+}

@@ -159,6 +159,10 @@ pub struct ConnectionOperations {
     pub overflow: Overflow,
     /// `rateLimit`: calls per second for the whole Connection.
     pub rate_limit: Option<RateLimit>,
+    /// `circuit`: this many provider failures within the window make the
+    /// Connection `degraded` (calls fail `unavailable` at once) until a probe
+    /// after the cooldown succeeds.
+    pub circuit: Option<Circuit>,
 }
 
 impl Default for ConnectionOperations {
@@ -169,6 +173,7 @@ impl Default for ConnectionOperations {
             max_queue: 100,
             overflow: Overflow::Reject,
             rate_limit: None,
+            circuit: None,
         }
     }
 }

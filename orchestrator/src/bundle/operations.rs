@@ -9,7 +9,7 @@ use super::connection::rate_limit;
 use super::diag::Cx;
 use super::model::{ConnectionOperations, InvokeGrant, OperationDecl, OperationRetry, Overflow};
 use super::read::Field;
-use super::restart::backoff_over;
+use super::restart::{backoff_over, circuit};
 
 const OPERATION_FIELDS: [&str; 9] = [
     "name",
@@ -145,7 +145,14 @@ pub(crate) fn connection_operations(
     let mut allowed = Vec::new();
     let Some(map) = f.fields(
         cx,
-        &["allow", "maxParallel", "maxQueue", "overflow", "rateLimit"],
+        &[
+            "allow",
+            "maxParallel",
+            "maxQueue",
+            "overflow",
+            "rateLimit",
+            "circuit",
+        ],
     ) else {
         return (out, allowed);
     };
@@ -170,6 +177,7 @@ pub(crate) fn connection_operations(
         }
     }
     out.rate_limit = map.get("rateLimit").and_then(|r| rate_limit(cx, &r));
+    out.circuit = map.get("circuit").map(|c| circuit(cx, &c));
     (out, allowed)
 }
 

@@ -103,7 +103,7 @@ pub(crate) fn backoff_over(cx: &mut Cx<'_>, f: &Field<'_>, base: Backoff) -> Bac
     out
 }
 
-fn circuit(cx: &mut Cx<'_>, f: &Field<'_>) -> Circuit {
+pub(crate) fn circuit(cx: &mut Cx<'_>, f: &Field<'_>) -> Circuit {
     let mut out = Circuit::default();
     let Some(map) = f.fields(cx, &["failures", "window", "cooldown"]) else {
         return out;

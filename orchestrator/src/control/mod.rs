@@ -287,6 +287,8 @@ fn with_operations(
             && ops.declares_operations()
         {
             row.operations = Some(ops.stats());
+            row.operations_state = Some(ops.state().to_string());
+            row.circuit_trips = Some(ops.circuit_trips());
         }
     }
     rows

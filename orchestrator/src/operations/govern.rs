@@ -222,23 +222,62 @@ impl Operations {
         if let Err(f) = self.take_tokens(caller, conn, per_instance) {
             return (Err(f), 0);
         }
-        // 4. Concurrency.
+        // 4. The circuit: a degraded Connection fails fast, but for one probe
+        //    after its cooldown (its `health` operation first, if declared).
+        let probe = match conn.circuit_gate() {
+            Ok(probe) => probe,
+            Err(f) => return (Err(f), 0),
+        };
         let deadline = invoke
             .timeout_ms
             .map(|ms| Instant::now() + Duration::from_millis(ms));
+        if probe
+            && operation != "health"
+            && let Some(health) = conn.operations.get("health")
+        {
+            let until = Instant::now() + health.decl.timeout;
+            let checked = conn
+                .call_once(
+                    health,
+                    &Invoke {
+                        input: Json::default(),
+                        ..invoke.clone()
+                    },
+                    1,
+                    until,
+                )
+                .await;
+            let healthy = matches!(&checked, Ok(r) if r.ok);
+            conn.circuit_after(true, (!healthy).then_some(FailureClass::Unavailable), 1);
+            if !healthy {
+                let m = format!(
+                    "Connection/{} is degraded: its health probe failed",
+                    conn.name
+                );
+                return (Err(Failure::new(FailureClass::Unavailable, m)), 0);
+            }
+        }
+        // With a `health` operation the probe was that call; without, it is this one.
+        let probe = probe && (operation == "health" || !conn.operations.contains_key("health"));
+        // 5. Concurrency.
         let permit = match conn.slot(deadline).await {
             Ok(p) => p,
-            Err(f) => return (Err(f), 0),
+            Err(f) => {
+                conn.circuit_after(probe, Some(f.class), 0);
+                return (Err(f), 0);
+            }
         };
-        // 5. Call, with retries.
+        // 6. Call, with retries.
         let called = conn.call_with_retries(op, invoke, deadline).await;
         drop(permit);
         let attempts = called.attempts;
+        let class = called.outcome.as_ref().err().map(|f| f.class);
+        conn.circuit_after(probe, class, attempts);
         let result = match called.outcome {
             Ok(r) => r,
             Err(f) => return (Err(f), attempts),
         };
-        // 6. Output: schema, redactions, size.
+        // 7. Output: schema, redactions, size.
         let data = result.data.map(|d| d.0).unwrap_or(serde_json::Value::Null);
         (
             finish_output(op, data).map(|(data, redactions, truncated)| {
@@ -317,6 +356,72 @@ impl ConnectionOps {
         // Only declared operations get a row: a caller cannot grow the table.
         if self.operations.contains_key(operation) {
             f(stats.entry(operation.to_string()).or_default());
+        }
+    }
+
+    /// Whether a call may go: `Ok(true)` when it is the probe of a tripped
+    /// circuit, `Err` (`unavailable`) while the circuit is open.
+    fn circuit_gate(&self) -> Result<bool, Failure> {
+        let Some(circuit) = &self.circuit else {
+            return Ok(false);
+        };
+        let mut c = circuit.lock().expect("ops lock");
+        let Some(until) = c.open_until else {
+            return Ok(false);
+        };
+        let now = Instant::now();
+        if now < until || c.probing {
+            let wait = until.saturating_duration_since(now);
+            return Err(Failure {
+                retry_after_ms: Some(wait.as_millis().max(1) as u64),
+                ..Failure::new(
+                    FailureClass::Unavailable,
+                    format!(
+                        "Connection/{} is degraded (circuit open after {} failures); next probe in {}",
+                        self.name,
+                        c.failures.count(),
+                        humantime::format_duration(Duration::from_millis(wait.as_millis() as u64))
+                    ),
+                )
+            });
+        }
+        c.probing = true;
+        Ok(true)
+    }
+
+    /// Counts a call's outcome in the circuit: provider failures (after at
+    /// least one call) may trip it; a probe closes it or opens it again.
+    fn circuit_after(&self, probe: bool, failed: Option<FailureClass>, attempts: u32) {
+        let Some(circuit) = &self.circuit else {
+            return;
+        };
+        let mut c = circuit.lock().expect("ops lock");
+        let provider_failure = attempts > 0
+            && matches!(
+                failed,
+                Some(FailureClass::Transient | FailureClass::Timeout | FailureClass::Permanent)
+                    | Some(FailureClass::Unavailable)
+            );
+        let now = Instant::now();
+        if probe {
+            c.probing = false;
+            if attempts == 0 {
+                return; // refused before any call: the next one probes
+            }
+            if failed.is_none() {
+                c.open_until = None;
+                c.failures.reset();
+            } else {
+                c.open_until = Some(now + c.failures.cooldown());
+            }
+            return;
+        }
+        if provider_failure
+            && c.failures.failure(tokio::time::Instant::now())
+            && c.open_until.is_none()
+        {
+            c.open_until = Some(now + c.failures.cooldown());
+            c.trips += 1;
         }
     }
 

@@ -70,6 +70,17 @@ struct CallLink {
     pending: HashMap<String, oneshot::Sender<CallResult>>,
 }
 
+/// The circuit of one Connection's operations.
+#[derive(Debug)]
+struct CircuitState {
+    failures: crate::supervisor::Circuit,
+    /// Tripped: calls fail `unavailable` until then, then one probe goes through.
+    open_until: Option<Instant>,
+    /// A probe is in flight: others still fail fast.
+    probing: bool,
+    trips: u64,
+}
+
 /// One Connection's operations: declarations, policy, limits, channel, counters.
 #[derive(Debug)]
 pub struct ConnectionOps {
@@ -87,6 +98,8 @@ pub struct ConnectionOps {
     link: Mutex<Option<CallLink>>,
     /// Wakes calls waiting for a (re)started connector.
     attached: Notify,
+    /// `circuit`: provider failures, and whether calls are held off.
+    circuit: Option<Mutex<CircuitState>>,
     stats: Mutex<BTreeMap<String, stats::Counters>>,
 }
 
@@ -119,6 +132,21 @@ impl ConnectionOps {
             Some(tx) => tx.send(result).is_ok(),
             None => false,
         }
+    }
+
+    /// `degraded` while its circuit is tripped, else `active`.
+    pub fn state(&self) -> &'static str {
+        match &self.circuit {
+            Some(c) if c.lock().expect("ops lock").open_until.is_some() => "degraded",
+            _ => "active",
+        }
+    }
+
+    /// Times its circuit tripped.
+    pub fn circuit_trips(&self) -> u64 {
+        self.circuit
+            .as_ref()
+            .map_or(0, |c| c.lock().expect("ops lock").trips)
     }
 
     /// Its Connector declares at least one operation.
@@ -189,6 +217,14 @@ impl Operations {
                     policy: c.operations.clone(),
                     link: Mutex::new(None),
                     attached: Notify::new(),
+                    circuit: c.operations.circuit.as_ref().map(|config| {
+                        Mutex::new(CircuitState {
+                            failures: crate::supervisor::Circuit::new(config),
+                            open_until: None,
+                            probing: false,
+                            trips: 0,
+                        })
+                    }),
                     stats: Mutex::new(BTreeMap::new()),
                 };
                 (c.name.clone(), Arc::new(ops))

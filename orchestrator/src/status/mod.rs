@@ -299,6 +299,8 @@ impl ProcessStatus {
             intake: (self.kind == ProcessKind::Connection).then(|| self.intake.snapshot()),
             sandbox: i.sandbox.clone(),
             operations: None,
+            operations_state: None,
+            circuit_trips: None,
         }
     }
 }
@@ -350,6 +352,13 @@ pub struct ProcessSnapshot {
     /// invocations, outcomes, retries, in flight and latency (`null` otherwise).
     #[serde(default)]
     pub operations: Option<BTreeMap<String, crate::operations::OperationStats>>,
+    /// For a connection with operations: `active`, or `degraded` while its
+    /// circuit is open (the process itself may be perfectly `ready`).
+    #[serde(default)]
+    pub operations_state: Option<String>,
+    /// Times that circuit tripped.
+    #[serde(default)]
+    pub circuit_trips: Option<u64>,
 }
 
 /// One Agent of the bundle in `status`: so an Agent with no instance yet

@@ -32,10 +32,16 @@ pub fn render_table(rows: &[ProcessSnapshot]) -> String {
         table.push([
             r.target.clone(),
             r.pid.map_or("-".into(), |p| p.to_string()),
-            serde_json::to_value(r.state)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
+            {
+                let state = serde_json::to_value(r.state)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                match r.operations_state.as_deref() {
+                    Some("degraded") => format!("{state}, degraded"),
+                    _ => state,
+                }
+            },
             r.restarts.to_string(),
             uptime,
             r.events_in.to_string(),

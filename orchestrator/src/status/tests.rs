@@ -25,6 +25,8 @@ fn row(target: &str, state: ProcessState) -> ProcessSnapshot {
         intake: None,
         sandbox: Vec::new(),
         operations: None,
+        operations_state: None,
+        circuit_trips: None,
     }
 }
 
@@ -73,6 +75,7 @@ fn json_shape_is_stable() {
     assert_eq!(
         keys,
         [
+            "circuitTrips",
             "eventsIn",
             "eventsOut",
             "healthCheckedAt",
@@ -84,6 +87,7 @@ fn json_shape_is_stable() {
             "lastSuccessAt",
             "name",
             "operations",
+            "operationsState",
             "pgid",
             "pid",
             "protocolErrors",
