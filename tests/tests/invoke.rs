@@ -538,3 +538,45 @@ spec: {{ entry: ./invoker.py }}
     assert_eq!(row["operationsState"], "active", "{row}");
     assert!(h.stop().success(), "{}", h.dump());
 }
+
+/// An agent cannot pile up unbounded work in the orchestrator: past 1,024
+/// invokes of one instance in flight, the next ones are `overloaded` at once.
+#[test]
+fn one_instance_has_at_most_1024_invokes_in_flight() {
+    let mut h = Harness::new();
+    h.copy_fixture("opconn.py");
+    h.copy_fixture("invoker.py");
+    let burst: Vec<Value> = (0..1030)
+        .map(|i| {
+            let mut s = step(&format!("p{i}"), "slow", json!({"ms": 3000}));
+            s["timeoutMs"] = json!(2000);
+            s
+        })
+        .collect();
+    let steps = json!([{ "parallel": burst }]);
+    h.start(
+        &BUNDLE
+            .replace("maxQueue: 0", "maxQueue: 5000")
+            // Nothing finishes before every invoke is in: the one call lasts
+            // until the invokes' 2 s deadline, the rest wait for its slot.
+            .replace("timeout: 300ms", "timeout: 10s")
+            .replace("$STEPS", &steps.to_string())
+            .replace("$CALLS", &h.path("calls.txt").display().to_string())
+            .replace("$ONCE", &h.path("once").display().to_string()),
+    );
+    h.wait_until("every result", DEADLINE, || {
+        results(&h.agent_log("invoker", "k")).len() >= 1030
+    });
+    let r = results(&h.agent_log("invoker", "k"));
+    let refused = r
+        .values()
+        .filter(|v| {
+            v["error"]["class"] == "overloaded"
+                && v["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("invokes of this instance are in flight"))
+        })
+        .count();
+    assert_eq!(refused, 6, "1,030 at once, 1,024 governed");
+    assert!(h.stop().success(), "{}", h.dump());
+}

@@ -91,9 +91,14 @@ pub struct InstanceRole {
     permit: Option<OwnedSemaphorePermit>,
     pending_limit: Arc<tokio::sync::Semaphore>,
     operations: Arc<Operations>,
+    /// Its invokes being governed now.
+    invokes: Arc<std::sync::atomic::AtomicUsize>,
     /// Its process stayed stopped with nothing to do for `instanceTtl`.
     expired: bool,
 }
+
+/// Invokes of one instance governed at once, at most.
+const MAX_INVOKES_IN_FLIGHT: usize = 1024;
 
 impl InstanceRole {
     /// A role for one instance, fed by its queue.
@@ -133,6 +138,7 @@ impl InstanceRole {
             permit: None,
             pending_limit,
             operations,
+            invokes: Arc::default(),
             expired: false,
         }
     }
@@ -230,6 +236,26 @@ impl InstanceRole {
             FromAgent::Log(l) => self.log.line(l.level.as_str(), &l.message),
             FromAgent::Pong(_) => {}
             FromAgent::Invoke(invoke) => {
+                // An agent cannot pile up unbounded work: past this many
+                // invokes of its own in flight, the next is overloaded.
+                if self.invokes.load(Ordering::Relaxed) >= MAX_INVOKES_IN_FLIGHT {
+                    let error = ipc_proto::InvokeError {
+                        class: ipc_proto::FailureClass::Overloaded,
+                        message: format!(
+                            "{MAX_INVOKES_IN_FLIGHT} invokes of this instance are in flight"
+                        ),
+                        retry_after_ms: None,
+                        provider_status: None,
+                        attempts: 0,
+                    };
+                    link.outbox.send(ToAgent::Result(ipc_proto::InvokeResult {
+                        id: invoke.id,
+                        ok: false,
+                        response: None,
+                        error: Some(error),
+                    }));
+                    return true;
+                }
                 // Governed on its own task: a slow operation holds up neither
                 // this instance's deliveries nor its other invokes.
                 let caller = Caller {
@@ -239,9 +265,12 @@ impl InstanceRole {
                     operator: false,
                 };
                 let (operations, outbox) = (self.operations.clone(), link.outbox.clone());
+                let invokes = self.invokes.clone();
+                invokes.fetch_add(1, Ordering::Relaxed);
                 tokio::spawn(async move {
                     let result = operations.invoke(&caller, invoke).await;
                     outbox.send(ToAgent::Result(result));
+                    invokes.fetch_sub(1, Ordering::Relaxed);
                 });
             }
             FromAgent::Ready(_) => return link.violation("'ready' sent twice".into()),
