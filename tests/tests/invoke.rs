@@ -262,6 +262,13 @@ fn operations_are_governed_from_policy_to_audit() {
     assert_eq!(echo["failed"]["validation_error"], 1, "{row}");
     assert_eq!(row["operations"]["flaky"]["retries"], 2, "{row}");
     assert!(echo["p50Ms"].is_number(), "{row}");
+    let out = h.cli(&["status", "connection/ops"]);
+    let detail = String::from_utf8_lossy(&out.stdout);
+    assert!(detail.contains("  operations  active"), "{detail}");
+    assert!(
+        detail.contains("    echo: 3 invocations, 1 ok, 2 failed, 0 retries, 0 in flight, p50 "),
+        "{detail}"
+    );
     assert!(h.stop().success(), "{}", h.dump());
 }
 

@@ -139,6 +139,21 @@ pub fn render_detail(r: &ProcessSnapshot, crash: &[String]) -> String {
     }
     let _ = writeln!(out, "  last ok     {}", dash(&r.last_success_at));
     let _ = writeln!(out, "  health      {}", dash(&r.health_checked_at));
+    if let Some(ops) = &r.operations {
+        let state = r.operations_state.as_deref().unwrap_or("active");
+        let trips = r.circuit_trips.unwrap_or(0);
+        let _ = writeln!(out, "  operations  {state} (circuit tripped {trips} times)");
+        for (name, o) in ops {
+            let failed: u64 = o.failed.values().sum();
+            let p50 = o.p50_ms.map_or("-".into(), |ms| format!("{ms:.1} ms"));
+            let p99 = o.p99_ms.map_or("-".into(), |ms| format!("{ms:.1} ms"));
+            let _ = writeln!(
+                out,
+                "    {name}: {} invocations, {} ok, {failed} failed, {} retries, {} in flight, p50 {p50}, p99 {p99}",
+                o.invocations, o.ok, o.retries, o.in_flight
+            );
+        }
+    }
     if !r.sandbox.is_empty() {
         let _ = writeln!(out, "  sandbox");
         for limit in &r.sandbox {
