@@ -36,6 +36,8 @@ spec:
     - name: die
       timeout: 10s
       retry: { maxRetries: 2, backoff: { initial: 100ms } }
+    - name: badout
+      output: { type: object, required: [text] }
     - name: forbidden
     - name: notgranted
 ---
@@ -46,7 +48,7 @@ spec:
   connectorRef: Connector/opconn
   config: { STEPS: '$STEPS', CALLS: "$CALLS", ONCE: "$ONCE" }
   operations:
-    allow: [echo, flaky, slow, permanent, limited, secretive, big, die, notgranted]
+    allow: [echo, flaky, slow, permanent, limited, secretive, big, die, badout, notgranted]
     maxParallel: 1
     maxQueue: 0
     overflow: reject
@@ -63,7 +65,7 @@ spec:
   entry: ./invoker.py
   invoke:
     - connection: ops
-      operations: [echo, flaky, slow, permanent, limited, secretive, big, die, forbidden]
+      operations: [echo, flaky, slow, permanent, limited, secretive, big, die, badout, forbidden]
 "#;
 
 fn step(label: &str, operation: &str, input: Value) -> Value {
@@ -94,6 +96,7 @@ fn operations_are_governed_from_policy_to_audit() {
         step("permanent", "permanent", json!({})),
         step("redacted", "secretive", json!({})),
         step("big", "big", json!({})),
+        step("bad-output", "badout", json!({})),
         {"parallel": [
             step("par-a", "slow", json!({"ms": 150})),
             step("par-b", "slow", json!({"ms": 150})),
@@ -162,6 +165,18 @@ fn operations_are_governed_from_policy_to_audit() {
     assert_eq!(red["data"]["token"], "<redacted>", "{red}");
     assert_eq!(red["data"]["user"], "ada");
     assert_eq!(red["redactionsApplied"], json!(["/token"]));
+    // An output its schema refuses is not passed on.
+    assert_eq!(
+        class("bad-output"),
+        "validation_error",
+        "{}",
+        r["bad-output"]
+    );
+    assert!(
+        !r["bad-output"].to_string().contains("wrong"),
+        "{}",
+        r["bad-output"]
+    );
     let big = &r["big"]["response"];
     assert_eq!(big["truncated"], true, "{big}");
     assert!(
@@ -222,7 +237,7 @@ fn operations_are_governed_from_policy_to_audit() {
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|v| v["kind"] == "invoke")
         .collect();
-    assert_eq!(records.len(), 14, "{audit}");
+    assert_eq!(records.len(), 15, "{audit}");
     for rec in &records {
         for field in [
             "requestId",
