@@ -214,6 +214,23 @@ pub fn pid_alive(pid: u32) -> bool {
     }
 }
 
+/// When process `pid` started (clock ticks after boot, /proc/PID/stat field
+/// 22), if it exists: with the pid, it names one process even after the pid
+/// is given to another (pid_max is often 32,768, and a full test run starts
+/// many processes).
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; starttime is field 22.
+    let rest = stat.rsplit_once(')')?.1;
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether the process that was `pid` when it started at `start` still runs
+/// (not a zombie, and not another process that got the pid since).
+pub fn same_process_alive(pid: u32, start: u64) -> bool {
+    pid_alive(pid) && start_time(pid) == Some(start)
+}
+
 /// The `pid=<n>` an agent prints on its first line, for each such line in `log`.
 pub fn agent_pids(log: &str) -> Vec<u32> {
     log.lines()

@@ -168,7 +168,7 @@ spec: { connectorRef: Connector/forker }
 
 /// Starts the forker and two agent instances; returns every pid of the
 /// tree: programs, their process-group leaders (a shim, if any) and the grandchild.
-fn start_tree(h: &mut Harness) -> Vec<u32> {
+fn start_tree(h: &mut Harness) -> Vec<(u32, u64)> {
     h.start(&bundle(h, "", FORKER));
     h.wait_process("ready", "connection/forker", DEADLINE, |p| {
         state(p) == "ready"
@@ -194,17 +194,28 @@ fn start_tree(h: &mut Harness) -> Vec<u32> {
     for &p in &pids {
         assert!(pid_alive(p), "{p} runs before\n{}", h.dump());
     }
+    // Each pid with its start time: a pid reused by another test's process
+    // later is not one of ours still running.
+    let pids: Vec<(u32, u64)> = pids
+        .into_iter()
+        .filter_map(|p| Some((p, e2e::start_time(p)?)))
+        .collect();
     // 2 connections + 2 agents, and the grandchild.
     assert!(pids.len() >= 5, "{pids:?}");
     eprintln!("the tree: {pids:?}");
     pids
 }
 
-/// Waits up to 5 s for every pid to be gone; names the survivors otherwise.
-fn assert_all_gone(h: &Harness, pids: &[u32], after: &str) {
+/// Waits up to 5 s for every process (pid, start time) to be gone; names the
+/// survivors otherwise.
+fn assert_all_gone(h: &Harness, pids: &[(u32, u64)], after: &str) {
     let end = Instant::now() + Duration::from_secs(5);
     loop {
-        let alive: Vec<u32> = pids.iter().copied().filter(|&p| pid_alive(p)).collect();
+        let alive: Vec<u32> = pids
+            .iter()
+            .filter(|&&(p, start)| e2e::same_process_alive(p, start))
+            .map(|&(p, _)| p)
+            .collect();
         if alive.is_empty() {
             return;
         }
@@ -228,7 +239,7 @@ fn assert_all_gone(h: &Harness, pids: &[u32], after: &str) {
 fn kill_9_of_the_orchestrator_leaves_no_child_or_grandchild() {
     let mut h = Harness::new();
     let pids = start_tree(&mut h);
-    let _cleanup = KillOnDrop(pids.clone());
+    let _cleanup = KillOnDrop(pids.iter().map(|&(p, _)| p).collect());
     h.signal(libc::SIGKILL);
     let status = h.wait_exit(DEADLINE);
     assert_eq!(status.code(), None, "killed: {status}");
@@ -240,7 +251,7 @@ fn kill_9_of_the_orchestrator_leaves_no_child_or_grandchild() {
 fn a_graceful_stop_leaves_no_grandchild() {
     let mut h = Harness::new();
     let pids = start_tree(&mut h);
-    let _cleanup = KillOnDrop(pids.clone());
+    let _cleanup = KillOnDrop(pids.iter().map(|&(p, _)| p).collect());
     assert!(h.stop().success(), "{}", h.dump());
     assert_all_gone(&h, &pids, "after a graceful stop");
 }
@@ -250,8 +261,9 @@ fn a_graceful_stop_leaves_no_grandchild() {
 fn a_manual_restart_leaves_no_old_grandchild() {
     let mut h = Harness::new();
     let pids = start_tree(&mut h);
-    let mut cleanup = KillOnDrop(pids.clone());
+    let mut cleanup = KillOnDrop(pids.iter().map(|&(p, _)| p).collect());
     let old = grandchildren(&h.connection_log("forker"))[0];
+    let old = (old, e2e::start_time(old).expect("the grandchild runs"));
     let out = h.cli(&["restart", "connection/forker"]);
     assert!(out.status.success(), "{out:?}");
     h.wait_until("a new grandchild", DEADLINE, || {
