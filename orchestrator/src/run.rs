@@ -150,6 +150,12 @@ pub async fn run(
     let journal_options = JournalOptions {
         retention: opts.retention.delivered,
         dedupe_ttl: opts.retention.dedupe_ttl,
+        idempotency_ttl: bundle
+            .connections
+            .iter()
+            .map(|c| c.operations.idempotency_ttl)
+            .max()
+            .unwrap_or(std::time::Duration::from_secs(24 * 3600)),
         ..JournalOptions::default()
     };
     let journal = match opts.journal {
@@ -165,7 +171,7 @@ pub async fn run(
         source,
     })?;
 
-    let operations = crate::operations::Operations::new(&bundle, audit.clone());
+    let operations = crate::operations::Operations::new(&bundle, audit.clone(), journal.clone());
     let registry = Arc::new(Registry::default());
     let agent_stop = CancellationToken::new();
     let agent_tasks = TaskTracker::new();

@@ -459,6 +459,15 @@ impl Harness {
         self.child = Some(child);
     }
 
+    /// Starts `bundle.yaml` again on the same state directory, once the
+    /// orchestrator has exited (after [`Harness::wait_exit`]).
+    pub fn start_again(&mut self) {
+        assert!(self.status.is_some(), "the orchestrator has not exited");
+        self.child = None;
+        self.status = None;
+        self.start_file("bundle.yaml");
+    }
+
     /// The orchestrator's pid.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("started").id()

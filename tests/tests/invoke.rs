@@ -602,3 +602,106 @@ fn one_instance_has_at_most_1024_invokes_in_flight() {
     assert_eq!(refused, 6, "1,030 at once, 1,024 governed");
     assert!(h.stop().success(), "{}", h.dump());
 }
+
+/// An idempotent operation: a repeat of a key gets the first result without
+/// a call, also after the orchestrator is killed (-9) and started again; a
+/// repeat while the first runs waits for it; another key calls again.
+#[test]
+fn a_repeated_idempotency_key_calls_the_connector_once_across_a_kill_9() {
+    let mut h = Harness::new();
+    h.copy_fixture("opconn.py");
+    h.copy_fixture("invoker.py");
+    let calls = h.path("calls.txt");
+    h.start(&format!(
+        r#"
+apiVersion: goondan.ai/v1
+kind: Connector
+metadata: {{ name: opconn }}
+spec:
+  entry: ./opconn.py
+  protocol: jsonl
+  events: [{{ name: go }}]
+  operations: [{{ name: echo, idempotent: true }}, {{ name: slow, idempotent: true }}]
+---
+apiVersion: goondan.ai/v1
+kind: Connection
+metadata: {{ name: ops }}
+spec:
+  connectorRef: Connector/opconn
+  config: {{ STEPS: "[]", CALLS: "{calls}", ONCE: "{once}" }}
+  operations: {{ allow: [echo, slow], idempotencyTtl: 1h }}
+---
+apiVersion: goondan.ai/v1
+kind: Swarm
+metadata: {{ name: default }}
+spec: {{ entryAgent: Agent/invoker, agents: [Agent/invoker] }}
+---
+apiVersion: goondan.ai/v1
+kind: Agent
+metadata: {{ name: invoker }}
+spec: {{ entry: ./invoker.py }}
+"#,
+        calls = calls.display(),
+        once = h.path("once").display(),
+    ));
+    h.wait_process("ready", "connection/ops", DEADLINE, |p| {
+        e2e::state_of(p) == "ready"
+    });
+    let invoke = |h: &Harness, op: &str, text: &str, key: &str| -> Value {
+        let input = json!({"text": text, "ms": 300}).to_string();
+        let out = h.cli(&[
+            "invoke",
+            "ops",
+            op,
+            "--input",
+            &input,
+            "--idempotency-key",
+            key,
+            "--json",
+        ]);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+    };
+    let calls_of = |op: &str| {
+        std::fs::read_to_string(&calls)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with(&format!("{op} ")))
+            .count()
+    };
+    let first = invoke(&h, "echo", "first", "k-1");
+    assert_eq!(first["response"]["data"]["text"], "first", "{first}");
+    // The same key with other input: the first result, no call.
+    let again = invoke(&h, "echo", "second", "k-1");
+    assert_eq!(again["response"]["data"]["text"], "first", "{again}");
+    assert_eq!(again["response"]["metadata"]["attempts"], 0, "{again}");
+    assert_eq!(calls_of("echo"), 1);
+    // Another key calls again.
+    let other = invoke(&h, "echo", "other", "k-2");
+    assert_eq!(other["response"]["data"]["text"], "other");
+    assert_eq!(calls_of("echo"), 2);
+
+    // Two at once with one key: one call; the second waits for the first.
+    std::thread::scope(|s| {
+        let a = s.spawn(|| invoke(&h, "slow", "", "k-3"));
+        let b = s.spawn(|| invoke(&h, "slow", "", "k-3"));
+        let (a, b) = (a.join().expect("a"), b.join().expect("b"));
+        assert_eq!(
+            (&a["ok"], &b["ok"]),
+            (&json!(true), &json!(true)),
+            "{a} {b}"
+        );
+    });
+    assert_eq!(calls_of("slow"), 1);
+
+    // Across a kill -9: the record was durable before the first answer.
+    h.signal(libc::SIGKILL);
+    h.wait_exit(DEADLINE);
+    h.start_again();
+    h.wait_process("ready again", "connection/ops", DEADLINE, |p| {
+        e2e::state_of(p) == "ready"
+    });
+    let after = invoke(&h, "echo", "third", "k-1");
+    assert_eq!(after["response"]["data"]["text"], "first", "{after}");
+    assert_eq!(calls_of("echo"), 2, "not called again after the restart");
+    assert!(h.stop().success(), "{}", h.dump());
+}

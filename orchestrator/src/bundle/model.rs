@@ -115,6 +115,9 @@ pub struct OperationDecl {
     pub max_output_bytes: u64,
     /// `redact`: JSON pointers into the output replaced by `"<redacted>"`.
     pub redact: Vec<String>,
+    /// `idempotent`: a repeat of an `idempotencyKey` within the
+    /// Connection's `idempotencyTtl` gets the first result, without a call.
+    pub idempotent: bool,
 }
 
 /// `operations[].retry`.
@@ -163,6 +166,8 @@ pub struct ConnectionOperations {
     /// Connection `degraded` (calls fail `unavailable` at once) until a probe
     /// after the cooldown succeeds.
     pub circuit: Option<Circuit>,
+    /// `idempotencyTtl` (default 24h): how long a first result is kept.
+    pub idempotency_ttl: Duration,
 }
 
 impl Default for ConnectionOperations {
@@ -174,6 +179,7 @@ impl Default for ConnectionOperations {
             overflow: Overflow::Reject,
             rate_limit: None,
             circuit: None,
+            idempotency_ttl: Duration::from_secs(24 * 3600),
         }
     }
 }

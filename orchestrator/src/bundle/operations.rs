@@ -11,8 +11,9 @@ use super::model::{ConnectionOperations, InvokeGrant, OperationDecl, OperationRe
 use super::read::Field;
 use super::restart::{backoff_over, circuit};
 
-const OPERATION_FIELDS: [&str; 9] = [
+const OPERATION_FIELDS: [&str; 10] = [
     "name",
+    "idempotent",
     "mode",
     "timeout",
     "retry",
@@ -55,6 +56,10 @@ pub(crate) fn connector_operations(cx: &mut Cx<'_>, f: &Field<'_>) -> Vec<Operat
             .get("redact")
             .map(|r| pointers(cx, &r))
             .unwrap_or_default();
+        let idempotent = map
+            .get("idempotent")
+            .and_then(|b| b.bool(cx))
+            .unwrap_or(false);
         let (Some(name), Some(name_field)) = (name, name_field) else {
             continue;
         };
@@ -71,6 +76,7 @@ pub(crate) fn connector_operations(cx: &mut Cx<'_>, f: &Field<'_>) -> Vec<Operat
             max_input_bytes,
             max_output_bytes,
             redact,
+            idempotent,
         });
     }
     out
@@ -152,6 +158,7 @@ pub(crate) fn connection_operations(
             "overflow",
             "rateLimit",
             "circuit",
+            "idempotencyTtl",
         ],
     ) else {
         return (out, allowed);
@@ -178,6 +185,12 @@ pub(crate) fn connection_operations(
     }
     out.rate_limit = map.get("rateLimit").and_then(|r| rate_limit(cx, &r));
     out.circuit = map.get("circuit").map(|c| circuit(cx, &c));
+    if let Some(ttl) = map
+        .get("idempotencyTtl")
+        .and_then(|t| positive_duration(cx, &t))
+    {
+        out.idempotency_ttl = ttl;
+    }
     (out, allowed)
 }
 

@@ -340,6 +340,33 @@ impl Journal {
         tables::dead_letters(&txn)
     }
 
+    /// Keeps the first result of an idempotent operation for
+    /// `(connection, operation, key)`; resolves once it is durable.
+    pub fn remember(
+        &self,
+        connection: &str,
+        operation: &str,
+        key: &str,
+        result: Vec<u8>,
+    ) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
+        let key = (connection.to_owned(), operation.to_owned(), key.to_owned());
+        self.request(|reply| Cmd::Remember { key, result, reply })
+            .wait()
+    }
+
+    /// The result remembered for `(connection, operation, key)`: when it was
+    /// remembered and its JSON. A short read; call it off the async threads.
+    pub fn recall(
+        &self,
+        connection: &str,
+        operation: &str,
+        key: &str,
+    ) -> Result<Option<(std::time::SystemTime, Vec<u8>)>, JournalError> {
+        let txn = self.inner.db.begin_read().map_err(JournalError::storage)?;
+        let found = tables::recall(&txn, (connection, operation, key))?;
+        Ok(found.map(|(ms, bytes)| (records::from_millis(ms), bytes)))
+    }
+
     /// The counters now.
     pub fn counts(&self) -> Counts {
         self.inner.stats.snapshot()

@@ -8,6 +8,7 @@
 //! | `dead` | event id | [`DeadRecord`] JSON |
 //! | `dedupe` | (connection, dedupe key) | (first event id, accepted at ms) |
 //! | `dedupe_expiry` | (accepted at ms, event id) | (connection, dedupe key) |
+//! | `idempotency` | (connection, operation, idempotency key) | (remembered at ms, the first result as JSON) |
 //!
 //! Event ids are UUIDv7 keys, so id order is acceptance order. The two tables
 //! keyed by time exist so compaction deletes a key range instead of scanning.
@@ -26,6 +27,8 @@ const DEAD: TableDefinition<Uuid, &[u8]> = TableDefinition::new("dead");
 const DEDUPE: TableDefinition<(&str, &str), (Uuid, u64)> = TableDefinition::new("dedupe");
 const DEDUPE_EXPIRY: TableDefinition<(u64, Uuid), (&str, &str)> =
     TableDefinition::new("dedupe_expiry");
+const IDEMPOTENCY: TableDefinition<(&str, &str, &str), (u64, &[u8])> =
+    TableDefinition::new("idempotency");
 
 /// How many entries each table holds.
 #[derive(Clone, Copy, Debug, Default)]
@@ -44,6 +47,7 @@ pub(super) struct Tables<'t> {
     dead: Table<'t, Uuid, &'static [u8]>,
     dedupe: Table<'t, (&'static str, &'static str), (Uuid, u64)>,
     expiry: Table<'t, (u64, Uuid), (&'static str, &'static str)>,
+    idempotency: Table<'t, (&'static str, &'static str, &'static str), (u64, &'static [u8])>,
 }
 
 fn not_pending(id: Uuid) -> JournalError {
@@ -70,7 +74,28 @@ impl<'t> Tables<'t> {
             dead: txn.open_table(DEAD)?,
             dedupe: txn.open_table(DEDUPE)?,
             expiry: txn.open_table(DEDUPE_EXPIRY)?,
+            idempotency: txn.open_table(IDEMPOTENCY)?,
         })
+    }
+
+    /// Keeps the first result of an idempotent operation for its key.
+    pub fn remember(
+        &mut self,
+        key: &(String, String, String),
+        now_ms: u64,
+        result: &[u8],
+    ) -> Result<(), JournalError> {
+        let key = (key.0.as_str(), key.1.as_str(), key.2.as_str());
+        self.idempotency
+            .insert(key, (now_ms, result))
+            .map_err(JournalError::storage)?;
+        Ok(())
+    }
+
+    /// Forgets idempotency records remembered before `cutoff_ms`.
+    pub fn forget_results_before(&mut self, cutoff_ms: u64) -> Result<u64, StorageError> {
+        let removed = self.idempotency.extract_if(|_, v| v.0 < cutoff_ms)?.count() as u64;
+        Ok(removed)
     }
 
     /// Records an accepted event: `record` (absent for a dropped event) becomes
@@ -288,4 +313,22 @@ pub(super) fn dead_letters(txn: &ReadTransaction) -> Result<Vec<DeadLetter>, Jou
         });
     }
     Ok(out)
+}
+
+/// The remembered result for `key`: when it was remembered (ms) and its JSON.
+pub(super) fn recall(
+    txn: &ReadTransaction,
+    key: (&str, &str, &str),
+) -> Result<Option<(u64, Vec<u8>)>, JournalError> {
+    let table = match txn.open_table(IDEMPOTENCY) {
+        Ok(t) => t,
+        // Nothing was ever remembered in this file.
+        Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(e) => return Err(JournalError::storage(e)),
+    };
+    let found = table.get(key).map_err(JournalError::storage)?;
+    Ok(found.map(|v| {
+        let (at, bytes) = v.value();
+        (at, bytes.to_vec())
+    }))
 }

@@ -55,6 +55,8 @@ pub struct JournalOptions {
     pub mark_sync_interval: Duration,
     /// Wall-clock time for dedupe, retention and dead-letter timestamps.
     pub clock: Clock,
+    /// Idempotency records are kept this long (the longest `idempotencyTtl`; default 24h).
+    pub idempotency_ttl: Duration,
 }
 
 impl Default for JournalOptions {
@@ -66,6 +68,7 @@ impl Default for JournalOptions {
             compact_interval: Duration::from_secs(60),
             mark_sync_interval: Duration::from_secs(1),
             clock: Clock::system(),
+            idempotency_ttl: Duration::from_secs(24 * 3600),
         }
     }
 }

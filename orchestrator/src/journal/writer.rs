@@ -49,6 +49,12 @@ pub(super) enum Cmd {
     Replay(Uuid, Reply<JournaledEvent>),
     ReplayAll(Reply<Vec<JournaledEvent>>),
     DropDead(Uuid, Reply<()>),
+    /// Keep an idempotent operation's first result for its key.
+    Remember {
+        key: (String, String, String),
+        result: Vec<u8>,
+        reply: Reply<()>,
+    },
     Compact(Reply<CompactStats>),
     Flush(Reply<()>),
     /// Commit what is queued before this durably, then exit.
@@ -115,9 +121,10 @@ impl Cmd {
         }
         match self {
             Cmd::Accept { reply, .. } => Some(done(reply, closed())),
-            Cmd::DeadLetter { reply, .. } | Cmd::DropDead(_, reply) | Cmd::Flush(reply) => {
-                Some(done(reply, closed()))
-            }
+            Cmd::DeadLetter { reply, .. }
+            | Cmd::DropDead(_, reply)
+            | Cmd::Flush(reply)
+            | Cmd::Remember { reply, .. } => Some(done(reply, closed())),
             Cmd::Replay(_, reply) => Some(done(reply, closed())),
             Cmd::ReplayAll(reply) => Some(done(reply, closed())),
             Cmd::Compact(reply) => Some(done(reply, closed())),
@@ -285,6 +292,8 @@ impl Writer {
                 tables
                     .compact(now_ms, duration_ms(retention), duration_ms(ttl))
                     .map_err(fatal)?;
+                let cutoff = now_ms.saturating_sub(duration_ms(self.opts.idempotency_ttl));
+                tables.forget_results_before(cutoff).map_err(fatal)?;
             }
             tables.sizes().map_err(fatal)?
         };
@@ -358,9 +367,17 @@ impl Writer {
                 finish(reply, result, answers)
             }
             Cmd::DropDead(id, reply) => finish(reply, tables.drop_dead(id), answers),
+            Cmd::Remember { key, result, reply } => {
+                finish(reply, tables.remember(&key, now_ms, &result), answers)
+            }
             Cmd::Compact(reply) => {
                 let (retention, ttl) = (self.opts.retention, self.opts.dedupe_ttl);
-                let result = tables.compact(now_ms, duration_ms(retention), duration_ms(ttl));
+                let result = tables
+                    .compact(now_ms, duration_ms(retention), duration_ms(ttl))
+                    .and_then(|stats| {
+                        let cutoff = now_ms.saturating_sub(duration_ms(self.opts.idempotency_ttl));
+                        tables.forget_results_before(cutoff).map(|_| stats)
+                    });
                 finish(reply, result.map_err(JournalError::storage), answers)
             }
             Cmd::Flush(reply) => finish(reply, Ok(()), answers),

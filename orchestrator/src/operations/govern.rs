@@ -6,6 +6,8 @@ use ipc_proto::{
     Call, CallError, CallResult, CancelCall, FailureClass, Invoke, InvokeError, InvokeResponse,
     InvokeResult, Json, ResponseMetadata, ToConnector,
 };
+use std::sync::Arc;
+
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use super::{Compiled, ConnectionOps, MAX_INSTANCE_BUCKETS, MAX_RETRIES, Operations};
@@ -36,6 +38,35 @@ impl Caller {
             instance_key: String::new(),
             correlation_id: None,
             operator: true,
+        }
+    }
+}
+
+/// What a successful invoke hands back: data, warnings, redactions, truncated, provider status.
+type Success = (
+    serde_json::Value,
+    Vec<String>,
+    Vec<String>,
+    bool,
+    Option<u16>,
+);
+
+/// The turn of one idempotency key; the last one out removes its lock.
+struct Turn<'a> {
+    ops: &'a Operations,
+    key: (String, String, String),
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let mut turns = self.ops.turns.lock().expect("ops lock");
+        // Held by the map and this turn's lock only: nobody waits for it.
+        if turns
+            .get(&self.key)
+            .is_some_and(|l| Arc::strong_count(l) <= 2)
+        {
+            turns.remove(&self.key);
         }
     }
 }
@@ -218,11 +249,25 @@ impl Operations {
         if let Err(f) = check_input(op, &invoke.input.0) {
             return (Err(f), 0);
         }
-        // 3. Rate limits: this instance's, the Connection's, a provider's hold.
+        // 3. Idempotency: a repeat of a key waits for the first, then gets its result.
+        let idempotency = match (&invoke.idempotency_key, op.decl.idempotent) {
+            (Some(key), true) => Some((conn.name.clone(), operation.clone(), key.clone())),
+            _ => None,
+        };
+        let _turn = match &idempotency {
+            Some(k) => Some(self.turn(k).await),
+            None => None,
+        };
+        if let Some(k) = &idempotency
+            && let Some(first) = self.recall(k, conn.policy.idempotency_ttl).await
+        {
+            return (Ok(first), 0);
+        }
+        // 4. Rate limits: this instance's, the Connection's, a provider's hold.
         if let Err(f) = self.take_tokens(caller, conn, per_instance) {
             return (Err(f), 0);
         }
-        // 4. The circuit: a degraded Connection fails fast, but for one probe
+        // 5. The circuit: a degraded Connection fails fast, but for one probe
         //    after its cooldown (its `health` operation first, if declared).
         let probe = match conn.circuit_gate() {
             Ok(probe) => probe,
@@ -259,7 +304,7 @@ impl Operations {
         }
         // With a `health` operation the probe was that call; without, it is this one.
         let probe = probe && (operation == "health" || !conn.operations.contains_key("health"));
-        // 5. Concurrency.
+        // 6. Concurrency.
         let permit = match conn.slot(deadline).await {
             Ok(p) => p,
             Err(f) => {
@@ -267,7 +312,7 @@ impl Operations {
                 return (Err(f), 0);
             }
         };
-        // 6. Call, with retries.
+        // 7. Call, with retries.
         let called = conn.call_with_retries(op, invoke, deadline).await;
         drop(permit);
         let attempts = called.attempts;
@@ -277,20 +322,87 @@ impl Operations {
             Ok(r) => r,
             Err(f) => return (Err(f), attempts),
         };
-        // 7. Output: schema, redactions, size.
+        // 8. Output: schema, redactions, size.
         let data = result.data.map(|d| d.0).unwrap_or(serde_json::Value::Null);
-        (
-            finish_output(op, data).map(|(data, redactions, truncated)| {
-                (
-                    data,
-                    result.warnings,
-                    redactions,
-                    truncated,
-                    result.provider_status,
-                )
-            }),
-            attempts,
-        )
+        let outcome = finish_output(op, data).map(|(data, redactions, truncated)| {
+            (
+                data,
+                result.warnings,
+                redactions,
+                truncated,
+                result.provider_status,
+            )
+        });
+        // The first success of a key is kept (durably) before it is answered.
+        if let (Some(k), Ok(first)) = (&idempotency, &outcome) {
+            let (data, warnings, redactions, truncated, status) = first;
+            let record = serde_json::json!({
+                "data": data, "warnings": warnings, "redactionsApplied": redactions,
+                "truncated": truncated, "providerStatus": status,
+            });
+            let kept = self
+                .journal
+                .remember(&k.0, &k.1, &k.2, record.to_string().into_bytes())
+                .await;
+            if let Err(e) = kept {
+                tracing::warn!(connection = %k.0, operation = %k.1, "idempotency record not kept: {e}");
+            }
+        }
+        (outcome, attempts)
+    }
+
+    /// Waits for the turn of an idempotency key; the guard ends it.
+    async fn turn(&self, key: &(String, String, String)) -> Turn<'_> {
+        let lock = {
+            let mut turns = self.turns.lock().expect("ops lock");
+            turns.entry(key.clone()).or_default().clone()
+        };
+        let guard = lock.clone().lock_owned().await;
+        Turn {
+            ops: self,
+            key: key.clone(),
+            _guard: guard,
+        }
+    }
+
+    /// The first result of `key`, if one was kept within `ttl`.
+    async fn recall(&self, key: &(String, String, String), ttl: Duration) -> Option<Success> {
+        let (journal, k) = (self.journal.clone(), key.clone());
+        let found = tokio::task::spawn_blocking(move || journal.recall(&k.0, &k.1, &k.2))
+            .await
+            .ok()?;
+        let (at, bytes) = match found {
+            Ok(Some(f)) => f,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!("idempotency record unreadable: {e}");
+                return None;
+            }
+        };
+        if at.elapsed().unwrap_or_default() > ttl {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        let strings = |f: &str| -> Vec<String> {
+            v[f].as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut warnings = strings("warnings");
+        warnings.push("the first result for this idempotencyKey, not called again".into());
+        Some((
+            v["data"].clone(),
+            warnings,
+            strings("redactionsApplied"),
+            v["truncated"].as_bool().unwrap_or(false),
+            v["providerStatus"]
+                .as_u64()
+                .and_then(|s| u16::try_from(s).ok()),
+        ))
     }
 
     fn take_tokens(

@@ -39,6 +39,7 @@ pub use stats::OperationStats;
 
 use crate::bundle::{Bundle, ConnectionOperations, InvokeGrant, OperationDecl};
 use crate::connection::limit::TokenBucket;
+use crate::journal::Journal;
 use crate::logs::AuditLog;
 use crate::supervisor::Outbox;
 
@@ -47,6 +48,9 @@ pub const MAX_RETRIES: u32 = 10;
 
 /// Per-instance rate buckets kept before the oldest are forgotten.
 const MAX_INSTANCE_BUCKETS: usize = 100_000;
+
+/// (connection, operation, idempotency key).
+type IdempotencyKey = (String, String, String);
 
 /// One declared operation with its schemas compiled.
 struct Compiled {
@@ -176,12 +180,17 @@ pub struct Operations {
     grants: BTreeMap<String, Vec<InvokeGrant>>,
     instance_buckets: Mutex<HashMap<(String, String, String), TokenBucket>>,
     audit: AuditLog,
+    /// Where idempotency records are kept.
+    journal: Journal,
+    /// One turn at a time per (connection, operation, idempotency key): a
+    /// concurrent repeat waits for the first, then gets its result.
+    turns: Mutex<HashMap<IdempotencyKey, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Operations {
     /// The operations of `bundle`, with every schema compiled (the bundle
     /// was validated: they compile).
-    pub fn new(bundle: &Bundle, audit: AuditLog) -> Arc<Self> {
+    pub fn new(bundle: &Bundle, audit: AuditLog, journal: Journal) -> Arc<Self> {
         let connections = bundle
             .connections
             .iter()
@@ -240,6 +249,8 @@ impl Operations {
             grants,
             instance_buckets: Mutex::new(HashMap::new()),
             audit,
+            journal,
+            turns: Mutex::new(HashMap::new()),
         })
     }
 
