@@ -140,3 +140,41 @@ async fn periodic_compaction_keeps_the_tables_bounded_under_load() {
         assert_eq!(c.accepted, 2000);
     }
 }
+
+#[tokio::test]
+async fn idempotency_records_are_kept_for_their_ttl_then_compacted() {
+    for backend in BACKENDS {
+        let clock = ManualClock::new();
+        let opts = JournalOptions {
+            idempotency_ttl: Duration::from_secs(3600),
+            clock: clock.clock(),
+            ..JournalOptions::default()
+        };
+        let h = Harness::start(backend, opts);
+        let j = &h.journal;
+        assert!(
+            j.recall("tg", "send", "k").unwrap().is_none(),
+            "{backend:?}"
+        );
+        j.remember("tg", "send", "k", b"{\"data\":1}".to_vec())
+            .await
+            .unwrap();
+        let (_, kept) = j.recall("tg", "send", "k").unwrap().expect("kept");
+        assert_eq!(kept, b"{\"data\":1}");
+        assert!(j.recall("tg", "send", "other").unwrap().is_none());
+        assert!(j.recall("tg", "other", "k").unwrap().is_none());
+
+        clock.advance(Duration::from_secs(1800));
+        j.compact().await.unwrap();
+        assert!(
+            j.recall("tg", "send", "k").unwrap().is_some(),
+            "{backend:?}"
+        );
+        clock.advance(Duration::from_secs(1801));
+        j.compact().await.unwrap();
+        assert!(
+            j.recall("tg", "send", "k").unwrap().is_none(),
+            "{backend:?}"
+        );
+    }
+}
