@@ -38,6 +38,8 @@ pub struct RunOptions {
     pub max_pending: usize,
     /// Where lifecycle changes are told (stdout for `orchestrator run`).
     pub console: crate::console::Console,
+    /// `--max-invocations-per-second` and `--max-retries`.
+    pub operations: crate::operations::GlobalLimits,
     /// The uids (and gids) `sandbox.user: dynamic` hands out (`--uid-range`).
     pub uid_range: crate::sandbox::UidRange,
 }
@@ -171,7 +173,12 @@ pub async fn run(
         source,
     })?;
 
-    let operations = crate::operations::Operations::new(&bundle, audit.clone(), journal.clone());
+    let operations = crate::operations::Operations::new(
+        &bundle,
+        audit.clone(),
+        journal.clone(),
+        opts.operations,
+    );
     let registry = Arc::new(Registry::default());
     let agent_stop = CancellationToken::new();
     let agent_tasks = TaskTracker::new();

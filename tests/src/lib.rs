@@ -445,6 +445,17 @@ impl Harness {
 
     /// Starts `orchestrator run <rel> --state-dir state` on a bundle already in the temp dir.
     pub fn start_file(&mut self, rel: &str) {
+        self.start_file_with(rel, &[]);
+    }
+
+    /// Writes `bundle.yaml` and starts it with `extra` arguments to `run`.
+    pub fn start_with(&mut self, bundle: &str, extra: &[&str]) {
+        self.write("bundle.yaml", bundle);
+        self.start_file_with("bundle.yaml", extra);
+    }
+
+    /// [`Harness::start_file`] with `extra` arguments to `run`.
+    pub fn start_file_with(&mut self, rel: &str, extra: &[&str]) {
         assert!(self.child.is_none(), "already started");
         let stdout = File::create(self.path("orchestrator.stdout")).expect("stdout file");
         let stderr = File::create(self.path("orchestrator.stderr")).expect("stderr file");
@@ -452,6 +463,7 @@ impl Harness {
             .command()
             .args(["run", rel, "--state-dir"])
             .arg(self.state())
+            .args(extra)
             .stdout(stdout)
             .stderr(stderr)
             .spawn()

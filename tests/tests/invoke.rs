@@ -621,7 +621,7 @@ spec:
   entry: ./opconn.py
   protocol: jsonl
   events: [{{ name: go }}]
-  operations: [{{ name: echo, idempotent: true }}, {{ name: slow, idempotent: true }}]
+  operations: [{{ name: echo, idempotent: true, mutating: true }}, {{ name: slow, idempotent: true }}]
 ---
 apiVersion: goondan.ai/v1
 kind: Connection
@@ -675,6 +675,14 @@ spec: {{ entry: ./invoker.py }}
     assert_eq!(again["response"]["data"]["text"], "first", "{again}");
     assert_eq!(again["response"]["metadata"]["attempts"], 0, "{again}");
     assert_eq!(calls_of("echo"), 1);
+    // A mutating idempotent operation without a key is refused before any call.
+    let out = h.cli(&["invoke", "ops", "echo", "--input", r#"{"text":"no key"}"#]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("validation_error"),
+        "{out:?}"
+    );
+    assert_eq!(calls_of("echo"), 1);
     // Another key calls again.
     let other = invoke(&h, "echo", "other", "k-2");
     assert_eq!(other["response"]["data"]["text"], "other");
@@ -703,5 +711,43 @@ spec: {{ entry: ./invoker.py }}
     let after = invoke(&h, "echo", "third", "k-1");
     assert_eq!(after["response"]["data"]["text"], "first", "{after}");
     assert_eq!(calls_of("echo"), 2, "not called again after the restart");
+    assert!(h.stop().success(), "{}", h.dump());
+}
+
+/// `--max-retries` caps every operation's retries; `--max-invocations-per-second`
+/// holds every Connection's invokes to one budget.
+#[test]
+fn global_limits_cap_retries_and_invocations() {
+    let mut h = Harness::new();
+    h.copy_fixture("opconn.py");
+    h.copy_fixture("invoker.py");
+    let calls = h.path("calls.txt");
+    h.start_with(
+        &BUNDLE
+            .replace("$STEPS", "[]")
+            .replace("$CALLS", &calls.display().to_string())
+            .replace("$ONCE", &h.path("once").display().to_string()),
+        &["--max-retries", "1", "--max-invocations-per-second", "0.2"],
+    );
+    h.wait_process("ready", "connection/ops", DEADLINE, |p| {
+        e2e::state_of(p) == "ready"
+    });
+    let invoke = |op: &str| -> Value {
+        let out = h.cli(&["invoke", "ops", op, "--json"]);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+    };
+    // flaky needs 3 calls and declares 3 retries; the cap allows 2 calls.
+    let flaky = invoke("flaky");
+    assert_eq!(flaky["error"]["class"], "transient", "{flaky}");
+    assert_eq!(flaky["error"]["attempts"], 2, "{flaky}");
+    // The one token of these five seconds is spent.
+    let next = invoke("secretive");
+    assert_eq!(next["error"]["class"], "quota_exceeded", "{next}");
+    assert!(
+        next["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("--max-invocations-per-second")),
+        "{next}"
+    );
     assert!(h.stop().success(), "{}", h.dump());
 }

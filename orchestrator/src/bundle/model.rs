@@ -118,6 +118,9 @@ pub struct OperationDecl {
     /// `idempotent`: a repeat of an `idempotencyKey` within the
     /// Connection's `idempotencyTtl` gets the first result, without a call.
     pub idempotent: bool,
+    /// `mutating`: it changes the world; an idempotent one must be called
+    /// with an `idempotencyKey` (a retry must not act twice).
+    pub mutating: bool,
 }
 
 /// `operations[].retry`.

@@ -11,9 +11,10 @@ use super::model::{ConnectionOperations, InvokeGrant, OperationDecl, OperationRe
 use super::read::Field;
 use super::restart::{backoff_over, circuit};
 
-const OPERATION_FIELDS: [&str; 10] = [
+const OPERATION_FIELDS: [&str; 11] = [
     "name",
     "idempotent",
+    "mutating",
     "mode",
     "timeout",
     "retry",
@@ -60,6 +61,10 @@ pub(crate) fn connector_operations(cx: &mut Cx<'_>, f: &Field<'_>) -> Vec<Operat
             .get("idempotent")
             .and_then(|b| b.bool(cx))
             .unwrap_or(false);
+        let mutating = map
+            .get("mutating")
+            .and_then(|b| b.bool(cx))
+            .unwrap_or(false);
         let (Some(name), Some(name_field)) = (name, name_field) else {
             continue;
         };
@@ -77,6 +82,7 @@ pub(crate) fn connector_operations(cx: &mut Cx<'_>, f: &Field<'_>) -> Vec<Operat
             max_output_bytes,
             redact,
             idempotent,
+            mutating,
         });
     }
     out

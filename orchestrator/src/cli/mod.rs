@@ -82,6 +82,12 @@ enum Command {
         /// The uids (each also a gid) handed out, one per running child, to `sandbox.user: dynamic`.
         #[arg(long, default_value = orchestrator::sandbox::DEFAULT_UID_RANGE)]
         uid_range: orchestrator::sandbox::UidRange,
+        /// Invokes let through per second across every Connection (default: no limit).
+        #[arg(long)]
+        max_invocations_per_second: Option<f64>,
+        /// Retries of one invoke at most, whatever an operation's `retry` says.
+        #[arg(long, default_value_t = 10)]
+        max_retries: u32,
     },
     /// Show every process: state, pid, restarts, last exit and error, events in/out.
     Status {
@@ -166,7 +172,17 @@ pub fn dispatch(cli: Cli) -> u8 {
             dedupe_ttl,
             max_pending,
             uid_range,
+            max_invocations_per_second,
+            max_retries,
         } => {
+            if max_invocations_per_second.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+                eprintln!("orchestrator: --max-invocations-per-second must be a positive number");
+                return orchestrator::exit_code::USAGE;
+            }
+            let limits = orchestrator::operations::GlobalLimits {
+                invocations_per_second: max_invocations_per_second,
+                max_retries,
+            };
             let mode = match journal {
                 Journal::Durable => orchestrator::JournalMode::Durable,
                 Journal::Memory => orchestrator::JournalMode::Memory,
@@ -182,6 +198,7 @@ pub fn dispatch(cli: Cli) -> u8 {
                 retention,
                 max_pending as usize,
                 uid_range,
+                limits,
             )
         }
         Command::Status {

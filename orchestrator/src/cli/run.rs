@@ -18,6 +18,7 @@ pub fn main(
     retention: Retention,
     max_pending: usize,
     uid_range: orchestrator::sandbox::UidRange,
+    operations: orchestrator::operations::GlobalLimits,
 ) -> u8 {
     // Not dumpable: no process of the same uid (a sandboxed child running
     // as root, say) may read our memory, environ or fds, or attach to us.
@@ -68,6 +69,7 @@ pub fn main(
                 max_pending,
                 console: orchestrator::console::Console::stdout(),
                 uid_range,
+                operations,
             },
             stop,
             kill_now,

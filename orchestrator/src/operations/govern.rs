@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
-use super::{Compiled, ConnectionOps, MAX_INSTANCE_BUCKETS, MAX_RETRIES, Operations};
+use super::{Compiled, ConnectionOps, MAX_INSTANCE_BUCKETS, Operations};
 use crate::bundle::{Overflow, RateLimit};
 use crate::connection::limit::TokenBucket;
 
@@ -249,6 +249,12 @@ impl Operations {
         if let Err(f) = check_input(op, &invoke.input.0) {
             return (Err(f), 0);
         }
+        if op.decl.mutating && op.decl.idempotent && invoke.idempotency_key.is_none() {
+            let m = format!(
+                "`{operation}` changes the world and is idempotent: call it with an idempotencyKey"
+            );
+            return (Err(Failure::new(FailureClass::ValidationError, m)), 0);
+        }
         // 3. Idempotency: a repeat of a key waits for the first, then gets its result.
         let idempotency = match (&invoke.idempotency_key, op.decl.idempotent) {
             (Some(key), true) => Some((conn.name.clone(), operation.clone(), key.clone())),
@@ -313,7 +319,9 @@ impl Operations {
             }
         };
         // 7. Call, with retries.
-        let called = conn.call_with_retries(op, invoke, deadline).await;
+        let called = conn
+            .call_with_retries(op, invoke, deadline, self.max_retries)
+            .await;
         drop(permit);
         let attempts = called.attempts;
         let class = called.outcome.as_ref().err().map(|f| f.class);
@@ -453,6 +461,11 @@ impl Operations {
                 )
             })?;
         }
+        if let Some(bucket) = self.global_bucket.lock().expect("ops lock").as_mut() {
+            bucket
+                .take(now)
+                .map_err(|w| quota("the orchestrator's --max-invocations-per-second", w))?;
+        }
         if let Some(bucket) = conn.bucket.lock().expect("ops lock").as_mut() {
             bucket
                 .take(now)
@@ -577,9 +590,10 @@ impl ConnectionOps {
         op: &Compiled,
         invoke: &Invoke,
         deadline: Option<Instant>,
+        retry_cap: u32,
     ) -> Called {
         let retry = &op.decl.retry;
-        let max_retries = retry.max_retries.min(MAX_RETRIES);
+        let max_retries = retry.max_retries.min(retry_cap);
         let mut attempt = 0;
         loop {
             attempt += 1;

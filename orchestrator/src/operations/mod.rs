@@ -43,8 +43,24 @@ use crate::journal::Journal;
 use crate::logs::AuditLog;
 use crate::supervisor::Outbox;
 
-/// Retries of one invoke, at most, whatever an operation declares.
-pub const MAX_RETRIES: u32 = 10;
+/// Limits across every Connection (`run --max-invocations-per-second`,
+/// `--max-retries`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GlobalLimits {
+    /// Invokes let through per second in all, with a burst of one second's worth.
+    pub invocations_per_second: Option<f64>,
+    /// Retries of one invoke, at most, whatever an operation declares (default 10).
+    pub max_retries: u32,
+}
+
+impl Default for GlobalLimits {
+    fn default() -> Self {
+        Self {
+            invocations_per_second: None,
+            max_retries: 10,
+        }
+    }
+}
 
 /// Per-instance rate buckets kept before the oldest are forgotten.
 const MAX_INSTANCE_BUCKETS: usize = 100_000;
@@ -179,6 +195,10 @@ pub struct Operations {
     connections: BTreeMap<String, Arc<ConnectionOps>>,
     grants: BTreeMap<String, Vec<InvokeGrant>>,
     instance_buckets: Mutex<HashMap<(String, String, String), TokenBucket>>,
+    /// `--max-invocations-per-second`.
+    global_bucket: Mutex<Option<TokenBucket>>,
+    /// `--max-retries`.
+    max_retries: u32,
     audit: AuditLog,
     /// Where idempotency records are kept.
     journal: Journal,
@@ -190,7 +210,12 @@ pub struct Operations {
 impl Operations {
     /// The operations of `bundle`, with every schema compiled (the bundle
     /// was validated: they compile).
-    pub fn new(bundle: &Bundle, audit: AuditLog, journal: Journal) -> Arc<Self> {
+    pub fn new(
+        bundle: &Bundle,
+        audit: AuditLog,
+        journal: Journal,
+        limits: GlobalLimits,
+    ) -> Arc<Self> {
         let connections = bundle
             .connections
             .iter()
@@ -248,6 +273,14 @@ impl Operations {
             connections,
             grants,
             instance_buckets: Mutex::new(HashMap::new()),
+            global_bucket: Mutex::new(limits.invocations_per_second.map(|rate| {
+                let limit = crate::bundle::RateLimit {
+                    per_second: rate,
+                    burst: rate.ceil().clamp(1.0, f64::from(u32::MAX)) as u32,
+                };
+                TokenBucket::new(limit, Instant::now())
+            })),
+            max_retries: limits.max_retries,
             audit,
             journal,
             turns: Mutex::new(HashMap::new()),
