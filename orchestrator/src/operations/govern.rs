@@ -3,15 +3,12 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use ipc_proto::{
-    Call, CallError, CallResult, CancelCall, FailureClass, Invoke, InvokeError, InvokeResponse,
-    InvokeResult, Json, ResponseMetadata, ToConnector,
+    CallError, FailureClass, Invoke, InvokeError, InvokeResponse, InvokeResult, Json,
+    ResponseMetadata,
 };
-use std::sync::Arc;
-
-use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use super::{Compiled, ConnectionOps, MAX_INSTANCE_BUCKETS, Operations};
-use crate::bundle::{Overflow, RateLimit};
+use crate::bundle::RateLimit;
 use crate::connection::limit::TokenBucket;
 
 /// Who invokes: an agent instance (handling an event, usually), or the operator.
@@ -42,45 +39,16 @@ impl Caller {
     }
 }
 
-/// What a successful invoke hands back: data, warnings, redactions, truncated, provider status.
-type Success = (
-    serde_json::Value,
-    Vec<String>,
-    Vec<String>,
-    bool,
-    Option<u16>,
-);
-
-/// The turn of one idempotency key; the last one out removes its lock.
-struct Turn<'a> {
-    ops: &'a Operations,
-    key: (String, String, String),
-    _guard: tokio::sync::OwnedMutexGuard<()>,
-}
-
-impl Drop for Turn<'_> {
-    fn drop(&mut self) {
-        let mut turns = self.ops.turns.lock().expect("ops lock");
-        // Held by the map and this turn's lock only: nobody waits for it.
-        if turns
-            .get(&self.key)
-            .is_some_and(|l| Arc::strong_count(l) <= 2)
-        {
-            turns.remove(&self.key);
-        }
-    }
-}
-
 /// A failure on the way, before it becomes a result.
-struct Failure {
-    class: FailureClass,
-    message: String,
-    retry_after_ms: Option<u64>,
-    provider_status: Option<u16>,
+pub(super) struct Failure {
+    pub class: FailureClass,
+    pub message: String,
+    pub retry_after_ms: Option<u64>,
+    pub provider_status: Option<u16>,
 }
 
 impl Failure {
-    fn new(class: FailureClass, message: impl Into<String>) -> Self {
+    pub(super) fn new(class: FailureClass, message: impl Into<String>) -> Self {
         Self {
             class,
             message: message.into(),
@@ -99,12 +67,6 @@ impl From<CallError> for Failure {
             provider_status: e.provider_status,
         }
     }
-}
-
-/// How the call part ended: the connector's data, or why not, and the calls made.
-struct Called {
-    outcome: Result<CallResult, Failure>,
-    attempts: u32,
 }
 
 impl Operations {
@@ -359,60 +321,6 @@ impl Operations {
         (outcome, attempts)
     }
 
-    /// Waits for the turn of an idempotency key; the guard ends it.
-    async fn turn(&self, key: &(String, String, String)) -> Turn<'_> {
-        let lock = {
-            let mut turns = self.turns.lock().expect("ops lock");
-            turns.entry(key.clone()).or_default().clone()
-        };
-        let guard = lock.clone().lock_owned().await;
-        Turn {
-            ops: self,
-            key: key.clone(),
-            _guard: guard,
-        }
-    }
-
-    /// The first result of `key`, if one was kept within `ttl`.
-    async fn recall(&self, key: &(String, String, String), ttl: Duration) -> Option<Success> {
-        let (journal, k) = (self.journal.clone(), key.clone());
-        let found = tokio::task::spawn_blocking(move || journal.recall(&k.0, &k.1, &k.2))
-            .await
-            .ok()?;
-        let (at, bytes) = match found {
-            Ok(Some(f)) => f,
-            Ok(None) => return None,
-            Err(e) => {
-                tracing::warn!("idempotency record unreadable: {e}");
-                return None;
-            }
-        };
-        if at.elapsed().unwrap_or_default() > ttl {
-            return None;
-        }
-        let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-        let strings = |f: &str| -> Vec<String> {
-            v[f].as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|s| s.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let mut warnings = strings("warnings");
-        warnings.push("the first result for this idempotencyKey, not called again".into());
-        Some((
-            v["data"].clone(),
-            warnings,
-            strings("redactionsApplied"),
-            v["truncated"].as_bool().unwrap_or(false),
-            v["providerStatus"]
-                .as_u64()
-                .and_then(|s| u16::try_from(s).ok()),
-        ))
-    }
-
     fn take_tokens(
         &self,
         caller: &Caller,
@@ -483,251 +391,6 @@ impl ConnectionOps {
             f(stats.entry(operation.to_string()).or_default());
         }
     }
-
-    /// Whether a call may go: `Ok(true)` when it is the probe of a tripped
-    /// circuit, `Err` (`unavailable`) while the circuit is open.
-    fn circuit_gate(&self) -> Result<bool, Failure> {
-        let Some(circuit) = &self.circuit else {
-            return Ok(false);
-        };
-        let mut c = circuit.lock().expect("ops lock");
-        let Some(until) = c.open_until else {
-            return Ok(false);
-        };
-        let now = Instant::now();
-        if now < until || c.probing {
-            let wait = until.saturating_duration_since(now);
-            return Err(Failure {
-                retry_after_ms: Some(wait.as_millis().max(1) as u64),
-                ..Failure::new(
-                    FailureClass::Unavailable,
-                    format!(
-                        "Connection/{} is degraded (circuit open after {} failures); next probe in {}",
-                        self.name,
-                        c.failures.count(),
-                        humantime::format_duration(Duration::from_millis(wait.as_millis() as u64))
-                    ),
-                )
-            });
-        }
-        c.probing = true;
-        Ok(true)
-    }
-
-    /// Counts a call's outcome in the circuit: provider failures (after at
-    /// least one call) may trip it; a probe closes it or opens it again.
-    fn circuit_after(&self, probe: bool, failed: Option<FailureClass>, attempts: u32) {
-        let Some(circuit) = &self.circuit else {
-            return;
-        };
-        let mut c = circuit.lock().expect("ops lock");
-        let provider_failure = attempts > 0
-            && matches!(
-                failed,
-                Some(FailureClass::Transient | FailureClass::Timeout | FailureClass::Permanent)
-                    | Some(FailureClass::Unavailable)
-            );
-        let now = Instant::now();
-        if probe {
-            c.probing = false;
-            if attempts == 0 {
-                return; // refused before any call: the next one probes
-            }
-            if failed.is_none() {
-                c.open_until = None;
-                c.failures.reset();
-            } else {
-                c.open_until = Some(now + c.failures.cooldown());
-            }
-            return;
-        }
-        if provider_failure
-            && c.failures.failure(tokio::time::Instant::now())
-            && c.open_until.is_none()
-        {
-            c.open_until = Some(now + c.failures.cooldown());
-            c.trips += 1;
-        }
-    }
-
-    /// A place among the `maxParallel` calls: at once, after waiting in the
-    /// queue (at most `maxQueue` wait), or `overloaded`.
-    async fn slot(&self, deadline: Option<Instant>) -> Result<OwnedSemaphorePermit, Failure> {
-        if let Ok(p) = self.slots.clone().try_acquire_owned() {
-            return Ok(p);
-        }
-        {
-            let mut waiting = self.waiting.lock().expect("ops lock");
-            if *waiting >= self.policy.max_queue && self.policy.overflow == Overflow::Reject {
-                return Err(Failure::new(
-                    FailureClass::Overloaded,
-                    format!(
-                        "Connection/{}: {} calls in flight and {} waiting (maxParallel, maxQueue)",
-                        self.name, self.policy.max_parallel, *waiting
-                    ),
-                ));
-            }
-            *waiting += 1;
-        }
-        let acquire = self.slots.clone().acquire_owned();
-        let got = match deadline {
-            Some(d) => tokio::time::timeout_at(d.into(), acquire).await.ok(),
-            None => Some(acquire.await),
-        };
-        *self.waiting.lock().expect("ops lock") -= 1;
-        match got {
-            Some(Ok(p)) => Ok(p),
-            Some(Err(_)) => Err(Failure::new(FailureClass::Unavailable, "stopping")),
-            None => Err(Failure::new(
-                FailureClass::Timeout,
-                "no call slot within the invoke's timeout",
-            )),
-        }
-    }
-
-    async fn call_with_retries(
-        &self,
-        op: &Compiled,
-        invoke: &Invoke,
-        deadline: Option<Instant>,
-        retry_cap: u32,
-    ) -> Called {
-        let retry = &op.decl.retry;
-        let max_retries = retry.max_retries.min(retry_cap);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let per_attempt = Instant::now() + op.decl.timeout;
-            let until = deadline.map_or(per_attempt, |d| d.min(per_attempt));
-            let outcome = self.call_once(op, invoke, attempt, until).await;
-            let failure = match outcome {
-                Ok(r) if r.ok => {
-                    return Called {
-                        outcome: Ok(r),
-                        attempts: attempt,
-                    };
-                }
-                Ok(r) => r.error.map(Failure::from).unwrap_or_else(|| {
-                    Failure::new(FailureClass::Transient, "callResult without ok or error")
-                }),
-                Err(f) => f,
-            };
-            if failure.class == FailureClass::QuotaExceeded
-                && let Some(ms) = failure.retry_after_ms
-            {
-                *self.hold_until.lock().expect("ops lock") =
-                    Some(Instant::now() + Duration::from_millis(ms));
-            }
-            let delay = backoff(&retry.backoff, attempt);
-            let in_time = deadline.is_none_or(|d| Instant::now() + delay < d);
-            if attempt > max_retries || !retry.on.contains(&failure.class) || !in_time {
-                return Called {
-                    outcome: Err(failure),
-                    attempts: attempt,
-                };
-            }
-            self.counters(&op.decl.name, |s| s.retried());
-            tokio::time::sleep(delay).await;
-        }
-    }
-
-    /// One `call` to the connector, answered or timed out at `until`.
-    async fn call_once(
-        &self,
-        op: &Compiled,
-        invoke: &Invoke,
-        attempt: u32,
-        until: Instant,
-    ) -> Result<CallResult, Failure> {
-        // A connector being restarted (after a crash, say) serves the call
-        // once it is ready, if that is before the deadline.
-        loop {
-            let waiting = self.attached.notified();
-            tokio::pin!(waiting);
-            // Registered before the check, so an attach in between is not missed.
-            waiting.as_mut().enable();
-            if self.link.lock().expect("ops lock").is_some() {
-                break;
-            }
-            if tokio::time::timeout_at(until.into(), waiting)
-                .await
-                .is_err()
-            {
-                break;
-            }
-        }
-        let id = uuid::Uuid::now_v7().to_string();
-        let (tx, rx) = oneshot::channel();
-        let sent = {
-            let mut link = self.link.lock().expect("ops lock");
-            match link.as_mut() {
-                None => None,
-                Some(l) => {
-                    l.pending.insert(id.clone(), tx);
-                    Some(l.outbox.send(ToConnector::Call(Call {
-                        id: id.clone(),
-                        operation: op.decl.name.clone(),
-                        input: invoke.input.clone(),
-                        attempt,
-                        deadline_ms: until.saturating_duration_since(Instant::now()).as_millis()
-                            as u64,
-                        idempotency_key: invoke.idempotency_key.clone(),
-                    })))
-                }
-            }
-        };
-        match sent {
-            None => {
-                return Err(Failure::new(
-                    FailureClass::Unavailable,
-                    format!("the connector of Connection/{} is not running", self.name),
-                ));
-            }
-            Some(false) => {
-                self.forget(&id);
-                return Err(Failure::new(
-                    FailureClass::Transient,
-                    "the connector's channel is closed",
-                ));
-            }
-            Some(true) => {}
-        }
-        match tokio::time::timeout_at(until.into(), rx).await {
-            Ok(Ok(result)) => Ok(result),
-            Ok(Err(_)) => Err(Failure::new(
-                FailureClass::Transient,
-                format!(
-                    "the connector of Connection/{} exited during the call",
-                    self.name
-                ),
-            )),
-            Err(_) => {
-                self.forget(&id);
-                if let Some(l) = self.link.lock().expect("ops lock").as_ref() {
-                    l.outbox.send(ToConnector::Cancel(CancelCall { id }));
-                }
-                Err(Failure::new(
-                    FailureClass::Timeout,
-                    format!(
-                        "no answer within {} (attempt {attempt})",
-                        humantime::format_duration(op.decl.timeout)
-                    ),
-                ))
-            }
-        }
-    }
-
-    fn forget(&self, id: &str) {
-        if let Some(l) = self.link.lock().expect("ops lock").as_mut() {
-            l.pending.remove(id);
-        }
-    }
-}
-
-/// The delay before retry number `attempt` (1 after the first call).
-fn backoff(b: &crate::bundle::Backoff, attempt: u32) -> Duration {
-    let factor = b.multiplier.powi(attempt.saturating_sub(1).min(30) as i32);
-    b.initial.mul_f64(factor).min(b.max)
 }
 
 fn check_input(op: &Compiled, input: &serde_json::Value) -> Result<(), Failure> {

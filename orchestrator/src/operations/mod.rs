@@ -24,7 +24,10 @@
 //! What it never does: send an agent a Connection's secrets, or send the
 //! connector an operation that policy or validation refused.
 
+mod call;
+mod circuit;
 mod govern;
+mod idempotency;
 mod stats;
 
 use std::collections::{BTreeMap, HashMap};
