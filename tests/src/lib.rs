@@ -231,6 +231,69 @@ pub fn same_process_alive(pid: u32, start: u64) -> bool {
     pid_alive(pid) && start_time(pid) == Some(start)
 }
 
+/// One process of a tree, as /proc shows it now.
+#[derive(Clone, Debug)]
+pub struct TreeProcess {
+    /// Its pid.
+    pub pid: u32,
+    /// CPU seconds (user + system, all threads) it used so far.
+    pub cpu_secs: f64,
+    /// Its command line, arguments joined by NULs.
+    pub cmdline: String,
+}
+
+/// `root` and every process below it (for the benchmarks' CPU figures).
+pub fn process_tree(root: u32) -> Vec<TreeProcess> {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let mut procs = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // Fields after the parenthesised name: state ppid … utime(14) stime(15).
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let (Some(ppid), Some(ut), Some(st)) = (
+            f.get(1).and_then(|v| v.parse::<u32>().ok()),
+            f.get(11).and_then(|v| v.parse::<u64>().ok()),
+            f.get(12).and_then(|v| v.parse::<u64>().ok()),
+        ) else {
+            continue;
+        };
+        procs.push((pid, ppid, (ut + st) as f64 / ticks));
+    }
+    let mut inside = std::collections::BTreeSet::from([root]);
+    loop {
+        let before = inside.len();
+        for (pid, ppid, _) in &procs {
+            if inside.contains(ppid) {
+                inside.insert(*pid);
+            }
+        }
+        if inside.len() == before {
+            break;
+        }
+    }
+    procs
+        .into_iter()
+        .filter(|(pid, ..)| inside.contains(pid))
+        .map(|(pid, _, cpu_secs)| TreeProcess {
+            pid,
+            cpu_secs,
+            cmdline: String::from_utf8_lossy(
+                &std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default(),
+            )
+            .into_owned(),
+        })
+        .collect()
+}
+
 /// The `pid=<n>` an agent prints on its first line, for each such line in `log`.
 pub fn agent_pids(log: &str) -> Vec<u32> {
     log.lines()

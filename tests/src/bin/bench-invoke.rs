@@ -205,61 +205,18 @@ fn wait_for(what: &str, deadline: Duration, child: &mut Child, mut cond: impl Fn
 /// CPU seconds (user + system, all threads) used so far by `root` and every
 /// process below it, by kind: orchestrator, connector, agent, other (shims).
 fn tree_cpu(root: u32) -> [f64; 4] {
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    let mut procs = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // Fields after the parenthesised name: state ppid … utime(14) stime(15).
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let (Some(ppid), Some(ut), Some(st)) = (
-            f.get(1).and_then(|v| v.parse::<u32>().ok()),
-            f.get(11).and_then(|v| v.parse::<u64>().ok()),
-            f.get(12).and_then(|v| v.parse::<u64>().ok()),
-        ) else {
-            continue;
-        };
-        procs.push((pid, ppid, (ut + st) as f64 / ticks));
-    }
-    let mut inside = std::collections::BTreeSet::from([root]);
-    loop {
-        let before = inside.len();
-        for (pid, ppid, _) in &procs {
-            if inside.contains(ppid) {
-                inside.insert(*pid);
-            }
-        }
-        if inside.len() == before {
-            break;
-        }
-    }
     let mut out = [0.0; 4];
-    for (pid, _, secs) in procs {
-        if !inside.contains(&pid) {
-            continue;
-        }
-        let cmd = String::from_utf8_lossy(
-            &std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default(),
-        )
-        .into_owned();
-        let kind = if pid == root {
+    for p in e2e::process_tree(root) {
+        let kind = if p.pid == root {
             0
-        } else if cmd.contains("bench-op-connector") {
+        } else if p.cmdline.contains("bench-op-connector") {
             1
-        } else if cmd.contains("bench-invoker") {
+        } else if p.cmdline.contains("bench-invoker") {
             2
         } else {
             3
         };
-        out[kind] += secs;
+        out[kind] += p.cpu_secs;
     }
     out
 }

@@ -313,61 +313,20 @@ fn measure(run: &Run) -> Measured {
 /// process below it, summed by kind: the orchestrator, its shims, the
 /// connector, the agents.
 fn tree_cpu(root: u32) -> BTreeMap<&'static str, f64> {
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    let mut procs = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // Fields after the parenthesised name: state ppid … utime(14) stime(15).
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let (Some(ppid), Some(ut), Some(st)) = (
-            f.get(1).and_then(|v| v.parse::<u32>().ok()),
-            f.get(11).and_then(|v| v.parse::<u64>().ok()),
-            f.get(12).and_then(|v| v.parse::<u64>().ok()),
-        ) else {
-            continue;
-        };
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        procs.push((pid, ppid, (ut + st) as f64 / ticks, cmdline));
-    }
-    let mut inside = std::collections::BTreeSet::from([root]);
-    loop {
-        let before = inside.len();
-        for (pid, ppid, ..) in &procs {
-            if inside.contains(ppid) {
-                inside.insert(*pid);
-            }
-        }
-        if inside.len() == before {
-            break;
-        }
-    }
     let mut out = BTreeMap::new();
-    for (pid, _, secs, cmdline) in &procs {
-        if !inside.contains(pid) {
-            continue;
-        }
-        let cmd = String::from_utf8_lossy(cmdline);
-        let kind = if *pid == root {
+    for p in e2e::process_tree(root) {
+        let kind = if p.pid == root {
             "orchestrator"
-        } else if cmd.contains("__shim") {
+        } else if p.cmdline.contains("__shim") {
             "shims"
-        } else if cmd.contains("bench-connector") {
+        } else if p.cmdline.contains("bench-connector") {
             "connector"
-        } else if cmd.contains("bench-agent") {
+        } else if p.cmdline.contains("bench-agent") {
             "agents"
         } else {
             "other"
         };
-        *out.entry(kind).or_insert(0.0) += secs;
+        *out.entry(kind).or_insert(0.0) += p.cpu_secs;
     }
     out
 }
