@@ -467,18 +467,15 @@ fn the_operator_invokes_an_operation_from_the_cli() {
     assert!(h.stop().success(), "{}", h.dump());
 }
 
-/// A Connection whose calls fail trips its circuit: `degraded` in status
-/// while the process stays ready, calls fail `unavailable` without reaching
-/// the connector, and after the cooldown a probe (its `health` operation)
-/// either re-opens it or brings it back to `active`.
-#[test]
-fn failing_calls_trip_the_circuit_and_a_health_probe_closes_it() {
-    let mut h = Harness::new();
+/// `opconn.py` (jsonl) declaring `operations` as Connection `ops` with
+/// spec.operations `connection_ops` (YAML flow mappings), and an invoker
+/// agent that runs no steps: for tests that invoke from the CLI. The
+/// connector writes its calls to `calls.txt` and is healthy while `healthy`
+/// exists, both in the temp dir.
+fn opconn_bundle(h: &Harness, operations: &str, connection_ops: &str) -> String {
     h.copy_fixture("opconn.py");
     h.copy_fixture("invoker.py");
-    let calls = h.path("calls.txt");
-    let healthy = h.path("healthy");
-    h.start(&format!(
+    format!(
         r#"
 apiVersion: goondan.ai/v1
 kind: Connector
@@ -487,7 +484,7 @@ spec:
   entry: ./opconn.py
   protocol: jsonl
   events: [{{ name: go }}]
-  operations: [{{ name: echo }}, {{ name: broken }}, {{ name: health }}]
+  operations: {operations}
 ---
 apiVersion: goondan.ai/v1
 kind: Connection
@@ -495,9 +492,7 @@ metadata: {{ name: ops }}
 spec:
   connectorRef: Connector/opconn
   config: {{ STEPS: "[]", CALLS: "{calls}", ONCE: "{once}", HEALTHY: "{healthy}" }}
-  operations:
-    allow: [echo, broken, health]
-    circuit: {{ failures: 2, window: 1m, cooldown: 300ms }}
+  operations: {connection_ops}
 ---
 apiVersion: goondan.ai/v1
 kind: Swarm
@@ -509,9 +504,25 @@ kind: Agent
 metadata: {{ name: invoker }}
 spec: {{ entry: ./invoker.py }}
 "#,
-        calls = calls.display(),
+        calls = h.path("calls.txt").display(),
         once = h.path("once").display(),
-        healthy = healthy.display(),
+        healthy = h.path("healthy").display(),
+    )
+}
+
+/// A Connection whose calls fail trips its circuit: `degraded` in status
+/// while the process stays ready, calls fail `unavailable` without reaching
+/// the connector, and after the cooldown a probe (its `health` operation)
+/// either re-opens it or brings it back to `active`.
+#[test]
+fn failing_calls_trip_the_circuit_and_a_health_probe_closes_it() {
+    let mut h = Harness::new();
+    let calls = h.path("calls.txt");
+    let healthy = h.path("healthy");
+    h.start(&opconn_bundle(
+        &h,
+        "[{ name: echo }, { name: broken }, { name: health }]",
+        "{ allow: [echo, broken, health], circuit: { failures: 2, window: 1m, cooldown: 300ms } }",
     ));
     h.wait_process("ready", "connection/ops", DEADLINE, |p| {
         e2e::state_of(p) == "ready"
@@ -609,40 +620,11 @@ fn one_instance_has_at_most_1024_invokes_in_flight() {
 #[test]
 fn a_repeated_idempotency_key_calls_the_connector_once_across_a_kill_9() {
     let mut h = Harness::new();
-    h.copy_fixture("opconn.py");
-    h.copy_fixture("invoker.py");
     let calls = h.path("calls.txt");
-    h.start(&format!(
-        r#"
-apiVersion: goondan.ai/v1
-kind: Connector
-metadata: {{ name: opconn }}
-spec:
-  entry: ./opconn.py
-  protocol: jsonl
-  events: [{{ name: go }}]
-  operations: [{{ name: echo, idempotent: true, mutating: true }}, {{ name: slow, idempotent: true }}]
----
-apiVersion: goondan.ai/v1
-kind: Connection
-metadata: {{ name: ops }}
-spec:
-  connectorRef: Connector/opconn
-  config: {{ STEPS: "[]", CALLS: "{calls}", ONCE: "{once}" }}
-  operations: {{ allow: [echo, slow], idempotencyTtl: 1h }}
----
-apiVersion: goondan.ai/v1
-kind: Swarm
-metadata: {{ name: default }}
-spec: {{ entryAgent: Agent/invoker, agents: [Agent/invoker] }}
----
-apiVersion: goondan.ai/v1
-kind: Agent
-metadata: {{ name: invoker }}
-spec: {{ entry: ./invoker.py }}
-"#,
-        calls = calls.display(),
-        once = h.path("once").display(),
+    h.start(&opconn_bundle(
+        &h,
+        "[{ name: echo, idempotent: true, mutating: true }, { name: slow, idempotent: true }]",
+        "{ allow: [echo, slow], idempotencyTtl: 1h }",
     ));
     h.wait_process("ready", "connection/ops", DEADLINE, |p| {
         e2e::state_of(p) == "ready"
