@@ -139,5 +139,37 @@ spec:
     assert_eq!(value(&s, "orchestrator_connection_state", &ready), 1.0);
     let instances = [("agent", "reply"), ("state", "ready")];
     assert_eq!(value(&s, "orchestrator_agent_instances", &instances), 2.0);
+    dashboard_metrics_exist(&s);
     assert!(h.stop().success(), "{}", h.dump());
+}
+
+/// Every metric `examples/monitoring/grafana-dashboard.json` queries is in the scrape.
+fn dashboard_metrics_exist(s: &Scrape) {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/monitoring/grafana-dashboard.json"
+    );
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("dashboard")).expect("json");
+    let mut used = std::collections::BTreeSet::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("expr");
+            for (i, _) in expr.match_indices("orchestrator_") {
+                let name: String = expr[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                used.insert(name);
+            }
+        }
+    }
+    assert!(used.len() >= 15, "{used:?}");
+    for name in used {
+        let base = name.strip_suffix("_bucket").unwrap_or(&name);
+        assert!(
+            s.samples.iter().any(|x| x.metric == base),
+            "the dashboard queries {name}, which /metrics does not have"
+        );
+    }
 }
