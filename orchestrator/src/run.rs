@@ -213,6 +213,7 @@ pub async fn run(
         max_pending: opts.max_pending,
         console: opts.console.clone(),
         operations: operations.clone(),
+        audit: audit.clone(),
     });
 
     // What the journal holds from an earlier run is queued before any
@@ -261,6 +262,15 @@ pub async fn run(
             shim: opts.shim.clone(),
             inherit_stdin: connector.stdin,
             sandbox: crate::sandbox::plan_for(connector.program.sandbox.as_ref()),
+            pin: connector
+                .program
+                .entry_sha256
+                .clone()
+                .map(|sha256| crate::supervisor::Pin {
+                    sha256,
+                    audit: audit.clone(),
+                    target: format!("connection/{}", connection.name),
+                }),
         };
         let (status, control) = ProcessStatus::new(ProcessKind::Connection, &connection.name, None);
         if let Some(plan) = &spec.sandbox {

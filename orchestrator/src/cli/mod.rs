@@ -4,6 +4,7 @@ mod dlq;
 mod invoke;
 mod jobs;
 mod logs;
+mod pin;
 mod restart;
 mod run;
 mod status;
@@ -84,6 +85,11 @@ pub struct Cli {
 enum Command {
     /// Check a bundle; print every error with its file:line:column.
     Validate {
+        /// A bundle file, or a directory of YAML files.
+        bundle: PathBuf,
+    },
+    /// Print the SHA-256 of every program the bundle runs, as a pinned `entry`.
+    Pin {
         /// A bundle file, or a directory of YAML files.
         bundle: PathBuf,
     },
@@ -208,6 +214,7 @@ enum Command {
 pub fn dispatch(cli: Cli) -> u8 {
     match cli.command {
         Command::Validate { bundle } => validate::main(&bundle),
+        Command::Pin { bundle } => pin::main(&bundle),
         Command::Run {
             bundle,
             state_dir,
