@@ -36,6 +36,8 @@ fn declared_names() -> &'static HashSet<String> {
     NAMES.get_or_init(|| {
         include_str!("../connector.yaml")
             .lines()
+            // The events come first; the operations' names are not events.
+            .take_while(|l| l.trim_end() != "  operations:")
             .filter_map(|l| l.trim().strip_prefix("- name: "))
             .map(|n| n.trim().to_owned())
             .collect()

@@ -83,6 +83,7 @@ fn render(observed: &BTreeMap<String, (String, bool)>, payloads: usize) -> Strin
 # bare event name (`issues`) with its `action` property; an event type unknown
 # here arrives as `unknown_event` with its `event` property. Route on those
 # with match.properties. See README.md for what each property holds.
+# spec.operations is copied from operations.yaml: edit it there.
 apiVersion: goondan.ai/v1
 kind: Connector
 metadata:
@@ -115,6 +116,15 @@ spec:
         write(&mut y, &folder, catalog::declared_fallback(&folder));
     }
     write(&mut y, mapping::UNKNOWN_EVENT, catalog::declared_unknown());
+    // The operations, as written in operations.yaml, under `spec:`.
+    let ops = std::fs::read_to_string(common::crate_dir().join("operations.yaml")).unwrap();
+    for line in ops.lines().skip_while(|l| l.starts_with('#')) {
+        if line.is_empty() {
+            y.push('\n');
+        } else {
+            let _ = writeln!(y, "  {line}");
+        }
+    }
     y
 }
 
