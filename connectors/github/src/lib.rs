@@ -22,8 +22,9 @@
 //! class (`quota_exceeded` for rate limits, `transient` for 5xx and no
 //! answer, `permanent` for other 4xx).
 //!
-//! GitHub signs no timestamp, so there is no replay window here: replays of
-//! a captured delivery are stopped by its delivery id, nothing else.
+//! GitHub signs no timestamp, so there is no replay window in the
+//! signature: replays of a captured delivery are stopped by its delivery id,
+//! and, with `MAX_DELIVERY_AGE`, by the payload's own timestamps ([`replay`]).
 
 pub mod api;
 pub mod auth;
@@ -31,6 +32,7 @@ pub mod catalog;
 pub mod config;
 pub mod mapping;
 pub mod ops;
+pub mod replay;
 pub mod repo;
 pub mod secret;
 mod server;
@@ -82,6 +84,7 @@ pub async fn run(ctx: Context) -> Result<(), BoxError> {
         ctx: ctx.clone(),
         guard,
         max_body_bytes: listen.max_body_bytes,
+        max_delivery_age: config.max_delivery_age,
     });
     listen::serve(&ctx, listener, server::router(app), listen.limits).await
 }

@@ -131,7 +131,7 @@ spec:
 #[test]
 fn connector_yaml_is_generated_from_the_payloads() {
     let samples = samples();
-    assert_eq!(samples.len(), 273, "the payload examples are all there");
+    assert_eq!(samples.len(), 274, "the payload examples are all there");
     let want = render(&observed(&samples), samples.len());
     let path = connector_yaml_path();
     if std::env::var_os("UPDATE_CONNECTOR_YAML").is_some() {
