@@ -146,6 +146,27 @@ fn connector_yaml_is_generated_from_the_payloads() {
     );
 }
 
+/// `examples/github-bot/bundle.yaml` ends with `connector.yaml`, after the
+/// line that says so.
+#[test]
+fn the_example_bundle_carries_this_connector_yaml() {
+    let connector = std::fs::read_to_string(connector_yaml_path()).unwrap();
+    let path = common::crate_dir().join("../../examples/github-bot/bundle.yaml");
+    let bundle = std::fs::read_to_string(&path).unwrap();
+    const MARK: &str = "\n---\n# The Connector resource of connector-github";
+    let at = bundle.find(MARK).expect("the bundle's Connector document") + 5;
+    if std::env::var_os("UPDATE_CONNECTOR_YAML").is_some() {
+        std::fs::write(&path, format!("{}{connector}", &bundle[..at])).unwrap();
+    }
+    let bundle = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        bundle[at..] == connector,
+        "{} does not end with connector.yaml; copy it with \
+         UPDATE_CONNECTOR_YAML=1 cargo test -p connector-github --test payloads",
+        path.display()
+    );
+}
+
 #[test]
 fn every_payload_maps_to_a_declared_event_with_declared_properties() {
     let text = std::fs::read_to_string(connector_yaml_path()).unwrap();
