@@ -258,3 +258,65 @@ fn a_github_app_mints_a_jwt_and_reuses_its_installation_token() {
     assert_nowhere(&h, &[INSTALLATION_TOKEN, &jwt, key_line]);
     assert!(h.stop().success(), "{}", h.dump());
 }
+
+/// With `INSTALLATION_ID` no installation is looked up; a token that
+/// expires within the refresh margin (5 minutes) is not reused.
+#[test]
+fn a_given_installation_and_a_token_about_to_expire() {
+    let fake = FakeGithub::start("not-the-app-token");
+    fake.set_token_lifetime(4 * 60);
+    let mut h = Harness::new();
+    let key = crate_dir().join("testdata/app/private-key.pem");
+    let pem = std::fs::read_to_string(&key).unwrap();
+    // Inline, with its newlines escaped as in an environment variable.
+    let escaped = pem.trim().replace('\n', "\\n");
+    let config = format!(
+        "API_BASE: \"{}\", APP_ID: \"{APP_ID}\", INSTALLATION_ID: \"{INSTALLATION}\"",
+        fake.base
+    );
+    let secrets = format!("PRIVATE_KEY: {{ value: '{escaped}' }}");
+    h.start(&bundle("ghapp", &config, &secrets, ""));
+    ready(&h, "ghapp");
+    for n in [1, 2] {
+        let input = json!({"repo": "octo/hello", "issueNumber": n, "labels": ["x"]});
+        let r = invoke(&h, "ghapp", "addLabels", input);
+        assert_eq!(data(&r), &json!({"labels": ["x"]}));
+    }
+    assert!(
+        fake.seen_at("GET /repos/octo/hello/installation")
+            .is_empty()
+    );
+    let exchanges = fake.seen_at(&format!(
+        "POST /app/installations/{INSTALLATION}/access_tokens"
+    ));
+    assert_eq!(
+        exchanges.len(),
+        2,
+        "a token 4 minutes from expiry is replaced"
+    );
+    assert!(h.stop().success(), "{}", h.dump());
+}
+
+/// No answer at all (nothing listens at API_BASE) is `transient`.
+#[test]
+fn no_answer_is_transient() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let mut h = Harness::new();
+    let config = format!("API_BASE: \"{base}\"");
+    h.start(&bundle(
+        "gh",
+        &config,
+        &format!("GITHUB_TOKEN: {{ value: \"{TOKEN}\" }}"),
+        "",
+    ));
+    ready(&h, "gh");
+    let input = json!({"repo": "octo/hello", "issueNumber": 1, "body": "x"});
+    let r = invoke(&h, "gh", "createIssueComment", input);
+    assert_eq!(r["error"]["class"], "transient", "{r}");
+    let message = r["error"]["message"].as_str().unwrap();
+    assert!(message.contains("no answer from github"), "{r}");
+    assert!(!message.contains(TOKEN), "{r}");
+    assert!(h.stop().success(), "{}", h.dump());
+}

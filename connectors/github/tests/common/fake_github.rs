@@ -13,6 +13,7 @@
 //! secondary rate limit (403 + `retry-after: 7`), a primary one (403,
 //! `x-ratelimit-remaining: 0`, reset in 30 s), 502, and 404.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -43,6 +44,8 @@ struct Shared {
     token: String,
     public_key: Vec<u8>,
     seen: Mutex<Vec<Seen>>,
+    /// How long an installation token it hands out lives, in seconds.
+    token_lifetime: AtomicU64,
 }
 
 pub struct FakeGithub {
@@ -60,6 +63,7 @@ impl FakeGithub {
             token: token.to_owned(),
             public_key,
             seen: Mutex::new(Vec::new()),
+            token_lifetime: AtomicU64::new(3600),
         });
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -79,6 +83,11 @@ impl FakeGithub {
             shared,
             _runtime: runtime,
         }
+    }
+
+    /// Installation tokens handed out from now on expire after `secs`.
+    pub fn set_token_lifetime(&self, secs: u64) {
+        self.shared.token_lifetime.store(secs, Ordering::SeqCst);
     }
 
     /// Every request so far.
@@ -158,7 +167,8 @@ async fn handle(
         if id != INSTALLATION.to_string() {
             return github_error(StatusCode::NOT_FOUND, "Not Found");
         }
-        let expires = SystemTime::now() + Duration::from_secs(3600);
+        let lifetime = shared.token_lifetime.load(Ordering::SeqCst);
+        let expires = SystemTime::now() + Duration::from_secs(lifetime);
         let body = json!({
             "token": INSTALLATION_TOKEN,
             "expires_at": humantime::format_rfc3339_seconds(expires).to_string(),
