@@ -6,8 +6,9 @@
 //! installation is `INSTALLATION_ID`, or the one GitHub names for the
 //! call's repository (`GET /repos/{owner}/{repo}/installation`, remembered).
 //!
-//! One lock per installation's cache: calls that need a token at the same
-//! time wait for one exchange instead of each making their own.
+//! One lock over the token cache, held across an exchange: calls that need
+//! a token at the same time wait for one exchange instead of each making
+//! their own (an App rarely has more than a few installations).
 
 use std::collections::HashMap;
 use std::fmt;
