@@ -148,7 +148,8 @@ def main():
             if msg.get("protocol") != PROTOCOL_VERSION:
                 log(f"slack_bot.py: protocol {msg.get('protocol')} is not {PROTOCOL_VERSION}")
                 return 78
-            send({"type": "ready", "protocol": PROTOCOL_VERSION})
+            # "payload": deliveries carry event.payload, the provider's own object.
+            send({"type": "ready", "protocol": PROTOCOL_VERSION, "features": ["payload"]})
         elif kind == "deliver":
             if bot.stopping:
                 continue  # not acked: delivered again later

@@ -51,6 +51,13 @@ pub fn parse(body: &[u8]) -> Result<Form, String> {
         message: Some(Message::text(get("text").unwrap_or(""))),
         properties,
         instance_key: Some(format!("slack:{team}:{channel}")),
+        // The form's fields, as Slack sent them, without token and response_url.
+        payload: Some(crate::events::payload(&serde_json::Value::Object(
+            fields
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect(),
+        ))),
     };
     Ok(Form::Command {
         event,

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use connector_sdk::ipc_proto::{File, Image};
+use connector_sdk::ipc_proto::{File, Image, Json};
 use connector_sdk::{Event, Message};
 use serde_json::Value;
 
@@ -124,9 +124,26 @@ pub fn map_callback(body: &Value) -> Result<Mapped, String> {
             message: Some(message),
             properties,
             instance_key: Some(instance_key),
+            payload: Some(payload(body)),
         },
         event_id: text(&body["event_id"]),
     })
+}
+
+/// Fields of a Slack request never passed on in `event.payload`: the legacy
+/// verification `token` (a secret) and the `response_url`s (credentials the
+/// connector keeps and names by `response_ref`).
+pub const WITHHELD: &[&str] = &["token", "response_url", "response_urls"];
+
+/// `v` as `event.payload`: the provider's object without the [`WITHHELD`] fields.
+pub fn payload(v: &Value) -> Json {
+    let mut v = v.clone();
+    if let Some(map) = v.as_object_mut() {
+        for key in WITHHELD {
+            map.remove(*key);
+        }
+    }
+    Json(v)
 }
 
 /// A Slack file as `(id, name, message)`: an image or a file whose URL is
@@ -209,6 +226,7 @@ mod tests {
             ]
         );
         assert_eq!(m.event_id.as_deref(), Some("Ev1"));
+        assert_eq!(m.event.payload.as_ref().map(|p| &p.0), Some(&body));
     }
 
     #[test]
@@ -277,7 +295,9 @@ mod tests {
         assert_eq!(m.event.properties["file_id"], "F0123");
         assert_eq!(m.event.properties["file_count"], "2");
         assert_eq!(m.event.properties["text"], "the plan");
-        assert!(!format!("{:?}", m.event).contains("files.slack.com"));
+        // Slack's URL (useless without the token) stays in the payload only.
+        let shown = format!("{:?} {:?}", m.event.message, m.event.properties);
+        assert!(!shown.contains("files.slack.com"), "{shown}");
         let mut body = body;
         body["event"]["files"] = json!([{"id": "F9", "name": "cat.png", "mimetype": "image/png"}]);
         let m = map_callback(&body).unwrap();

@@ -110,6 +110,7 @@ pub fn map_payload(payload: &Value) -> Result<Interaction, String> {
             message: Some(Message::text(message)),
             properties,
             instance_key: Some(instance_key),
+            payload: Some(crate::events::payload(payload)),
         },
         key: text(&payload["trigger_id"]).map(|t| format!("trigger:{t}")),
         response_url,
@@ -155,6 +156,12 @@ mod tests {
                 .starts_with("https://hooks.slack.com/")
         );
         assert!(!format!("{:?}", i.event).contains("hooks.slack.com"));
+        let whole = &i.event.payload.as_ref().unwrap().0;
+        assert_eq!(
+            whole["actions"][0]["value"], "approve",
+            "the payload, whole"
+        );
+        assert!(whole.get("response_url").is_none());
         assert_eq!(
             i.key.as_deref(),
             Some("trigger:13345224609.738474920.8088930838d88f008e0")

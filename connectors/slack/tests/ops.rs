@@ -243,6 +243,21 @@ fn the_agent_answers_a_mention_a_slash_command_and_a_button() {
         .expect("the event");
     assert_eq!(button["properties"]["action_id"], "deploy");
     assert_eq!(button["properties"]["value"], "yes");
+    // event.payload: the interaction whole, but for its response_url.
+    assert_eq!(
+        button["payload"]["actions"][0]["action_id"], "deploy",
+        "{button}"
+    );
+    assert!(button["payload"].get("response_url").is_none(), "{button}");
+    r.h.wait_until("the mention in the agent's log", DEADLINE, || {
+        !r.events("slack:T061EG9R6:C0LAN2Q65").is_empty()
+    });
+    let mention = &r.events("slack:T061EG9R6:C0LAN2Q65")[0];
+    assert_eq!(mention["payload"]["event_id"], "Ev0LAN670R", "{mention}");
+    assert!(
+        mention["payload"].get("token").is_none(),
+        "the legacy verification token is withheld: {mention}"
+    );
 
     // A reference that was never issued: permanent, nothing posted.
     let r2 = r.invoke(

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use connector_sdk::ipc_proto::{File, Image};
+use connector_sdk::ipc_proto::{File, Image, Json};
 use connector_sdk::{Event, Message};
 use serde_json::Value;
 
@@ -59,7 +59,7 @@ const ABOUT: &[&str] = &[
 /// Classifies one element of a `getUpdates` result.
 pub fn classify(update: &Value) -> Classified {
     let update_id = update.get("update_id").and_then(Value::as_i64);
-    let outcome = match kind_of(update) {
+    let mut outcome = match kind_of(update) {
         // Without an id it could never be confirmed, nor deduplicated.
         Some(_) if update_id.is_none() => Outcome::Skip("an update without update_id".into()),
         Some((kind @ ("message" | "channel_post"), msg)) => message(msg, kind, true),
@@ -70,6 +70,11 @@ pub fn classify(update: &Value) -> Classified {
         None if update.is_object() => Outcome::Skip("an update without content".into()),
         None => Outcome::Skip("not an update object".into()),
     };
+    // The whole Update, as Telegram sent it: its file_ids are references
+    // too, and it holds no URL (Telegram's file URLs are built with the token).
+    if let Outcome::Emit(event) = &mut outcome {
+        event.payload = Some(Json(update.clone()));
+    }
     Classified { update_id, outcome }
 }
 
@@ -142,6 +147,7 @@ fn message(msg: &Value, name: &str, commands: bool) -> Outcome {
         message: Some(content),
         properties,
         instance_key: Some(format!("telegram:{chat_id}")),
+        payload: None,
     })
 }
 
@@ -235,6 +241,7 @@ fn my_chat_member(m: &Value) -> Outcome {
         ))),
         properties,
         instance_key: Some(format!("telegram:{chat_id}")),
+        payload: None,
     })
 }
 
@@ -289,6 +296,7 @@ fn callback_query(cq: &Value) -> Outcome {
         message: Some(Message::text(data)),
         properties,
         instance_key: Some(instance_key),
+        payload: None,
     })
 }
 

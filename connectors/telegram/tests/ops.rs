@@ -230,6 +230,12 @@ fn an_attachment_round_trips_through_get_file_without_the_token() {
         json!({"type": "image", "url": "telegram-file:AgADBAADbig"})
     );
     assert_eq!(event["properties"]["caption"], "a cat");
+    // event.payload: the whole Update, as the fake sent it.
+    assert_eq!(event["payload"]["update_id"], 600, "{event}");
+    assert_eq!(
+        event["payload"]["message"]["photo"][1]["file_id"],
+        "AgADBAADbig"
+    );
     assert_eq!(event["properties"]["attachment"], "photo");
     h.wait_until("the getFile result in the agent's log", DEADLINE, || {
         h.agent_log("bot", "telegram:218485655")
