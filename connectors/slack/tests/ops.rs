@@ -299,11 +299,16 @@ fn the_agent_answers_a_mention_a_slash_command_and_a_button() {
         json!({"channel": "C1", "ts": "1.0"}),
         "{x}"
     );
-    api.fail_next([Fault::RetryAfter(2)]);
-    let x = r.invoke("chat.postMessage", send);
+    // Last: a 429 holds the Connection's calls for Retry-After.
+    api.fail_next([Fault::RetryAfter(60)]);
+    let x = r.invoke("chat.postMessage", send.clone());
     assert_eq!(x["error"]["class"], "quota_exceeded", "{x}");
-    assert_eq!(x["error"]["retryAfterMs"], 2000, "{x}");
+    assert_eq!(x["error"]["retryAfterMs"], 60000, "{x}");
     assert_eq!(x["error"]["providerStatus"], 429, "{x}");
+    let seen = api.seen().len();
+    let held = r.invoke("chat.postMessage", send);
+    assert_eq!(held["error"]["class"], "quota_exceeded", "{held}");
+    assert_eq!(api.seen().len(), seen, "held: Slack was not called");
 
     r.assert_nowhere(&[BOT_TOKEN, &command_url, &button_url]);
     assert!(r.h.stop().success(), "{}", r.h.dump());

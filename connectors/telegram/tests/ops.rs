@@ -171,11 +171,15 @@ fn the_agent_answers_a_message_through_send_message_and_failures_are_classified(
         json!({"chat_id": 42, "message_id": 7, "text": "edited"})
     );
     // Last: a 429 holds the Connection's calls for retry_after.
-    api.fail_methods([Fault::RetryAfter(3)]);
-    let r = invoke(&h, "sendMessage", send);
+    api.fail_methods([Fault::RetryAfter(60)]);
+    let r = invoke(&h, "sendMessage", send.clone());
     assert_eq!(r["error"]["class"], "quota_exceeded", "{r}");
-    assert_eq!(r["error"]["retryAfterMs"], 3000, "{r}");
+    assert_eq!(r["error"]["retryAfterMs"], 60000, "{r}");
     assert_eq!(r["error"]["providerStatus"], 429, "{r}");
+    let calls = api.calls().len();
+    let held = invoke(&h, "sendMessage", send);
+    assert_eq!(held["error"]["class"], "quota_exceeded", "{held}");
+    assert_eq!(api.calls().len(), calls, "held: Telegram was not called");
 
     assert_no_token(&h);
     assert!(h.stop().success(), "{}", h.dump());
