@@ -115,6 +115,10 @@ enum Command {
         /// Retries of one invoke at most, whatever an operation's `retry` says.
         #[arg(long, default_value_t = 10)]
         max_retries: u32,
+        /// Serve Prometheus metrics on http://ADDR/metrics (e.g. 127.0.0.1:9464; port 0 picks one,
+        /// written to <state-dir>/metrics.address).
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<std::net::SocketAddr>,
     },
     /// Show every process: state, pid, restarts, last exit and error, events in/out.
     Status {
@@ -214,6 +218,7 @@ pub fn dispatch(cli: Cli) -> u8 {
             uid_range,
             max_invocations_per_second,
             max_retries,
+            metrics,
         } => {
             if max_invocations_per_second.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
                 eprintln!("orchestrator: --max-invocations-per-second must be a positive number");
@@ -231,15 +236,16 @@ pub fn dispatch(cli: Cli) -> u8 {
                 delivered: retention,
                 dedupe_ttl,
             };
-            run::main(
+            run::main(run::Args {
                 bundle,
                 state_dir,
-                mode,
+                journal: mode,
                 retention,
-                max_pending as usize,
+                max_pending: max_pending as usize,
                 uid_range,
-                limits,
-            )
+                operations: limits,
+                metrics,
+            })
         }
         Command::Status {
             target,
