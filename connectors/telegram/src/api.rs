@@ -251,3 +251,27 @@ fn kind(v: &Value) -> &'static str {
         Value::Object(_) => "an object",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use connector_sdk::Secrets;
+
+    use super::*;
+
+    #[test]
+    fn neither_debug_nor_a_description_holds_the_token() {
+        let secrets = Secrets(BTreeMap::from([(
+            "BOT_TOKEN".to_owned(),
+            "123:s3cr3t".to_owned(),
+        )]));
+        let config = Config::parse(&BTreeMap::new(), &secrets).unwrap();
+        let api = BotApi::new(&config).unwrap();
+        assert!(!format!("{api:?}").contains("s3cr3t"));
+        assert_eq!(
+            api.scrub("Not Found: /bot123:s3cr3t/sendMessage".into()),
+            "Not Found: /bot<token>/sendMessage"
+        );
+    }
+}
