@@ -499,8 +499,9 @@ fn the_operator_invokes_an_operation_from_the_cli() {
     );
 
     // The audit log is written by its own thread: wait for the records.
+    let audit = h.state().join("audit.log");
     let by_operator = || {
-        std::fs::read_to_string(h.state().join("audit.log"))
+        std::fs::read_to_string(&audit)
             .unwrap_or_default()
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
