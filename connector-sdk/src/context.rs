@@ -189,6 +189,31 @@ impl Context {
         self.emitter.shared.outbox().send(audit);
     }
 
+    /// Tells the orchestrator the provider refused this connector's
+    /// credentials: its Connection shows `credential_expired` in `status`
+    /// (and `audit.log` says so) until [`credentials_ok`](Self::credentials_ok)
+    /// or a restart. Exiting with code 77 says the same and stops for good.
+    pub fn credential_expired(&self, message: impl Into<String>) {
+        self.emitter
+            .shared
+            .outbox()
+            .send(ipc_proto::ConnectorStatus {
+                state: ipc_proto::STATE_CREDENTIAL_EXPIRED.into(),
+                message: Some(message.into()),
+            });
+    }
+
+    /// The credentials work again (after [`credential_expired`](Self::credential_expired)).
+    pub fn credentials_ok(&self) {
+        self.emitter
+            .shared
+            .outbox()
+            .send(ipc_proto::ConnectorStatus {
+                state: ipc_proto::STATE_ACTIVE.into(),
+                message: None,
+            });
+    }
+
     /// Resolves when `shutdown` arrives or the channel to the orchestrator closes.
     pub fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
         self.stop.token.clone().cancelled_owned()

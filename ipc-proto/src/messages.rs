@@ -169,10 +169,20 @@ mod properties {
     }
 }
 
-/// Secret values by name. Its `Debug` never shows a value.
+/// Secret values by name. Its `Debug` never shows a value, and the values
+/// are overwritten with zeros when it is dropped.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Secrets(pub BTreeMap<String, String>);
+
+impl Drop for Secrets {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        for value in self.0.values_mut() {
+            value.zeroize();
+        }
+    }
+}
 
 impl Secrets {
     /// No secrets at all.
@@ -408,6 +418,24 @@ wire_enum! {
     }
 }
 
+/// What the connector says of itself: today `credential_expired` (the
+/// provider refused its credentials; it keeps running, waiting for new
+/// ones) and `active` (working again).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectorStatus {
+    /// `credential_expired` or `active`.
+    pub state: String,
+    /// Why, for the operator (never a secret).
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// [`ConnectorStatus::state`]: the provider refused the connector's credentials.
+pub const STATE_CREDENTIAL_EXPIRED: &str = "credential_expired";
+
+/// [`ConnectorStatus::state`]: the connector works (again).
+pub const STATE_ACTIVE: &str = "active";
+
 wire_enum! {
     /// Connector → orchestrator.
     pub enum FromConnector {
@@ -423,6 +451,8 @@ wire_enum! {
         Pong(Pong) = "pong" @ 4,
         /// The answer to a `call`.
         CallResult(CallResult) = "callResult" @ 5,
+        /// What the connector says of itself (`credential_expired`).
+        Status(ConnectorStatus) = "status" @ 8,
     }
 }
 

@@ -144,6 +144,13 @@ pub fn from_connector() -> Vec<(&'static str, FromConnector)> {
             }),
         ),
         (
+            "status-credential-expired",
+            FromConnector::Status(ConnectorStatus {
+                state: STATE_CREDENTIAL_EXPIRED.into(),
+                message: Some("the Bot API answered 401 Unauthorized".into()),
+            }),
+        ),
+        (
             "emit-payload",
             FromConnector::Emit(Emit {
                 seq: 10,

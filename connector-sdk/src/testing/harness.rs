@@ -221,6 +221,11 @@ impl TestRun {
         self.rec.borrow().audits.clone()
     }
 
+    /// Every `status` message so far (`credential_expired`, `active`).
+    pub fn statuses(&self) -> Vec<ipc_proto::ConnectorStatus> {
+        self.rec.borrow().statuses.clone()
+    }
+
     /// Every log line so far.
     pub fn logs(&self) -> Vec<Log> {
         self.rec.borrow().logs.clone()

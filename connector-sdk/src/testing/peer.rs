@@ -23,6 +23,8 @@ pub(super) struct Record {
     pub(super) held: BTreeSet<u64>,
     pub(super) logs: Vec<Log>,
     pub(super) audits: Vec<Audit>,
+    /// `status` messages, in order.
+    pub(super) statuses: Vec<ipc_proto::ConnectorStatus>,
     /// Answers to the calls the test sent, by call id.
     pub(super) call_results: HashMap<String, CallResult>,
     /// Dedupe keys acked so far: a repeat is acked as a duplicate.
@@ -131,6 +133,7 @@ async fn on_message(
         FromConnector::Ready(_) => rec.send_modify(|r| r.ready = true),
         FromConnector::Log(log) => rec.send_modify(|r| r.logs.push(log)),
         FromConnector::Audit(a) => rec.send_modify(|r| r.audits.push(a)),
+        FromConnector::Status(s) => rec.send_modify(|r| r.statuses.push(s)),
         FromConnector::CallResult(c) => rec.send_modify(|r| {
             r.call_results.insert(c.id.clone(), c);
         }),

@@ -461,7 +461,7 @@ impl Default for RestartPolicy {
             reset_after: Duration::from_secs(600),
             start_timeout: Duration::from_secs(10),
             circuit: Circuit::default(),
-            permanent_exit_codes: vec![78],
+            permanent_exit_codes: vec![77, 78],
             stop: StopPolicy::default(),
         }
     }

@@ -93,6 +93,34 @@ impl ConnectionRole {
     }
 }
 
+impl ConnectionRole {
+    /// `status` from the connector: `credential_expired` shows in `status`
+    /// (and is audited) until it says `active` or a new process gets ready.
+    fn on_status(&mut self, s: ipc_proto::ConnectorStatus) {
+        let ctx = &self.ctx;
+        match s.state.as_str() {
+            ipc_proto::STATE_CREDENTIAL_EXPIRED => {
+                let why = s
+                    .message
+                    .unwrap_or_else(|| "the provider refused the credentials".into());
+                ctx.log.note(&format!("credential expired: {why}"));
+                tracing::warn!(connection = %ctx.connection.name, "credential expired: {why}");
+                ctx.audit.record(serde_json::json!({
+                    "time": crate::logs::timestamp(std::time::SystemTime::now()),
+                    "kind": "credential_expired",
+                    "connection": ctx.connection.name,
+                    "connector": ctx.connector.name,
+                }));
+                ctx.status.set_credential_expired(Some(why));
+            }
+            ipc_proto::STATE_ACTIVE => ctx.status.set_credential_expired(None),
+            other => ctx.log.note(&format!(
+                "status '{other}' from the connector is not one this orchestrator knows; ignored"
+            )),
+        }
+    }
+}
+
 impl Role for ConnectionRole {
     type In = FromConnector;
     type Out = ToConnector;
@@ -145,6 +173,11 @@ impl Role for ConnectionRole {
         }
     }
 
+    fn on_ready(&mut self, _ready: &Ready) {
+        // A process that got ready has working credentials until it says not.
+        self.ctx.status.set_credential_expired(None);
+    }
+
     fn before_ready(&mut self, msg: FromConnector) -> Result<(), String> {
         match msg {
             FromConnector::Log(l) => {
@@ -153,6 +186,11 @@ impl Role for ConnectionRole {
             }
             FromConnector::Audit(a) => {
                 self.audit(a);
+                Ok(())
+            }
+            // Credentials refused at start-up: said before it could be ready.
+            FromConnector::Status(s) => {
+                self.on_status(s);
                 Ok(())
             }
             other => Err(format!("'{}' before 'ready'", other.tag())),
@@ -193,6 +231,7 @@ impl Role for ConnectionRole {
                     Some(FromConnector::Emit(emit)) => self.on_emit(emit, &outbox, &mut pipeline).await,
                     Some(FromConnector::Log(l)) => self.log(&l),
                     Some(FromConnector::Audit(a)) => self.audit(a),
+                    Some(FromConnector::Status(s)) => self.on_status(s),
                     Some(FromConnector::Pong(_)) => {}
                     Some(FromConnector::CallResult(r)) => {
                         let id = r.id.clone();

@@ -330,6 +330,9 @@ fn with_operations(
         {
             row.operations = Some(ops.stats());
             row.operations_state = Some(ops.state().to_string());
+            if ops.state() == "degraded" && row.connection_state.as_deref() == Some("active") {
+                row.connection_state = Some("degraded".into());
+            }
             row.circuit_trips = Some(ops.circuit_trips());
         }
     }

@@ -143,6 +143,8 @@ struct Info {
     last_success_at: Option<SystemTime>,
     health_checked_at: Option<SystemTime>,
     sandbox: Vec<LimitReport>,
+    /// The connector said its credentials were refused (or exited 77): why.
+    credential_expired: Option<String>,
 }
 
 /// The status of one supervised process.
@@ -186,6 +188,7 @@ impl ProcessStatus {
                 last_success_at: None,
                 health_checked_at: None,
                 sandbox: Vec::new(),
+                credential_expired: None,
             }),
             control,
         };
@@ -240,6 +243,11 @@ impl ProcessStatus {
     /// Records each sandbox limit with its mechanism or why it is not enforced.
     pub fn set_sandbox(&self, report: Vec<LimitReport>) {
         self.update(|i| i.sandbox = report);
+    }
+
+    /// The connector's credentials were refused (`Some(why)`), or work again (`None`).
+    pub fn set_credential_expired(&self, why: Option<String>) {
+        self.update(|i| i.credential_expired = why);
     }
 
     /// Counts one restart.
@@ -301,6 +309,8 @@ impl ProcessStatus {
             operations: None,
             operations_state: None,
             circuit_trips: None,
+            connection_state: (self.kind == ProcessKind::Connection)
+                .then(|| connection_state(i.state, i.credential_expired.is_some()).to_string()),
         }
     }
 }
@@ -359,6 +369,13 @@ pub struct ProcessSnapshot {
     /// Times that circuit tripped.
     #[serde(default)]
     pub circuit_trips: Option<u64>,
+    /// A Connection's state as an operator asks it: `provisioning` (starting
+    /// or waiting to restart), `active`, `degraded` (crash loop, or its
+    /// operations' circuit open), `error` (failed), `credential_expired`
+    /// (the connector said its credentials were refused, or exited 77),
+    /// `stopped`. `None` for agent instances.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_state: Option<String>,
 }
 
 /// One Agent of the bundle in `status`: so an Agent with no instance yet
@@ -434,3 +451,18 @@ impl Registry {
 
 #[cfg(test)]
 mod tests;
+
+/// A Connection's state from its process state (the circuit of its
+/// operations may still make `active` into `degraded`: see `control`).
+fn connection_state(state: ProcessState, credential_expired: bool) -> &'static str {
+    if credential_expired {
+        return "credential_expired";
+    }
+    match state {
+        ProcessState::Starting | ProcessState::Backoff => "provisioning",
+        ProcessState::Ready => "active",
+        ProcessState::Crashloop => "degraded",
+        ProcessState::Failed => "error",
+        ProcessState::Stopping | ProcessState::Stopped => "stopped",
+    }
+}

@@ -37,8 +37,9 @@ pub fn render_table(rows: &[ProcessSnapshot]) -> String {
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_string))
                     .unwrap_or_default();
-                match r.operations_state.as_deref() {
-                    Some("degraded") => format!("{state}, degraded"),
+                match (r.operations_state.as_deref(), r.connection_state.as_deref()) {
+                    (_, Some("credential_expired")) => format!("{state}, credential_expired"),
+                    (Some("degraded"), _) => format!("{state}, degraded"),
                     _ => state,
                 }
             },
@@ -136,6 +137,9 @@ pub fn render_detail(r: &ProcessSnapshot, crash: &[String]) -> String {
             i.overloaded,
             i.duplicates
         );
+    }
+    if let Some(state) = &r.connection_state {
+        let _ = writeln!(out, "  connection  {state}");
     }
     let _ = writeln!(out, "  last ok     {}", dash(&r.last_success_at));
     let _ = writeln!(out, "  health      {}", dash(&r.health_checked_at));

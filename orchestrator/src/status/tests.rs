@@ -27,6 +27,7 @@ fn row(target: &str, state: ProcessState) -> ProcessSnapshot {
         operations: None,
         operations_state: None,
         circuit_trips: None,
+        connection_state: None,
     }
 }
 

@@ -119,6 +119,12 @@ pub(super) fn crash_record(
         _ => Some(cause.to_string()),
     };
     status.set_exit(cause.to_string(), error);
+    // 77: the program's shortcut for "my credentials were refused".
+    if *cause == ExitCause::Exited(CREDENTIALS_REFUSED_EXIT) {
+        status.set_credential_expired(Some(format!(
+            "the program exited {CREDENTIALS_REFUSED_EXIT}: its credentials were refused"
+        )));
+    }
     if *cause == ExitCause::Exited(0) {
         return;
     }
@@ -175,3 +181,7 @@ mod tests {
         }
     }
 }
+
+/// The exit code a connector uses to say its credentials were refused
+/// (EX_NOPERM): permanent by default, and `credential_expired` in `status`.
+pub const CREDENTIALS_REFUSED_EXIT: i32 = 77;
