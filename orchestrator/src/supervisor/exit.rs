@@ -138,6 +138,10 @@ pub(super) fn crash_record(
     log.note("end of crash record");
 }
 
+/// The exit code a connector uses to say its credentials were refused
+/// (EX_NOPERM): permanent by default, and `credential_expired` in `status`.
+pub const CREDENTIALS_REFUSED_EXIT: i32 = 77;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,7 +185,3 @@ mod tests {
         }
     }
 }
-
-/// The exit code a connector uses to say its credentials were refused
-/// (EX_NOPERM): permanent by default, and `credential_expired` in `status`.
-pub const CREDENTIALS_REFUSED_EXIT: i32 = 77;
