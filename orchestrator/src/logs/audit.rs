@@ -74,6 +74,17 @@ pub struct AuditCounts {
     pub lost: u64,
 }
 
+/// The fields every audit record has (`null` when they do not apply to its
+/// kind), besides `time` and `kind`.
+pub const COMMON_FIELDS: [&str; 6] = [
+    "requestId",
+    "correlationId",
+    "connection",
+    "agent",
+    "instanceKey",
+    "outcome",
+];
+
 /// Appends security-relevant records to `audit.log`. Cloneable; never blocks.
 #[derive(Clone, Debug)]
 pub struct AuditLog {
@@ -171,6 +182,11 @@ impl AuditLog {
         let now = timestamp(SystemTime::now());
         if let Some(map) = record.as_object_mut() {
             map.insert("time".into(), now.clone().into());
+            // One schema for every record: the common fields are always
+            // there (null when they do not apply), then the kind's own.
+            for key in COMMON_FIELDS {
+                map.entry(key).or_insert(Value::Null);
+            }
         }
         let mut line = record.to_string();
         if line.len() > inner.opts.max_record {
