@@ -13,8 +13,9 @@
 //! is parsed as JSON (`400` if it is not); the mapping (pointers, headers,
 //! `PROPERTIES`) builds one event, emitted with the delivery id as its
 //! dedupe key; the orchestrator's ack becomes `200` and its refusals the
-//! statuses in [`answer::refused`]. Discord's PING is answered by the
-//! connector itself.
+//! statuses in [`answer::refused`] (a `validation_error` is a `500`, so the
+//! sender retries, and an audit record: [`answer::refused_audited`]).
+//! Discord's PING is answered by the connector itself.
 //!
 //! The shared modules, used by `connector-github` and `connector-slack` too:
 //! [`settings`] (typed config reads; a bad value is a `ConfigError`, exit

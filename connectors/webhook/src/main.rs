@@ -35,7 +35,7 @@
 //! `401` signature rejected (and an audit record); `400` body not
 //! JSON; `408` body not complete within `BODY_TIMEOUT`; `413` body too large; `405` not a POST; `503` + `Retry-After: 1`
 //! when the orchestrator is overloaded or unreachable; `429` +
-//! `Retry-After: 1` over quota; `422` the event does not validate; `502`
+//! `Retry-After: 1` over quota; `500` (and an audit record) the event does not validate; `502`
 //! other refusals. `GET /healthz` answers `200`.
 //!
 //! Once listening it writes the bound address (`127.0.0.1:39211`) to

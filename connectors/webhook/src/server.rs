@@ -73,7 +73,7 @@ async fn webhook(
             Some(reply) => (StatusCode::OK, axum::Json(reply)).into_response(),
             None => answer::accepted(accepted),
         },
-        Err(e) => answer::refused(&e),
+        Err(e) => answer::refused_audited(&app.ctx, scheme.name(), &e),
     }
 }
 
