@@ -17,6 +17,10 @@
 //! sender retries, and an audit record: [`answer::refused_audited`]).
 //! Discord's PING is answered by the connector itself.
 //!
+//! The `send` operation ([`outbound`]) goes the other way: `input.body` as
+//! a JSON POST to `OUTBOUND_URL` only, optionally signed the Standard
+//! Webhooks way, the receiver's status mapped to a failure class.
+//!
 //! The shared modules, used by `connector-github` and `connector-slack` too:
 //! [`settings`] (typed config reads; a bad value is a `ConfigError`, exit
 //! 78), [`listen`] (`HOST`/`PORT`, the `<stateDir>/address` file written
@@ -36,6 +40,7 @@ mod deadline;
 mod extract;
 pub mod guard;
 pub mod listen;
+pub mod outbound;
 pub mod serve;
 mod server;
 pub mod settings;
@@ -53,6 +58,8 @@ pub async fn run(ctx: Context) -> Result<(), BoxError> {
     for w in warnings {
         ctx.warn(w);
     }
+    outbound::Outbound::from_settings(&settings::Settings::new(ctx.config()), ctx.secrets())?
+        .register(&ctx);
     let (listener, _) = config.listen.bind(&ctx).await?;
     let limits = config.listen.limits;
     ctx.info(format!(

@@ -24,9 +24,16 @@
 //! | `TEXT_POINTER` | — | JSON pointer for the message text; without it (or its value) the whole body as compact JSON |
 //! | `PROPERTIES` | — | `name=/json/pointer` pairs, comma-separated; each present, non-null value becomes a string property (numbers and booleans printed, arrays and objects as compact JSON) |
 //! | `DEDUPE_HEADER` | — | a header whose value is the emit's dedupe key; default: the scheme's delivery id |
+//! | `OUTBOUND_URL` | — | where the `send` operation POSTs; it never sends elsewhere |
 //!
 //! Secret: `WEBHOOK_SECRET` (for `discord`, the application's public key in
 //! hex), required by every scheme but `none`; it arrives in `init`.
+//! `OUTBOUND_SECRET` (optional, `whsec_…`): `send` signs with it.
+//!
+//! # Operations
+//!
+//! `send`: `input.body` POSTed as JSON to `OUTBOUND_URL`, signed the
+//! Standard Webhooks way with `OUTBOUND_SECRET` when set; see README.md.
 //!
 //! # Answers
 //!
