@@ -27,6 +27,7 @@
 //! classes in [`api::answer`].
 
 pub mod api;
+pub mod attachments;
 pub mod interaction;
 mod ops;
 mod server;
