@@ -103,6 +103,40 @@ fn a_command_reaches_the_agent_and_a_followup_reaches_discord() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert_eq!(api.seen().len(), 1);
 
+    // createMessage as the bot; then Discord's 429 holds the Connection's next call.
+    let invoke = |input: &str| -> Value {
+        let out = h.cli(&[
+            "invoke",
+            "discord",
+            "createMessage",
+            "--input",
+            input,
+            "--json",
+        ]);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+    };
+    let r = invoke(r#"{"channelId":"4400","content":"hi"}"#);
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(
+        api.seen()[1].authorization.as_deref(),
+        Some(&*format!("Bot {BOT_TOKEN}"))
+    );
+    api.answer(
+        "/channels/4429/",
+        429,
+        json!({"message": "You are being rate limited.", "retry_after": 30.0, "global": false}),
+        None,
+    );
+    let r = invoke(r#"{"channelId":"4429","content":"x"}"#);
+    assert_eq!(r["error"]["class"], "quota_exceeded", "{r}");
+    assert_eq!(r["error"]["providerStatus"], 429, "{r}");
+    let r = invoke(r#"{"channelId":"4400","content":"held"}"#);
+    assert_eq!(
+        r["error"]["class"], "quota_exceeded",
+        "held by the 429: {r}"
+    );
+    assert_eq!(api.seen().len(), 3, "the held call never reached Discord");
+
     let status = h.cli(&["status", "--json"]);
     let mut shown: Vec<(String, String)> = h
         .all_logs()
