@@ -36,7 +36,7 @@ use crate::link::{AgentSide, INIT_TIMEOUT, Link, Outbox};
 use crate::{BoxError, Clock, Transport};
 use invoke::Pending;
 pub use invoke::{InvokeFailure, InvokeRequest};
-pub use ipc_proto::{FailureClass, InvokeResponse, ResponseMetadata};
+pub use ipc_proto::{FailureClass, InvokeResponse, Job, JobState, ResponseMetadata};
 
 /// Who this agent process is, and its way to log.
 #[derive(Clone)]
@@ -112,6 +112,23 @@ impl AgentContext {
             operation.into(),
             input,
         )
+    }
+
+    /// Where the job `job_id` (of an async operation this Agent started) stands.
+    pub fn job_get(
+        &self,
+        job_id: impl Into<String>,
+    ) -> impl Future<Output = Result<Job, InvokeFailure>> + Send {
+        invoke::job_request(self.invokes.clone(), job_id.into(), false)
+    }
+
+    /// Cancels the job `job_id` if it has not settled; resolves with the job
+    /// as it then stands (`canceled`, or how it had settled).
+    pub fn job_cancel(
+        &self,
+        job_id: impl Into<String>,
+    ) -> impl Future<Output = Result<Job, InvokeFailure>> + Send {
+        invoke::job_request(self.invokes.clone(), job_id.into(), true)
     }
 
     /// Sends a line to this instance's process log.
@@ -288,6 +305,7 @@ where
         }
         link.outbox.send(Ready {
             protocol: Some(PROTOCOL_VERSION),
+            features: vec![ipc_proto::FEATURE_PAYLOAD.into()],
         });
 
         let stop = link.stop.clone();

@@ -87,6 +87,7 @@ impl Shared {
             st.ready_sent = true;
             self.outbox.send(Ready {
                 protocol: Some(PROTOCOL_VERSION),
+                features: Vec::new(),
             });
         }
     }

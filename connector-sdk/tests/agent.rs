@@ -40,6 +40,7 @@ fn deliver(id: &str, text: &str) -> Deliver {
             properties: Default::default(),
             instance_key: "cli:ada".into(),
             received_at: "2026-11-27T10:30:00Z".into(),
+            payload: None,
         },
     }
 }
@@ -68,7 +69,8 @@ async fn start() -> (JoinHandle<ExitCode>, Orch) {
     assert_eq!(
         orch.recv().await,
         FromAgent::Ready(Ready {
-            protocol: Some(PROTOCOL_VERSION)
+            protocol: Some(PROTOCOL_VERSION),
+            features: vec![ipc_proto::FEATURE_PAYLOAD.into()],
         })
     );
     (served, orch)

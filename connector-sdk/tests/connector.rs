@@ -68,7 +68,8 @@ async fn handshake_exposes_init_and_ready_carries_the_protocol() {
     assert_eq!(
         orch.recv().await,
         FromConnector::Ready(Ready {
-            protocol: Some(PROTOCOL_VERSION)
+            protocol: Some(PROTOCOL_VERSION),
+            features: Vec::new(),
         })
     );
     // The second ready() sent nothing: the log comes next.

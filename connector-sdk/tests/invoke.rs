@@ -70,6 +70,7 @@ fn deliver(id: &str) -> Deliver {
             properties: Default::default(),
             instance_key: "chat:42".into(),
             received_at: "2026-11-29T10:30:00Z".into(),
+            payload: None,
         },
     }
 }
@@ -101,6 +102,7 @@ fn ok(id: &str, invoke: &Invoke, data: serde_json::Value) -> InvokeResult {
             truncated: false,
         }),
         error: None,
+        job: None,
     }
 }
 
@@ -145,6 +147,7 @@ async fn two_invokes_in_flight_are_matched_by_id_when_answered_out_of_order() {
             provider_status: Some(429),
             attempts: 3,
         }),
+        job: None,
     })
     .await;
 
@@ -215,6 +218,100 @@ async fn an_invoke_over_the_frame_limit_fails_validation_without_being_sent() {
         ("chat-prod", "send")
     );
     // Nothing but the ack was sent.
+    assert_eq!(
+        orch.recv().await,
+        FromAgent::Ack(DeliveryAck { id: "e1".into() })
+    );
+}
+
+fn job(id: &str, state: ipc_proto::JobState) -> ipc_proto::Job {
+    ipc_proto::Job {
+        job_id: id.into(),
+        state,
+        connection: Some("reports".into()),
+        operation: Some("build".into()),
+        response: None,
+        error: None,
+    }
+}
+
+/// An async operation: `.job()` resolves with the job the orchestrator
+/// started, `job_get` and `job_cancel` ask about it by id; the agent names
+/// the `payload` feature and gets the event's payload.
+#[tokio::test]
+async fn an_async_invoke_resolves_with_its_job_and_jobs_are_asked_by_id() {
+    use ipc_proto::JobState;
+    let (transport, mut orch): (_, Orch) = pair();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let agent = Agent::new(move |ctx: AgentContext, d: Deliver| {
+        let tx = tx.clone();
+        async move {
+            let started = ctx.invoke("reports", "build", json!({})).job().await?;
+            let got = ctx.job_get(started.job_id.clone()).await?;
+            let canceled = ctx.job_cancel(started.job_id.clone()).await?;
+            let payload = d.event.payload.map(|p| p.0);
+            tx.send((started.state, got.state, canceled.state, payload))
+                .unwrap();
+            Ok(())
+        }
+    });
+    let _served = tokio::spawn(agent.serve(transport));
+    orch.send(AgentInit {
+        protocol: PROTOCOL_VERSION,
+        agent: "reporter".into(),
+        instance_key: "k".into(),
+        swarm: "default".into(),
+        state_dir: "/tmp/state/reporter".into(),
+    })
+    .await;
+    match orch.recv().await {
+        FromAgent::Ready(r) => assert!(r.has_feature(ipc_proto::FEATURE_PAYLOAD), "{r:?}"),
+        other => panic!("not ready: {other:?}"),
+    }
+    let mut d = deliver("e1");
+    d.event.payload = Some(Json(json!({"update_id": 10})));
+    orch.send(d).await;
+    let FromAgent::Invoke(invoke) = orch.recv().await else {
+        panic!("no invoke")
+    };
+    orch.send(InvokeResult {
+        id: invoke.id,
+        ok: true,
+        response: None,
+        error: None,
+        job: Some(Box::new(job("j-1", JobState::Pending))),
+    })
+    .await;
+    let FromAgent::JobGet(get) = orch.recv().await else {
+        panic!("no jobGet")
+    };
+    assert_eq!(get.job_id, "j-1");
+    orch.send(InvokeResult {
+        id: get.id,
+        ok: true,
+        response: None,
+        error: None,
+        job: Some(Box::new(job("j-1", JobState::Running))),
+    })
+    .await;
+    let FromAgent::JobCancel(cancel) = orch.recv().await else {
+        panic!("no jobCancel")
+    };
+    assert_eq!(cancel.job_id, "j-1");
+    orch.send(InvokeResult {
+        id: cancel.id,
+        ok: true,
+        response: None,
+        error: None,
+        job: Some(Box::new(job("j-1", JobState::Canceled))),
+    })
+    .await;
+    let (started, got, canceled, payload) = within(rx.recv()).await.unwrap();
+    assert_eq!(
+        (started, got, canceled),
+        (JobState::Pending, JobState::Running, JobState::Canceled)
+    );
+    assert_eq!(payload, Some(json!({"update_id": 10})));
     assert_eq!(
         orch.recv().await,
         FromAgent::Ack(DeliveryAck { id: "e1".into() })

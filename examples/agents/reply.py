@@ -64,7 +64,7 @@ def main():
             if msg.get("protocol") != PROTOCOL_VERSION:
                 log(f"reply.py: protocol {msg.get('protocol')} is not {PROTOCOL_VERSION}")
                 return 78
-            send({"type": "ready", "protocol": PROTOCOL_VERSION})
+            send({"type": "ready", "protocol": PROTOCOL_VERSION, "features": ["payload"]})
         elif kind == "deliver":
             if stopping:
                 continue  # not acked: the orchestrator delivers it again later

@@ -37,6 +37,7 @@ pub mod frame;
 pub mod json;
 mod messages;
 mod operations;
+mod v1;
 mod wire;
 
 pub use error::{DecodeError, EncodeError};

@@ -5,7 +5,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::operations::{Call, CallResult, CancelCall, Invoke, InvokeResult};
+use crate::operations::{
+    Call, CallResult, CancelCall, Invoke, InvokeResult, JobCancel, JobGet, Json,
+};
 use crate::wire::wire_enum;
 
 // ---------------------------------------------------------------- shared parts
@@ -38,11 +40,11 @@ wire_enum! {
     /// or `{"type":"file","url":…,"name":…}`.
     pub enum Message {
         /// Plain text.
-        Text(Text) = "text",
+        Text(Text) = "text" @ 0,
         /// An image by URL.
-        Image(Image) = "image",
+        Image(Image) = "image" @ 1,
         /// A file by URL.
-        File(File) = "file",
+        File(File) = "file" @ 2,
     }
 }
 
@@ -78,6 +80,10 @@ pub struct Event {
     /// The connector's own instance key; ingress rules may replace it.
     #[serde(default)]
     pub instance_key: Option<String>,
+    /// The provider's own object (the whole delivery or update), when the
+    /// connector passes it on. Bounded by the Connector's `maxPayloadBytes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<Json>,
 }
 
 /// `properties` in JSON: string values, or numbers and booleans kept as
@@ -221,12 +227,26 @@ pub struct Log {
     pub message: String,
 }
 
-/// `ready`: the child finished `init`. It may echo the protocol version it speaks.
+/// `ready`: the child finished `init`. It may echo the protocol version it
+/// speaks and name the optional features it understands.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ready {
     /// The protocol version the child speaks; absent means "the one in init".
     #[serde(default)]
     pub protocol: Option<u32>,
+    /// Optional features the child understands ([`FEATURE_PAYLOAD`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<String>,
+}
+
+/// The feature an agent names in `ready` to be sent `event.payload`.
+pub const FEATURE_PAYLOAD: &str = "payload";
+
+impl Ready {
+    /// Whether the child named `feature`.
+    pub fn has_feature(&self, feature: &str) -> bool {
+        self.features.iter().any(|f| f == feature)
+    }
 }
 
 /// Stop: finish what is in hand and exit 0 within the grace period.
@@ -365,21 +385,21 @@ wire_enum! {
     /// Orchestrator → connector.
     pub enum ToConnector {
         /// The first message.
-        Init(ConnectorInit) = "init",
+        Init(ConnectorInit) = "init" @ 0,
         /// An emit was accepted.
-        Ack(EmitAck) = "ack",
+        Ack(EmitAck) = "ack" @ 1,
         /// An emit was refused.
-        Nack(EmitNack) = "nack",
+        Nack(EmitNack) = "nack" @ 2,
         /// Stop.
-        Shutdown(Shutdown) = "shutdown",
+        Shutdown(Shutdown) = "shutdown" @ 3,
         /// Health probe.
-        Ping(Ping) = "ping",
+        Ping(Ping) = "ping" @ 4,
         /// A message from the connector could not be taken.
-        Error(ProtocolError) = "error",
+        Error(ProtocolError) = "error" @ 5,
         /// Perform an operation.
-        Call(Call) = "call",
+        Call(Call) = "call" @ 6,
         /// A call is no longer wanted (advice).
-        Cancel(CancelCall) = "cancel",
+        Cancel(CancelCall) = "cancel" @ 7,
     }
 }
 
@@ -387,17 +407,17 @@ wire_enum! {
     /// Connector → orchestrator.
     pub enum FromConnector {
         /// Init done.
-        Ready(Ready) = "ready",
+        Ready(Ready) = "ready" @ 0 | 6,
         /// An event.
-        Emit(Emit) = "emit",
+        Emit(Emit) = "emit" @ 1 | 7,
         /// A log line.
-        Log(Log) = "log",
+        Log(Log) = "log" @ 2,
         /// A security-relevant decision.
-        Audit(Audit) = "audit",
+        Audit(Audit) = "audit" @ 3,
         /// Health answer.
-        Pong(Pong) = "pong",
+        Pong(Pong) = "pong" @ 4,
         /// The answer to a `call`.
-        CallResult(CallResult) = "callResult",
+        CallResult(CallResult) = "callResult" @ 5,
     }
 }
 
@@ -441,6 +461,10 @@ pub struct DeliveredEvent {
     pub instance_key: String,
     /// When the orchestrator accepted it, RFC 3339 UTC.
     pub received_at: String,
+    /// The provider's own object, for an agent whose `ready` names the
+    /// `payload` feature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<Json>,
 }
 
 /// One delivery attempt of an event.
@@ -476,17 +500,17 @@ wire_enum! {
     /// Orchestrator → agent.
     pub enum ToAgent {
         /// The first message.
-        Init(AgentInit) = "init",
+        Init(AgentInit) = "init" @ 0,
         /// An event to handle.
-        Deliver(Deliver) = "deliver",
+        Deliver(Deliver) = "deliver" @ 1 | 6,
         /// Stop.
-        Shutdown(Shutdown) = "shutdown",
+        Shutdown(Shutdown) = "shutdown" @ 2,
         /// Health probe.
-        Ping(Ping) = "ping",
+        Ping(Ping) = "ping" @ 3,
         /// A message from the agent could not be taken.
-        Error(ProtocolError) = "error",
+        Error(ProtocolError) = "error" @ 4,
         /// The answer to an `invoke`.
-        Result(InvokeResult) = "result",
+        Result(InvokeResult) = "result" @ 5 | 7,
     }
 }
 
@@ -494,16 +518,20 @@ wire_enum! {
     /// Agent → orchestrator.
     pub enum FromAgent {
         /// Init done.
-        Ready(Ready) = "ready",
+        Ready(Ready) = "ready" @ 0 | 8,
         /// A delivery was handled.
-        Ack(DeliveryAck) = "ack",
+        Ack(DeliveryAck) = "ack" @ 1,
         /// A delivery failed.
-        Nack(DeliveryNack) = "nack",
+        Nack(DeliveryNack) = "nack" @ 2,
         /// A log line.
-        Log(Log) = "log",
+        Log(Log) = "log" @ 3,
         /// Health answer.
-        Pong(Pong) = "pong",
+        Pong(Pong) = "pong" @ 4,
         /// Run an operation of a Connection.
-        Invoke(Invoke) = "invoke",
+        Invoke(Invoke) = "invoke" @ 5,
+        /// Ask how a job stands.
+        JobGet(JobGet) = "jobGet" @ 6,
+        /// Cancel a job.
+        JobCancel(JobCancel) = "jobCancel" @ 7,
     }
 }

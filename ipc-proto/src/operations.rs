@@ -198,6 +198,94 @@ pub struct InvokeResult {
     /// Without `ok`.
     #[serde(default)]
     pub error: Option<InvokeError>,
+    /// The job an `async` operation started, or the one `jobGet`/`jobCancel` named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<Box<Job>>,
+}
+
+/// Where a job stands: `pending → running → succeeded | failed | canceled`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Accepted, not yet called.
+    Pending,
+    /// The connector is working on it (retries included).
+    Running,
+    /// Done: `response` holds the result.
+    Succeeded,
+    /// Done: `error` says why.
+    Failed,
+    /// Canceled before it settled.
+    Canceled,
+}
+
+impl JobState {
+    /// The lowercase name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Pending => "pending",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Canceled => "canceled",
+        }
+    }
+
+    /// Whether the job has settled (it will not change again).
+    pub fn is_settled(self) -> bool {
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Failed | JobState::Canceled
+        )
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An async operation's job, as `result` reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Job {
+    /// The job's id (the invoke's request id).
+    pub job_id: String,
+    /// Where it stands.
+    pub state: JobState,
+    /// Its Connection.
+    #[serde(default)]
+    pub connection: Option<String>,
+    /// Its operation.
+    #[serde(default)]
+    pub operation: Option<String>,
+    /// When it succeeded: the normalized response.
+    #[serde(default)]
+    pub response: Option<InvokeResponse>,
+    /// When it failed or was canceled: why.
+    #[serde(default)]
+    pub error: Option<InvokeError>,
+}
+
+/// An agent asks where a job stands; answered by a `result` with `job`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobGet {
+    /// Chosen by the agent; echoed in the result.
+    pub id: String,
+    /// The job.
+    pub job_id: String,
+}
+
+/// An agent cancels a job it started; answered by a `result` with `job`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobCancel {
+    /// Chosen by the agent; echoed in the result.
+    pub id: String,
+    /// The job.
+    pub job_id: String,
 }
 
 /// The orchestrator asks the connector to perform an operation; answered by

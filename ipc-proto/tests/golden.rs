@@ -25,6 +25,7 @@ fn event() -> Event {
         message: Some(Message::text("hi")),
         properties: props(&[("chat_id", "42")]),
         instance_key: Some("telegram:42".into()),
+        payload: None,
     }
 }
 
@@ -38,6 +39,31 @@ fn delivered() -> DeliveredEvent {
         properties: props(&[("chat_id", "42")]),
         instance_key: "telegram:42".into(),
         received_at: "2026-11-27T10:30:00Z".into(),
+        payload: None,
+    }
+}
+
+fn payload() -> Option<Json> {
+    Some(Json(
+        serde_json::json!({"update_id": 10, "message": {"message_id": 7, "text": "hi"}}),
+    ))
+}
+
+fn job_response() -> InvokeResponse {
+    InvokeResponse {
+        data: Json(serde_json::json!({"reportId": "r1"})),
+        metadata: ResponseMetadata {
+            request_id: "0194a000-0000-7000-8000-000000000002".into(),
+            correlation_id: None,
+            connection: "reports".into(),
+            operation: "buildReport".into(),
+            duration_ms: 1200,
+            attempts: 1,
+            provider_status: None,
+        },
+        warnings: vec![],
+        redactions_applied: vec![],
+        truncated: false,
     }
 }
 
@@ -112,7 +138,21 @@ pub fn from_connector() -> Vec<(&'static str, FromConnector)> {
         ("ready", FromConnector::Ready(Ready::default())),
         (
             "ready-versioned",
-            FromConnector::Ready(Ready { protocol: Some(1) }),
+            FromConnector::Ready(Ready {
+                protocol: Some(1),
+                features: vec![],
+            }),
+        ),
+        (
+            "emit-payload",
+            FromConnector::Emit(Emit {
+                seq: 10,
+                event: Event {
+                    payload: payload(),
+                    ..event()
+                },
+                dedupe_key: Some("telegram:10".into()),
+            }),
         ),
         (
             "emit",
@@ -134,6 +174,7 @@ pub fn from_connector() -> Vec<(&'static str, FromConnector)> {
                     })),
                     properties: BTreeMap::new(),
                     instance_key: None,
+                    payload: None,
                 },
                 dedupe_key: Some("github:72d3162e-cc78-11e3-81ab-4c9367dc0958".into()),
             }),
@@ -149,6 +190,7 @@ pub fn from_connector() -> Vec<(&'static str, FromConnector)> {
                     })),
                     properties: BTreeMap::new(),
                     instance_key: None,
+                    payload: None,
                 },
                 dedupe_key: None,
             }),
@@ -248,6 +290,7 @@ pub fn to_agent() -> Vec<(&'static str, ToAgent)> {
                     truncated: false,
                 }),
                 error: None,
+                job: None,
             }),
         ),
         (
@@ -263,6 +306,52 @@ pub fn to_agent() -> Vec<(&'static str, ToAgent)> {
                     provider_status: Some(429),
                     attempts: 3,
                 }),
+                job: None,
+            }),
+        ),
+        (
+            "result-job",
+            ToAgent::Result(InvokeResult {
+                id: "r-20".into(),
+                ok: true,
+                response: None,
+                error: None,
+                job: Some(Box::new(Job {
+                    job_id: "0194a000-0000-7000-8000-000000000002".into(),
+                    state: JobState::Pending,
+                    connection: Some("reports".into()),
+                    operation: Some("buildReport".into()),
+                    response: None,
+                    error: None,
+                })),
+            }),
+        ),
+        (
+            "result-job-succeeded",
+            ToAgent::Result(InvokeResult {
+                id: "r-18".into(),
+                ok: true,
+                response: None,
+                error: None,
+                job: Some(Box::new(Job {
+                    job_id: "0194a000-0000-7000-8000-000000000002".into(),
+                    state: JobState::Succeeded,
+                    connection: Some("reports".into()),
+                    operation: Some("buildReport".into()),
+                    response: Some(job_response()),
+                    error: None,
+                })),
+            }),
+        ),
+        (
+            "deliver-payload",
+            ToAgent::Deliver(Deliver {
+                id: "0193b3c2-7d4e-7000-8000-000000000001".into(),
+                attempt: 1,
+                event: DeliveredEvent {
+                    payload: payload(),
+                    ..delivered()
+                },
             }),
         ),
     ]
@@ -303,6 +392,27 @@ pub fn from_agent() -> Vec<(&'static str, FromAgent)> {
                 idempotency_key: Some("reply:0193b3c2".into()),
                 timeout_ms: Some(5000),
                 correlation_id: Some("0193b3c2-7d4e-7000-8000-000000000001".into()),
+            }),
+        ),
+        (
+            "ready-features",
+            FromAgent::Ready(Ready {
+                protocol: Some(1),
+                features: vec![FEATURE_PAYLOAD.into()],
+            }),
+        ),
+        (
+            "job-get",
+            FromAgent::JobGet(JobGet {
+                id: "r-18".into(),
+                job_id: "0194a000-0000-7000-8000-000000000002".into(),
+            }),
+        ),
+        (
+            "job-cancel",
+            FromAgent::JobCancel(JobCancel {
+                id: "r-19".into(),
+                job_id: "0194a000-0000-7000-8000-000000000002".into(),
             }),
         ),
     ]
@@ -379,6 +489,14 @@ fn from_agent_fixtures() {
     check("from-agent", from_agent());
 }
 
+fn named<T>(cases: Vec<(&str, T)>, name: &str) -> T {
+    cases
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, m)| m)
+        .unwrap_or_else(|| panic!("no case {name}"))
+}
+
 /// The JSON shapes are the ones docs/protocol.md shows, field for field.
 #[test]
 fn json_matches_protocol_md() {
@@ -396,7 +514,7 @@ fn json_matches_protocol_md() {
             r#"{"type":"ready"}"#,
         ),
         (
-            json::encode(&from_connector()[2].1).unwrap(),
+            json::encode(&named(from_connector(), "emit")).unwrap(),
             r#"{"event":{"instanceKey":"telegram:42","message":{"text":"hi","type":"text"},"name":"user_message","properties":{"chat_id":"42"}},"seq":7,"type":"emit"}"#,
         ),
         (

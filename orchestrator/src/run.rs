@@ -208,6 +208,10 @@ pub async fn run(
     // What the journal holds from an earlier run is queued before any
     // connection starts, so nothing new can overtake it.
     recover(&journal, &router, &bundle).await?;
+    // Settled jobs send their `job.*` events through the router; jobs an
+    // earlier run left are taken up (their calls wait for the connections).
+    operations.set_router(Some(router.clone()));
+    operations.resume_jobs().await.map_err(RunError::Journal)?;
 
     let connection_stop = CancellationToken::new();
     let connection_tasks = TaskTracker::new();
@@ -322,6 +326,7 @@ pub async fn run(
     agent_stop.cancel();
     agent_tasks.close();
     agent_tasks.wait().await;
+    operations.set_router(None);
     control_stop.cancel();
     let _ = control_task.await;
     crate::sandbox::cleanup();

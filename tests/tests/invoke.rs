@@ -367,7 +367,7 @@ metadata: {{ name: opc }}
 spec:
   entry: op-connector
   events: [{{ name: go }}]
-  operations: [{{ name: respond, input: {{ type: object, required: [text] }} }}, {{ name: unallowed }}]
+  operations: [{{ name: respond, input: {{ type: object, required: [text] }} }}, {{ name: respondLater, mode: async }}, {{ name: unallowed }}]
 ---
 apiVersion: goondan.ai/v1
 kind: Connection
@@ -375,7 +375,7 @@ metadata: {{ name: opc }}
 spec:
   connectorRef: Connector/opc
   config: {{ WORDS: "{words}", REPLIES: "{replies}" }}
-  operations: {{ allow: [respond] }}
+  operations: {{ allow: [respond, respondLater] }}
 ---
 apiVersion: goondan.ai/v1
 kind: Swarm
@@ -412,6 +412,47 @@ fn the_rust_sdk_replies_through_an_operation_over_frames() {
     );
     let written = std::fs::read_to_string(&replies).expect("replies");
     assert_eq!(written, "echo: alpha\necho: beta\n");
+    // Payloads travel both ways over frames (the connector's emit, the delivery).
+    assert_eq!(
+        e2e::count_lines(&log, r#" stdout payload {"word":"alpha"}"#),
+        1,
+        "{log}"
+    );
+    assert!(h.stop().success(), "{}", h.dump());
+}
+
+/// An async operation over frames: the Rust agent gets its job at once, then
+/// the outcome as a `job.succeeded` event with the response as payload.
+#[test]
+fn an_async_job_over_frames_comes_back_as_an_event() {
+    let mut h = Harness::new();
+    let replies = h.path("replies.txt");
+    h.start(&frames_bundle(&replies, "job:gamma"));
+    h.wait_until("the job event", DEADLINE, || {
+        h.agent_log("opa", "k")
+            .contains(" stdout job event job.succeeded ")
+    });
+    let log = h.agent_log("opa", "k");
+    assert_eq!(
+        e2e::count_lines(&log, " stdout job started pending"),
+        1,
+        "{log}"
+    );
+    let event = log
+        .lines()
+        .find_map(|l| {
+            l.split_once(" stdout job event job.succeeded ")
+                .map(|(_, p)| p)
+        })
+        .expect("event");
+    let payload: serde_json::Value = serde_json::from_str(event).expect("json");
+    assert_eq!(payload["data"]["written"], true, "{payload}");
+    assert_eq!(
+        payload["metadata"]["operation"], "respondLater",
+        "{payload}"
+    );
+    let written = std::fs::read_to_string(&replies).expect("replies");
+    assert_eq!(written, "echo: job:gamma\n");
     assert!(h.stop().success(), "{}", h.dump());
 }
 

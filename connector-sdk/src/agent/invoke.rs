@@ -8,7 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use ipc_proto::{FailureClass, FromAgent, Invoke, InvokeError, InvokeResponse, InvokeResult, Json};
+use ipc_proto::{
+    FailureClass, FromAgent, Invoke, InvokeError, InvokeResponse, InvokeResult, Job, JobCancel,
+    JobGet, Json,
+};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
@@ -188,71 +191,132 @@ impl InvokeRequest {
     }
 }
 
+impl InvokeRequest {
+    /// For a `mode: async` operation: sends the invoke and resolves with the
+    /// job it started (`state: pending`). Its outcome arrives later as a
+    /// `job.succeeded` / `job.failed` / `job.canceled` event.
+    pub async fn job(self) -> Result<Job, InvokeFailure> {
+        let InvokeRequest { pending, invoke } = self;
+        let request = described(&invoke);
+        let result = exchange(pending, request.clone(), move |id| {
+            FromAgent::Invoke(Invoke { id, ..invoke })
+        })
+        .await?;
+        job_of(&request, result)
+    }
+}
+
 impl IntoFuture for InvokeRequest {
     type Output = Result<InvokeResponse, InvokeFailure>;
     type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
 
     /// Sends the invoke now (before the first poll), then waits for its result.
     fn into_future(self) -> Self::IntoFuture {
-        let InvokeRequest {
-            pending,
-            mut invoke,
-        } = self;
-        let n = pending.next_id.fetch_add(1, Ordering::Relaxed);
-        invoke.id = format!("invoke-{n}");
-        let (tx, rx) = oneshot::channel();
-        let filed = {
-            let mut state = pending.lock();
-            if !state.closed {
-                state.waiting.insert(invoke.id.clone(), tx);
-            }
-            !state.closed
-        };
-        // What the future keeps to describe the invoke: all but the input.
-        let input = std::mem::take(&mut invoke.input);
-        let request = invoke.clone();
-        invoke.input = input;
-        if filed {
-            let (on_fail, id) = (pending.clone(), invoke.id.clone());
-            pending.outbox.send_or(
-                FromAgent::Invoke(invoke),
-                Box::new(move |e| {
-                    if let Some(answer) = on_fail.lock().waiting.remove(&id) {
-                        let _ = answer.send(Err(InvokeFailure {
-                            connection: String::new(),
-                            operation: String::new(),
-                            class: FailureClass::ValidationError,
-                            message: format!("the invoke could not be sent: {e}"),
-                            retry_after_ms: None,
-                            provider_status: None,
-                            attempts: 0,
-                        }));
-                    }
-                }),
-            );
-        }
-        // Owned by the future: dropping it, even unpolled, withdraws the waiter.
-        let guard = Withdraw {
-            pending,
-            id: request.id.clone(),
-        };
-        Box::pin(async move {
-            if !filed {
-                return Err(closed(&request));
-            }
-            let got = rx.await;
-            drop(guard);
-            match got {
-                Err(_) => Err(closed(&request)),
-                Ok(Err(mut unsent)) => {
-                    unsent.connection = request.connection.clone();
-                    unsent.operation = request.operation.clone();
-                    Err(unsent)
-                }
-                Ok(Ok(result)) => settle(&request, result),
-            }
-        })
+        let InvokeRequest { pending, invoke } = self;
+        let request = described(&invoke);
+        let answer = exchange(pending, request.clone(), move |id| {
+            FromAgent::Invoke(Invoke { id, ..invoke })
+        });
+        Box::pin(async move { settle(&request, answer.await?) })
     }
+}
+
+/// `jobGet` or `jobCancel` of `job_id`: the job as it stands.
+pub(crate) fn job_request(
+    pending: Arc<Pending>,
+    job_id: String,
+    cancel: bool,
+) -> impl Future<Output = Result<Job, InvokeFailure>> + Send {
+    let verb = if cancel { "jobCancel" } else { "jobGet" };
+    let request = Invoke {
+        id: String::new(),
+        connection: String::new(),
+        operation: format!("{verb} {job_id}"),
+        input: Json::default(),
+        idempotency_key: None,
+        timeout_ms: None,
+        correlation_id: None,
+    };
+    let answer = exchange(pending, request.clone(), move |id| {
+        if cancel {
+            FromAgent::JobCancel(JobCancel { id, job_id })
+        } else {
+            FromAgent::JobGet(JobGet { id, job_id })
+        }
+    });
+    async move { job_of(&request, answer.await?) }
+}
+
+/// What a future keeps to describe an invoke in its errors: all but the input.
+fn described(invoke: &Invoke) -> Invoke {
+    Invoke {
+        id: String::new(),
+        connection: invoke.connection.clone(),
+        operation: invoke.operation.clone(),
+        input: Json::default(),
+        idempotency_key: invoke.idempotency_key.clone(),
+        timeout_ms: invoke.timeout_ms,
+        correlation_id: invoke.correlation_id.clone(),
+    }
+}
+
+/// Sends the message `make(id)` now (before the first poll) under a new id,
+/// then waits for the `result` with that id.
+fn exchange(
+    pending: Arc<Pending>,
+    mut request: Invoke,
+    make: impl FnOnce(String) -> FromAgent,
+) -> Pin<Box<dyn Future<Output = Result<InvokeResult, InvokeFailure>> + Send>> {
+    let n = pending.next_id.fetch_add(1, Ordering::Relaxed);
+    request.id = format!("invoke-{n}");
+    let (tx, rx) = oneshot::channel();
+    let filed = {
+        let mut state = pending.lock();
+        if !state.closed {
+            state.waiting.insert(request.id.clone(), tx);
+        }
+        !state.closed
+    };
+    if filed {
+        let (on_fail, id) = (pending.clone(), request.id.clone());
+        pending.outbox.send_or(
+            make(request.id.clone()),
+            Box::new(move |e| {
+                if let Some(answer) = on_fail.lock().waiting.remove(&id) {
+                    let _ = answer.send(Err(InvokeFailure {
+                        connection: String::new(),
+                        operation: String::new(),
+                        class: FailureClass::ValidationError,
+                        message: format!("the invoke could not be sent: {e}"),
+                        retry_after_ms: None,
+                        provider_status: None,
+                        attempts: 0,
+                    }));
+                }
+            }),
+        );
+    }
+    // Owned by the future: dropping it, even unpolled, withdraws the waiter.
+    let guard = Withdraw {
+        pending,
+        id: request.id.clone(),
+    };
+    Box::pin(async move {
+        if !filed {
+            return Err(closed(&request));
+        }
+        let got = rx.await;
+        drop(guard);
+        match got {
+            Err(_) => Err(closed(&request)),
+            Ok(Err(mut unsent)) => {
+                unsent.connection = request.connection.clone();
+                unsent.operation = request.operation.clone();
+                Err(unsent)
+            }
+            Ok(Ok(result)) => Ok(result),
+        }
+    })
 }
 
 /// Removes a waiter whose future was dropped before its result came.
@@ -275,6 +339,21 @@ fn closed(req: &Invoke) -> InvokeFailure {
     )
 }
 
+fn job_of(req: &Invoke, result: InvokeResult) -> Result<Job, InvokeFailure> {
+    match (result.ok, result.job, result.error) {
+        (true, Some(job), _) => Ok(*job),
+        (false, _, Some(error)) => Err(InvokeFailure::from_error(req, error)),
+        (ok, ..) => Err(InvokeFailure::local(
+            req,
+            FailureClass::Permanent,
+            format!(
+                "the orchestrator's result (ok: {ok}) has no {} (is the operation async?)",
+                if ok { "job" } else { "error" }
+            ),
+        )),
+    }
+}
+
 fn settle(req: &Invoke, result: InvokeResult) -> Result<InvokeResponse, InvokeFailure> {
     match (result.ok, result.response, result.error) {
         (true, Some(response), _) => Ok(response),
@@ -284,7 +363,11 @@ fn settle(req: &Invoke, result: InvokeResult) -> Result<InvokeResponse, InvokeFa
             FailureClass::Permanent,
             format!(
                 "the orchestrator's result (ok: {ok}) has no {}",
-                if ok { "response" } else { "error" }
+                if ok {
+                    "response (is the operation async? use .job())"
+                } else {
+                    "error"
+                }
             ),
         )),
     }

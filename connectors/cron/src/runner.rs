@@ -153,6 +153,7 @@ impl Ticker {
             message: None,
             properties,
             instance_key: Some(self.cfg.instance_key.clone()),
+            payload: None,
         }
     }
 

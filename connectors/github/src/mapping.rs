@@ -96,6 +96,7 @@ pub fn map(event: &str, payload: &Value) -> Event {
         message: Some(Message::text(summary::summary(event, payload))),
         properties: props,
         instance_key: Some(instance_key),
+        payload: None,
     }
 }
 

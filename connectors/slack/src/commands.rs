@@ -49,6 +49,7 @@ pub fn parse(body: &[u8]) -> Result<Form, String> {
         message: Some(Message::text(get("text").unwrap_or(""))),
         properties,
         instance_key: Some(format!("slack:{team}:{channel}")),
+        payload: None,
     };
     Ok(Form::Command {
         event,

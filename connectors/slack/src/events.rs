@@ -88,6 +88,7 @@ pub fn map_callback(body: &Value) -> Result<Mapped, String> {
             message: Some(Message::text(message)),
             properties,
             instance_key: Some(instance_key),
+            payload: None,
         },
         event_id: text(&body["event_id"]),
     })

@@ -127,6 +127,7 @@ fn message(msg: &Value, edited: bool) -> Outcome {
         message: Some(Message::text(text)),
         properties,
         instance_key: Some(format!("telegram:{chat_id}")),
+        payload: None,
     })
 }
 
@@ -181,6 +182,7 @@ fn callback_query(cq: &Value) -> Outcome {
         message: Some(Message::text(data)),
         properties,
         instance_key: Some(instance_key),
+        payload: None,
     })
 }
 

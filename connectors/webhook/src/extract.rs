@@ -38,6 +38,7 @@ pub fn event(
         message: Some(Message::text(text)),
         properties,
         instance_key: Some(instance_key),
+        payload: None,
     };
     (event, header(headers, mapping.dedupe_header.as_ref()))
 }

@@ -67,6 +67,7 @@ async fn frames_prints_each_delivery_and_acks() {
             properties: [("b".into(), "2".into()), ("a".into(), "1".into())].into(),
             instance_key: "cli:ada".into(),
             received_at: "2026-11-27T10:30:00Z".into(),
+            payload: None,
         },
     })
     .await
@@ -101,7 +102,10 @@ async fn jsonl_keeps_stdout_for_the_protocol() {
     // The println!s went to stderr; stdout carries only protocol lines.
     assert!(line(&mut stderr).await.starts_with("agent-echo pid="));
     assert_eq!(line(&mut stderr).await, RECEIVED);
-    assert_eq!(line(&mut stdout).await, r#"{"protocol":1,"type":"ready"}"#);
+    assert_eq!(
+        line(&mut stdout).await,
+        r#"{"features":["payload"],"protocol":1,"type":"ready"}"#
+    );
     assert_eq!(line(&mut stdout).await, r#"{"id":"e1","type":"ack"}"#);
 
     stdin

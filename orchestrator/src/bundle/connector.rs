@@ -8,6 +8,9 @@ use super::node::Node;
 use super::program::{PROGRAM_FIELDS, program};
 use super::read::Field;
 
+/// `maxPayloadBytes` when the Connector does not say: 1 MiB.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: u64 = 1024 * 1024;
+
 /// Reads a Connector spec.
 pub(crate) fn read(
     cx: &mut Cx<'_>,
@@ -18,7 +21,7 @@ pub(crate) fn read(
     let allowed: Vec<&str> = PROGRAM_FIELDS
         .iter()
         .copied()
-        .chain(["events", "stdin", "operations"])
+        .chain(["events", "stdin", "operations", "maxPayloadBytes"])
         .collect();
     let spec = spec.fields(cx, &allowed)?;
     let program = program(cx, &spec, Protocol::Frames);
@@ -43,6 +46,11 @@ pub(crate) fn read(
         .get("operations")
         .map(|f| super::operations::connector_operations(cx, &f))
         .unwrap_or_default();
+    let max_payload_bytes = spec
+        .get("maxPayloadBytes")
+        .map_or(Some(DEFAULT_MAX_PAYLOAD_BYTES), |f| {
+            super::common::size(cx, &f)
+        });
     Some(Connector {
         name,
         place,
@@ -50,6 +58,7 @@ pub(crate) fn read(
         events: events?,
         stdin,
         operations,
+        max_payload_bytes: max_payload_bytes?,
     })
 }
 

@@ -94,6 +94,9 @@ pub struct Connector {
     pub stdin: bool,
     /// `spec.operations`: what the program can do when asked, names unique.
     pub operations: Vec<OperationDecl>,
+    /// `spec.maxPayloadBytes` (default 1 MiB): a larger `event.payload` is
+    /// dropped, and the event says so with `payloadTruncated: "true"`.
+    pub max_payload_bytes: u64,
 }
 
 /// One `Connector.spec.operations[]` entry.
@@ -121,6 +124,9 @@ pub struct OperationDecl {
     /// `mutating`: it changes the world; an idempotent one must be called
     /// with an `idempotencyKey` (a retry must not act twice).
     pub mutating: bool,
+    /// `mode: async`: the invoke answers at once with a job, whose outcome
+    /// reaches the invoking instance as a `job.*` event.
+    pub asynchronous: bool,
 }
 
 /// `operations[].retry`.

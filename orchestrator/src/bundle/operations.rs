@@ -34,10 +34,10 @@ pub(crate) fn connector_operations(cx: &mut Cx<'_>, f: &Field<'_>) -> Vec<Operat
         };
         let name_field = map.required(cx, "name");
         let name = name_field.as_ref().and_then(|n| n.nonempty(cx));
-        if let Some(mode) = map.get("mode") {
-            // Async jobs are not run by this orchestrator yet: refused, not ignored.
-            mode.one_of(cx, &[("sync", ())]);
-        }
+        let asynchronous = map
+            .get("mode")
+            .and_then(|m| m.one_of(cx, &[("sync", false), ("async", true)]))
+            .unwrap_or(false);
         let timeout = map
             .get("timeout")
             .and_then(|t| positive_duration(cx, &t))
@@ -83,6 +83,7 @@ pub(crate) fn connector_operations(cx: &mut Cx<'_>, f: &Field<'_>) -> Vec<Operat
             redact,
             idempotent,
             mutating,
+            asynchronous,
         });
     }
     out

@@ -2,6 +2,7 @@
 
 mod dlq;
 mod invoke;
+mod jobs;
 mod logs;
 mod restart;
 mod run;
@@ -33,6 +34,32 @@ enum DlqVerb {
     Drop {
         /// The event id.
         id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum JobsVerb {
+    /// List the jobs of async operations, oldest first.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one job: its state, and its response or error once settled.
+    Get {
+        /// The job id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a job that has not settled (its instance gets `job.canceled`).
+    Cancel {
+        /// The job id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -136,6 +163,19 @@ enum Command {
         #[arg(long, env = "ORCHESTRATOR_STATE_DIR", default_value = ".orchestrator")]
         state_dir: PathBuf,
     },
+    /// The jobs of async operations: list, show, cancel.
+    Jobs {
+        #[command(subcommand)]
+        verb: JobsVerb,
+        /// The running orchestrator's state directory.
+        #[arg(
+            long,
+            global = true,
+            env = "ORCHESTRATOR_STATE_DIR",
+            default_value = ".orchestrator"
+        )]
+        state_dir: PathBuf,
+    },
     /// Run an operation of a Connection, as the operator, through the same governed path as an agent.
     Invoke {
         /// The Connection.
@@ -232,6 +272,15 @@ pub fn dispatch(cli: Cli) -> u8 {
                 json,
             },
         ),
+        Command::Jobs { verb, state_dir } => {
+            use orchestrator::control::Request;
+            let (req, json) = match verb {
+                JobsVerb::List { json } => (Request::JobsList, json),
+                JobsVerb::Get { id, json } => (Request::JobGet { id }, json),
+                JobsVerb::Cancel { id, json } => (Request::JobCancel { id }, json),
+            };
+            jobs::main(&state_dir, req, json)
+        }
         Command::Dlq { verb, state_dir } => {
             let (req, json) = match verb {
                 DlqVerb::List { json } => (orchestrator::control::Request::DlqList, json),

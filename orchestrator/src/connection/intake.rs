@@ -174,7 +174,8 @@ impl ConnectionRole {
                 }
             }
         };
-        let event = emit.event;
+        let mut event = emit.event;
+        bound_payload(&ctx, &mut event);
         let delivered = DeliveredEvent {
             id: uuid::Uuid::now_v7().to_string(),
             connection: ctx.connection.name.clone(),
@@ -187,6 +188,7 @@ impl ConnectionRole {
                 Decision::Drop => String::new(),
             },
             received_at: timestamp_secs(SystemTime::now()),
+            payload: event.payload,
         };
         let route = match &decision {
             Decision::Drop => {
@@ -288,4 +290,29 @@ pub async fn oldest(pipeline: &mut Pipeline) -> Result<Accepted, JournalError> {
         Some(front) => front.commit.as_mut().await,
         None => std::future::pending().await,
     }
+}
+
+/// Keeps an event's `payload` within the Connector's `maxPayloadBytes`: a
+/// larger one is dropped (the event itself is still accepted), the event
+/// says so with `payloadTruncated: "true"`, and the connection's log says
+/// how large it was.
+fn bound_payload(ctx: &super::ConnectionContext, event: &mut ipc_proto::Event) {
+    let Some(payload) = &event.payload else {
+        return;
+    };
+    let size = serde_json::to_vec(&payload.0).map_or(usize::MAX, |v| v.len());
+    let max = ctx.connector.max_payload_bytes;
+    if u64::try_from(size).unwrap_or(u64::MAX) <= max {
+        return;
+    }
+    event.payload = None;
+    event
+        .properties
+        .insert("payloadTruncated".into(), "true".into());
+    let msg = format!(
+        "event '{}': payload of {size} bytes is over maxPayloadBytes of Connector/{} ({max}); dropped it",
+        event.name, ctx.connector.name
+    );
+    ctx.log.note(&msg);
+    tracing::warn!(connection = %ctx.connection.name, "{msg}");
 }

@@ -82,6 +82,18 @@ pub enum Request {
         #[serde(default)]
         timeout_ms: Option<u64>,
     },
+    /// Every job of an async operation the journal keeps.
+    JobsList,
+    /// One job.
+    JobGet {
+        /// The job id.
+        id: String,
+    },
+    /// Cancel a job that has not settled.
+    JobCancel {
+        /// The job id.
+        id: String,
+    },
 }
 
 /// What the orchestrator answers.
@@ -111,6 +123,9 @@ pub struct Response {
     /// For `dlqReplay` and `dlqDrop`: the event ids handled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub events: Option<Vec<String>>,
+    /// For `jobsList`, `jobGet` and `jobCancel`: the jobs, oldest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<Vec<crate::operations::JobSummary>>,
 }
 
 impl Response {
@@ -208,6 +223,7 @@ async fn handle(conn: Stream, ctx: ControlContext) {
 
 /// The answer to one request.
 pub async fn answer(req: Request, ctx: &ControlContext) -> Response {
+    let cancel = matches!(req, Request::JobCancel { .. });
     match req {
         Request::Status => Response {
             processes: Some(with_operations(ctx.registry.snapshot(), &ctx.operations)),
@@ -246,6 +262,32 @@ pub async fn answer(req: Request, ctx: &ControlContext) -> Response {
             Response {
                 result: Some(result),
                 ..Response::ok()
+            }
+        }
+        Request::JobsList => {
+            let ops = ctx.operations.clone();
+            match tokio::task::spawn_blocking(move || ops.jobs()).await {
+                Ok(Ok(jobs)) => Response {
+                    jobs: Some(jobs.iter().map(Into::into).collect()),
+                    ..Response::ok()
+                },
+                Ok(Err(e)) => Response::error(format!("journal: {e}")),
+                Err(e) => Response::error(format!("journal: {e}")),
+            }
+        }
+        Request::JobGet { id } | Request::JobCancel { id } => {
+            let operator = crate::operations::Caller::operator();
+            let found = if cancel {
+                ctx.operations.cancel_job(&operator, &id).await
+            } else {
+                ctx.operations.job(&operator, &id).await
+            };
+            match found {
+                Ok(record) => Response {
+                    jobs: Some(vec![(&record).into()]),
+                    ..Response::ok()
+                },
+                Err(e) => Response::error(format!("{}: {}", e.class, e.message)),
             }
         }
         Request::DlqDrop { id } => match ctx.journal.drop_dead(&id).await {

@@ -104,6 +104,7 @@ mod tests {
             }],
             stdin: false,
             operations: Vec::new(),
+            max_payload_bytes: 1024 * 1024,
         }
     }
 

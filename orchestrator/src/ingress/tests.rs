@@ -51,6 +51,7 @@ fn event(name: &str, properties: &[(&str, &str)], key: Option<&str>) -> Event {
         message: None,
         properties: props(properties),
         instance_key: key.map(Into::into),
+        payload: None,
     }
 }
 

@@ -367,6 +367,39 @@ impl Journal {
         Ok(found.map(|(ms, bytes)| (records::from_millis(ms), bytes)))
     }
 
+    /// Writes an async operation's job record (JSON); resolves once it is durable.
+    /// Settled jobs are compacted after the idempotency TTL.
+    pub fn put_job(
+        &self,
+        id: &str,
+        settled: bool,
+        record: Vec<u8>,
+    ) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
+        let ticket = match parse_id(id) {
+            Ok(id) => self.request(|reply| Cmd::PutJob {
+                id,
+                settled,
+                record,
+                reply,
+            }),
+            Err(e) => Ticket::Ready(Err(e)),
+        };
+        ticket.wait()
+    }
+
+    /// One job's record (JSON), if it is kept. A short read; call it off the async threads.
+    pub fn job(&self, id: &str) -> Result<Option<Vec<u8>>, JournalError> {
+        let id = parse_id(id)?;
+        let txn = self.inner.db.begin_read().map_err(JournalError::storage)?;
+        tables::job(&txn, id)
+    }
+
+    /// Every job record kept (JSON), oldest first.
+    pub fn jobs(&self) -> Result<Vec<Vec<u8>>, JournalError> {
+        let txn = self.inner.db.begin_read().map_err(JournalError::storage)?;
+        tables::jobs(&txn)
+    }
+
     /// The counters now.
     pub fn counts(&self) -> Counts {
         self.inner.stats.snapshot()

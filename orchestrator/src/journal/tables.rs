@@ -9,6 +9,7 @@
 //! | `dedupe` | (connection, dedupe key) | (first event id, accepted at ms) |
 //! | `dedupe_expiry` | (accepted at ms, event id) | (connection, dedupe key) |
 //! | `idempotency` | (connection, operation, idempotency key) | (remembered at ms, the first result as JSON) |
+//! | `jobs` | job id | (updated at ms, settled 0/1, the job record as JSON) |
 //!
 //! Event ids are UUIDv7 keys, so id order is acceptance order. The two tables
 //! keyed by time exist so compaction deletes a key range instead of scanning.
@@ -29,6 +30,7 @@ const DEDUPE_EXPIRY: TableDefinition<(u64, Uuid), (&str, &str)> =
     TableDefinition::new("dedupe_expiry");
 const IDEMPOTENCY: TableDefinition<(&str, &str, &str), (u64, &[u8])> =
     TableDefinition::new("idempotency");
+const JOBS: TableDefinition<Uuid, (u64, u8, &[u8])> = TableDefinition::new("jobs");
 
 /// How many entries each table holds.
 #[derive(Clone, Copy, Debug, Default)]
@@ -48,6 +50,7 @@ pub(super) struct Tables<'t> {
     dedupe: Table<'t, (&'static str, &'static str), (Uuid, u64)>,
     expiry: Table<'t, (u64, Uuid), (&'static str, &'static str)>,
     idempotency: Table<'t, (&'static str, &'static str, &'static str), (u64, &'static [u8])>,
+    jobs: Table<'t, Uuid, (u64, u8, &'static [u8])>,
 }
 
 fn not_pending(id: Uuid) -> JournalError {
@@ -75,6 +78,7 @@ impl<'t> Tables<'t> {
             dedupe: txn.open_table(DEDUPE)?,
             expiry: txn.open_table(DEDUPE_EXPIRY)?,
             idempotency: txn.open_table(IDEMPOTENCY)?,
+            jobs: txn.open_table(JOBS)?,
         })
     }
 
@@ -95,6 +99,29 @@ impl<'t> Tables<'t> {
     /// Forgets idempotency records remembered before `cutoff_ms`.
     pub fn forget_results_before(&mut self, cutoff_ms: u64) -> Result<u64, StorageError> {
         let removed = self.idempotency.extract_if(|_, v| v.0 < cutoff_ms)?.count() as u64;
+        Ok(removed)
+    }
+
+    /// Writes a job's record.
+    pub fn put_job(
+        &mut self,
+        id: Uuid,
+        settled: bool,
+        now_ms: u64,
+        record: &[u8],
+    ) -> Result<(), JournalError> {
+        self.jobs
+            .insert(id, (now_ms, u8::from(settled), record))
+            .map_err(JournalError::storage)?;
+        Ok(())
+    }
+
+    /// Forgets settled jobs last changed before `cutoff_ms`.
+    pub fn forget_jobs_before(&mut self, cutoff_ms: u64) -> Result<u64, StorageError> {
+        let removed = self
+            .jobs
+            .extract_if(|_, v| v.1 == 1 && v.0 < cutoff_ms)?
+            .count() as u64;
         Ok(removed)
     }
 
@@ -331,4 +358,30 @@ pub(super) fn recall(
         let (at, bytes) = v.value();
         (at, bytes.to_vec())
     }))
+}
+
+/// One job's record, if the journal holds it.
+pub(super) fn job(txn: &ReadTransaction, id: Uuid) -> Result<Option<Vec<u8>>, JournalError> {
+    let table = match txn.open_table(JOBS) {
+        Ok(t) => t,
+        Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(e) => return Err(JournalError::storage(e)),
+    };
+    let found = table.get(id).map_err(JournalError::storage)?;
+    Ok(found.map(|v| v.value().2.to_vec()))
+}
+
+/// Every job record, oldest first (ids are UUIDv7).
+pub(super) fn jobs(txn: &ReadTransaction) -> Result<Vec<Vec<u8>>, JournalError> {
+    let table = match txn.open_table(JOBS) {
+        Ok(t) => t,
+        Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(JournalError::storage(e)),
+    };
+    let mut out = Vec::new();
+    for entry in table.iter().map_err(JournalError::storage)? {
+        let (_, v) = entry.map_err(JournalError::storage)?;
+        out.push(v.value().2.to_vec());
+    }
+    Ok(out)
 }

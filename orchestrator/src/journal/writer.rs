@@ -55,6 +55,13 @@ pub(super) enum Cmd {
         result: Vec<u8>,
         reply: Reply<()>,
     },
+    /// Write a job's record (`settled`: it will not change again).
+    PutJob {
+        id: Uuid,
+        settled: bool,
+        record: Vec<u8>,
+        reply: Reply<()>,
+    },
     Compact(Reply<CompactStats>),
     Flush(Reply<()>),
     /// Commit what is queued before this durably, then exit.
@@ -124,7 +131,8 @@ impl Cmd {
             Cmd::DeadLetter { reply, .. }
             | Cmd::DropDead(_, reply)
             | Cmd::Flush(reply)
-            | Cmd::Remember { reply, .. } => Some(done(reply, closed())),
+            | Cmd::Remember { reply, .. }
+            | Cmd::PutJob { reply, .. } => Some(done(reply, closed())),
             Cmd::Replay(_, reply) => Some(done(reply, closed())),
             Cmd::ReplayAll(reply) => Some(done(reply, closed())),
             Cmd::Compact(reply) => Some(done(reply, closed())),
@@ -294,6 +302,7 @@ impl Writer {
                     .map_err(fatal)?;
                 let cutoff = now_ms.saturating_sub(duration_ms(self.opts.idempotency_ttl));
                 tables.forget_results_before(cutoff).map_err(fatal)?;
+                tables.forget_jobs_before(cutoff).map_err(fatal)?;
             }
             tables.sizes().map_err(fatal)?
         };
@@ -370,13 +379,20 @@ impl Writer {
             Cmd::Remember { key, result, reply } => {
                 finish(reply, tables.remember(&key, now_ms, &result), answers)
             }
+            Cmd::PutJob {
+                id,
+                settled,
+                record,
+                reply,
+            } => finish(reply, tables.put_job(id, settled, now_ms, &record), answers),
             Cmd::Compact(reply) => {
                 let (retention, ttl) = (self.opts.retention, self.opts.dedupe_ttl);
                 let result = tables
                     .compact(now_ms, duration_ms(retention), duration_ms(ttl))
                     .and_then(|stats| {
                         let cutoff = now_ms.saturating_sub(duration_ms(self.opts.idempotency_ttl));
-                        tables.forget_results_before(cutoff).map(|_| stats)
+                        tables.forget_results_before(cutoff)?;
+                        tables.forget_jobs_before(cutoff).map(|_| stats)
                     });
                 finish(reply, result.map_err(JournalError::storage), answers)
             }

@@ -1,5 +1,6 @@
 //! The governed path of one invoke, from policy to audit record.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use ipc_proto::{
@@ -18,6 +19,8 @@ pub struct Caller {
     pub agent: String,
     /// Its instance key.
     pub instance_key: String,
+    /// Its Swarm (where `job.*` events are routed).
+    pub swarm: String,
     /// The event it is handling, when the invoke does not say.
     pub correlation_id: Option<String>,
     /// `orchestrator invoke`, not an agent (an Agent may be called `operator`).
@@ -33,8 +36,30 @@ impl Caller {
         Self {
             agent: OPERATOR.into(),
             instance_key: String::new(),
+            swarm: String::new(),
             correlation_id: None,
             operator: true,
+        }
+    }
+}
+
+/// Counts an invoke as ended `canceled` if its future is dropped before it ends.
+struct Unfinished<'a> {
+    conn: Option<&'a ConnectionOps>,
+    operation: &'a str,
+    started: Instant,
+    armed: bool,
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        if self.armed
+            && let Some(c) = self.conn
+        {
+            let took = self.started.elapsed();
+            c.counters(self.operation, |s| {
+                s.finished(Some(FailureClass::Canceled), took)
+            });
         }
     }
 }
@@ -58,6 +83,30 @@ impl Failure {
     }
 }
 
+impl Failure {
+    /// The error a result carries, after `attempts` calls.
+    pub(super) fn into_error(self, attempts: u32) -> InvokeError {
+        InvokeError {
+            class: self.class,
+            message: self.message,
+            retry_after_ms: self.retry_after_ms,
+            provider_status: self.provider_status,
+            attempts,
+        }
+    }
+
+    /// The failed result of the invoke `id`.
+    pub(super) fn into_result(self, id: &str, attempts: u32) -> InvokeResult {
+        InvokeResult {
+            id: id.to_owned(),
+            ok: false,
+            response: None,
+            error: Some(self.into_error(attempts)),
+            job: None,
+        }
+    }
+}
+
 impl From<CallError> for Failure {
     fn from(e: CallError) -> Self {
         Self {
@@ -70,10 +119,37 @@ impl From<CallError> for Failure {
 }
 
 impl Operations {
-    /// Runs `invoke` for `caller` through the whole governed path; always an answer.
-    pub async fn invoke(&self, caller: &Caller, invoke: Invoke) -> InvokeResult {
+    /// Runs `invoke` for `caller` through the whole governed path; always an
+    /// answer. An `async` operation answers at once with its job instead
+    /// (see `jobs.rs`).
+    pub async fn invoke(self: &Arc<Self>, caller: &Caller, invoke: Invoke) -> InvokeResult {
+        let conn = self.connection(&invoke.connection);
+        let asynchronous = conn.as_ref().is_some_and(|c| {
+            c.operations
+                .get(&invoke.operation)
+                .is_some_and(|op| op.decl.asynchronous)
+        });
+        if let Some(c) = conn.filter(|_| asynchronous)
+            && self.admit(caller, &c, &invoke).is_ok()
+        {
+            return self.start_job(caller, &c, invoke).await;
+        }
+        // A refused async invoke is answered (and audited) like a sync one.
+        let mode = if asynchronous { "async" } else { "sync" };
+        self.run(caller, invoke, mode, None).await
+    }
+
+    /// The governed path of one invoke, to its end; `mode` goes in the audit
+    /// record, and `request_id` (a job's id) replaces a new one.
+    pub(super) async fn run(
+        &self,
+        caller: &Caller,
+        invoke: Invoke,
+        mode: &str,
+        request_id: Option<String>,
+    ) -> InvokeResult {
         let started = Instant::now();
-        let request_id = uuid::Uuid::now_v7().to_string();
+        let request_id = request_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
         let correlation_id = invoke
             .correlation_id
             .clone()
@@ -82,6 +158,13 @@ impl Operations {
         if let Some(c) = &conn {
             c.counters(&invoke.operation, |s| s.started());
         }
+        // A job canceled mid-way drops this future: it still counts as ended.
+        let mut unfinished = Unfinished {
+            conn: conn.as_deref(),
+            operation: &invoke.operation,
+            started,
+            armed: true,
+        };
         let (outcome, attempts) = match &conn {
             None => (
                 Err(Failure::new(
@@ -116,21 +199,12 @@ impl Operations {
                     truncated,
                 }),
                 error: None,
+                job: None,
             },
-            Err(f) => InvokeResult {
-                id: invoke.id.clone(),
-                ok: false,
-                response: None,
-                error: Some(InvokeError {
-                    class: f.class,
-                    message: f.message,
-                    retry_after_ms: f.retry_after_ms,
-                    provider_status: f.provider_status,
-                    attempts,
-                }),
-            },
+            Err(f) => f.into_result(&invoke.id, attempts),
         };
         let class = result.error.as_ref().map(|e| e.class);
+        unfinished.armed = false;
         if let Some(c) = &conn {
             c.counters(&invoke.operation, |s| s.finished(class, took));
         }
@@ -150,7 +224,7 @@ impl Operations {
             "connection": invoke.connection,
             "connector": conn.as_ref().map(|c| c.connector.clone()),
             "operation": invoke.operation,
-            "mode": "sync",
+            "mode": mode,
             "outcome": class.map_or("ok", FailureClass::as_str),
             "durationMs": took.as_millis() as u64,
             "providerStatus": provider_status,
@@ -179,44 +253,10 @@ impl Operations {
         u32,
     ) {
         let operation = &invoke.operation;
-        // 1. Policy: the Agent's invoke list and the Connection's allow list.
-        let grant = self.grants.get(&caller.agent).and_then(|gs| {
-            gs.iter().find(|g| {
-                g.connection == conn.name && g.operations.iter().any(|o| o == "*" || o == operation)
-            })
-        });
-        let per_instance = grant.and_then(|g| g.rate_limit);
-        if grant.is_none() && !caller.operator {
-            let m = format!(
-                "Agent/{} may not invoke `{operation}` of Connection/{} (its spec.invoke does not list it)",
-                caller.agent, conn.name
-            );
-            return (Err(Failure::new(FailureClass::PolicyDenied, m)), 0);
+        let (op, per_instance) = match self.admit(caller, conn, invoke) {
+            Ok(admitted) => admitted,
+            Err(f) => return (Err(f), 0),
         };
-        if !conn.policy.allow.iter().any(|a| a == operation) {
-            let m = format!(
-                "Connection/{} does not allow `{operation}` (spec.operations.allow)",
-                conn.name
-            );
-            return (Err(Failure::new(FailureClass::PolicyDenied, m)), 0);
-        }
-        let Some(op) = conn.operations.get(operation) else {
-            let m = format!(
-                "Connector/{} has no operation `{operation}`",
-                conn.connector
-            );
-            return (Err(Failure::new(FailureClass::Unavailable, m)), 0);
-        };
-        // 2. Input: size, then schema.
-        if let Err(f) = check_input(op, &invoke.input.0) {
-            return (Err(f), 0);
-        }
-        if op.decl.mutating && op.decl.idempotent && invoke.idempotency_key.is_none() {
-            let m = format!(
-                "`{operation}` changes the world and is idempotent: call it with an idempotencyKey"
-            );
-            return (Err(Failure::new(FailureClass::ValidationError, m)), 0);
-        }
         // 3. Idempotency: a repeat of a key waits for the first, then gets its result.
         let idempotency = match (&invoke.idempotency_key, op.decl.idempotent) {
             (Some(key), true) => Some((conn.name.clone(), operation.clone(), key.clone())),
@@ -319,6 +359,54 @@ impl Operations {
             }
         }
         (outcome, attempts)
+    }
+
+    /// Steps 1 and 2 of the path: policy, then input size and schema (and an
+    /// idempotency key where one is required). Nothing is spent or called.
+    pub(super) fn admit<'c>(
+        &self,
+        caller: &Caller,
+        conn: &'c ConnectionOps,
+        invoke: &Invoke,
+    ) -> Result<(&'c Compiled, Option<RateLimit>), Failure> {
+        let operation = &invoke.operation;
+        // 1. Policy: the Agent's invoke list and the Connection's allow list.
+        let grant = self.grants.get(&caller.agent).and_then(|gs| {
+            gs.iter().find(|g| {
+                g.connection == conn.name && g.operations.iter().any(|o| o == "*" || o == operation)
+            })
+        });
+        let per_instance = grant.and_then(|g| g.rate_limit);
+        if grant.is_none() && !caller.operator {
+            let m = format!(
+                "Agent/{} may not invoke `{operation}` of Connection/{} (its spec.invoke does not list it)",
+                caller.agent, conn.name
+            );
+            return Err(Failure::new(FailureClass::PolicyDenied, m));
+        };
+        if !conn.policy.allow.iter().any(|a| a == operation) {
+            let m = format!(
+                "Connection/{} does not allow `{operation}` (spec.operations.allow)",
+                conn.name
+            );
+            return Err(Failure::new(FailureClass::PolicyDenied, m));
+        }
+        let Some(op) = conn.operations.get(operation) else {
+            let m = format!(
+                "Connector/{} has no operation `{operation}`",
+                conn.connector
+            );
+            return Err(Failure::new(FailureClass::Unavailable, m));
+        };
+        // 2. Input: size, then schema.
+        check_input(op, &invoke.input.0)?;
+        if op.decl.mutating && op.decl.idempotent && invoke.idempotency_key.is_none() {
+            let m = format!(
+                "`{operation}` changes the world and is idempotent: call it with an idempotencyKey"
+            );
+            return Err(Failure::new(FailureClass::ValidationError, m));
+        }
+        Ok((op, per_instance))
     }
 
     fn take_tokens(

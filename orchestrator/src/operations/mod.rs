@@ -28,6 +28,7 @@ mod call;
 mod circuit;
 mod govern;
 mod idempotency;
+mod jobs;
 mod stats;
 
 use std::collections::{BTreeMap, HashMap};
@@ -38,6 +39,7 @@ use ipc_proto::{CallResult, ToConnector};
 use tokio::sync::{Notify, Semaphore, oneshot};
 
 pub use govern::Caller;
+pub use jobs::{JobRecord, JobSummary, MAX_OPEN_JOBS};
 pub use stats::OperationStats;
 
 use crate::bundle::{Bundle, ConnectionOperations, InvokeGrant, OperationDecl};
@@ -208,6 +210,10 @@ pub struct Operations {
     /// One turn at a time per (connection, operation, idempotency key): a
     /// concurrent repeat waits for the first, then gets its result.
     turns: Mutex<HashMap<IdempotencyKey, Arc<tokio::sync::Mutex<()>>>>,
+    /// Jobs not yet settled, by id, with what cancels them.
+    open_jobs: Mutex<HashMap<String, tokio_util::sync::CancellationToken>>,
+    /// Where `job.*` events go (set once the router exists; cleared at shutdown).
+    router: Mutex<Option<crate::router::Router>>,
 }
 
 impl Operations {
@@ -287,7 +293,14 @@ impl Operations {
             audit,
             journal,
             turns: Mutex::new(HashMap::new()),
+            open_jobs: Mutex::new(HashMap::new()),
+            router: Mutex::new(None),
         })
+    }
+
+    /// Lets settled jobs send their events through `router` (`None`: stop sending).
+    pub fn set_router(&self, router: Option<crate::router::Router>) {
+        *self.router.lock().expect("ops lock") = router;
     }
 
     /// The operations of the Connection called `name`.

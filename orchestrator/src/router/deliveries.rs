@@ -203,6 +203,7 @@ mod tests {
                 properties: Default::default(),
                 instance_key: "k".into(),
                 received_at: "2026-11-27T00:00:00Z".into(),
+                payload: None,
             },
             attempt: 1,
             held: false,

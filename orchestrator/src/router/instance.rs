@@ -95,6 +95,8 @@ pub struct InstanceRole {
     invokes: Arc<std::sync::atomic::AtomicUsize>,
     /// Its process stayed stopped with nothing to do for `instanceTtl`.
     expired: bool,
+    /// Its process named the `payload` feature in `ready`: deliveries carry `event.payload`.
+    wants_payload: bool,
 }
 
 /// Invokes of one instance governed at once, at most.
@@ -140,6 +142,7 @@ impl InstanceRole {
             operations,
             invokes: Arc::default(),
             expired: false,
+            wants_payload: false,
         }
     }
 
@@ -163,10 +166,14 @@ impl InstanceRole {
     }
 
     fn send(&mut self, p: Pending, outbox: &Outbox<ToAgent>) {
+        let mut event = p.event.clone();
+        if !self.wants_payload {
+            event.payload = None;
+        }
         let msg = ToAgent::Deliver(Deliver {
             id: p.event.id.clone(),
             attempt: p.attempt,
-            event: p.event.clone(),
+            event,
         });
         // Later attempts are recorded (batched, cheap) so maxAttempts holds
         // across an orchestrator restart; a first attempt need not be, since
@@ -253,6 +260,7 @@ impl InstanceRole {
                         ok: false,
                         response: None,
                         error: Some(error),
+                        job: None,
                     }));
                     return true;
                 }
@@ -261,6 +269,7 @@ impl InstanceRole {
                 let caller = Caller {
                     agent: self.agent.name.clone(),
                     instance_key: self.key.clone(),
+                    swarm: self.swarm.clone(),
                     correlation_id: self.deliveries.only_in_flight().map(str::to_owned),
                     operator: false,
                 };
@@ -273,9 +282,44 @@ impl InstanceRole {
                     invokes.fetch_sub(1, Ordering::Relaxed);
                 });
             }
+            FromAgent::JobGet(q) => self.job_request(q.id, q.job_id, false, &link.outbox),
+            FromAgent::JobCancel(q) => self.job_request(q.id, q.job_id, true, &link.outbox),
             FromAgent::Ready(_) => return link.violation("'ready' sent twice".into()),
         }
         true
+    }
+}
+
+impl InstanceRole {
+    /// `jobGet` / `jobCancel`: answered with a `result` on its own task
+    /// (the journal read is blocking work).
+    fn job_request(&self, id: String, job_id: String, cancel: bool, outbox: &Outbox<ToAgent>) {
+        let caller = Caller {
+            agent: self.agent.name.clone(),
+            instance_key: self.key.clone(),
+            swarm: self.swarm.clone(),
+            correlation_id: None,
+            operator: false,
+        };
+        let (operations, outbox) = (self.operations.clone(), outbox.clone());
+        tokio::spawn(async move {
+            let found = if cancel {
+                operations.cancel_job(&caller, &job_id).await
+            } else {
+                operations.job(&caller, &job_id).await
+            };
+            let (job, error) = match found {
+                Ok(record) => (Some(Box::new(record.job())), None),
+                Err(e) => (None, Some(e)),
+            };
+            outbox.send(ToAgent::Result(ipc_proto::InvokeResult {
+                id,
+                ok: error.is_none(),
+                response: None,
+                error,
+                job,
+            }));
+        });
     }
 }
 
@@ -319,6 +363,10 @@ impl Role for InstanceRole {
             FromAgent::Ready(r) => Some(r),
             _ => None,
         }
+    }
+
+    fn on_ready(&mut self, ready: &Ready) {
+        self.wants_payload = ready.has_feature(ipc_proto::FEATURE_PAYLOAD);
     }
 
     fn before_ready(&mut self, msg: FromAgent) -> Result<(), String> {

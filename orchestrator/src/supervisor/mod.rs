@@ -89,6 +89,10 @@ pub trait Role: Send + 'static {
     fn pong(msg: &Self::In) -> Option<u64>;
     /// The `ready` inside `msg`, if it is one.
     fn ready(msg: &Self::In) -> Option<&Ready>;
+    /// The child said `ready` (with these features), before [`Role::serve`].
+    fn on_ready(&mut self, ready: &Ready) {
+        let _ = ready;
+    }
     /// A message that came before `ready`; `Err` names why it may not.
     fn before_ready(&mut self, msg: Self::In) -> Result<(), String>;
     /// Handles a ready child's messages until its channel closes. Once `stop`

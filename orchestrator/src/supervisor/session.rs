@@ -69,7 +69,10 @@ pub async fn handshake<R: Role>(
                             link.violation(reason.clone());
                             Handshake::Incompatible(reason)
                         }
-                        _ => Handshake::Ready,
+                        _ => {
+                            role.on_ready(ready);
+                            Handshake::Ready
+                        }
                     };
                 }
                 if let Err(why) = role.before_ready(msg)

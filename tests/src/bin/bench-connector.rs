@@ -51,6 +51,7 @@ fn event(text: &str, key: String, stamp: Option<u64>) -> Event {
             .map(|t| [("t".to_string(), t.to_string())].into())
             .unwrap_or_default(),
         instance_key: Some(key),
+        payload: None,
     }
 }
 

@@ -63,6 +63,7 @@ fn emit_frame_bytes() -> usize {
         message: Some(Message::text("x".repeat(PAYLOAD))),
         properties: [("t".to_string(), now_ns().to_string())].into(),
         instance_key: Some("k12".into()),
+        payload: None,
     };
     let emit = FromConnector::Emit(Emit {
         seq: 123_456,

@@ -84,6 +84,7 @@ fn events(ctx: &Context) -> Result<VecDeque<(Event, Option<String>)>, BoxError> 
                 message: Some(Message::text(format!("{prefix}{i}"))),
                 properties: [("i".to_string(), i.to_string())].into(),
                 instance_key: Some(format!("k{}", i % keys.max(1))),
+                payload: None,
             };
             (event, dedupe.then(|| format!("dk-{i}")))
         })

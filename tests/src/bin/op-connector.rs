@@ -1,7 +1,8 @@
 //! `op-connector`: a frames connector on connector-sdk for the operations
 //! tests. It emits one `go` event per word of config `WORDS` (instance key
-//! `k`), and serves `respond`: appends `input.text` as a line to the file
-//! config `REPLIES` names and returns `{"written": true, "attempt": n}`.
+//! `k`, payload `{"word": …}`), and serves `respond` (and `respondLater`,
+//! the same, for an async declaration): appends `input.text` as a line to
+//! the file config `REPLIES` names and returns `{"written": true, "attempt": n}`.
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -23,7 +24,7 @@ async fn connector(ctx: Context) -> Result<(), BoxError> {
         .split_whitespace()
         .map(str::to_owned)
         .collect();
-    ctx.operations().on("respond", move |call: OperationCall| {
+    let respond = move |call: OperationCall| {
         let replies = replies.clone();
         async move {
             let text = call.input["text"]
@@ -40,13 +41,17 @@ async fn connector(ctx: Context) -> Result<(), BoxError> {
                 json!({"written": true, "attempt": call.attempt}),
             ))
         }
-    });
+    };
+    ctx.operations()
+        .on("respond", respond.clone())
+        .on("respondLater", respond);
     ctx.ready().await;
     for word in words {
         let event = Event {
             name: "go".into(),
-            message: Some(Message::text(word)),
+            message: Some(Message::text(word.clone())),
             instance_key: Some("k".into()),
+            payload: Some(json!({ "word": &word }).into()),
             ..Event::default()
         };
         ctx.emitter().emit(event).await?;

@@ -61,7 +61,10 @@ async fn main() -> anyhow::Result<()> {
         .transpose()
         .context("READY_PROTOCOL")?;
     outgoing
-        .send(FromConnector::Ready(Ready { protocol }))
+        .send(FromConnector::Ready(Ready {
+            protocol,
+            features: Vec::new(),
+        }))
         .await?;
 
     // 1. A frame whose length is right and whose body is no message at all.
@@ -90,6 +93,7 @@ async fn main() -> anyhow::Result<()> {
         )),
         properties,
         instance_key: config("INSTANCE_KEY"),
+        payload: None,
     };
     let emit = |seq| {
         FromConnector::Emit(Emit {

@@ -72,6 +72,7 @@ fn main() -> ExitCode {
             message: None,
             properties: Default::default(),
             instance_key: Some("probe".into()),
+            payload: None,
         };
         match ctx.emit(event).await {
             Ok(_) => println!("ack 1"),

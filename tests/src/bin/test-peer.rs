@@ -139,7 +139,10 @@ async fn main() -> anyhow::Result<()> {
     }
     if mode != "never-ready" {
         outgoing
-            .send(FromConnector::Ready(Ready { protocol: None }))
+            .send(FromConnector::Ready(Ready {
+                protocol: None,
+                features: Vec::new(),
+            }))
             .await?;
     }
 

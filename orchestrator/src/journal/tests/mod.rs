@@ -83,6 +83,7 @@ fn event(connection: &str, n: usize) -> DeliveredEvent {
         properties: BTreeMap::from([("n".to_string(), n.to_string())]),
         instance_key: format!("key-{}", n % 3),
         received_at: "2026-01-01T00:00:00Z".into(),
+        payload: None,
     }
 }
 
