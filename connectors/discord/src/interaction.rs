@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use connector_sdk::ipc_proto::Json;
 use connector_sdk::{Event, Message};
 use serde_json::{Value, json};
 
@@ -133,6 +134,7 @@ pub fn classify(body: &Value) -> Result<Kind, String> {
         message: Some(message),
         properties,
         instance_key,
+        payload: Some(Json(without_token(body))),
     };
     Ok(Kind::Emit(Box::new(Mapped {
         event,
@@ -141,6 +143,16 @@ pub fn classify(body: &Value) -> Result<Kind, String> {
         token,
         deferred,
     })))
+}
+
+/// The interaction as Discord sent it, for `event.payload`, less its
+/// `token` (the connector keeps it; the event has the reference).
+fn without_token(body: &Value) -> Value {
+    let mut payload = body.clone();
+    if let Some(fields) = payload.as_object_mut() {
+        fields.remove("token");
+    }
+    payload
 }
 
 /// A string, or a number as its text; `None` for anything else or an empty string.
@@ -255,6 +267,11 @@ mod tests {
         assert_eq!(p["username"], "ada");
         assert_eq!(p["interaction_id"], "1100");
         assert!(!p.values().any(|v| v.contains("tok-en")), "{p:?}");
+        // The payload is the interaction, whole but for its token.
+        let payload = &e.payload.as_ref().unwrap().0;
+        assert_eq!(payload["data"]["name"], "ask");
+        assert_eq!(payload["member"]["user"]["username"], "ada");
+        assert!(payload.get("token").is_none(), "{payload}");
     }
 
     #[test]
