@@ -45,7 +45,7 @@ fn rejected(scheme: &str, reason: &str) -> FromConnector {
     })
 }
 
-/// Posts; expects one emit and acks it; returns its dedupe key, its event text and the answer status.
+/// Posts; expects one emit and acks it; returns its dedupe key and the answer status.
 async fn accepted(w: &mut Webhook, h: Vec<(String, String)>, body: &[u8]) -> (Option<String>, u16) {
     let post = spawn_post(w.addr, h, body.to_vec());
     let emit = w.next_emit().await;
