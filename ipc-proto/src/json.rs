@@ -42,11 +42,21 @@ fn readable_seq(line: &str) -> Option<u64> {
     serde_json::from_str::<Seq>(line).ok().map(|s| s.seq)
 }
 
+/// The fields that hold any JSON of someone else's ([`crate::Json`]): a
+/// `null` inside them is data, kept as sent.
+const OPAQUE: [&str; 3] = ["input", "data", "payload"];
+
+/// Leaves out absent optional fields of the message's own structure, but
+/// never touches what is inside an opaque field.
 fn strip_nulls(value: &mut Value) {
     match value {
         Value::Object(map) => {
             map.retain(|_, v| !v.is_null());
-            map.values_mut().for_each(strip_nulls);
+            for (key, v) in map.iter_mut() {
+                if !OPAQUE.contains(&key.as_str()) {
+                    strip_nulls(v);
+                }
+            }
         }
         Value::Array(items) => items.iter_mut().for_each(strip_nulls),
         _ => {}

@@ -570,3 +570,36 @@ fn secrets_are_redacted_in_debug() {
     assert!(dbg.contains("BOT_TOKEN"), "{dbg}");
     assert!(dbg.contains("<redacted>"), "{dbg}");
 }
+
+/// Absent optional fields are left out of a line, but a `null` inside a
+/// payload, an input or a result's data is the sender's data and stays.
+#[test]
+fn nulls_inside_opaque_json_are_kept() {
+    let emit = FromConnector::Emit(Emit {
+        seq: 1,
+        event: Event {
+            name: "push".into(),
+            payload: Some(Json(
+                serde_json::json!({"repository": {"description": null}}),
+            )),
+            ..event()
+        },
+        dedupe_key: None,
+    });
+    let line = json::encode(&emit).unwrap();
+    assert!(line.contains(r#""description":null"#), "{line}");
+    assert!(!line.contains("dedupeKey"), "{line}");
+    let back: FromConnector = json::decode(&line).unwrap();
+    assert_eq!(back, emit);
+    let call = ToConnector::Call(Call {
+        id: "c-1".into(),
+        operation: "x".into(),
+        input: Json(serde_json::json!({"a": null, "b": [null]})),
+        attempt: 1,
+        deadline_ms: 10,
+        idempotency_key: None,
+    });
+    let line = json::encode(&call).unwrap();
+    assert!(line.contains(r#""input":{"a":null,"b":[null]}"#), "{line}");
+    assert!(!line.contains("idempotencyKey"), "{line}");
+}

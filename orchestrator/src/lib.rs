@@ -23,6 +23,7 @@ pub mod control;
 pub mod ingress;
 pub mod journal;
 pub mod logs;
+pub mod metrics;
 pub mod operations;
 pub mod router;
 mod run;

@@ -42,6 +42,8 @@ pub struct RunOptions {
     pub operations: crate::operations::GlobalLimits,
     /// The uids (and gids) `sandbox.user: dynamic` hands out (`--uid-range`).
     pub uid_range: crate::sandbox::UidRange,
+    /// `--metrics ADDR`: serve Prometheus metrics there.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// `--retention` and `--dedupe-ttl`.
@@ -82,6 +84,9 @@ pub enum RunError {
     /// A secret could not be resolved.
     #[error("{0}")]
     Secret(String),
+    /// `--metrics`: the recorder could not be installed.
+    #[error("metrics: {0}")]
+    Metrics(String),
     /// The journal could not be opened or read.
     #[error("journal: {0}")]
     Journal(#[source] JournalError),
@@ -136,6 +141,11 @@ pub async fn run(
 ) -> Result<(), RunError> {
     let (bundle, programs) = load_checked(&opts.bundle).map_err(RunError::InvalidBundle)?;
     raise_open_files_limit();
+    // Before anything makes a metric handle: handles made earlier stay no-ops.
+    let metrics = match opts.metrics {
+        Some(addr) => Some((addr, crate::metrics::install().map_err(RunError::Metrics)?)),
+        None => None,
+    };
     let state =
         StateDir::create(&opts.state_dir, bundle.agents.keys()).map_err(|source| RunError::Io {
             what: "cannot prepare the state directory",
@@ -203,6 +213,7 @@ pub async fn run(
         max_pending: opts.max_pending,
         console: opts.console.clone(),
         operations: operations.clone(),
+        audit: audit.clone(),
     });
 
     // What the journal holds from an earlier run is queued before any
@@ -251,6 +262,15 @@ pub async fn run(
             shim: opts.shim.clone(),
             inherit_stdin: connector.stdin,
             sandbox: crate::sandbox::plan_for(connector.program.sandbox.as_ref()),
+            pin: connector
+                .program
+                .entry_sha256
+                .clone()
+                .map(|sha256| crate::supervisor::Pin {
+                    sha256,
+                    audit: audit.clone(),
+                    target: format!("connection/{}", connection.name),
+                }),
         };
         let (status, control) = ProcessStatus::new(ProcessKind::Connection, &connection.name, None);
         if let Some(plan) = &spec.sandbox {
@@ -301,6 +321,34 @@ pub async fn run(
         router: router.clone(),
         operations: operations.clone(),
     };
+    let metrics_task = match metrics {
+        Some((addr, handle)) => {
+            let (listener, local) =
+                crate::metrics::bind(addr)
+                    .await
+                    .map_err(|source| RunError::Io {
+                        what: "cannot serve metrics on",
+                        path: PathBuf::from(addr.to_string()),
+                        source,
+                    })?;
+            let written = state.root().join("metrics.address");
+            if let Err(source) = std::fs::write(&written, format!("{local}\n")) {
+                return Err(RunError::Io {
+                    what: "cannot write",
+                    path: written,
+                    source,
+                });
+            }
+            tracing::info!("metrics on http://{local}/metrics");
+            Some(tokio::spawn(crate::metrics::serve(
+                listener,
+                handle,
+                control.clone(),
+                control_stop.clone(),
+            )))
+        }
+        None => None,
+    };
     let control_task = tokio::spawn(crate::control::serve(
         listener,
         control,
@@ -329,6 +377,9 @@ pub async fn run(
     operations.set_router(None);
     control_stop.cancel();
     let _ = control_task.await;
+    if let Some(task) = metrics_task {
+        let _ = task.await;
+    }
     crate::sandbox::cleanup();
     let counts = journal.counts();
     if let Err(e) = journal.flush().await {

@@ -5,8 +5,11 @@
 //! `number` or `ref` properties and an instance key per issue, pull request
 //! or ref. `X-GitHub-Delivery` is the dedupe key. A delivery is answered
 //! `200` only once the orchestrator has it (`ping`: `{"pong":true}`); a bad
-//! signature `401` with an audit record. Config: `HOST`, `PORT`,
-//! `MAX_BODY_BYTES`; see README.md beside this crate.
+//! signature `401` with an audit record. Serves the operations
+//! `createIssueComment`, `addLabels`, `createCheckRun` and `updateCheckRun`
+//! against `API_BASE` with the secret `GITHUB_TOKEN` or as a GitHub App
+//! (`APP_ID`, `PRIVATE_KEY`). Config: `HOST`, `PORT`, `MAX_BODY_BYTES`,
+//! `API_BASE`, `APP_ID`, `INSTALLATION_ID`; see README.md beside this crate.
 
 use std::process::ExitCode;
 

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::OnceLock;
 
+use connector_sdk::ipc_proto::Json;
 use connector_sdk::{Event, Message};
 use serde_json::Value;
 
@@ -36,6 +37,8 @@ fn declared_names() -> &'static HashSet<String> {
     NAMES.get_or_init(|| {
         include_str!("../connector.yaml")
             .lines()
+            // The events come first; the operations' names are not events.
+            .take_while(|l| l.trim_end() != "  operations:")
             .filter_map(|l| l.trim().strip_prefix("- name: "))
             .map(|n| n.trim().to_owned())
             .collect()
@@ -69,7 +72,9 @@ pub fn event_name(event: &str, payload: &Value) -> String {
 /// `sender` (logins), `installation` (id), `number` for issues, pull
 /// requests and discussions, `ref` (a full ref name: `refs/heads/main`) for
 /// push/create/delete and `ref_type` for create/delete; each only when the
-/// payload has it. The instance key is `github:<repo>#<number>`,
+/// payload has it. The payload itself goes along whole as `event.payload`
+/// (the orchestrator keeps it up to the Connector's `maxPayloadBytes`).
+/// The instance key is `github:<repo>#<number>`,
 /// `github:<repo>@<ref>`, `github:<repo>`, else the organization, the
 /// installation or the sender.
 pub fn map(event: &str, payload: &Value) -> Event {
@@ -96,7 +101,7 @@ pub fn map(event: &str, payload: &Value) -> Event {
         message: Some(Message::text(summary::summary(event, payload))),
         properties: props,
         instance_key: Some(instance_key),
-        payload: None,
+        payload: Some(Json(payload.clone())),
     }
 }
 

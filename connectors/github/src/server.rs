@@ -1,7 +1,14 @@
-//! The HTTP side: verify `X-Hub-Signature-256`, read the payload, emit one
-//! event keyed by `X-GitHub-Delivery`, and answer once the orchestrator acks.
+//! The HTTP side: verify `X-Hub-Signature-256`, read the payload, refuse it
+//! if `MAX_DELIVERY_AGE` says it is a replay, emit one event keyed by
+//! `X-GitHub-Delivery`, and answer once the orchestrator acks.
+//!
+//! An emit the orchestrator refuses as `validation_error` is answered `500`,
+//! not `422`: GitHub does not retry a 4xx, so a 422 would lose a real
+//! delivery for the sake of a declaration; a 500 is retried (and GitHub's
+//! log shows it), and an audit record says what was refused.
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -9,12 +16,12 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use connector_sdk::Context;
+use connector_sdk::{Audit, Context, EmitError, NackKind};
 use connector_webhook::answer;
 use connector_webhook::guard::{Guard, admit};
 use serde_json::{Value, json};
 
-use crate::mapping;
+use crate::{mapping, replay};
 
 /// What every request needs.
 #[derive(Debug)]
@@ -25,6 +32,8 @@ pub struct App {
     pub guard: Guard,
     /// `MAX_BODY_BYTES`.
     pub max_body_bytes: usize,
+    /// `MAX_DELIVERY_AGE`: older payloads are refused (off when `None`).
+    pub max_delivery_age: Option<Duration>,
 }
 
 /// `GET /healthz`, and `POST` on any path.
@@ -57,6 +66,11 @@ async fn delivery(
     let Some(event) = header_text(&headers, "x-github-event") else {
         return answer::error(StatusCode::BAD_REQUEST, "missing header X-GitHub-Event");
     };
+    if let Some(max_age) = app.max_delivery_age
+        && let Some(age) = replay::too_old(&payload, max_age, SystemTime::now())
+    {
+        return stale(&app.ctx, &event, age, max_age);
+    }
     let ping = event == "ping";
     let event = mapping::map(&event, &payload);
     let emitter = app.ctx.emitter();
@@ -67,8 +81,48 @@ async fn delivery(
     match answer {
         Ok(_) if ping => (StatusCode::OK, axum::Json(json!({"pong": true}))).into_response(),
         Ok(accepted) => answer::accepted(accepted),
+        Err(EmitError::Nacked {
+            kind: NackKind::ValidationError,
+            message,
+        }) => undeclared(&app.ctx, &message),
         Err(e) => answer::refused(&e),
     }
+}
+
+/// The orchestrator refused the event as not what `connector.yaml`
+/// declares: audited, logged, and answered `500` so that GitHub retries.
+fn undeclared(ctx: &Context, message: &str) -> Response {
+    ctx.audit(Audit {
+        kind: "delivery_refused".into(),
+        scheme: Some("github".into()),
+        reason: Some(format!("validation_error: {message}")),
+    });
+    ctx.error(format!(
+        "a verified delivery was refused by the orchestrator as undeclared; \
+         answered 500 so GitHub retries it: {message}"
+    ));
+    answer::error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &format!("the event was refused as undeclared: {message}"),
+    )
+}
+
+/// A delivery older than `MAX_DELIVERY_AGE`: audited and answered `403`.
+fn stale(ctx: &Context, event: &str, age: Duration, max_age: Duration) -> Response {
+    let age = humantime::format_duration(Duration::from_secs(age.as_secs()));
+    let max_age = humantime::format_duration(max_age);
+    ctx.audit(Audit {
+        kind: "delivery_rejected".into(),
+        scheme: Some("github".into()),
+        reason: Some("stale".into()),
+    });
+    ctx.warn(format!(
+        "refused a {event} delivery whose payload is {age} old, over MAX_DELIVERY_AGE {max_age} (a replay?)"
+    ));
+    answer::error(
+        StatusCode::FORBIDDEN,
+        &format!("the payload is {age} old, over MAX_DELIVERY_AGE ({max_age})"),
+    )
 }
 
 /// The JSON payload: the body itself, or its `payload` field when the

@@ -83,6 +83,7 @@ fn render(observed: &BTreeMap<String, (String, bool)>, payloads: usize) -> Strin
 # bare event name (`issues`) with its `action` property; an event type unknown
 # here arrives as `unknown_event` with its `event` property. Route on those
 # with match.properties. See README.md for what each property holds.
+# spec.operations is copied from operations.yaml: edit it there.
 apiVersion: goondan.ai/v1
 kind: Connector
 metadata:
@@ -115,13 +116,22 @@ spec:
         write(&mut y, &folder, catalog::declared_fallback(&folder));
     }
     write(&mut y, mapping::UNKNOWN_EVENT, catalog::declared_unknown());
+    // The operations, as written in operations.yaml, under `spec:`.
+    let ops = std::fs::read_to_string(common::crate_dir().join("operations.yaml")).unwrap();
+    for line in ops.lines().skip_while(|l| l.starts_with('#')) {
+        if line.is_empty() {
+            y.push('\n');
+        } else {
+            let _ = writeln!(y, "  {line}");
+        }
+    }
     y
 }
 
 #[test]
 fn connector_yaml_is_generated_from_the_payloads() {
     let samples = samples();
-    assert_eq!(samples.len(), 273, "the payload examples are all there");
+    assert_eq!(samples.len(), 274, "the payload examples are all there");
     let want = render(&observed(&samples), samples.len());
     let path = connector_yaml_path();
     if std::env::var_os("UPDATE_CONNECTOR_YAML").is_some() {
@@ -131,6 +141,27 @@ fn connector_yaml_is_generated_from_the_payloads() {
     assert!(
         got == want,
         "{} is not what the payloads give; regenerate it with \
+         UPDATE_CONNECTOR_YAML=1 cargo test -p connector-github --test payloads",
+        path.display()
+    );
+}
+
+/// `examples/github-bot/bundle.yaml` ends with `connector.yaml`, after the
+/// line that says so.
+#[test]
+fn the_example_bundle_carries_this_connector_yaml() {
+    let connector = std::fs::read_to_string(connector_yaml_path()).unwrap();
+    let path = common::crate_dir().join("../../examples/github-bot/bundle.yaml");
+    let bundle = std::fs::read_to_string(&path).unwrap();
+    const MARK: &str = "\n---\n# The Connector resource of connector-github";
+    let at = bundle.find(MARK).expect("the bundle's Connector document") + 5;
+    if std::env::var_os("UPDATE_CONNECTOR_YAML").is_some() {
+        std::fs::write(&path, format!("{}{connector}", &bundle[..at])).unwrap();
+    }
+    let bundle = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        bundle[at..] == connector,
+        "{} does not end with connector.yaml; copy it with \
          UPDATE_CONNECTOR_YAML=1 cargo test -p connector-github --test payloads",
         path.display()
     );

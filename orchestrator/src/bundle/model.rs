@@ -60,6 +60,8 @@ pub struct Program {
     pub entry: String,
     /// Where `spec.entry` is, for errors about it.
     pub entry_place: Place,
+    /// `spec.entry.sha256`: the program must hash to this (lowercase hex) at every spawn.
+    pub entry_sha256: Option<String>,
     /// `spec.args`.
     pub args: Vec<String>,
     /// `spec.env`: plain (non-secret) environment variables for the child.

@@ -38,10 +38,21 @@ pub(crate) fn program(
     default_protocol: Protocol,
 ) -> Option<Program> {
     let entry_field = spec.required(cx, "entry");
-    let entry = entry_field
+    // `entry: name`, or `entry: {path: name, sha256: <hex>}` to pin the program.
+    let (path_field, entry_sha256) = match &entry_field {
+        Some(f) if f.is_map() => match f.fields(cx, &["path", "sha256"]) {
+            Some(map) => {
+                let sha = map.get("sha256").and_then(|s| sha256(cx, &s));
+                (map.required(cx, "path"), sha)
+            }
+            None => (None, None),
+        },
+        other => (other.clone(), None),
+    };
+    let entry = path_field
         .as_ref()
         .and_then(|f| f.nonempty(cx).filter(|s| no_nul(cx, f, s)));
-    let entry_place = entry_field.as_ref().map(|f| cx.place(f.at()));
+    let entry_place = path_field.as_ref().map(|f| cx.place(f.at()));
     let args = spec.get("args").map(|f| args(cx, &f)).unwrap_or_default();
     let env = spec.get("env").map(|f| env(cx, &f)).unwrap_or_default();
     let protocols = [("frames", Protocol::Frames), ("jsonl", Protocol::Jsonl)];
@@ -67,6 +78,7 @@ pub(crate) fn program(
     Some(Program {
         entry: entry?,
         entry_place: entry_place?,
+        entry_sha256,
         args,
         env,
         protocol,
@@ -136,4 +148,18 @@ fn frame_bytes(cx: &mut Cx<'_>, f: &Field<'_>) -> Option<usize> {
         return None;
     }
     usize::try_from(n).ok()
+}
+
+/// `entry.sha256`: 64 hex digits (any case; kept lowercase).
+fn sha256(cx: &mut Cx<'_>, f: &Field<'_>) -> Option<String> {
+    let s = f.nonempty(cx)?;
+    if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Some(s.to_ascii_lowercase())
+    } else {
+        f.error(
+            cx,
+            "expected the program's SHA-256 as 64 hex digits (`orchestrator pin` prints it)",
+        );
+        None
+    }
 }

@@ -186,6 +186,11 @@ impl<'n> Field<'n> {
         }
     }
 
+    /// Whether the value is a mapping (for fields that take a scalar or a mapping).
+    pub fn is_map(&self) -> bool {
+        matches!(self.node.value, Node::Map(_))
+    }
+
     /// A mapping read as a struct whose keys must be in `allowed`.
     pub fn fields(&self, cx: &mut Cx<'_>, allowed: &[&str]) -> Option<Fields<'n>> {
         let Node::Map(pairs) = &self.node.value else {

@@ -4,6 +4,7 @@ mod dlq;
 mod invoke;
 mod jobs;
 mod logs;
+mod pin;
 mod restart;
 mod run;
 mod status;
@@ -87,6 +88,11 @@ enum Command {
         /// A bundle file, or a directory of YAML files.
         bundle: PathBuf,
     },
+    /// Print the SHA-256 of every program the bundle runs, as a pinned `entry`.
+    Pin {
+        /// A bundle file, or a directory of YAML files.
+        bundle: PathBuf,
+    },
     /// Run a bundle in the foreground until SIGINT/SIGTERM.
     Run {
         /// A bundle file, or a directory of YAML files.
@@ -115,6 +121,10 @@ enum Command {
         /// Retries of one invoke at most, whatever an operation's `retry` says.
         #[arg(long, default_value_t = 10)]
         max_retries: u32,
+        /// Serve Prometheus metrics on http://ADDR/metrics (e.g. 127.0.0.1:9464; port 0 picks one,
+        /// written to <state-dir>/metrics.address).
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<std::net::SocketAddr>,
     },
     /// Show every process: state, pid, restarts, last exit and error, events in/out.
     Status {
@@ -204,6 +214,7 @@ enum Command {
 pub fn dispatch(cli: Cli) -> u8 {
     match cli.command {
         Command::Validate { bundle } => validate::main(&bundle),
+        Command::Pin { bundle } => pin::main(&bundle),
         Command::Run {
             bundle,
             state_dir,
@@ -214,6 +225,7 @@ pub fn dispatch(cli: Cli) -> u8 {
             uid_range,
             max_invocations_per_second,
             max_retries,
+            metrics,
         } => {
             if max_invocations_per_second.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
                 eprintln!("orchestrator: --max-invocations-per-second must be a positive number");
@@ -231,15 +243,16 @@ pub fn dispatch(cli: Cli) -> u8 {
                 delivered: retention,
                 dedupe_ttl,
             };
-            run::main(
+            run::main(run::Args {
                 bundle,
                 state_dir,
-                mode,
+                journal: mode,
                 retention,
-                max_pending as usize,
+                max_pending: max_pending as usize,
                 uid_range,
-                limits,
-            )
+                operations: limits,
+                metrics,
+            })
         }
         Command::Status {
             target,

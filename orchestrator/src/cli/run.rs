@@ -11,15 +11,29 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-pub fn main(
-    bundle: PathBuf,
-    state_dir: PathBuf,
-    journal: JournalMode,
-    retention: Retention,
-    max_pending: usize,
-    uid_range: orchestrator::sandbox::UidRange,
-    operations: orchestrator::operations::GlobalLimits,
-) -> u8 {
+/// What `orchestrator run` was asked.
+pub struct Args {
+    pub bundle: PathBuf,
+    pub state_dir: PathBuf,
+    pub journal: JournalMode,
+    pub retention: Retention,
+    pub max_pending: usize,
+    pub uid_range: orchestrator::sandbox::UidRange,
+    pub operations: orchestrator::operations::GlobalLimits,
+    pub metrics: Option<std::net::SocketAddr>,
+}
+
+pub fn main(args: Args) -> u8 {
+    let Args {
+        bundle,
+        state_dir,
+        journal,
+        retention,
+        max_pending,
+        uid_range,
+        operations,
+        metrics,
+    } = args;
     // Not dumpable: no process of the same uid (a sandboxed child running
     // as root, say) may read our memory, environ or fds, or attach to us.
     // SAFETY: prctl with these arguments only changes this process's flag.
@@ -70,6 +84,7 @@ pub fn main(
                 console: orchestrator::console::Console::stdout(),
                 uid_range,
                 operations,
+                metrics,
             },
             stop,
             kill_now,

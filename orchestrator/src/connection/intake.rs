@@ -28,6 +28,8 @@ type Commit = Pin<Box<dyn Future<Output = Result<Accepted, JournalError>> + Send
 /// An emit on its way through the journal.
 pub struct InFlight {
     seq: u64,
+    /// When the emit was taken in.
+    at: Instant,
     commit: Commit,
     /// The reserved place in its instance's queue, and the event to put there.
     delivery: Option<(Slot, DeliveredEvent)>,
@@ -104,6 +106,7 @@ impl ConnectionRole {
         outbox: &Outbox<ToConnector>,
         pipeline: &mut Pipeline,
     ) {
+        let started = Instant::now();
         let ctx = self.ctx.clone();
         ctx.status
             .counters
@@ -222,6 +225,7 @@ impl ConnectionRole {
         });
         pipeline.push_back(InFlight {
             seq: emit.seq,
+            at: started,
             commit: Box::pin(commit),
             delivery: slot.map(|slot| (slot, delivered)),
         });
@@ -237,6 +241,7 @@ impl ConnectionRole {
         let ctx = &*self.ctx;
         match result {
             Ok(Accepted::New) => {
+                self.emit_ack.record(done.at.elapsed().as_secs_f64());
                 ctx.status.intake.accepted.fetch_add(1, Ordering::Relaxed);
                 ctx.status.success();
                 outbox.send(ToConnector::Ack(EmitAck {

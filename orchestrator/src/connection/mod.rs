@@ -73,6 +73,8 @@ pub struct ConnectionRole {
     warned_rules: HashSet<usize>,
     /// `spec.rateLimit`.
     rate_limit: Option<TokenBucket>,
+    /// `orchestrator_emit_ack_seconds` of this Connection.
+    emit_ack: metrics::Histogram,
 }
 
 impl ConnectionRole {
@@ -83,6 +85,7 @@ impl ConnectionRole {
             .rate_limit
             .map(|l| TokenBucket::new(l, Instant::now()));
         Self {
+            emit_ack: crate::metrics::emit_ack_seconds(&ctx.connection.name),
             ctx,
             warned_rules: HashSet::new(),
             rate_limit,

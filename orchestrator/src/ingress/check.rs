@@ -85,6 +85,7 @@ mod tests {
                     line: 5,
                     column: 10,
                 },
+                entry_sha256: None,
                 args: vec![],
                 env: BTreeMap::new(),
                 protocol: Protocol::Frames,

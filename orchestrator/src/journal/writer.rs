@@ -151,6 +151,9 @@ pub(super) struct Writer {
     last_compact: Instant,
     /// When the oldest commit not yet made durable happened.
     unsynced_since: Option<Instant>,
+    /// `orchestrator_journal_commit_seconds`, `orchestrator_journal_batch_size`.
+    commit_seconds: metrics::Histogram,
+    batch_size: metrics::Histogram,
 }
 
 impl Writer {
@@ -169,6 +172,8 @@ impl Writer {
             commits_since_compact: 0,
             last_compact: Instant::now(),
             unsynced_since: None,
+            commit_seconds: crate::metrics::journal().0,
+            batch_size: crate::metrics::journal().1,
         };
         std::thread::Builder::new()
             .name("journal-writer".into())
@@ -231,7 +236,11 @@ impl Writer {
 
         let mut answers = Vec::with_capacity(cmds.len());
         let mut delta = Delta::default();
-        match self.transact(cmds, compact, durable, &mut answers, &mut delta) {
+        self.batch_size.record(cmds.len() as f64);
+        let started = Instant::now();
+        let result = self.transact(cmds, compact, durable, &mut answers, &mut delta);
+        self.commit_seconds.record(started.elapsed().as_secs_f64());
+        match result {
             Ok(sizes) => {
                 self.count(delta, sizes, durable);
                 if compact {

@@ -205,6 +205,12 @@ impl Operations {
         };
         let class = result.error.as_ref().map(|e| e.class);
         unfinished.armed = false;
+        if let Some(op) = conn
+            .as_ref()
+            .and_then(|c| c.operations.get(&invoke.operation))
+        {
+            op.seconds.record(took.as_secs_f64());
+        }
         if let Some(c) = &conn {
             c.counters(&invoke.operation, |s| s.finished(class, took));
         }

@@ -76,6 +76,8 @@ type IdempotencyKey = (String, String, String);
 /// One declared operation with its schemas compiled.
 struct Compiled {
     decl: OperationDecl,
+    /// `orchestrator_operation_duration_seconds` of this operation.
+    seconds: metrics::Histogram,
     input: Option<jsonschema::Validator>,
     output: Option<jsonschema::Validator>,
 }
@@ -238,6 +240,7 @@ impl Operations {
                     .iter()
                     .map(|d| {
                         let compiled = Compiled {
+                            seconds: crate::metrics::operation_seconds(&c.name, &d.name),
                             input: compile(&d.input),
                             output: compile(&d.output),
                             decl: d.clone(),
@@ -301,6 +304,11 @@ impl Operations {
     /// Lets settled jobs send their events through `router` (`None`: stop sending).
     pub fn set_router(&self, router: Option<crate::router::Router>) {
         *self.router.lock().expect("ops lock") = router;
+    }
+
+    /// Every Connection's operations, by name.
+    pub fn connections(&self) -> impl Iterator<Item = (&String, &Arc<ConnectionOps>)> {
+        self.connections.iter()
     }
 
     /// The operations of the Connection called `name`.

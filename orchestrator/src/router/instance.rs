@@ -97,6 +97,8 @@ pub struct InstanceRole {
     expired: bool,
     /// Its process named the `payload` feature in `ready`: deliveries carry `event.payload`.
     wants_payload: bool,
+    /// Its Agent's delivery counters in `/metrics`.
+    metrics: crate::metrics::AgentMetrics,
 }
 
 /// Invokes of one instance governed at once, at most.
@@ -125,7 +127,6 @@ impl InstanceRole {
             deliveries.hold(p, Instant::now());
         }
         Self {
-            agent,
             key,
             swarm,
             state_dir,
@@ -143,6 +144,8 @@ impl InstanceRole {
             invokes: Arc::default(),
             expired: false,
             wants_payload: false,
+            metrics: crate::metrics::AgentMetrics::new(&agent.name),
+            agent,
         }
     }
 
@@ -180,7 +183,9 @@ impl InstanceRole {
         // recovery counts one anyway.
         if p.attempt > 1 {
             self.journal.attempted(&p.event.id, p.attempt);
+            self.metrics.redeliveries.increment(1);
         }
+        self.metrics.deliveries.increment(1);
         self.deliveries.sent(p, Instant::now());
         self.shared.touch();
         self.status
@@ -192,6 +197,7 @@ impl InstanceRole {
 
     fn dead_letter(&mut self, p: Pending, error: String) {
         self.done(&p);
+        self.metrics.dead_letters.increment(1);
         let msg = format!(
             "event {} dead-lettered after {} attempts: {error}",
             p.event.id, p.attempt
@@ -214,6 +220,7 @@ impl InstanceRole {
             FromAgent::Ack(ack) => match self.deliveries.acked(&ack.id) {
                 Some(p) => {
                     self.done(&p);
+                    self.metrics.acks.increment(1);
                     self.journal.delivered(&ack.id);
                     self.status.success();
                     self.shared.touch();
@@ -223,6 +230,7 @@ impl InstanceRole {
                 }
             },
             FromAgent::Nack(nack) => {
+                self.metrics.nacks.increment(1);
                 match self.deliveries.nacked(&nack.id, nack.retry, Instant::now()) {
                     Nacked::Retry(attempt) => {
                         let delay = humantime::format_duration(deliveries::retry_delay(attempt));

@@ -37,7 +37,7 @@ use crate::bundle::{Agent, Overflow};
 use crate::journal::Journal;
 use crate::logs::{LogSink, StateDir};
 use crate::status::{ProcessKind, ProcessStatus, Registry};
-use crate::supervisor::{ChildSpec, Supervision, supervise};
+use crate::supervisor::{ChildSpec, Pin, Supervision, supervise};
 
 /// Why an event could not be handed to an agent instance.
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +131,8 @@ pub struct RouterSetup {
     pub console: crate::console::Console,
     /// Where instances' invokes go.
     pub operations: Arc<crate::operations::Operations>,
+    /// `audit.log`, for pinned programs that do not match.
+    pub audit: crate::logs::AuditLog,
 }
 
 /// Cloneable handle to the instance table.
@@ -157,6 +159,7 @@ struct Shared {
     max_pending: usize,
     console: crate::console::Console,
     operations: Arc<crate::operations::Operations>,
+    audit: crate::logs::AuditLog,
 }
 
 #[derive(Debug)]
@@ -180,6 +183,7 @@ impl Router {
             max_pending,
             console,
             operations,
+            audit,
         } = setup;
         let shared = Shared {
             agents,
@@ -196,6 +200,7 @@ impl Router {
             max_pending,
             console,
             operations,
+            audit,
         };
         Self {
             shared: Arc::new(shared),
@@ -405,6 +410,11 @@ impl Router {
                 shim: shared.shim.clone(),
                 inherit_stdin: false,
                 sandbox: program.sandbox.clone(),
+                pin: p.entry_sha256.clone().map(|sha256| Pin {
+                    sha256,
+                    audit: shared.audit.clone(),
+                    target: format!("agent/{agent}/{key}"),
+                }),
             },
             restart: p.restart.clone(),
             health_interval: p.health_interval,

@@ -55,7 +55,8 @@ pub use circuit::Circuit;
 pub use exit::ExitCause;
 pub use link::{Link, LinkOptions, Outbox};
 pub use spawn::{
-    CHILD_IPC_FD, ChildSpec, STDERR_TAIL_BYTES, Spawned, StderrTail, child_env, program_pid, spawn,
+    CHILD_IPC_FD, ChildSpec, Pin, STDERR_TAIL_BYTES, Spawned, StderrTail, child_env, program_pid,
+    sha256_file, spawn,
 };
 
 use crate::bundle::RestartPolicy;
@@ -193,7 +194,11 @@ pub async fn supervise<R: Role>(mut role: R, mut sup: Supervision) -> R {
             log: log.clone(),
             status: status.clone(),
         };
-        let (cause, ran_for) = match spawn::<R::In, R::Out>(&sup.spec, &log, opts, R::pong) {
+        let spawned = match spawn::check_pin(&sup.spec).await {
+            Ok(()) => spawn::<R::In, R::Out>(&sup.spec, &log, opts, R::pong),
+            Err(e) => Err(e),
+        };
+        let (cause, ran_for) = match spawned {
             Err(e) => (
                 ExitCause::ExecFailed(e.kind(), e.to_string()),
                 Duration::ZERO,

@@ -149,6 +149,7 @@ fn start(mode: &str, restart: RestartPolicy) -> Fixture {
             shim: None,
             inherit_stdin: false,
             sandbox: None,
+            pin: None,
         },
         restart,
         health_interval: None,
