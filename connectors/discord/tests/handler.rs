@@ -330,9 +330,9 @@ async fn an_invalid_event_is_answered_500_and_audited() {
     assert_eq!(
         run.audits(),
         [Audit {
-            kind: "event_refused".into(),
+            kind: "delivery_refused".into(),
             scheme: Some("discord".into()),
-            reason: Some("validation_error".into()),
+            reason: Some("validation_error: property locale is not declared".into()),
         }]
     );
     run.shutdown().await.unwrap();

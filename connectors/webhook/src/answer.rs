@@ -100,9 +100,10 @@ pub fn refused(e: &EmitError) -> Response {
 }
 
 /// [`refused`], and for a `validation_error` an audit record (kind
-/// `event_refused`, the `scheme`, reason `validation_error`) and a warning
-/// with the orchestrator's message: the sender only sees a 500, so the
-/// operator must learn from here that a declaration refuses real traffic.
+/// `delivery_refused`, the `scheme`, reason `validation_error: <the
+/// orchestrator's message>`, as connector-github writes it) and an error
+/// log line: the sender only sees a 500, so the operator must learn from
+/// here that a declaration refuses real traffic.
 pub fn refused_audited(ctx: &Context, scheme: &str, e: &EmitError) -> Response {
     if let EmitError::Nacked {
         kind: NackKind::ValidationError,
@@ -110,11 +111,11 @@ pub fn refused_audited(ctx: &Context, scheme: &str, e: &EmitError) -> Response {
     } = e
     {
         ctx.audit(Audit {
-            kind: "event_refused".into(),
+            kind: "delivery_refused".into(),
             scheme: Some(scheme.into()),
-            reason: Some(NackKind::ValidationError.as_str().into()),
+            reason: Some(format!("{}: {message}", NackKind::ValidationError.as_str())),
         });
-        ctx.warn(format!(
+        ctx.error(format!(
             "the orchestrator refused an event as invalid; answered 500 so the sender retries it: {message}"
         ));
     }

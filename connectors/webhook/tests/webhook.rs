@@ -103,9 +103,9 @@ async fn posts_become_events_answered_after_the_ack() {
             // Never a silent refusal: an audit record says what was lost.
             match w.next().await {
                 FromConnector::Audit(a) => {
-                    assert_eq!(a.kind, "event_refused");
+                    assert_eq!(a.kind, "delivery_refused");
                     assert_eq!(a.scheme.as_deref(), Some("none"));
-                    assert_eq!(a.reason.as_deref(), Some("validation_error"));
+                    assert_eq!(a.reason.as_deref(), Some("validation_error: no thanks"));
                 }
                 other => panic!("expected an audit record, got {other:?}"),
             }
