@@ -12,6 +12,10 @@ every line this agent writes answers one it read, and the orchestrator
 sends at most `maxInFlight` deliveries before it reads their acks, so the
 two pipes cannot both fill up. A program that also writes on its own (a
 connector's emits) must read while it writes: see examples/connectors/lines.py.
+
+An event that names a `replyTo` (the webhook connector with REPLY_TIMEOUT)
+is answered through the connector's `respond` operation: an `invoke`, whose
+`result` we read before the ack (answering pings meanwhile).
 """
 
 import json
@@ -47,6 +51,29 @@ def received(deliver):
     return json.dumps(summary, separators=(",", ":"), ensure_ascii=False)
 
 
+def reply(event, reply_to):
+    """Invoke `respond` of the event's Connection and wait for its result.
+
+    False when stdin closed or a shutdown came meanwhile."""
+    message = event.get("message") or {}
+    body = {"echo": message.get("text"), "by": "echo.py", "instanceKey": event["instanceKey"]}
+    send({"type": "invoke", "id": "reply", "connection": event["connection"],
+          "operation": "respond", "input": {"replyTo": reply_to, "body": body}})
+    while True:
+        line = sys.stdin.readline()
+        if not line:
+            return False
+        msg = json.loads(line)
+        if msg.get("type") == "result" and msg.get("id") == "reply":
+            if not msg.get("ok"):
+                log(f"echo.py: could not reply: {msg.get('error')}")
+            return True
+        if msg.get("type") == "ping":
+            send({"type": "pong", "nonce": msg["nonce"]})
+        elif msg.get("type") == "shutdown":
+            return False
+
+
 def main():
     while True:
         line = sys.stdin.readline()
@@ -68,6 +95,9 @@ def main():
             send({"type": "ready", "protocol": PROTOCOL_VERSION})
         elif kind == "deliver":
             log(f"received {received(msg)}")
+            reply_to = (msg["event"].get("properties") or {}).get("replyTo")
+            if reply_to is not None and not reply(msg["event"], reply_to):
+                return 0
             send({"type": "ack", "id": msg["id"]})
         elif kind == "ping":
             send({"type": "pong", "nonce": msg["nonce"]})

@@ -237,7 +237,10 @@ fn records_dir(h: &Harness) -> PathBuf {
 fn records(h: &Harness, key: &str) -> Vec<Value> {
     let text =
         std::fs::read_to_string(records_dir(h).join(format!("{key}.jsonl"))).unwrap_or_default();
-    text.lines()
+    // A line still being written (no newline yet) is read next time.
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    complete
+        .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad record {l:?}: {e}")))
         .collect()
 }

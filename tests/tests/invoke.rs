@@ -498,14 +498,19 @@ fn the_operator_invokes_an_operation_from_the_cli() {
         "{out:?}"
     );
 
-    let audit = std::fs::read_to_string(h.state().join("audit.log")).expect("audit.log");
-    let by_operator = audit
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|r| r["kind"] == "invoke" && r["agent"] == "operator")
-        .count();
-    assert_eq!(by_operator, 3, "{audit}");
+    // The audit log is written by its own thread: wait for the records.
+    let audit = h.state().join("audit.log");
+    let by_operator = || {
+        std::fs::read_to_string(&audit)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|r| r["kind"] == "invoke" && r["agent"] == "operator")
+            .count()
+    };
+    h.wait_until("three operator records", DEADLINE, || by_operator() >= 3);
     assert!(h.stop().success(), "{}", h.dump());
+    assert_eq!(by_operator(), 3, "one record per invoke");
 }
 
 /// `opconn.py` (jsonl) declaring `operations` as Connection `ops` with

@@ -45,8 +45,16 @@ fn quickstart_webhook_reaches_both_echo_agents() {
         .trim()
         .to_owned();
 
+    // The agent's answer, through the webhook's `respond`, is the HTTP response.
     let (status, body) = post(&addr, "/hooks", r#"{"user":"ada","text":"hello"}"#);
     assert_eq!(status, 200, "{body}\n{}", h.dump());
+    let reply: serde_json::Value = serde_json::from_str(&body).expect("json reply");
+    assert_eq!(
+        reply,
+        serde_json::json!({"echo": "hello", "by": "agent-echo", "instanceKey": "ada"}),
+        "{}",
+        h.dump()
+    );
     let r = h.wait_received("echo", "ada", 1);
     assert_eq!(r[0]["text"], "hello");
     assert_eq!(r[0]["connection"], "quickstart");
@@ -61,6 +69,11 @@ fn quickstart_webhook_reaches_both_echo_agents() {
         r#"{"user":"bob","text":"hi","lang":"python"}"#,
     );
     assert_eq!(status, 200, "{body}\n{}", h.dump());
+    let reply: serde_json::Value = serde_json::from_str(&body).expect("json reply");
+    assert_eq!(
+        reply,
+        serde_json::json!({"echo": "hi", "by": "echo.py", "instanceKey": "bob"})
+    );
     let r = h.wait_received("echo-py", "bob", 1);
     assert_eq!(r[0]["text"], "hi");
     assert_eq!(r[0]["properties"]["lang"], "python");
@@ -143,4 +156,52 @@ fn the_quickstart_webhook_runs_sandboxed_to_its_one_port() {
         );
     }
     assert!(h.stop().success());
+}
+
+/// Without an answer within REPLY_TIMEOUT a request gets the usual
+/// `{"accepted":true,…}`; `respond` naming no waiting request is `permanent`.
+#[test]
+fn a_request_nobody_answers_falls_back_to_accepted_after_reply_timeout() {
+    let mut h = Harness::new();
+    let dir = h.copy_example_dir("quickstart");
+    h.copy_example_dir("agents");
+    let bundle_path = dir.join("bundle.yaml");
+    let bundle = std::fs::read_to_string(&bundle_path).expect("read quickstart bundle");
+    // No agent may invoke `respond` here, and the wait is short.
+    let changed = bundle
+        .replace(r#"PORT: "8080""#, r#"PORT: "0""#)
+        .replace("REPLY_TIMEOUT: 5s", "REPLY_TIMEOUT: 300ms")
+        .replace(
+            "  invoke: [{ connection: quickstart, operations: [respond] }]\n",
+            "",
+        );
+    assert!(
+        changed.contains("300ms") && !changed.contains("invoke:"),
+        "{changed}"
+    );
+    std::fs::write(&bundle_path, changed).expect("write bundle");
+    h.start_file("quickstart/bundle.yaml");
+    let address_file = h.state().join("state/connections/quickstart/address");
+    h.wait_until("the webhook's address", DEADLINE, || {
+        std::fs::read_to_string(&address_file).is_ok_and(|a| !a.trim().is_empty())
+    });
+    let addr = std::fs::read_to_string(&address_file).expect("address");
+    let (status, body) = post(addr.trim(), "/hooks", r#"{"user":"ada","text":"hello"}"#);
+    assert_eq!(status, 200, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(answer["accepted"], true, "{answer}");
+    h.wait_until("the agent's failed reply", DEADLINE, || {
+        h.agent_log("echo", "ada").contains("policy_denied")
+    });
+    let out = h.cli(&[
+        "invoke",
+        "quickstart",
+        "respond",
+        "--input",
+        r#"{"replyTo":"01a2297a-0000-7000-8000-000000000000","body":{}}"#,
+        "--json",
+    ]);
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(result["error"]["class"], "permanent", "{result}");
+    assert!(h.stop().success(), "{}", h.dump());
 }

@@ -16,6 +16,8 @@ pub enum Form {
         event: Event,
         /// `trigger_id`, when present.
         trigger_id: Option<String>,
+        /// `response_url`, when present: kept by the connector, never emitted.
+        response_url: Option<String>,
     },
     /// Slack checking the endpoint's certificate (`ssl_check=1`): answer 200, emit nothing.
     SslCheck,
@@ -49,11 +51,18 @@ pub fn parse(body: &[u8]) -> Result<Form, String> {
         message: Some(Message::text(get("text").unwrap_or(""))),
         properties,
         instance_key: Some(format!("slack:{team}:{channel}")),
-        payload: None,
+        // The form's fields, as Slack sent them, without token and response_url.
+        payload: Some(crate::events::payload(&serde_json::Value::Object(
+            fields
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect(),
+        ))),
     };
     Ok(Form::Command {
         event,
         trigger_id: get("trigger_id").map(str::to_owned),
+        response_url: get("response_url").map(str::to_owned),
     })
 }
 
@@ -63,8 +72,13 @@ mod tests {
 
     #[test]
     fn a_command_with_its_text() {
-        let body = b"token=x&team_id=T1&channel_id=C1&user_id=U1&command=%2Fdeploy&text=web+now&trigger_id=1.2.3";
-        let Form::Command { event, trigger_id } = parse(body).unwrap() else {
+        let body = b"token=x&team_id=T1&channel_id=C1&user_id=U1&command=%2Fdeploy&text=web+now&trigger_id=1.2.3&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2F1";
+        let Form::Command {
+            event,
+            trigger_id,
+            response_url,
+        } = parse(body).unwrap()
+        else {
             panic!("not a command");
         };
         assert_eq!(event.name, "slash_command");
@@ -72,6 +86,11 @@ mod tests {
         assert_eq!(event.message, Some(Message::text("web now")));
         assert_eq!(event.instance_key.as_deref(), Some("slack:T1:C1"));
         assert_eq!(trigger_id.as_deref(), Some("1.2.3"));
+        assert_eq!(
+            response_url.as_deref(),
+            Some("https://hooks.slack.com/commands/1")
+        );
+        assert!(!format!("{event:?}").contains("hooks"));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use connector_sdk::ipc_proto::{File, Image, Json};
 use connector_sdk::{Event, Message};
 use serde_json::Value;
 
@@ -29,8 +30,29 @@ pub struct Mapped {
 /// The properties each emitted name may carry (see `connector.yaml`).
 pub fn properties_of(name: &str) -> &'static [&'static str] {
     match name {
-        "message" => &["team", "channel", "user", "thread_ts", "subtype"],
-        "app_mention" => &["team", "channel", "user", "thread_ts"],
+        "message" => &[
+            "team",
+            "channel",
+            "user",
+            "thread_ts",
+            "subtype",
+            "ts",
+            "file_id",
+            "file_name",
+            "file_count",
+            "text",
+        ],
+        "app_mention" => &[
+            "team",
+            "channel",
+            "user",
+            "thread_ts",
+            "ts",
+            "file_id",
+            "file_name",
+            "file_count",
+            "text",
+        ],
         "reaction_added" | "reaction_removed" => &["team", "channel", "user", "reaction"],
         "member_joined_channel" => &["team", "channel", "user"],
         _ => &["type", "team", "channel", "user", "thread_ts"],
@@ -70,7 +92,18 @@ pub fn map_callback(body: &Value) -> Result<Mapped, String> {
     put("user", id(&inner["user"]));
     put("thread_ts", thread_ts.clone());
     put("subtype", text(&inner["subtype"]));
+    put("ts", text(&inner["ts"]));
     put("reaction", text(&inner["reaction"]));
+    let file = inner["files"]
+        .as_array()
+        .filter(|files| !files.is_empty())
+        .and_then(|files| Some((file_message(&files[0])?, files.len())));
+    if let Some(((id, name, _), count)) = &file {
+        put("file_id", Some(id.clone()));
+        put("file_name", Some(name.clone()));
+        put("file_count", Some(count.to_string()));
+        put("text", text(&inner["text"]));
+    }
     let allowed = properties_of(&name);
     let properties = all
         .into_iter()
@@ -81,17 +114,59 @@ pub fn map_callback(body: &Value) -> Result<Mapped, String> {
         (Some(c), None) => format!("slack:{team}:{c}"),
         _ => format!("slack:{team}"),
     };
-    let message = text(&inner["text"]).unwrap_or_else(|| describe(&ty, inner));
+    let message = match file {
+        Some(((_, _, message), _)) => message,
+        None => Message::text(text(&inner["text"]).unwrap_or_else(|| describe(&ty, inner))),
+    };
     Ok(Mapped {
         event: Event {
             name,
-            message: Some(Message::text(message)),
+            message: Some(message),
             properties,
             instance_key: Some(instance_key),
-            payload: None,
+            payload: Some(payload(body)),
         },
         event_id: text(&body["event_id"]),
     })
+}
+
+/// Fields of a Slack request never passed on in `event.payload`: the legacy
+/// verification `token` (a secret) and the `response_url`s (credentials the
+/// connector keeps and names by `response_ref`).
+pub const WITHHELD: &[&str] = &["token", "response_url", "response_urls"];
+
+/// `v` as `event.payload`: the provider's object without the [`WITHHELD`] fields.
+pub fn payload(v: &Value) -> Json {
+    let mut v = v.clone();
+    if let Some(map) = v.as_object_mut() {
+        for key in WITHHELD {
+            map.remove(*key);
+        }
+    }
+    Json(v)
+}
+
+/// A Slack file as `(id, name, message)`: an image or a file whose URL is
+/// `slack-file:<id>` — Slack's own URLs need the bot token, which stays in
+/// the connector; the agent fetches the bytes with the `getFile` operation.
+fn file_message(f: &Value) -> Option<(String, String, Message)> {
+    let id = text(&f["id"])?;
+    let name = text(&f["name"])
+        .or_else(|| text(&f["title"]))
+        .unwrap_or_else(|| id.clone());
+    let url = format!("slack-file:{id}");
+    let image = f["mimetype"]
+        .as_str()
+        .is_some_and(|m| m.starts_with("image/"));
+    let message = if image {
+        Message::Image(Image { url })
+    } else {
+        Message::File(File {
+            url,
+            name: name.clone(),
+        })
+    };
+    Some((id, name, message))
 }
 
 /// The text of an event that has none of its own.
@@ -146,10 +221,12 @@ mod tests {
                 ("channel", "C1"),
                 ("team", "T1"),
                 ("thread_ts", "1.0"),
+                ("ts", "2.0"),
                 ("user", "U1")
             ]
         );
         assert_eq!(m.event_id.as_deref(), Some("Ev1"));
+        assert_eq!(m.event.payload.as_ref().map(|p| &p.0), Some(&body));
     }
 
     #[test]
@@ -195,6 +272,41 @@ mod tests {
         let body = json!({"team_id": "T1", "event": {"type": "app_home_opened", "user": "U1"}});
         let m = map_callback(&body).unwrap();
         assert_eq!(m.event.instance_key.as_deref(), Some("slack:T1"));
+    }
+
+    #[test]
+    fn files_become_references_for_get_file() {
+        let body = json!({
+            "team_id": "T1", "event_id": "Ev2",
+            "event": {"type": "message", "subtype": "file_share", "channel": "C1", "user": "U1",
+                      "text": "the plan", "ts": "3.0",
+                      "files": [{"id": "F0123", "name": "plan.pdf", "mimetype": "application/pdf",
+                                 "url_private": "https://files.slack.com/files-pri/T1-F0123/plan.pdf"},
+                                {"id": "F0124", "name": "cat.png", "mimetype": "image/png"}]}
+        });
+        let m = map_callback(&body).unwrap();
+        assert_eq!(
+            m.event.message,
+            Some(Message::File(File {
+                url: "slack-file:F0123".into(),
+                name: "plan.pdf".into()
+            }))
+        );
+        assert_eq!(m.event.properties["file_id"], "F0123");
+        assert_eq!(m.event.properties["file_count"], "2");
+        assert_eq!(m.event.properties["text"], "the plan");
+        // Slack's URL (useless without the token) stays in the payload only.
+        let shown = format!("{:?} {:?}", m.event.message, m.event.properties);
+        assert!(!shown.contains("files.slack.com"), "{shown}");
+        let mut body = body;
+        body["event"]["files"] = json!([{"id": "F9", "name": "cat.png", "mimetype": "image/png"}]);
+        let m = map_callback(&body).unwrap();
+        assert_eq!(
+            m.event.message,
+            Some(Message::Image(Image {
+                url: "slack-file:F9".into()
+            }))
+        );
     }
 
     #[test]

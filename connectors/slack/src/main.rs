@@ -6,8 +6,13 @@
 //! `reaction_added`, …, or `event`) and each slash command as
 //! `slash_command`, with `team`, `channel`, `user` and `thread_ts`
 //! properties and an instance key per channel and thread. `event_id` is the
-//! dedupe key, so Slack's retries are not delivered twice. Config: `HOST`,
-//! `PORT`, `MAX_BODY_BYTES`, `REPLAY_WINDOW`; see README.md beside this crate.
+//! dedupe key, so Slack's retries are not delivered twice. Interactivity
+//! (`payload=` forms) becomes `block_actions`, `view_submission` or
+//! `interaction` events. Operations: `chat.postMessage`, `chat.update`,
+//! `reactions.add`, `getFile` (secret `BOT_TOKEN`) and `respond` (through a
+//! kept response_url named by the event's `response_ref`). Config: `HOST`,
+//! `PORT`, `MAX_BODY_BYTES`, `REPLAY_WINDOW`, `API_BASE`, `MAX_FILE_BYTES`;
+//! see README.md beside this crate.
 
 use std::process::ExitCode;
 

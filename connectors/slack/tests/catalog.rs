@@ -9,7 +9,9 @@ use common::{crate_dir, event_payloads};
 use connector_sdk::Event;
 use connector_slack::commands::{self, Form};
 use connector_slack::events::{self, GENERIC, NAMED};
+use connector_slack::interactions;
 use serde::Deserialize;
+use serde_json::json;
 
 #[derive(Deserialize)]
 struct Doc {
@@ -71,13 +73,19 @@ fn declared_events_are_the_fixed_list() {
     let decls = declared();
     let mut want: Vec<&str> = NAMED.to_vec();
     want.extend([commands::SLASH_COMMAND, GENERIC]);
+    want.extend(interactions::NAMED);
+    want.push(interactions::GENERIC);
     want.sort_unstable();
     let got: Vec<&str> = decls.keys().map(String::as_str).collect();
     assert_eq!(got, want);
     for (name, props) in &decls {
         let mut keys: Vec<&str> = props.keys().map(String::as_str).collect();
+        let interaction =
+            interactions::NAMED.contains(&name.as_str()) || name == interactions::GENERIC;
         let mut mapped: Vec<&str> = if name == commands::SLASH_COMMAND {
-            vec!["command", "team", "channel", "user"]
+            vec!["command", "team", "channel", "user", "response_ref"]
+        } else if interaction {
+            interactions::PROPERTIES.to_vec()
         } else {
             events::properties_of(name).to_vec()
         };
@@ -107,4 +115,20 @@ fn every_test_payload_maps_to_a_declared_event() {
         panic!("the Slack vector is a slash command");
     };
     check(&decls, "the slack vector", &event);
+
+    let payloads = [
+        json!({"type": "block_actions", "team": {"id": "T1"}, "user": {"id": "U1"},
+               "channel": {"id": "C1"}, "container": {"message_ts": "1.0"},
+               "actions": [{"action_id": "a", "block_id": "b", "value": "v"}]}),
+        json!({"type": "view_submission", "team": {"id": "T1"}, "user": {"id": "U1"},
+               "view": {"id": "V1", "callback_id": "c"}}),
+        json!({"type": "shortcut", "team": {"id": "T1"}, "user": {"id": "U1"}, "callback_id": "s"}),
+    ];
+    for p in payloads {
+        let mut i = interactions::map_payload(&p).unwrap();
+        i.event
+            .properties
+            .insert("response_ref".into(), "rsp_x".into());
+        check(&decls, &p["type"].to_string(), &i.event);
+    }
 }

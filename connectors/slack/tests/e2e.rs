@@ -95,7 +95,8 @@ fn a_signed_mention_reaches_its_channels_agent_and_a_stale_one_is_audited() {
     );
     assert_eq!(
         r[0]["properties"],
-        serde_json::json!({"team": "T061EG9R6", "channel": "C0LAN2Q65", "user": "U061F7AUR"})
+        serde_json::json!({"team": "T061EG9R6", "channel": "C0LAN2Q65", "user": "U061F7AUR",
+                           "ts": "1515449522.000016"})
     );
 
     // Signed correctly, ten minutes ago: a replay.

@@ -58,7 +58,13 @@ async fn start(secret: &str, config: &[(&str, &str)], now: u64) -> Running {
     })
     .await
     .unwrap();
-    let ready = orch.recv_within(DEADLINE).await.unwrap();
+    let ready = loop {
+        match orch.recv_within(DEADLINE).await.unwrap() {
+            // "no secret BOT_TOKEN: …", before ready.
+            Some(FromConnector::Log(_)) => continue,
+            other => break other,
+        }
+    };
     assert!(matches!(ready, Some(FromConnector::Ready(_))), "{ready:?}");
     let addr = std::fs::read_to_string(state.path().join("address")).unwrap();
     Running {
@@ -162,11 +168,16 @@ async fn slacks_signature_vector_is_a_slash_command() {
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
+    // The command's response_url is kept; the event names it by reference.
+    let reference = emit.event.properties["response_ref"].as_str();
+    assert!(reference.starts_with("rsp_"), "{reference}");
+    assert!(!format!("{:?}", emit.event).contains("hooks.slack.com"));
     assert_eq!(
         props,
         [
             ("channel", "G8PSS9T3V"),
             ("command", "/webhook-collect"),
+            ("response_ref", reference),
             ("team", "T1DC2JH3J"),
             ("user", "U2CERLKJA"),
         ]
@@ -274,6 +285,33 @@ async fn callbacks_are_keyed_by_event_id_and_retries_carry_the_same_key() {
     let a = answer.await.unwrap();
     assert_eq!(a.status, 503);
     assert!(a.head.contains("retry-after: 1"), "{}", a.head);
+
+    // Refused as invalid: 500 so Slack retries (a 4xx would lose it), and audited.
+    let answer = r.post_json("s3cret", &body);
+    let emit = r.next_emit().await;
+    let error = NackError {
+        kind: NackKind::ValidationError,
+        message: "event message: required property user is missing".into(),
+    };
+    r.orch
+        .send(EmitNack {
+            seq: emit.seq,
+            error,
+        })
+        .await
+        .unwrap();
+    let a = answer.await.unwrap();
+    assert_eq!(a.status, 500, "{}", a.body);
+    assert!(a.body.contains("validation_error"), "{}", a.body);
+    let audit = loop {
+        match r.next().await {
+            FromConnector::Audit(a) => break a,
+            _ => continue,
+        }
+    };
+    assert_eq!(audit.kind, "event_refused");
+    assert_eq!(audit.scheme.as_deref(), Some("slack"));
+    assert_eq!(audit.reason.as_deref(), Some("validation_error: message"));
 
     // Signed but malformed, or too large.
     assert_eq!(

@@ -10,6 +10,12 @@ use connector_sdk::{ConfigError, Secrets};
 pub const DEFAULT_API_BASE: &str = "https://api.telegram.org";
 /// `getUpdates` long-poll timeout when `POLL_TIMEOUT` is not set.
 pub const DEFAULT_POLL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The most bytes `getFile` returns when `MAX_FILE_BYTES` is not set: 2 MiB.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 2 * 1024 * 1024;
+/// The highest `MAX_FILE_BYTES`: a result travels base64 (4/3 the size) in one
+/// frame of at most 4 MiB (the SDK's frame limit), so 3 MiB less some room.
+/// (The public Bot API serves bots files of up to 20 MB.)
+pub const MAX_FILE_BYTES_LIMIT: u64 = 3 * 1024 * 1024 - 64 * 1024;
 
 /// The checked configuration. Its `Debug` hides the token.
 #[derive(Clone)]
@@ -22,6 +28,8 @@ pub struct Config {
     pub poll_timeout: Duration,
     /// `ALLOWED_UPDATES`, when set.
     pub allowed_updates: Option<Vec<String>>,
+    /// `MAX_FILE_BYTES`: the most bytes `getFile` fetches and returns.
+    pub max_file_bytes: u64,
 }
 
 impl fmt::Debug for Config {
@@ -31,12 +39,14 @@ impl fmt::Debug for Config {
             .field("token", &"<redacted>")
             .field("poll_timeout", &self.poll_timeout)
             .field("allowed_updates", &self.allowed_updates)
+            .field("max_file_bytes", &self.max_file_bytes)
             .finish()
     }
 }
 
 impl Config {
-    /// Reads `API_BASE`, `POLL_TIMEOUT`, `ALLOWED_UPDATES` and the secret `BOT_TOKEN`.
+    /// Reads `API_BASE`, `POLL_TIMEOUT`, `ALLOWED_UPDATES`, `MAX_FILE_BYTES`
+    /// and the secret `BOT_TOKEN`.
     pub fn parse(
         config: &BTreeMap<String, String>,
         secrets: &Secrets,
@@ -72,11 +82,25 @@ impl Config {
                 .map(str::to_owned)
                 .collect()
         });
+        let max_file_bytes = match get("MAX_FILE_BYTES") {
+            None => DEFAULT_MAX_FILE_BYTES,
+            Some(v) => v
+                .parse()
+                .ok()
+                .filter(|n| (1..=MAX_FILE_BYTES_LIMIT).contains(n))
+                .ok_or_else(|| {
+                    ConfigError::new(format!(
+                        "MAX_FILE_BYTES {v:?} is not a whole number of bytes from 1 to \
+                         {MAX_FILE_BYTES_LIMIT} (a file travels base64 in one 4 MiB frame)"
+                    ))
+                })?,
+        };
         Ok(Config {
             api_base,
             token: token.to_owned(),
             poll_timeout,
             allowed_updates,
+            max_file_bytes,
         })
     }
 }
@@ -123,6 +147,7 @@ mod tests {
         assert_eq!(c.api_base, "https://api.telegram.org");
         assert_eq!(c.poll_timeout, Duration::from_secs(30));
         assert_eq!(c.allowed_updates, None);
+        assert_eq!(c.max_file_bytes, 2 * 1024 * 1024);
         assert!(!format!("{c:?}").contains("123:abc"));
     }
 
@@ -133,11 +158,13 @@ mod tests {
                 ("API_BASE", "http://127.0.0.1:8081/"),
                 ("POLL_TIMEOUT", "2s"),
                 ("ALLOWED_UPDATES", "message, callback_query"),
+                ("MAX_FILE_BYTES", "1000"),
             ],
             Some("123:abc"),
         )
         .unwrap();
         assert_eq!(c.api_base, "http://127.0.0.1:8081");
+        assert_eq!(c.max_file_bytes, 1000);
         assert_eq!(c.poll_timeout, Duration::from_secs(2));
         assert_eq!(
             c.allowed_updates,
@@ -159,6 +186,13 @@ mod tests {
             (&[("API_BASE", "api.telegram.org")], Some("1:a"), "API_BASE"),
             (&[("POLL_TIMEOUT", "0")], Some("1:a"), "POLL_TIMEOUT"),
             (&[("POLL_TIMEOUT", "1.5")], Some("1:a"), "POLL_TIMEOUT"),
+            (&[("MAX_FILE_BYTES", "0")], Some("1:a"), "MAX_FILE_BYTES"),
+            (&[("MAX_FILE_BYTES", "20Mi")], Some("1:a"), "MAX_FILE_BYTES"),
+            (
+                &[("MAX_FILE_BYTES", "20971520")],
+                Some("1:a"),
+                "MAX_FILE_BYTES",
+            ),
         ];
         for (config, token, want) in cases {
             let e = parse(config, *token).unwrap_err();

@@ -5,10 +5,14 @@
 //! One loop. `getUpdates` (a POST to `<API_BASE>/bot<token>/getUpdates`
 //! with `offset` and `timeout`) waits up to `POLL_TIMEOUT` seconds for
 //! updates. Each update of the answer is [classified](classify): a text
-//! message becomes `message` (or `command` when it starts with `/`), an
-//! edit `edited_message`, a button press `callback_query`; anything else —
-//! reactions, boosts, member changes, paid media, kinds newer than this
-//! code — is skipped with a log line. All the batch's events are emitted at
+//! message becomes `message` (or `command` when it starts with `/`), a
+//! photo, document, voice, video or audio `message` with a
+//! `telegram-file:<file_id>` reference (never a URL: those hold the token),
+//! an edit `edited_message`, a channel post `channel_post` (and
+//! `edited_channel_post`), a button press `callback_query`, a change of the
+//! bot's membership `my_chat_member`; anything else — reactions, boosts,
+//! other member changes, paid media, kinds newer than this code — is
+//! skipped with a log line. All the batch's events are emitted at
 //! once, each with the dedupe key `telegram:<update_id>`, then their answers
 //! are awaited.
 //!
@@ -27,6 +31,12 @@
 //! `API_BASE`) is wrong: the connector exits 78 so the orchestrator waits
 //! for a configuration change instead of restarting it in a loop.
 //!
+//! Operations (`sendMessage`, `editMessageText`, `answerCallbackQuery`,
+//! `sendChatAction`, `getFile`) are each one Bot API call made with the
+//! same client; their failures are classified as OPERATIONS.md says (429 →
+//! `quota_exceeded`, 5xx and no answer → `transient`, other 4xx →
+//! `permanent`).
+//!
 //! The token is in every URL, so no URL is ever logged or put into an error.
 //!
 //! [`Context::clock`]: connector_sdk::Context::clock
@@ -35,9 +45,13 @@ mod api;
 mod backoff;
 mod config;
 mod offset;
+mod ops;
 mod poller;
 mod updates;
 
-pub use config::{Config, DEFAULT_API_BASE, DEFAULT_POLL_TIMEOUT};
+pub use config::{
+    Config, DEFAULT_API_BASE, DEFAULT_MAX_FILE_BYTES, DEFAULT_POLL_TIMEOUT, MAX_FILE_BYTES_LIMIT,
+};
+pub use ops::OPERATIONS;
 pub use poller::{BACKOFF_FIRST, BACKOFF_MAX, run};
 pub use updates::{Classified, Outcome, classify};

@@ -1,6 +1,7 @@
 //! The polling loop: fetch, emit, wait for the acks, advance the offset, back off.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use connector_sdk::{Accepted, BoxError, Clock, ConfigError, Context, EmitError};
@@ -29,7 +30,9 @@ enum Batch {
 /// Runs the Telegram connector on `ctx` until `shutdown`.
 pub async fn run(ctx: Context) -> Result<(), BoxError> {
     let config = Config::parse(ctx.config(), ctx.secrets())?;
-    let api = BotApi::new(&config)?;
+    let api = Arc::new(BotApi::new(&config)?);
+    // Registered before ready: a call never finds the operation missing.
+    crate::ops::register(&ctx, api.clone(), config.max_file_bytes);
     let store = OffsetFile::new(ctx.state_dir());
     let offset = store.load().unwrap_or_else(|e| {
         ctx.warn(format!("{e}; fetching every unconfirmed update"));
@@ -55,7 +58,7 @@ pub async fn run(ctx: Context) -> Result<(), BoxError> {
 struct Poller {
     ctx: Context,
     clock: Clock,
-    api: BotApi,
+    api: Arc<BotApi>,
     store: OffsetFile,
     /// The next `getUpdates` offset: every update below it is acked (or skipped).
     offset: Option<i64>,

@@ -28,6 +28,7 @@ const KEYS: &[&str] = &[
     "PROPERTIES",
     "DEDUPE_HEADER",
     crate::outbound::OUTBOUND_URL,
+    "REPLY_TIMEOUT",
 ];
 
 /// The generic HMAC's settings, read only with `SIGNATURE: hmac-sha256`.
@@ -39,6 +40,9 @@ pub struct Config {
     pub listen: Listen,
     pub guard: Guard,
     pub mapping: Mapping,
+    /// `REPLY_TIMEOUT`: how long a request waits for an agent's `respond`
+    /// (unset or `0s`: it does not wait).
+    pub reply_timeout: Option<std::time::Duration>,
 }
 
 /// How a request becomes an event.
@@ -86,6 +90,8 @@ impl Config {
                 properties: properties(s.get("PROPERTIES"))?,
                 dedupe_header: header(s.get("DEDUPE_HEADER"), "DEDUPE_HEADER")?,
             },
+            reply_timeout: Some(s.duration("REPLY_TIMEOUT", std::time::Duration::ZERO)?)
+                .filter(|d| !d.is_zero()),
         };
         Ok((config_out, warnings))
     }

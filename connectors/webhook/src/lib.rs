@@ -41,6 +41,7 @@ mod extract;
 pub mod guard;
 pub mod listen;
 pub mod outbound;
+mod reply;
 pub mod serve;
 mod server;
 pub mod settings;
@@ -69,6 +70,12 @@ pub async fn run(ctx: Context) -> Result<(), BoxError> {
     let app = Arc::new(App {
         ctx: ctx.clone(),
         config,
+        replies: reply::Replies::default(),
+    });
+    let replies = app.clone();
+    ctx.operations().on("respond", move |call| {
+        let app = replies.clone();
+        async move { app.replies.respond(&call) }
     });
     listen::serve(&ctx, listener, server::router(app), limits).await
 }

@@ -23,6 +23,8 @@ use crate::extract;
 pub struct App {
     pub ctx: Context,
     pub config: Config,
+    /// Requests waiting for an agent's `respond` (`REPLY_TIMEOUT`).
+    pub replies: crate::reply::Replies,
 }
 
 /// `GET /healthz`, and `POST` on any path.
@@ -64,7 +66,17 @@ async fn webhook(
     if let Some(challenge) = slack_url_verification(scheme, &json) {
         return challenge;
     }
-    let (event, header_key) = extract::event(&app.config.mapping, uri.path(), &headers, &json);
+    let (mut event, header_key) = extract::event(&app.config.mapping, uri.path(), &headers, &json);
+    // With REPLY_TIMEOUT, the event names where its reply goes.
+    let waiting = app
+        .config
+        .reply_timeout
+        .and_then(|t| app.replies.open().map(|w| (w, t)));
+    if let Some((w, _)) = &waiting {
+        event
+            .properties
+            .insert(crate::reply::REPLY_TO.into(), w.reference.clone());
+    }
     let dedupe_key = header_key.or_else(|| delivery_id(scheme, verified, &json));
     let emitter = app.ctx.emitter();
     let answer = match dedupe_key {
@@ -74,7 +86,21 @@ async fn webhook(
     match answer {
         Ok(accepted) => match discord_reply(scheme, &json) {
             Some(reply) => (StatusCode::OK, axum::Json(reply)).into_response(),
-            None => answer::accepted(accepted),
+            None => match waiting {
+                // A duplicate is not delivered again: nobody will reply.
+                Some((w, timeout)) if !accepted.duplicate => {
+                    let mut w = w;
+                    match tokio::time::timeout(timeout, &mut w.answer).await {
+                        Ok(Ok(reply)) => (
+                            StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK),
+                            axum::Json(reply.body),
+                        )
+                            .into_response(),
+                        _ => answer::accepted(accepted),
+                    }
+                }
+                _ => answer::accepted(accepted),
+            },
         },
         Err(e) => answer::refused_audited(&app.ctx, scheme.name(), &e),
     }

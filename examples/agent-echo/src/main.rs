@@ -1,9 +1,11 @@
 //! `agent-echo`: the smallest useful Rust agent. Copy it to start your own.
 //!
 //! It prints one line per delivery to stdout (which lands in this instance's
-//! log) and acks it. Returning `Err(HandlerError::retry(..))` instead would
-//! have the orchestrator deliver the event again; `HandlerError::fail(..)`
-//! sends it to the dead-letter queue.
+//! log), answers the event when it names a `replyTo` (the webhook
+//! connector's `respond` operation: the answer becomes the HTTP response),
+//! and acks it. Returning `Err(HandlerError::retry(..))` instead would have
+//! the orchestrator deliver the event again; `HandlerError::fail(..)` sends
+//! it to the dead-letter queue.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -26,7 +28,7 @@ struct Received<'a> {
     properties: &'a BTreeMap<String, String>,
 }
 
-async fn handle(_ctx: AgentContext, d: Deliver) -> Result<(), HandlerError> {
+async fn handle(ctx: AgentContext, d: Deliver) -> Result<(), HandlerError> {
     let e = &d.event;
     let received = Received {
         id: &d.id,
@@ -38,6 +40,18 @@ async fn handle(_ctx: AgentContext, d: Deliver) -> Result<(), HandlerError> {
         properties: &e.properties,
     };
     println!("received {}", serde_json::to_string(&received)?);
+    if let Some(reply_to) = e.properties.get("replyTo") {
+        let body = serde_json::json!({
+            "echo": received.text,
+            "by": "agent-echo",
+            "instanceKey": e.instance_key,
+        });
+        let input = serde_json::json!({ "replyTo": reply_to, "body": body });
+        // A reply that cannot be sent is logged; the event itself was handled.
+        if let Err(err) = ctx.invoke(&e.connection, "respond", input).await {
+            eprintln!("could not reply: {err}");
+        }
+    }
     Ok(())
 }
 

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, reason = "each test file uses a different part")]
 
+pub mod fake_api;
+
 use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, Mac};

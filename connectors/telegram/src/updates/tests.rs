@@ -146,11 +146,6 @@ fn messages_without_text_and_other_kinds_are_skipped_with_a_reason() {
             "has no text (pinned_message)",
         ),
         (
-            "issue_523",
-            Some(0),
-            "my_chat_member updates are not handled",
-        ),
-        (
             "chat_boost_removed",
             Some(71651297),
             "removed_chat_boost updates",
@@ -195,7 +190,7 @@ fn every_testdata_update_is_classified() {
         .iter()
         .filter(|(name, _)| matches!(classify(&load(name)).outcome, Outcome::Emit(_)))
         .count();
-    assert_eq!(emitted, 3);
+    assert_eq!(emitted, 4);
 }
 
 #[test]
@@ -228,8 +223,15 @@ fn edited_messages_and_captions() {
             "caption": "look"
         }
     }));
-    assert_eq!(emitted(&c).message, Some(Message::text("look")));
-    assert!(!emitted(&c).properties.contains_key("user_id"));
+    let e = emitted(&c);
+    assert_eq!(
+        e.message,
+        Some(Message::Image(Image {
+            url: "telegram-file:x".into()
+        }))
+    );
+    assert_eq!(e.properties["caption"], "look");
+    assert!(!e.properties.contains_key("user_id"));
 }
 
 #[test]
@@ -287,4 +289,105 @@ fn malformed_updates_are_skipped_not_fatal() {
     ] {
         assert!(matches!(classify(&v).outcome, Outcome::Skip(_)), "{v}");
     }
+}
+
+#[test]
+fn attachments_become_file_references_without_the_token() {
+    let msg = |content: Value| {
+        let mut m = json!({"message_id": 3, "date": 1, "chat": {"id": 42, "type": "private"},
+                           "from": {"id": 7, "is_bot": false, "first_name": "A"}});
+        for (k, v) in content.as_object().unwrap() {
+            m[k] = v.clone();
+        }
+        classify(&json!({"update_id": 9, "message": m}))
+    };
+    // The largest photo size, by area, whatever the order.
+    let c = msg(json!({"photo": [
+        {"file_id": "small", "file_unique_id": "s", "width": 90, "height": 90, "file_size": 1000},
+        {"file_id": "big", "file_unique_id": "b", "width": 1280, "height": 960, "file_size": 90000},
+        {"file_id": "mid", "file_unique_id": "m", "width": 320, "height": 240, "file_size": 9000}
+    ]}));
+    let e = emitted(&c);
+    assert_eq!(e.name, "message");
+    assert_eq!(
+        e.message,
+        Some(Message::Image(Image {
+            url: "telegram-file:big".into()
+        }))
+    );
+    assert_eq!(e.properties["attachment"], "photo");
+    assert_eq!(e.properties["file_id"], "big");
+    let cases = [
+        (
+            json!({"document": {"file_id": "D1", "file_unique_id": "d", "file_name": "report.pdf",
+                                "mime_type": "application/pdf", "file_size": 5}}),
+            "document",
+            "telegram-file:D1",
+            "report.pdf",
+        ),
+        (
+            json!({"voice": {"file_id": "V1", "file_unique_id": "v", "duration": 2,
+                             "mime_type": "audio/ogg"}}),
+            "voice",
+            "telegram-file:V1",
+            "voice.ogg",
+        ),
+        (
+            json!({"video": {"file_id": "M1", "file_unique_id": "m", "width": 1, "height": 1,
+                             "duration": 1}}),
+            "video",
+            "telegram-file:M1",
+            "video.mp4",
+        ),
+        (
+            json!({"audio": {"file_id": "A1", "file_unique_id": "a", "duration": 1,
+                             "title": "Song"}, "caption": "/play"}),
+            "audio",
+            "telegram-file:A1",
+            "Song",
+        ),
+    ];
+    for (content, kind, url, name) in cases {
+        let c = msg(content);
+        let e = emitted(&c);
+        assert_eq!(e.name, "message", "{kind}: a caption is never a command");
+        assert_eq!(
+            e.message,
+            Some(Message::File(File {
+                url: url.into(),
+                name: name.into()
+            })),
+            "{kind}"
+        );
+        assert_eq!(e.properties["attachment"], kind);
+    }
+}
+
+#[test]
+fn channel_posts_and_their_edits() {
+    let post = json!({"message_id": 4, "date": 1, "text": "/news today",
+                      "chat": {"id": -1001, "type": "channel", "title": "News"},
+                      "sender_chat": {"id": -1001, "type": "channel"}});
+    let c = classify(&json!({"update_id": 11, "channel_post": post}));
+    let e = emitted(&c);
+    assert_eq!(
+        e.name, "channel_post",
+        "commands are for messages to the bot"
+    );
+    assert_eq!(e.instance_key.as_deref(), Some("telegram:-1001"));
+    assert_eq!(e.properties["chat_type"], "channel");
+    let c = classify(&json!({"update_id": 12, "edited_channel_post": post}));
+    assert_eq!(emitted(&c).name, "edited_channel_post");
+}
+
+#[test]
+fn my_chat_member_says_what_changed() {
+    let c = classify(&load("issue_523"));
+    let e = emitted(&c);
+    assert_eq!(e.name, "my_chat_member");
+    assert_eq!(e.properties["old_status"], "member");
+    assert_eq!(e.properties["new_status"], "kicked");
+    assert_eq!(e.properties["chat_id"], "0");
+    assert_eq!(e.properties["user_id"], "0");
+    assert_eq!(e.instance_key.as_deref(), Some("telegram:0"));
 }

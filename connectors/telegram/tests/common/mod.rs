@@ -2,7 +2,7 @@
 //! Telegram's offset semantics, long polling, and injectable failures.
 #![allow(dead_code)]
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -11,9 +11,9 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
@@ -39,12 +39,28 @@ pub struct Request {
     pub token_ok: bool,
 }
 
+/// One call of another Bot API method (an operation), as the fake got it.
+#[derive(Clone, Debug)]
+pub struct MethodCall {
+    pub method: String,
+    pub token_ok: bool,
+    pub content_type: String,
+    pub body: Value,
+}
+
 #[derive(Default)]
 struct Inner {
     /// Updates not yet confirmed by an offset, in update_id order.
     updates: Vec<Value>,
     faults: VecDeque<Fault>,
     requests: Vec<Request>,
+    /// Failures for the next method calls (not getUpdates).
+    method_faults: VecDeque<Fault>,
+    calls: Vec<MethodCall>,
+    /// file_id → (file_path, bytes).
+    files: HashMap<String, (String, Vec<u8>)>,
+    /// (token_ok, file_path) of each download.
+    downloads: Vec<(bool, String)>,
 }
 
 #[derive(Clone)]
@@ -85,7 +101,8 @@ impl FakeBotApi {
             changed: Arc::new(watch::Sender::new(0)),
         };
         let app = Router::new()
-            .route("/{bot}/getUpdates", post(get_updates))
+            .route("/{bot}/{method}", post(method))
+            .route("/file/{bot}/{*path}", get(download))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -114,6 +131,37 @@ impl FakeBotApi {
     pub fn fail_next(&self, faults: impl IntoIterator<Item = Fault>) {
         self.shared.lock().faults.extend(faults);
         self.shared.bump();
+    }
+
+    /// The next method calls (not getUpdates) get these failures, one each.
+    pub fn fail_methods(&self, faults: impl IntoIterator<Item = Fault>) {
+        self.shared.lock().method_faults.extend(faults);
+    }
+
+    /// A file `getFile` knows by `file_id`, served at `file_path`.
+    pub fn add_file(&self, file_id: &str, file_path: &str, bytes: Vec<u8>) {
+        self.shared
+            .lock()
+            .files
+            .insert(file_id.into(), (file_path.into(), bytes));
+    }
+
+    /// Every method call (not getUpdates) so far.
+    pub fn calls(&self) -> Vec<MethodCall> {
+        self.shared.lock().calls.clone()
+    }
+
+    /// The calls of `method` so far.
+    pub fn calls_of(&self, method: &str) -> Vec<MethodCall> {
+        self.calls()
+            .into_iter()
+            .filter(|c| c.method == method)
+            .collect()
+    }
+
+    /// Every file download so far: (token right, file_path).
+    pub fn downloads(&self) -> Vec<(bool, String)> {
+        self.shared.lock().downloads.clone()
     }
 
     /// Every request so far.
@@ -160,11 +208,102 @@ fn error(status: u16, description: &str, parameters: Option<Value>) -> Response 
     (status, axum::Json(body)).into_response()
 }
 
-async fn get_updates(
+fn fault_response(fault: Fault) -> Response {
+    match fault {
+        Fault::Status(s) if s >= 500 => error(s, "Internal Server Error", None),
+        Fault::Status(s) => error(s, "Bad Request: chat not found", None),
+        Fault::RetryAfter(secs) => error(
+            429,
+            &format!("Too Many Requests: retry after {secs}"),
+            Some(json!({"retry_after": secs})),
+        ),
+        Fault::Conflict => error(409, "Conflict", None),
+    }
+}
+
+/// Any method: getUpdates, or an operation's method, recorded and answered
+/// the way the Bot API does.
+async fn method(
     State(shared): State<Shared>,
-    UrlPath(bot): UrlPath<String>,
+    UrlPath((bot, method)): UrlPath<(String, String)>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if method == "getUpdates" {
+        return get_updates(shared, bot, body).await;
+    }
+    let token_ok = bot == format!("bot{TOKEN}");
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let (fault, n, file) = {
+        let mut inner = shared.lock();
+        inner.calls.push(MethodCall {
+            method: method.clone(),
+            token_ok,
+            content_type: content_type.clone(),
+            body: body.clone(),
+        });
+        let file = body["file_id"]
+            .as_str()
+            .and_then(|id| inner.files.get(id).cloned());
+        (inner.method_faults.pop_front(), inner.calls.len(), file)
+    };
+    shared.bump();
+    if !token_ok {
+        return error(401, "Unauthorized", None);
+    }
+    if !content_type.starts_with("application/json") {
+        return error(400, "Bad Request: expected a JSON body", None);
+    }
+    if let Some(f) = fault {
+        return fault_response(f);
+    }
+    let result = match method.as_str() {
+        "sendMessage" | "editMessageText" => {
+            if body["chat_id"].is_null() || !body["text"].is_string() {
+                return error(400, "Bad Request: chat_id and text are required", None);
+            }
+            json!({"message_id": 1000 + n, "date": 1700000000,
+                   "chat": {"id": body["chat_id"], "type": "private"}, "text": body["text"]})
+        }
+        "getFile" => match (body["file_id"].as_str(), file) {
+            (Some(id), Some((path, bytes))) => json!({"file_id": id, "file_unique_id": "u",
+                "file_size": bytes.len(), "file_path": path}),
+            _ => return error(400, "Bad Request: invalid file_id", None),
+        },
+        "answerCallbackQuery" | "sendChatAction" => json!(true),
+        _ => return error(404, "Not Found", None),
+    };
+    axum::Json(json!({"ok": true, "result": result})).into_response()
+}
+
+/// `GET /file/bot<token>/<file_path>`: the file's bytes.
+async fn download(
+    State(shared): State<Shared>,
+    UrlPath((bot, path)): UrlPath<(String, String)>,
+) -> Response {
+    let token_ok = bot == format!("bot{TOKEN}");
+    let bytes = {
+        let mut inner = shared.lock();
+        inner.downloads.push((token_ok, path.clone()));
+        inner
+            .files
+            .values()
+            .find(|(p, _)| *p == path)
+            .map(|(_, b)| b.clone())
+    };
+    shared.bump();
+    match bytes {
+        Some(b) if token_ok => b.into_response(),
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn get_updates(shared: Shared, bot: String, body: Bytes) -> Response {
     let params: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let offset = params["offset"].as_i64();
     let timeout = params["timeout"].as_u64();
