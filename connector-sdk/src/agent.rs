@@ -52,6 +52,8 @@ struct Inner {
     swarm: String,
     state_dir: PathBuf,
     clock: Clock,
+    /// The Agent's own `spec.secrets`; its `Debug` shows names only.
+    secrets: ipc_proto::Secrets,
 }
 
 impl fmt::Debug for AgentContext {
@@ -62,6 +64,7 @@ impl fmt::Debug for AgentContext {
             .field("swarm", &self.inner.swarm)
             .field("state_dir", &self.inner.state_dir)
             .field("clock", &self.inner.clock)
+            .field("secrets", &self.inner.secrets)
             .finish_non_exhaustive()
     }
 }
@@ -75,6 +78,12 @@ impl AgentContext {
     /// The instance key this process serves.
     pub fn instance_key(&self) -> &str {
         &self.inner.instance_key
+    }
+
+    /// The Agent's own secret `name` (its `spec.secrets`: an LLM API key,
+    /// say). Keep it in memory; never log it.
+    pub fn secret(&self, name: &str) -> Option<&str> {
+        self.inner.secrets.get(name)
     }
 
     /// The Swarm's name.
@@ -284,6 +293,7 @@ where
                 swarm: init.swarm,
                 state_dir: PathBuf::from(init.state_dir),
                 clock: self.clock,
+                secrets: init.secrets,
             }),
             outbox: link.outbox.clone(),
             invokes: Pending::new(link.outbox.clone()),

@@ -24,6 +24,7 @@ fn init(protocol: u32) -> AgentInit {
         instance_key: "cli:ada".into(),
         swarm: "default".into(),
         state_dir: "/tmp/state/handler".into(),
+        secrets: Default::default(),
     }
 }
 

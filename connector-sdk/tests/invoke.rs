@@ -51,6 +51,7 @@ async fn start() -> (
         instance_key: "chat:42".into(),
         swarm: "default".into(),
         state_dir: "/tmp/state/replier".into(),
+        secrets: Default::default(),
     })
     .await;
     assert!(matches!(orch.recv().await, FromAgent::Ready(_)));
@@ -206,6 +207,7 @@ async fn an_invoke_over_the_frame_limit_fails_validation_without_being_sent() {
         instance_key: "chat:42".into(),
         swarm: "default".into(),
         state_dir: "/tmp/state/replier".into(),
+        secrets: Default::default(),
     })
     .await;
     assert!(matches!(orch.recv().await, FromAgent::Ready(_)));
@@ -262,6 +264,7 @@ async fn an_async_invoke_resolves_with_its_job_and_jobs_are_asked_by_id() {
         instance_key: "k".into(),
         swarm: "default".into(),
         state_dir: "/tmp/state/reporter".into(),
+        secrets: Default::default(),
     })
     .await;
     match orch.recv().await {

@@ -175,6 +175,11 @@ mod properties {
 pub struct Secrets(pub BTreeMap<String, String>);
 
 impl Secrets {
+    /// No secrets at all.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The secret called `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
@@ -437,6 +442,9 @@ pub struct AgentInit {
     pub swarm: String,
     /// A directory this instance may keep state in.
     pub state_dir: String,
+    /// The Agent's own `spec.secrets` (an LLM API key), when it has any.
+    #[serde(default, skip_serializing_if = "Secrets::is_empty")]
+    pub secrets: Secrets,
 }
 
 /// An accepted event as an agent receives it.
@@ -500,7 +508,7 @@ wire_enum! {
     /// Orchestrator → agent.
     pub enum ToAgent {
         /// The first message.
-        Init(AgentInit) = "init" @ 0,
+        Init(AgentInit) = "init" @ 0 | 8,
         /// An event to handle.
         Deliver(Deliver) = "deliver" @ 1 | 6,
         /// Stop.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::messages::{Deliver, DeliveredEvent, Emit, Event, Message, Ready};
+use crate::messages::{AgentInit, Deliver, DeliveredEvent, Emit, Event, Message, Ready, Secrets};
 use crate::operations::{InvokeError, InvokeResponse, InvokeResult};
 use crate::wire::Extended;
 
@@ -229,6 +229,54 @@ impl Extended for InvokeResult {
             response: v.response,
             error: v.error,
             job: None,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct AgentInitV1Ref<'a> {
+    protocol: u32,
+    agent: &'a String,
+    instance_key: &'a String,
+    swarm: &'a String,
+    state_dir: &'a String,
+}
+
+#[derive(Deserialize)]
+pub struct AgentInitV1 {
+    protocol: u32,
+    agent: String,
+    instance_key: String,
+    swarm: String,
+    state_dir: String,
+}
+
+impl Extended for AgentInit {
+    type V1Ref<'a> = AgentInitV1Ref<'a>;
+    type V1 = AgentInitV1;
+
+    fn extended(&self) -> bool {
+        !self.secrets.is_empty()
+    }
+
+    fn v1(&self) -> AgentInitV1Ref<'_> {
+        AgentInitV1Ref {
+            protocol: self.protocol,
+            agent: &self.agent,
+            instance_key: &self.instance_key,
+            swarm: &self.swarm,
+            state_dir: &self.state_dir,
+        }
+    }
+
+    fn from_v1(v: AgentInitV1) -> Self {
+        AgentInit {
+            protocol: v.protocol,
+            agent: v.agent,
+            instance_key: v.instance_key,
+            swarm: v.swarm,
+            state_dir: v.state_dir,
+            secrets: Secrets::default(),
         }
     }
 }

@@ -251,6 +251,7 @@ pub fn to_agent() -> Vec<(&'static str, ToAgent)> {
                 instance_key: "telegram:42".into(),
                 swarm: "default".into(),
                 state_dir: "/abs/path/for/this/instance".into(),
+                secrets: Default::default(),
             }),
         ),
         (
@@ -341,6 +342,17 @@ pub fn to_agent() -> Vec<(&'static str, ToAgent)> {
                     response: Some(job_response()),
                     error: None,
                 })),
+            }),
+        ),
+        (
+            "init-secrets",
+            ToAgent::Init(AgentInit {
+                protocol: PROTOCOL_VERSION,
+                agent: "handler".into(),
+                instance_key: "telegram:42".into(),
+                swarm: "default".into(),
+                state_dir: "/abs/path/for/this/instance".into(),
+                secrets: Secrets(props(&[("OPENAI_API_KEY", "sk-test")])),
             }),
         ),
         (

@@ -192,14 +192,16 @@ pub async fn run(
     let registry = Arc::new(Registry::default());
     let agent_stop = CancellationToken::new();
     let agent_tasks = TaskTracker::new();
-    let agents = bundle
-        .agents
-        .values()
-        .map(|a| {
-            let program = programs[&a.program.entry].clone();
-            (a.name.clone(), AgentProgram::new(a.clone(), program))
-        })
-        .collect();
+    let mut agents = BTreeMap::new();
+    for a in bundle.agents.values() {
+        let env = |name: &str| std::env::var(name).ok();
+        let read = |path: &Path| std::fs::read_to_string(path);
+        let secrets =
+            bundle::resolve_agent_secrets(&bundle, a, &env, &read).map_err(RunError::Secret)?;
+        let program = programs[&a.program.entry].clone();
+        let agent = AgentProgram::new(a.clone(), program, Secrets(secrets));
+        agents.insert(a.name.clone(), agent);
+    }
     let router = Router::new(RouterSetup {
         agents,
         state: state.clone(),

@@ -42,6 +42,7 @@ async fn frames_prints_each_delivery_and_acks() {
         instance_key: "cli:ada".into(),
         swarm: "default".into(),
         state_dir: "/nonexistent".into(),
+        secrets: Default::default(),
     })
     .await
     .unwrap();

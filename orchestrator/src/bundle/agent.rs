@@ -8,8 +8,9 @@ use super::model::{Agent, Place, Protocol};
 use super::program::{PROGRAM_FIELDS, program};
 use super::read::Field;
 
-const AGENT_FIELDS: [&str; 8] = [
+const AGENT_FIELDS: [&str; 9] = [
     "invoke",
+    "secrets",
     "idleTimeout",
     "instanceTtl",
     "maxInstances",
@@ -29,6 +30,11 @@ pub(crate) fn read(cx: &mut Cx<'_>, spec: &Field<'_>, name: String, place: Place
     let spec = spec.fields(cx, &allowed)?;
     let program = program(cx, &spec, Protocol::Jsonl);
     let count = |cx: &mut Cx<'_>, key: &str| spec.get(key).and_then(|f| f.u32(cx, 1));
+    let mut secret_refs = Vec::new();
+    let secrets = spec
+        .get("secrets")
+        .map(|f| super::connection::secrets(cx, &f, &mut secret_refs))
+        .unwrap_or_default();
     let agent = Agent {
         name,
         place,
@@ -52,6 +58,8 @@ pub(crate) fn read(cx: &mut Cx<'_>, spec: &Field<'_>, name: String, place: Place
             .map(|f| super::operations::invoke_grants(cx, &f))
             .unwrap_or_default(),
         program: program?,
+        secrets,
+        secret_refs,
     };
     Some(agent)
 }

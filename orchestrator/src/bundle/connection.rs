@@ -137,7 +137,7 @@ fn config(
     out
 }
 
-fn secrets(
+pub(crate) fn secrets(
     cx: &mut Cx<'_>,
     f: &Field<'_>,
     refs: &mut Vec<(Located, Located)>,

@@ -57,7 +57,7 @@ pub use diag::Diagnostic;
 pub use entry::{check_entries, resolve_entry};
 pub use model::*;
 pub use sandbox::{CAPABILITIES, capability_number};
-pub use secrets::{resolve_config, resolve_secrets};
+pub use secrets::{resolve_agent_secrets, resolve_config, resolve_secrets};
 
 /// One bundle file's text and the name it is reported under.
 #[derive(Clone, Debug, PartialEq, Eq)]

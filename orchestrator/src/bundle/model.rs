@@ -396,6 +396,11 @@ pub struct Agent {
     pub delivery_timeout: Duration,
     /// `spec.invoke`: the operations it may invoke (default none).
     pub invoke: Vec<InvokeGrant>,
+    /// `spec.secrets`: the agent's own credentials (an LLM API key), sent in
+    /// its instances' `init` only. Never a Connection's.
+    pub secrets: BTreeMap<String, ValueSource>,
+    /// Each `secretRef` of `secrets`, for `validate`.
+    pub(crate) secret_refs: Vec<(super::common::Located, super::common::Located)>,
 }
 
 /// `kind: Secret`.

@@ -5,15 +5,16 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::model::{Bundle, Connection, SecretSource, ValueSource};
+use super::model::{Agent, Bundle, Connection, SecretSource, ValueSource};
 
 /// Why one of a Connection's secrets (or config values) could not be
 /// resolved. Nothing in it holds a value: only names of things the operator
 /// can go and fix.
 #[derive(Debug, thiserror::Error)]
-#[error("Connection/{connection}: {what} {key}")]
+#[error("{owner}: {what} {key}")]
 struct SecretError {
-    connection: String,
+    /// `Connection/<name>` or `Agent/<name>`.
+    owner: String,
     what: &'static str,
     key: String,
     #[source]
@@ -49,14 +50,27 @@ pub fn resolve_secrets(
     env: &dyn Fn(&str) -> Option<String>,
     read_file: &dyn Fn(&Path) -> std::io::Result<String>,
 ) -> Result<BTreeMap<String, String>, String> {
+    let owner = format!("Connection/{}", connection.name);
     resolve_all(
         bundle,
-        connection,
+        &owner,
         "secret",
         &connection.secrets,
         env,
         read_file,
     )
+}
+
+/// The value of every `spec.secrets` entry of `agent` (its own credentials,
+/// sent in its instances' `init`), or every reason some could not be had.
+pub fn resolve_agent_secrets(
+    bundle: &Bundle,
+    agent: &Agent,
+    env: &dyn Fn(&str) -> Option<String>,
+    read_file: &dyn Fn(&Path) -> std::io::Result<String>,
+) -> Result<BTreeMap<String, String>, String> {
+    let owner = format!("Agent/{}", agent.name);
+    resolve_all(bundle, &owner, "secret", &agent.secrets, env, read_file)
 }
 
 /// The value of every `spec.config` entry of `connection` (inline, or from
@@ -67,19 +81,13 @@ pub fn resolve_config(
     env: &dyn Fn(&str) -> Option<String>,
     read_file: &dyn Fn(&Path) -> std::io::Result<String>,
 ) -> Result<BTreeMap<String, String>, String> {
-    resolve_all(
-        bundle,
-        connection,
-        "config",
-        &connection.config,
-        env,
-        read_file,
-    )
+    let owner = format!("Connection/{}", connection.name);
+    resolve_all(bundle, &owner, "config", &connection.config, env, read_file)
 }
 
 fn resolve_all(
     bundle: &Bundle,
-    connection: &Connection,
+    owner: &str,
     what: &'static str,
     sources: &BTreeMap<String, ValueSource>,
     env: &dyn Fn(&str) -> Option<String>,
@@ -94,7 +102,7 @@ fn resolve_all(
             }
             Err(cause) => {
                 let e = SecretError {
-                    connection: connection.name.clone(),
+                    owner: owner.to_owned(),
                     what,
                     key: key.clone(),
                     cause,

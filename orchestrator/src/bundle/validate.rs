@@ -161,6 +161,7 @@ pub(crate) fn assemble(root: &Path, mut docs: Vec<Doc>, out: &mut Vec<Diagnostic
                     };
                     report.must_exist(&index, "Connection", &at);
                 }
+                check_secret_refs(&index, &mut report, &a.secret_refs);
             }
             _ => {}
         }
@@ -255,17 +256,7 @@ fn check_connection(
         }
     }
 
-    for (secret, key) in &doc.secret_refs {
-        if report.must_exist(index, "Secret", secret)
-            && let Some(s) = index.secret(&secret.value)
-            && !s.data.contains_key(&key.value)
-        {
-            report.field(
-                key,
-                format!("Secret `{}` has no key `{}`", s.name, key.value),
-            );
-        }
-    }
+    check_secret_refs(index, &mut report, &doc.secret_refs);
 
     for refs in &doc.rules {
         check_rule(index, &mut report, refs, connector, swarm);
@@ -333,6 +324,21 @@ fn check_rule(
                 report.field(property, message);
             }
             _ => {}
+        }
+    }
+}
+
+/// Each `secretRef` names a Secret of the bundle and a key it has.
+fn check_secret_refs(index: &Index<'_>, report: &mut Report<'_>, refs: &[(Located, Located)]) {
+    for (secret, key) in refs {
+        if report.must_exist(index, "Secret", secret)
+            && let Some(s) = index.secret(&secret.value)
+            && !s.data.contains_key(&key.value)
+        {
+            report.field(
+                key,
+                format!("Secret `{}` has no key `{}`", s.name, key.value),
+            );
         }
     }
 }

@@ -64,6 +64,8 @@ pub struct InstanceSetup {
     pub pending_limit: Arc<tokio::sync::Semaphore>,
     /// Where its invokes go.
     pub operations: Arc<Operations>,
+    /// Its Agent's own secrets, for `init`.
+    pub secrets: Arc<ipc_proto::Secrets>,
 }
 
 /// The [`Role`] of one agent process per `(agent, instanceKey)`.
@@ -99,6 +101,8 @@ pub struct InstanceRole {
     wants_payload: bool,
     /// Its Agent's delivery counters in `/metrics`.
     metrics: crate::metrics::AgentMetrics,
+    /// Its Agent's own secrets, for `init`.
+    secrets: Arc<ipc_proto::Secrets>,
 }
 
 /// Invokes of one instance governed at once, at most.
@@ -121,6 +125,7 @@ impl InstanceRole {
             backlog,
             pending_limit,
             operations,
+            secrets,
         } = setup;
         let mut deliveries = Deliveries::new(agent.max_in_flight, agent.max_attempts);
         for p in backlog {
@@ -145,6 +150,7 @@ impl InstanceRole {
             expired: false,
             wants_payload: false,
             metrics: crate::metrics::AgentMetrics::new(&agent.name),
+            secrets,
             agent,
         }
     }
@@ -342,6 +348,7 @@ impl Role for InstanceRole {
             instance_key: self.key.clone(),
             swarm: self.swarm.clone(),
             state_dir: self.state_dir.display().to_string(),
+            secrets: (*self.secrets).clone(),
         })
     }
 

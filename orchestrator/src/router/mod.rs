@@ -88,11 +88,13 @@ pub struct AgentProgram {
     pub slots: Arc<AgentSlots>,
     /// Its sandbox plan on this machine, if it has a sandbox section.
     pub sandbox: Option<Arc<crate::sandbox::SandboxPlan>>,
+    /// Its `spec.secrets`, resolved at start; sent in each instance's `init`.
+    pub secrets: Arc<ipc_proto::Secrets>,
 }
 
 impl AgentProgram {
-    /// `agent` run from `program`.
-    pub fn new(agent: Agent, program: PathBuf) -> Self {
+    /// `agent` run from `program`, its instances given `secrets` in `init`.
+    pub fn new(agent: Agent, program: PathBuf, secrets: ipc_proto::Secrets) -> Self {
         let slots = Arc::new(AgentSlots::new(agent.max_instances));
         let sandbox = crate::sandbox::plan_for(agent.program.sandbox.as_ref());
         Self {
@@ -100,6 +102,7 @@ impl AgentProgram {
             program,
             slots,
             sandbox,
+            secrets: Arc::new(secrets),
         }
     }
 }
@@ -383,6 +386,7 @@ impl Router {
         let instance_shared = Arc::new(InstanceShared::default());
         program.slots.add(instance_shared.clone());
         let role = InstanceRole::new(InstanceSetup {
+            secrets: program.secrets.clone(),
             agent: program.agent.clone(),
             key: key.to_string(),
             swarm: swarm.to_string(),
