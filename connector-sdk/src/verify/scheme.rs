@@ -20,7 +20,8 @@ pub enum Scheme {
     Stripe,
     /// `slack`: `X-Slack-Signature` and `X-Slack-Request-Timestamp`.
     Slack,
-    /// `standard-webhooks`: `webhook-id`, `webhook-timestamp`, `webhook-signature`.
+    /// `standard-webhooks`: `webhook-id`, `webhook-timestamp`, `webhook-signature`
+    /// (or Svix's `svix-id`, `svix-timestamp`, `svix-signature`).
     StandardWebhooks,
     /// `notion`: `X-Notion-Signature`.
     Notion,

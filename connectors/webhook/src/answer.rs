@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use connector_sdk::{Accepted, EmitError, NackKind};
+use connector_sdk::{Accepted, Audit, Context, EmitError, NackKind};
 
 use crate::deadline::BodyTimeout;
 use serde_json::json;
@@ -60,8 +60,11 @@ pub fn unauthorized() -> Response {
 /// The HTTP answer for an event the orchestrator did not accept.
 ///
 /// `overloaded` → 503 and `quota_exceeded` → 429, both with `Retry-After: 1`;
-/// `validation_error` → 422; other refusals → 502; an event too large to
+/// `validation_error` → 500 (never 422: senders such as GitHub do not retry
+/// a 4xx, so the delivery would be lost; a 500 is retried while the
+/// declaration is fixed); other refusals → 502; an event too large to
 /// send → 413; the channel gone (usually a restart) → 503 with `Retry-After`.
+/// [`refused_audited`] also records a `validation_error` in the audit log.
 pub fn refused(e: &EmitError) -> Response {
     let (status, retry_after) = match e {
         EmitError::Nacked {
@@ -75,7 +78,7 @@ pub fn refused(e: &EmitError) -> Response {
         EmitError::Nacked {
             kind: NackKind::ValidationError,
             ..
-        } => (StatusCode::UNPROCESSABLE_ENTITY, false),
+        } => (StatusCode::INTERNAL_SERVER_ERROR, false),
         EmitError::Nacked { .. } => (StatusCode::BAD_GATEWAY, false),
         EmitError::Unsendable(_) => (StatusCode::PAYLOAD_TOO_LARGE, false),
         EmitError::Closed => (StatusCode::SERVICE_UNAVAILABLE, true),
@@ -96,6 +99,29 @@ pub fn refused(e: &EmitError) -> Response {
     r
 }
 
+/// [`refused`], and for a `validation_error` an audit record (kind
+/// `delivery_refused`, the `scheme`, reason `validation_error: <the
+/// orchestrator's message>`, as connector-github writes it) and an error
+/// log line: the sender only sees a 500, so the operator must learn from
+/// here that a declaration refuses real traffic.
+pub fn refused_audited(ctx: &Context, scheme: &str, e: &EmitError) -> Response {
+    if let EmitError::Nacked {
+        kind: NackKind::ValidationError,
+        message,
+    } = e
+    {
+        ctx.audit(Audit {
+            kind: "delivery_refused".into(),
+            scheme: Some(scheme.into()),
+            reason: Some(format!("{}: {message}", NackKind::ValidationError.as_str())),
+        });
+        ctx.error(format!(
+            "the orchestrator refused an event as invalid; answered 500 so the sender retries it: {message}"
+        ));
+    }
+    refused(e)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,7 +138,7 @@ mod tests {
         let cases = [
             (nack(NackKind::Overloaded), 503, Some("1")),
             (nack(NackKind::QuotaExceeded), 429, Some("1")),
-            (nack(NackKind::ValidationError), 422, None),
+            (nack(NackKind::ValidationError), 500, None),
             (nack(NackKind::Transient), 502, None),
             (nack(NackKind::Permanent), 502, None),
             (EmitError::Closed, 503, Some("1")),

@@ -27,6 +27,7 @@ const KEYS: &[&str] = &[
     "TEXT_POINTER",
     "PROPERTIES",
     "DEDUPE_HEADER",
+    crate::outbound::OUTBOUND_URL,
     "REPLY_TIMEOUT",
 ];
 

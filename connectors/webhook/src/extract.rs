@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::http::{HeaderMap, HeaderName};
+use connector_sdk::ipc_proto::Json;
 use connector_sdk::{Event, Message};
 use serde_json::Value;
 
@@ -38,7 +39,8 @@ pub fn event(
         message: Some(Message::text(text)),
         properties,
         instance_key: Some(instance_key),
-        payload: None,
+        // The sender's whole object (bounded by the Connector's maxPayloadBytes).
+        payload: Some(Json(body.clone())),
     };
     (event, header(headers, mapping.dedupe_header.as_ref()))
 }
@@ -89,6 +91,7 @@ mod tests {
         assert_eq!(e.message, Some(Message::text(body.to_string())));
         assert!(e.properties.is_empty());
         assert_eq!(key, None);
+        assert_eq!(e.payload, Some(Json(body)), "the whole body is the payload");
     }
 
     #[test]

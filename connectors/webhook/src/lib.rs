@@ -13,8 +13,13 @@
 //! is parsed as JSON (`400` if it is not); the mapping (pointers, headers,
 //! `PROPERTIES`) builds one event, emitted with the delivery id as its
 //! dedupe key; the orchestrator's ack becomes `200` and its refusals the
-//! statuses in [`answer::refused`]. Discord's PING is answered by the
-//! connector itself.
+//! statuses in [`answer::refused`] (a `validation_error` is a `500`, so the
+//! sender retries, and an audit record: [`answer::refused_audited`]).
+//! Discord's PING is answered by the connector itself.
+//!
+//! The `send` operation ([`outbound`]) goes the other way: `input.body` as
+//! a JSON POST to `OUTBOUND_URL` only, optionally signed the Standard
+//! Webhooks way, the receiver's status mapped to a failure class.
 //!
 //! The shared modules, used by `connector-github` and `connector-slack` too:
 //! [`settings`] (typed config reads; a bad value is a `ConfigError`, exit
@@ -35,6 +40,7 @@ mod deadline;
 mod extract;
 pub mod guard;
 pub mod listen;
+pub mod outbound;
 mod reply;
 pub mod serve;
 mod server;
@@ -53,6 +59,8 @@ pub async fn run(ctx: Context) -> Result<(), BoxError> {
     for w in warnings {
         ctx.warn(w);
     }
+    outbound::Outbound::from_settings(&settings::Settings::new(ctx.config()), ctx.secrets())?
+        .register(&ctx);
     let (listener, _) = config.listen.bind(&ctx).await?;
     let limits = config.listen.limits;
     ctx.info(format!(

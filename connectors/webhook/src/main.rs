@@ -24,9 +24,16 @@
 //! | `TEXT_POINTER` | — | JSON pointer for the message text; without it (or its value) the whole body as compact JSON |
 //! | `PROPERTIES` | — | `name=/json/pointer` pairs, comma-separated; each present, non-null value becomes a string property (numbers and booleans printed, arrays and objects as compact JSON) |
 //! | `DEDUPE_HEADER` | — | a header whose value is the emit's dedupe key; default: the scheme's delivery id |
+//! | `OUTBOUND_URL` | — | where the `send` operation POSTs; it never sends elsewhere |
 //!
 //! Secret: `WEBHOOK_SECRET` (for `discord`, the application's public key in
 //! hex), required by every scheme but `none`; it arrives in `init`.
+//! `OUTBOUND_SECRET` (optional, `whsec_…`): `send` signs with it.
+//!
+//! # Operations
+//!
+//! `send`: `input.body` POSTed as JSON to `OUTBOUND_URL`, signed the
+//! Standard Webhooks way with `OUTBOUND_SECRET` when set; see README.md.
 //!
 //! # Answers
 //!
@@ -35,7 +42,7 @@
 //! `401` signature rejected (and an audit record); `400` body not
 //! JSON; `408` body not complete within `BODY_TIMEOUT`; `413` body too large; `405` not a POST; `503` + `Retry-After: 1`
 //! when the orchestrator is overloaded or unreachable; `429` +
-//! `Retry-After: 1` over quota; `422` the event does not validate; `502`
+//! `Retry-After: 1` over quota; `500` (and an audit record) the event does not validate; `502`
 //! other refusals. `GET /healthz` answers `200`.
 //!
 //! Once listening it writes the bound address (`127.0.0.1:39211`) to

@@ -63,6 +63,9 @@ async fn webhook(
     if let Some(pong) = discord_ping(scheme, &json) {
         return pong;
     }
+    if let Some(challenge) = slack_url_verification(scheme, &json) {
+        return challenge;
+    }
     let (mut event, header_key) = extract::event(&app.config.mapping, uri.path(), &headers, &json);
     // With REPLY_TIMEOUT, the event names where its reply goes.
     let waiting = app
@@ -99,7 +102,7 @@ async fn webhook(
                 _ => answer::accepted(accepted),
             },
         },
-        Err(e) => answer::refused(&e),
+        Err(e) => answer::refused_audited(&app.ctx, scheme.name(), &e),
     }
 }
 
@@ -107,6 +110,21 @@ async fn webhook(
 fn discord_ping(scheme: &Scheme, body: &Value) -> Option<Response> {
     let ping = *scheme == Scheme::Discord && body["type"] == 1;
     ping.then(|| (StatusCode::OK, axum::Json(json!({"type": 1}))).into_response())
+}
+
+/// Slack's Request URL check: a verified `url_verification` is answered
+/// `{"challenge": …}` with its challenge, never emitted.
+fn slack_url_verification(scheme: &Scheme, body: &Value) -> Option<Response> {
+    if *scheme != Scheme::Slack || body["type"] != "url_verification" {
+        return None;
+    }
+    Some(match body["challenge"].as_str() {
+        Some(c) => (StatusCode::OK, axum::Json(json!({"challenge": c}))).into_response(),
+        None => answer::error(
+            StatusCode::BAD_REQUEST,
+            "url_verification without challenge",
+        ),
+    })
 }
 
 /// What Discord must hear back for an interaction once it is accepted: a
@@ -188,6 +206,19 @@ mod tests {
             delivery_id(&scheme("stripe"), Verified::default(), &json!({"id": ""})),
             None
         );
+    }
+
+    #[test]
+    fn slack_url_verification_only_for_slack() {
+        let check = json!({"type": "url_verification", "token": "t", "challenge": "c-1"});
+        let r = slack_url_verification(&scheme("slack"), &check).unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(slack_url_verification(&scheme("none"), &check).is_none());
+        let callback = json!({"type": "event_callback", "challenge": "c"});
+        assert!(slack_url_verification(&scheme("slack"), &callback).is_none());
+        let bare = json!({"type": "url_verification"});
+        let r = slack_url_verification(&scheme("slack"), &bare).unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{expect_config_error, http, start};
-use connector_sdk::ipc_proto::{EmitAck, EmitNack, NackError, NackKind};
+use connector_sdk::ipc_proto::{EmitAck, EmitNack, FromConnector, NackError, NackKind};
 
 /// A configuration case: config pairs, the secret, and what the error must say.
 type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>, &'a str);
@@ -72,7 +72,7 @@ async fn posts_become_events_answered_after_the_ack() {
     for (kind, status, retry_after) in [
         (NackKind::Overloaded, 503, true),
         (NackKind::QuotaExceeded, 429, true),
-        (NackKind::ValidationError, 422, false),
+        (NackKind::ValidationError, 500, false),
         (NackKind::Permanent, 502, false),
     ] {
         let post = tokio::spawn(async move { http(addr, "POST", "/", &[], b"{}").await });
@@ -99,6 +99,17 @@ async fn posts_become_events_answered_after_the_ack() {
             answer.head
         );
         assert_eq!(answer.json()["error"], "no thanks");
+        if kind == NackKind::ValidationError {
+            // Never a silent refusal: an audit record says what was lost.
+            match w.next().await {
+                FromConnector::Audit(a) => {
+                    assert_eq!(a.kind, "delivery_refused");
+                    assert_eq!(a.scheme.as_deref(), Some("none"));
+                    assert_eq!(a.reason.as_deref(), Some("validation_error: no thanks"));
+                }
+                other => panic!("expected an audit record, got {other:?}"),
+            }
+        }
     }
 
     // Refusals before any emit.
