@@ -69,7 +69,15 @@ fn every_shipped_bundle_and_connector_parses() {
         name: "quickstart/bundle.yaml".into(),
         text: quickstart,
     }];
-    for name in ["cli", "webhook", "github", "slack", "telegram", "cron"] {
+    let mut names: Vec<String> = std::fs::read_dir(workspace().join("connectors"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("connector.yaml").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(names.len() >= 7, "{names:?}");
+    for name in &names {
         let path = workspace().join(format!("connectors/{name}/connector.yaml"));
         let text = std::fs::read_to_string(&path).unwrap();
         // Each connector.yaml parses on its own.
@@ -90,4 +98,20 @@ fn every_shipped_bundle_and_connector_parses() {
     }
     let all = orchestrator::bundle::parse(&workspace(), &sources);
     assert!(all.is_ok(), "{:?}", all.err());
+    // Every example bundle (a file, or a directory of YAML files) loads.
+    for entry in std::fs::read_dir(workspace().join("examples"))
+        .unwrap()
+        .flatten()
+    {
+        let dir = entry.path();
+        if dir.join("bundle.yaml").is_file() {
+            let target = if dir.join("connector.yaml").exists() {
+                dir.clone()
+            } else {
+                dir.join("bundle.yaml")
+            };
+            let loaded = orchestrator::bundle::load(&target);
+            assert!(loaded.is_ok(), "{}: {:?}", target.display(), loaded.err());
+        }
+    }
 }

@@ -206,7 +206,7 @@ async fn emit(app: &App, event: Event, key: Option<String>) -> Result<(), Respon
                  so Slack retries it: check the Connector's event declarations"
             ));
             app.ctx.audit(Audit {
-                kind: "event_refused".into(),
+                kind: "delivery_refused".into(),
                 scheme: Some("slack".into()),
                 reason: Some(format!("validation_error: {name}")),
             });

@@ -309,7 +309,7 @@ async fn callbacks_are_keyed_by_event_id_and_retries_carry_the_same_key() {
             _ => continue,
         }
     };
-    assert_eq!(audit.kind, "event_refused");
+    assert_eq!(audit.kind, "delivery_refused");
     assert_eq!(audit.scheme.as_deref(), Some("slack"));
     assert_eq!(audit.reason.as_deref(), Some("validation_error: message"));
 

@@ -375,13 +375,13 @@ fn a_file_round_trips_and_an_invalid_event_is_retried_not_lost() {
     assert_eq!(a.status, 500, "{}", a.body);
     let audit = r.h.state().join("audit.log");
     r.h.wait_until("the audit record", DEADLINE, || {
-        std::fs::read_to_string(&audit).is_ok_and(|t| t.contains("event_refused"))
+        std::fs::read_to_string(&audit).is_ok_and(|t| t.contains("delivery_refused"))
     });
     let record: Value = std::fs::read_to_string(&audit)
         .unwrap()
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| v["kind"] == "event_refused")
+        .find(|v| v["kind"] == "delivery_refused")
         .unwrap();
     assert_eq!(record["connection"], "slack");
     assert_eq!(record["reason"], "validation_error: member_joined_channel");

@@ -61,6 +61,13 @@ pub async fn run(ctx: Context) -> Result<(), BoxError> {
     }
     outbound::Outbound::from_settings(&settings::Settings::new(ctx.config()), ctx.secrets())?
         .register(&ctx);
+    // Every operation is registered before `ready` (which `bind` sends).
+    let replies = Arc::new(reply::Replies::default());
+    let responder = replies.clone();
+    ctx.operations().on("respond", move |call| {
+        let replies = responder.clone();
+        async move { replies.respond(&call) }
+    });
     let (listener, _) = config.listen.bind(&ctx).await?;
     let limits = config.listen.limits;
     ctx.info(format!(
@@ -70,12 +77,7 @@ pub async fn run(ctx: Context) -> Result<(), BoxError> {
     let app = Arc::new(App {
         ctx: ctx.clone(),
         config,
-        replies: reply::Replies::default(),
-    });
-    let replies = app.clone();
-    ctx.operations().on("respond", move |call| {
-        let app = replies.clone();
-        async move { app.replies.respond(&call) }
+        replies,
     });
     listen::serve(&ctx, listener, server::router(app), limits).await
 }

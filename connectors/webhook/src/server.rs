@@ -24,7 +24,7 @@ pub struct App {
     pub ctx: Context,
     pub config: Config,
     /// Requests waiting for an agent's `respond` (`REPLY_TIMEOUT`).
-    pub replies: crate::reply::Replies,
+    pub replies: Arc<crate::reply::Replies>,
 }
 
 /// `GET /healthz`, and `POST` on any path.
