@@ -1,4 +1,5 @@
-//! The governed path of one invoke, from policy to audit record.
+//! The governed path of one invoke, from policy to audit record (the checks
+//! that call no one are in `checks.rs`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -8,9 +9,8 @@ use ipc_proto::{
     ResponseMetadata,
 };
 
-use super::{Compiled, ConnectionOps, MAX_INSTANCE_BUCKETS, Operations};
-use crate::bundle::RateLimit;
-use crate::connection::limit::TokenBucket;
+use super::checks::finish_output;
+use super::{ConnectionOps, Operations};
 
 /// Who invokes: an agent instance (handling an event, usually), or the operator.
 #[derive(Clone, Debug)]
@@ -366,115 +366,6 @@ impl Operations {
         }
         (outcome, attempts)
     }
-
-    /// Steps 1 and 2 of the path: policy, then input size and schema (and an
-    /// idempotency key where one is required). Nothing is spent or called.
-    pub(super) fn admit<'c>(
-        &self,
-        caller: &Caller,
-        conn: &'c ConnectionOps,
-        invoke: &Invoke,
-    ) -> Result<(&'c Compiled, Option<RateLimit>), Failure> {
-        let operation = &invoke.operation;
-        // 1. Policy: the Agent's invoke list and the Connection's allow list.
-        let grant = self.grants.get(&caller.agent).and_then(|gs| {
-            gs.iter().find(|g| {
-                g.connection == conn.name && g.operations.iter().any(|o| o == "*" || o == operation)
-            })
-        });
-        let per_instance = grant.and_then(|g| g.rate_limit);
-        if grant.is_none() && !caller.operator {
-            let m = format!(
-                "Agent/{} may not invoke `{operation}` of Connection/{} (its spec.invoke does not list it)",
-                caller.agent, conn.name
-            );
-            return Err(Failure::new(FailureClass::PolicyDenied, m));
-        };
-        if !conn.policy.allow.iter().any(|a| a == operation) {
-            let m = format!(
-                "Connection/{} does not allow `{operation}` (spec.operations.allow)",
-                conn.name
-            );
-            return Err(Failure::new(FailureClass::PolicyDenied, m));
-        }
-        let Some(op) = conn.operations.get(operation) else {
-            let m = format!(
-                "Connector/{} has no operation `{operation}`",
-                conn.connector
-            );
-            return Err(Failure::new(FailureClass::Unavailable, m));
-        };
-        // 2. Input: size, then schema.
-        check_input(op, &invoke.input.0)?;
-        if op.decl.mutating && op.decl.idempotent && invoke.idempotency_key.is_none() {
-            let m = format!(
-                "`{operation}` changes the world and is idempotent: call it with an idempotencyKey"
-            );
-            return Err(Failure::new(FailureClass::ValidationError, m));
-        }
-        Ok((op, per_instance))
-    }
-
-    fn take_tokens(
-        &self,
-        caller: &Caller,
-        conn: &ConnectionOps,
-        per_instance: Option<RateLimit>,
-    ) -> Result<(), Failure> {
-        let now = Instant::now();
-        let quota = |what: &str, wait: Duration| Failure {
-            retry_after_ms: Some(wait.as_millis().max(1) as u64),
-            ..Failure::new(FailureClass::QuotaExceeded, format!("{what} is spent"))
-        };
-        if let Some(until) = *conn.hold_until.lock().expect("ops lock")
-            && until > now
-        {
-            return Err(Failure {
-                retry_after_ms: Some((until - now).as_millis().max(1) as u64),
-                ..Failure::new(
-                    FailureClass::QuotaExceeded,
-                    format!(
-                        "the provider of Connection/{} asked to wait (429)",
-                        conn.name
-                    ),
-                )
-            });
-        }
-        if let Some(limit) = per_instance {
-            let mut buckets = self.instance_buckets.lock().expect("ops lock");
-            if buckets.len() >= MAX_INSTANCE_BUCKETS {
-                buckets.clear();
-            }
-            let key = (
-                caller.agent.clone(),
-                caller.instance_key.clone(),
-                conn.name.clone(),
-            );
-            let bucket = buckets
-                .entry(key)
-                .or_insert_with(|| TokenBucket::new(limit, now));
-            bucket.take(now).map_err(|w| {
-                quota(
-                    &format!(
-                        "the rate limit of Agent/{} instance {} on Connection/{}",
-                        caller.agent, caller.instance_key, conn.name
-                    ),
-                    w,
-                )
-            })?;
-        }
-        if let Some(bucket) = self.global_bucket.lock().expect("ops lock").as_mut() {
-            bucket
-                .take(now)
-                .map_err(|w| quota("the orchestrator's --max-invocations-per-second", w))?;
-        }
-        if let Some(bucket) = conn.bucket.lock().expect("ops lock").as_mut() {
-            bucket
-                .take(now)
-                .map_err(|w| quota(&format!("the rate limit of Connection/{}", conn.name), w))?;
-        }
-        Ok(())
-    }
 }
 
 impl ConnectionOps {
@@ -485,70 +376,4 @@ impl ConnectionOps {
             f(stats.entry(operation.to_string()).or_default());
         }
     }
-}
-
-fn check_input(op: &Compiled, input: &serde_json::Value) -> Result<(), Failure> {
-    let size = serde_json::to_vec(input).map(|v| v.len()).unwrap_or(0) as u64;
-    if size > op.decl.max_input_bytes {
-        return Err(Failure::new(
-            FailureClass::ValidationError,
-            format!(
-                "input of {size} bytes is over maxInputBytes ({}) of `{}`",
-                op.decl.max_input_bytes, op.decl.name
-            ),
-        ));
-    }
-    if let Some(schema) = &op.input
-        && let Err(e) = schema.validate(input)
-    {
-        return Err(Failure::new(
-            FailureClass::ValidationError,
-            format!(
-                "input of `{}` at `{}`: {e}",
-                op.decl.name,
-                e.instance_path()
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// Output schema, then redactions, then the size cap.
-fn finish_output(
-    op: &Compiled,
-    mut data: serde_json::Value,
-) -> Result<(serde_json::Value, Vec<String>, bool), Failure> {
-    if let Some(schema) = &op.output
-        && let Err(e) = schema.validate(&data)
-    {
-        return Err(Failure::new(
-            FailureClass::ValidationError,
-            format!(
-                "output of `{}` at `{}`: {e}",
-                op.decl.name,
-                e.instance_path()
-            ),
-        ));
-    }
-    let mut redactions = Vec::new();
-    for pointer in &op.decl.redact {
-        if let Some(v) = data.pointer_mut(pointer) {
-            *v = serde_json::Value::String("<redacted>".into());
-            redactions.push(pointer.clone());
-        }
-    }
-    let text = serde_json::to_string(&data).unwrap_or_default();
-    let max = op.decl.max_output_bytes as usize;
-    if text.len() <= max {
-        return Ok((data, redactions, false));
-    }
-    let mut cut = max;
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    Ok((
-        serde_json::Value::String(text[..cut].to_string()),
-        redactions,
-        true,
-    ))
 }

@@ -25,9 +25,11 @@
 //! connector an operation that policy or validation refused.
 
 mod call;
+mod checks;
 mod circuit;
 mod govern;
 mod idempotency;
+mod job_record;
 mod jobs;
 mod stats;
 

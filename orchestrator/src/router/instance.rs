@@ -19,9 +19,11 @@ use super::slots::{AgentSlots, InstanceShared};
 use crate::bundle::Agent;
 use crate::journal::Journal;
 use crate::logs::LogSink;
-use crate::operations::{Caller, Operations};
+use crate::operations::Operations;
 use crate::status::ProcessStatus;
 use crate::supervisor::{Link, Outbox, Role, Served};
+
+mod ops;
 
 /// An event waiting for (another) delivery attempt.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -256,84 +258,12 @@ impl InstanceRole {
             }
             FromAgent::Log(l) => self.log.line(l.level.as_str(), &l.message),
             FromAgent::Pong(_) => {}
-            FromAgent::Invoke(invoke) => {
-                // An agent cannot pile up unbounded work: past this many
-                // invokes of its own in flight, the next is overloaded.
-                if self.invokes.load(Ordering::Relaxed) >= MAX_INVOKES_IN_FLIGHT {
-                    let error = ipc_proto::InvokeError {
-                        class: ipc_proto::FailureClass::Overloaded,
-                        message: format!(
-                            "{MAX_INVOKES_IN_FLIGHT} invokes of this instance are in flight"
-                        ),
-                        retry_after_ms: None,
-                        provider_status: None,
-                        attempts: 0,
-                    };
-                    link.outbox.send(ToAgent::Result(ipc_proto::InvokeResult {
-                        id: invoke.id,
-                        ok: false,
-                        response: None,
-                        error: Some(error),
-                        job: None,
-                    }));
-                    return true;
-                }
-                // Governed on its own task: a slow operation holds up neither
-                // this instance's deliveries nor its other invokes.
-                let caller = Caller {
-                    agent: self.agent.name.clone(),
-                    instance_key: self.key.clone(),
-                    swarm: self.swarm.clone(),
-                    correlation_id: self.deliveries.only_in_flight().map(str::to_owned),
-                    operator: false,
-                };
-                let (operations, outbox) = (self.operations.clone(), link.outbox.clone());
-                let invokes = self.invokes.clone();
-                invokes.fetch_add(1, Ordering::Relaxed);
-                tokio::spawn(async move {
-                    let result = operations.invoke(&caller, invoke).await;
-                    outbox.send(ToAgent::Result(result));
-                    invokes.fetch_sub(1, Ordering::Relaxed);
-                });
-            }
+            FromAgent::Invoke(invoke) => self.invoke(invoke, &link.outbox),
             FromAgent::JobGet(q) => self.job_request(q.id, q.job_id, false, &link.outbox),
             FromAgent::JobCancel(q) => self.job_request(q.id, q.job_id, true, &link.outbox),
             FromAgent::Ready(_) => return link.violation("'ready' sent twice".into()),
         }
         true
-    }
-}
-
-impl InstanceRole {
-    /// `jobGet` / `jobCancel`: answered with a `result` on its own task
-    /// (the journal read is blocking work).
-    fn job_request(&self, id: String, job_id: String, cancel: bool, outbox: &Outbox<ToAgent>) {
-        let caller = Caller {
-            agent: self.agent.name.clone(),
-            instance_key: self.key.clone(),
-            swarm: self.swarm.clone(),
-            correlation_id: None,
-            operator: false,
-        };
-        let (operations, outbox) = (self.operations.clone(), outbox.clone());
-        tokio::spawn(async move {
-            let found = if cancel {
-                operations.cancel_job(&caller, &job_id).await
-            } else {
-                operations.job(&caller, &job_id).await
-            };
-            let (job, error) = match found {
-                Ok(record) => (Some(Box::new(record.job())), None),
-                Err(e) => (None, Some(e)),
-            };
-            outbox.send(ToAgent::Result(ipc_proto::InvokeResult {
-                id,
-                ok: error.is_none(),
-                response: None,
-                error,
-                job,
-            }));
-        });
     }
 }
 
