@@ -84,6 +84,9 @@ pub enum RunError {
     /// A secret could not be resolved.
     #[error("{0}")]
     Secret(String),
+    /// A Connection's resolved config does not fit its Connector's schema.
+    #[error("{0}")]
+    Config(String),
     /// `--metrics`: the recorder could not be installed.
     #[error("metrics: {0}")]
     Metrics(String),
@@ -237,6 +240,7 @@ pub async fn run(
             bundle::resolve_secrets(&bundle, connection, &env, &read).map_err(RunError::Secret)?;
         let config =
             bundle::resolve_config(&bundle, connection, &env, &read).map_err(RunError::Secret)?;
+        bundle::check_resolved(&connection.name, &connector, &config).map_err(RunError::Config)?;
         let log_path = state.connection_log(&connection.name);
         let log = LogSink::open(&log_path).map_err(|source| RunError::Io {
             what: "cannot open",

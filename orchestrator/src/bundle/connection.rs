@@ -33,6 +33,12 @@ pub(crate) struct ConnectionDoc {
     pub swarm: Option<Located>,
     /// Each `secretRef`: the Secret (its `ref`) and the key in it.
     pub secret_refs: Vec<(Located, Located)>,
+    /// Where each `spec.config` value is written.
+    pub config_places: BTreeMap<String, Located>,
+    /// `spec.config` itself (or the spec), for a missing key.
+    pub config_at: Located,
+    /// `spec.secrets` itself (or the spec), for a missing secret.
+    pub secrets_at: Located,
     /// One per ingress rule, in order.
     pub rules: Vec<RuleRefs>,
     /// Each name in `spec.operations.allow`.
@@ -46,6 +52,7 @@ pub(crate) fn read(
     name: String,
     place: Place,
 ) -> Option<ConnectionDoc> {
+    let spec_field = spec;
     let spec = spec.fields(cx, &FIELDS)?;
     let connector = spec
         .required(cx, "connectorRef")
@@ -54,10 +61,23 @@ pub(crate) fn read(
         .get("swarmRef")
         .and_then(|f| reference(cx, &f, "Swarm"));
     let mut secret_refs = Vec::new();
-    let config = spec
-        .get("config")
-        .map(|f| config(cx, &f, &mut secret_refs))
+    let mut config_places = BTreeMap::new();
+    let config_field = spec.get("config");
+    let config = config_field
+        .as_ref()
+        .map(|f| config(cx, f, &mut secret_refs, &mut config_places))
         .unwrap_or_default();
+    // Where a missing config key or secret is reported: the mapping, else the spec.
+    let config_at = Located::new(
+        cx,
+        config_field.as_ref().unwrap_or(spec_field),
+        String::new(),
+    );
+    let secrets_at = Located::new(
+        cx,
+        spec.get("secrets").as_ref().unwrap_or(spec_field),
+        String::new(),
+    );
     let secrets = spec
         .get("secrets")
         .map(|f| secrets(cx, &f, &mut secret_refs))
@@ -96,6 +116,9 @@ pub(crate) fn read(
         connector,
         swarm,
         secret_refs,
+        config_places,
+        config_at,
+        secrets_at,
         rules,
         allowed,
     })
@@ -107,9 +130,12 @@ fn config(
     cx: &mut Cx<'_>,
     f: &Field<'_>,
     refs: &mut Vec<(Located, Located)>,
+    places: &mut BTreeMap<String, Located>,
 ) -> BTreeMap<String, ValueSource> {
     let mut out = BTreeMap::new();
     for entry in f.entries(cx).unwrap_or_default() {
+        let at = Located::new(cx, &entry.value, entry.key.clone());
+        places.insert(entry.key.clone(), at);
         let source = match &entry.value.node.value {
             Node::Map(pairs)
                 if pairs.iter().all(

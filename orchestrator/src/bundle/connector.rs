@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use super::diag::Cx;
-use super::model::{Connector, EventDecl, Place, PropertyDecl, PropertyType, Protocol};
+use super::model::{
+    Connector, EventDecl, Place, PropertyDecl, PropertyType, Protocol, SecretNames,
+};
 use super::node::Node;
 use super::program::{PROGRAM_FIELDS, program};
 use super::read::Field;
@@ -21,7 +23,15 @@ pub(crate) fn read(
     let allowed: Vec<&str> = PROGRAM_FIELDS
         .iter()
         .copied()
-        .chain(["events", "stdin", "operations", "maxPayloadBytes"])
+        .chain([
+            "events",
+            "stdin",
+            "operations",
+            "maxPayloadBytes",
+            "version",
+            "config",
+            "secrets",
+        ])
         .collect();
     let spec = spec.fields(cx, &allowed)?;
     let program = program(cx, &spec, Protocol::Frames);
@@ -51,6 +61,11 @@ pub(crate) fn read(
         .map_or(Some(DEFAULT_MAX_PAYLOAD_BYTES), |f| {
             super::common::size(cx, &f)
         });
+    let version = spec.get("version").and_then(|f| version(cx, &f));
+    let config_schema = spec
+        .get("config")
+        .and_then(|f| super::operations::schema(cx, &f));
+    let secrets = spec.get("secrets").map(|f| secret_names(cx, &f));
     Some(Connector {
         name,
         place,
@@ -59,6 +74,9 @@ pub(crate) fn read(
         stdin,
         operations,
         max_payload_bytes: max_payload_bytes?,
+        version,
+        config_schema,
+        secrets,
     })
 }
 
@@ -125,5 +143,44 @@ fn properties(cx: &mut Cx<'_>, f: &Field<'_>) -> BTreeMap<String, PropertyDecl> 
         }
         out.insert(entry.key, decl);
     }
+    out
+}
+
+/// `version`: semver, `MAJOR.MINOR.PATCH` with an optional `-pre` or `+build`.
+fn version(cx: &mut Cx<'_>, f: &Field<'_>) -> Option<String> {
+    let v = f.nonempty(cx)?;
+    let core = v.split(['-', '+']).next().unwrap_or_default();
+    let parts: Vec<&str> = core.split('.').collect();
+    if parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        Some(v)
+    } else {
+        f.error(
+            cx,
+            format!("`{v}` is not a semantic version (MAJOR.MINOR.PATCH, e.g. 1.2.0)"),
+        );
+        None
+    }
+}
+
+/// `secrets: {required: [..], optional: [..]}`: the secret names the program reads.
+fn secret_names(cx: &mut Cx<'_>, f: &Field<'_>) -> SecretNames {
+    let mut out = SecretNames::default();
+    let Some(map) = f.fields(cx, &["required", "optional"]) else {
+        return out;
+    };
+    let names = |cx: &mut Cx<'_>, key: &str| -> Vec<String> {
+        map.get(key)
+            .and_then(|l| l.seq(cx))
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|n| n.nonempty(cx))
+            .collect()
+    };
+    out.required = names(cx, "required");
+    out.optional = names(cx, "optional");
     out
 }

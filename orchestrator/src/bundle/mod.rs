@@ -29,6 +29,7 @@
 
 mod agent;
 mod common;
+mod config_check;
 mod connection;
 mod connector;
 mod diag;
@@ -53,6 +54,7 @@ mod tests;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use config_check::check_resolved;
 pub use diag::Diagnostic;
 pub use entry::{check_entries, resolve_entry};
 pub use model::*;

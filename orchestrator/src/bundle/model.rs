@@ -99,6 +99,21 @@ pub struct Connector {
     /// `spec.maxPayloadBytes` (default 1 MiB): a larger `event.payload` is
     /// dropped, and the event says so with `payloadTruncated: "true"`.
     pub max_payload_bytes: u64,
+    /// `spec.version`: the program's semantic version.
+    pub version: Option<String>,
+    /// `spec.config`: JSON Schema of a Connection's `spec.config` (values are strings).
+    pub config_schema: Option<serde_json::Value>,
+    /// `spec.secrets`: the secret names the program reads.
+    pub secrets: Option<SecretNames>,
+}
+
+/// `Connector.spec.secrets`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SecretNames {
+    /// A Connection must give these.
+    pub required: Vec<String>,
+    /// A Connection may give these.
+    pub optional: Vec<String>,
 }
 
 /// One `Connector.spec.operations[]` entry.

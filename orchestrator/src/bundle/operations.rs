@@ -116,7 +116,7 @@ fn retry(cx: &mut Cx<'_>, f: &Field<'_>) -> OperationRetry {
 }
 
 /// A JSON Schema written in YAML, checked to be one.
-fn schema(cx: &mut Cx<'_>, f: &Field<'_>) -> Option<serde_json::Value> {
+pub(crate) fn schema(cx: &mut Cx<'_>, f: &Field<'_>) -> Option<serde_json::Value> {
     let value = match f.node.value.to_json() {
         Ok(v) => v,
         Err(e) => {

@@ -227,6 +227,10 @@ fn check_connection(
     };
     let swarm = swarm_name.as_deref().and_then(|s| index.swarm(s));
 
+    if let Some(connector) = connector {
+        super::config_check::check(&mut |at, m| report.field(at, m), doc, connector);
+    }
+
     // An allowed operation must be one the Connector can do.
     if let Some(connector) = connector {
         for name in &doc.allowed {

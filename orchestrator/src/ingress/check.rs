@@ -106,6 +106,9 @@ mod tests {
             stdin: false,
             operations: Vec::new(),
             max_payload_bytes: 1024 * 1024,
+            version: None,
+            config_schema: None,
+            secrets: None,
         }
     }
 
