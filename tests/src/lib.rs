@@ -180,6 +180,47 @@ pub fn bin(name: &str) -> PathBuf {
 /// The orchestrator's escaping of an instance key into a file name (its own
 /// function, so the tests cannot drift from it).
 pub use orchestrator::logs::escape_key;
+/// The Python examples as a replying swarm: `lines.py` (Connection `lines`,
+/// following `events`, serving `respond` by appending to `replies`) and
+/// `reply.py` (Agent `reply`, answering every event through `respond`). The
+/// caller copies both examples into the temp dir.
+pub fn lines_reply_bundle(events: &str, replies: &Path) -> String {
+    format!(
+        r#"
+apiVersion: goondan.ai/v1
+kind: Connector
+metadata: {{ name: lines }}
+spec:
+  entry: ./lines.py
+  protocol: jsonl
+  events: [{{ name: user_message }}]
+  operations:
+    - name: respond
+      input: {{ type: object, required: [text], properties: {{ text: {{ type: string }} }} }}
+---
+apiVersion: goondan.ai/v1
+kind: Connection
+metadata: {{ name: lines }}
+spec:
+  connectorRef: Connector/lines
+  config: {{ FILE: "{events}", REPLIES: "{replies}" }}
+  operations: {{ allow: [respond] }}
+---
+apiVersion: goondan.ai/v1
+kind: Swarm
+metadata: {{ name: default }}
+spec: {{ entryAgent: Agent/reply, agents: [Agent/reply] }}
+---
+apiVersion: goondan.ai/v1
+kind: Agent
+metadata: {{ name: reply }}
+spec:
+  entry: ./reply.py
+  invoke: [{{ connection: lines, operations: [respond] }}]
+"#,
+        replies = replies.display()
+    )
+}
 
 /// A docs/protocol.md event with a text message, as one JSON value.
 pub fn event(

@@ -303,41 +303,7 @@ fn the_python_examples_reply_through_an_operation() {
         ],
     );
     let replies = h.path("replies.txt");
-    h.start(&format!(
-        r#"
-apiVersion: goondan.ai/v1
-kind: Connector
-metadata: {{ name: lines }}
-spec:
-  entry: ./lines.py
-  protocol: jsonl
-  events: [{{ name: user_message }}]
-  operations:
-    - name: respond
-      input: {{ type: object, required: [text], properties: {{ text: {{ type: string }} }} }}
----
-apiVersion: goondan.ai/v1
-kind: Connection
-metadata: {{ name: lines }}
-spec:
-  connectorRef: Connector/lines
-  config: {{ FILE: "{events}", REPLIES: "{replies}" }}
-  operations: {{ allow: [respond] }}
----
-apiVersion: goondan.ai/v1
-kind: Swarm
-metadata: {{ name: default }}
-spec: {{ entryAgent: Agent/reply, agents: [Agent/reply] }}
----
-apiVersion: goondan.ai/v1
-kind: Agent
-metadata: {{ name: reply }}
-spec:
-  entry: ./reply.py
-  invoke: [{{ connection: lines, operations: [respond] }}]
-"#,
-        replies = replies.display()
-    ));
+    h.start(&e2e::lines_reply_bundle(&events, &replies));
     h.wait_until("both replies written", DEADLINE, || {
         std::fs::read_to_string(&replies).is_ok_and(|r| r.lines().count() >= 2)
     });

@@ -55,39 +55,7 @@ fn metrics_are_scraped_and_move_as_events_and_invokes_flow() {
     );
     let replies = h.path("replies.txt");
     h.start_with(
-        &format!(
-            r#"
-apiVersion: goondan.ai/v1
-kind: Connector
-metadata: {{ name: lines }}
-spec:
-  entry: ./lines.py
-  protocol: jsonl
-  events: [{{ name: user_message }}]
-  operations: [{{ name: respond }}]
----
-apiVersion: goondan.ai/v1
-kind: Connection
-metadata: {{ name: lines }}
-spec:
-  connectorRef: Connector/lines
-  config: {{ FILE: "{events}", REPLIES: "{replies}" }}
-  operations: {{ allow: [respond] }}
----
-apiVersion: goondan.ai/v1
-kind: Swarm
-metadata: {{ name: default }}
-spec: {{ entryAgent: Agent/reply, agents: [Agent/reply] }}
----
-apiVersion: goondan.ai/v1
-kind: Agent
-metadata: {{ name: reply }}
-spec:
-  entry: ./reply.py
-  invoke: [{{ connection: lines, operations: [respond] }}]
-"#,
-            replies = replies.display()
-        ),
+        &e2e::lines_reply_bundle(&events, &replies),
         &["--metrics", "127.0.0.1:0"],
     );
     h.wait_until("every reply", DEADLINE, || {
