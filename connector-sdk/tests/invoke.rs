@@ -226,6 +226,17 @@ async fn an_invoke_over_the_frame_limit_fails_validation_without_being_sent() {
     );
 }
 
+/// The orchestrator's `result` for request `id`, carrying job `j-1` in `state`.
+fn job_result(id: &str, state: ipc_proto::JobState) -> InvokeResult {
+    InvokeResult {
+        id: id.into(),
+        ok: true,
+        response: None,
+        error: None,
+        job: Some(Box::new(job("j-1", state))),
+    }
+}
+
 fn job(id: &str, state: ipc_proto::JobState) -> ipc_proto::Job {
     ipc_proto::Job {
         job_id: id.into(),
@@ -277,38 +288,17 @@ async fn an_async_invoke_resolves_with_its_job_and_jobs_are_asked_by_id() {
     let FromAgent::Invoke(invoke) = orch.recv().await else {
         panic!("no invoke")
     };
-    orch.send(InvokeResult {
-        id: invoke.id,
-        ok: true,
-        response: None,
-        error: None,
-        job: Some(Box::new(job("j-1", JobState::Pending))),
-    })
-    .await;
+    orch.send(job_result(&invoke.id, JobState::Pending)).await;
     let FromAgent::JobGet(get) = orch.recv().await else {
         panic!("no jobGet")
     };
     assert_eq!(get.job_id, "j-1");
-    orch.send(InvokeResult {
-        id: get.id,
-        ok: true,
-        response: None,
-        error: None,
-        job: Some(Box::new(job("j-1", JobState::Running))),
-    })
-    .await;
+    orch.send(job_result(&get.id, JobState::Running)).await;
     let FromAgent::JobCancel(cancel) = orch.recv().await else {
         panic!("no jobCancel")
     };
     assert_eq!(cancel.job_id, "j-1");
-    orch.send(InvokeResult {
-        id: cancel.id,
-        ok: true,
-        response: None,
-        error: None,
-        job: Some(Box::new(job("j-1", JobState::Canceled))),
-    })
-    .await;
+    orch.send(job_result(&cancel.id, JobState::Canceled)).await;
     let (started, got, canceled, payload) = within(rx.recv()).await.unwrap();
     assert_eq!(
         (started, got, canceled),

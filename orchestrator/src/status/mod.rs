@@ -15,9 +15,12 @@ use tokio::sync::mpsc;
 
 use crate::logs::timestamp;
 
+mod intake;
 mod render;
 
 use crate::sandbox::LimitReport;
+use intake::connection_state;
+pub use intake::{IntakeCounters, IntakeSnapshot};
 pub use render::{last_crash_record, render_detail, render_idle_agents, render_table};
 
 /// Connection or agent instance.
@@ -55,61 +58,6 @@ pub enum ProcessState {
 pub enum Control {
     /// Restart now, forgetting backoff and circuit.
     Restart,
-}
-
-/// What a Connection did with the emits of its connector: every refusal is
-/// a nack and one of these counts.
-#[derive(Debug, Default)]
-pub struct IntakeCounters {
-    /// Emits accepted (durable, acked).
-    pub accepted: AtomicU64,
-    /// Emits nacked, any kind.
-    pub nacked: AtomicU64,
-    /// Accepted events no rule matched (routed to the entryAgent or dropped).
-    pub unmatched: AtomicU64,
-    /// Accepted events dropped by `unmatched: drop`.
-    pub dropped: AtomicU64,
-    /// Emits nacked `quota_exceeded` by the rate limit.
-    pub quota_exceeded: AtomicU64,
-    /// Emits nacked `overloaded`: a full instance queue or `--max-pending`.
-    pub overloaded: AtomicU64,
-    /// Emits acked as duplicates of an earlier dedupe key.
-    pub duplicates: AtomicU64,
-}
-
-/// [`IntakeCounters`] as `status --json` shows them.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct IntakeSnapshot {
-    /// Emits accepted.
-    pub accepted: u64,
-    /// Emits nacked, any kind.
-    pub nacked: u64,
-    /// Accepted events no rule matched.
-    pub unmatched: u64,
-    /// Accepted events dropped by `unmatched: drop`.
-    pub dropped: u64,
-    /// Emits nacked `quota_exceeded`.
-    pub quota_exceeded: u64,
-    /// Emits nacked `overloaded`.
-    pub overloaded: u64,
-    /// Emits acked as duplicates.
-    pub duplicates: u64,
-}
-
-impl IntakeCounters {
-    fn snapshot(&self) -> IntakeSnapshot {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        IntakeSnapshot {
-            accepted: get(&self.accepted),
-            nacked: get(&self.nacked),
-            unmatched: get(&self.unmatched),
-            dropped: get(&self.dropped),
-            quota_exceeded: get(&self.quota_exceeded),
-            overloaded: get(&self.overloaded),
-            duplicates: get(&self.duplicates),
-        }
-    }
 }
 
 /// Hot-path counters of one process.
@@ -451,18 +399,3 @@ impl Registry {
 
 #[cfg(test)]
 mod tests;
-
-/// A Connection's state from its process state (the circuit of its
-/// operations may still make `active` into `degraded`: see `control`).
-fn connection_state(state: ProcessState, credential_expired: bool) -> &'static str {
-    if credential_expired {
-        return "credential_expired";
-    }
-    match state {
-        ProcessState::Starting | ProcessState::Backoff => "provisioning",
-        ProcessState::Ready => "active",
-        ProcessState::Crashloop => "degraded",
-        ProcessState::Failed => "error",
-        ProcessState::Stopping | ProcessState::Stopped => "stopped",
-    }
-}
