@@ -8,7 +8,8 @@ use super::model::{Agent, Place, Protocol};
 use super::program::{PROGRAM_FIELDS, program};
 use super::read::Field;
 
-const AGENT_FIELDS: [&str; 9] = [
+const AGENT_FIELDS: [&str; 10] = [
+    "enabled",
     "invoke",
     "secrets",
     "idleTimeout",
@@ -60,6 +61,10 @@ pub(crate) fn read(cx: &mut Cx<'_>, spec: &Field<'_>, name: String, place: Place
         program: program?,
         secrets,
         secret_refs,
+        enabled: spec
+            .get("enabled")
+            .and_then(|f| f.bool(cx))
+            .unwrap_or(true),
     };
     Some(agent)
 }

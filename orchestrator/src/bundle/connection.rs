@@ -10,7 +10,8 @@ use super::read::Field;
 use super::restart::restart;
 use super::rules::{RuleRefs, ingress};
 
-const FIELDS: [&str; 9] = [
+const FIELDS: [&str; 10] = [
+    "enabled",
     "connectorRef",
     "swarmRef",
     "config",
@@ -110,6 +111,10 @@ pub(crate) fn read(
         rate_limit,
         overflow,
         operations,
+        enabled: spec
+            .get("enabled")
+            .and_then(|f| f.bool(cx))
+            .unwrap_or(true),
     };
     Some(ConnectionDoc {
         connection,

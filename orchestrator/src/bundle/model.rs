@@ -284,6 +284,8 @@ pub struct Connection {
     pub overflow: Overflow,
     /// `spec.operations`: what agents may invoke through it, and how hard.
     pub operations: ConnectionOperations,
+    /// `spec.enabled` (default true): `false` keeps it declared but not running.
+    pub enabled: bool,
 }
 
 /// Where a secret value comes from. Resolved only when a child is started.
@@ -416,6 +418,8 @@ pub struct Agent {
     pub secrets: BTreeMap<String, ValueSource>,
     /// Each `secretRef` of `secrets`, for `validate`.
     pub(crate) secret_refs: Vec<(super::common::Located, super::common::Located)>,
+    /// `spec.enabled` (default true): `false` keeps it declared but starts no instance.
+    pub enabled: bool,
 }
 
 /// `kind: Secret`.

@@ -35,6 +35,7 @@ fn connection(rules: Vec<Rule>, unmatched: Unmatched) -> Connection {
         rate_limit: None,
         overflow: Default::default(),
         operations: Default::default(),
+        enabled: true,
     }
 }
 
