@@ -9,7 +9,6 @@ use super::program::{PROGRAM_FIELDS, program};
 use super::read::Field;
 
 const AGENT_FIELDS: [&str; 10] = [
-    "enabled",
     "invoke",
     "secrets",
     "idleTimeout",
@@ -19,6 +18,7 @@ const AGENT_FIELDS: [&str; 10] = [
     "maxQueue",
     "maxAttempts",
     "deliveryTimeout",
+    "enabled",
 ];
 
 /// Reads an Agent spec.
@@ -61,10 +61,7 @@ pub(crate) fn read(cx: &mut Cx<'_>, spec: &Field<'_>, name: String, place: Place
         program: program?,
         secrets,
         secret_refs,
-        enabled: spec
-            .get("enabled")
-            .and_then(|f| f.bool(cx))
-            .unwrap_or(true),
+        enabled: spec.get("enabled").and_then(|f| f.bool(cx)).unwrap_or(true),
     };
     Some(agent)
 }
