@@ -507,8 +507,8 @@ fn files_an_apply_adds_are_hidden_from_sandboxed_children() {
     let last = |log: &str| -> String {
         let needle = format!("check {check}: ");
         log.lines()
-            .filter_map(|l| l.split_once(&needle).map(|(_, rest)| rest.to_string()))
-            .last()
+            .rev()
+            .find_map(|l| l.split_once(&needle).map(|(_, rest)| rest.to_string()))
             .unwrap_or_default()
     };
     assert!(
