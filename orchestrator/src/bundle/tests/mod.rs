@@ -8,7 +8,9 @@ mod load;
 mod report;
 mod rules;
 mod secrets;
+mod shipped;
 mod values;
+mod versions;
 
 use std::path::Path;
 
