@@ -7,6 +7,7 @@ mod kind_rules;
 mod load;
 mod report;
 mod rules;
+mod schema;
 mod secrets;
 mod shipped;
 mod values;
