@@ -1,0 +1,379 @@
+//! `bench-throughput`: the figures of issue 14 — throughput, latency and the
+//! orchestrator's memory — each beside the same programs through a relay
+//! that does the least an orchestrator can do, measured in the same run.
+//! Prints one table; asserts nothing.
+//!
+//! ```sh
+//! cargo run --release -p e2e --bin bench-throughput -- [--quick] [N [LATENCY_N]]
+//!     [--live N] [--churn K,K…] [--no-throughput] [--no-latency] [--no-memory]
+//! ```
+//!
+//! It first runs `cargo build --release --workspace --bins` (skip with
+//! `E2E_NO_BUILD=1` when they are built). Everything runs on this machine in
+//! temp dirs (`TMPDIR` picks the file system the durable journal's fsyncs go to).
+//!
+//! - **Programs**: over jsonl, `bench-jsonl-connector` and `bench-jsonl-agent`
+//!   (std + serde_json, no SDK); over frames, `bench-connector` and
+//!   `bench-agent` (connector-sdk). The connector emits as fast as a window
+//!   of 4,096 unacked emits allows (or paced), the agent acks each delivery
+//!   at once. Agent instances are started (one `warm` event per key) before
+//!   the clock starts; `overflow: wait`, so nothing is nacked.
+//! - **Relay** (`bench-relay`): the same two programs with a forwarder
+//!   between them instead of the orchestrator — it reads each emit, acks it,
+//!   forwards it as a deliver — once per transport. Ratios are to the relay of
+//!   the same transport.
+//! - **Throughput** (N events, default 200,000; `--quick` 20,000): first emit
+//!   to last receipt in any agent, CLOCK_REALTIME of one machine. CPU per
+//!   event by process kind from `/proc/<pid>/stat`.
+//! - **Latency** at 10,000 events/s offered, 1 key, durable (LATENCY_N
+//!   events, default 50,000; `--quick` 5,000): each event carries its send
+//!   time, the agent records receipt − send.
+//! - **Memory**: the orchestrator's VmRSS and open fds, idle, with `--live`
+//!   (default 1,000; `--quick` 100) agent instances, and after each `--churn`
+//!   count of distinct keys came and went (default 5,000 and 100,000;
+//!   `--quick` 500).
+//! - The raw framed socketpair throughput is printed below the table, for reference.
+
+mod memory;
+mod orch;
+mod raw;
+mod relay;
+mod report;
+
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use e2e::bin_dir;
+use orch::{Measured, Run, Transport, journal_name};
+use report::{percentile_us, thousands};
+
+const LATENCY_RATE: u64 = 10_000;
+pub const PAYLOAD: usize = 64;
+
+pub fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or_default()
+}
+
+/// A throughput row: (transport, durable, keys, maxInFlight, target events/s,
+/// target share of the relay).
+type Row = (Transport, bool, u64, u32, Option<f64>, Option<f64>);
+
+const ROWS: [Row; 6] = [
+    (Transport::Jsonl, true, 1, 1, Some(60_000.0), None),
+    (Transport::Jsonl, true, 4, 1, None, None),
+    (Transport::Jsonl, true, 1, 256, Some(300_000.0), Some(0.16)),
+    (Transport::Jsonl, false, 1, 256, None, Some(0.20)),
+    (Transport::Frames, true, 64, 1, Some(100_000.0), None),
+    (Transport::Frames, true, 4, 256, Some(400_000.0), None),
+];
+
+struct Opts {
+    n: u64,
+    latency_n: u64,
+    live: u64,
+    churn: Vec<u64>,
+    throughput: bool,
+    latency: bool,
+    memory: bool,
+}
+
+fn opts(args: &[String]) -> Opts {
+    let quick = args.iter().any(|a| a == "--quick");
+    let mut o = Opts {
+        n: if quick { 20_000 } else { 200_000 },
+        latency_n: if quick { 5_000 } else { 50_000 },
+        live: if quick { 100 } else { 1_000 },
+        churn: if quick {
+            vec![500]
+        } else {
+            vec![5_000, 100_000]
+        },
+        throughput: !args.iter().any(|a| a == "--no-throughput"),
+        latency: !args.iter().any(|a| a == "--no-latency"),
+        memory: !args.iter().any(|a| a == "--no-memory"),
+    };
+    let mut positional = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--live" => o.live = it.next().and_then(|v| v.parse().ok()).unwrap_or(o.live),
+            "--churn" => {
+                o.churn = it
+                    .next()
+                    .map(|v| v.split(',').filter_map(|k| k.parse().ok()).collect())
+                    .unwrap_or_default();
+            }
+            a if !a.starts_with("--") => positional.extend(a.parse::<u64>().ok()),
+            _ => {}
+        }
+    }
+    if let Some(&n) = positional.first() {
+        o.n = n;
+    }
+    if let Some(&n) = positional.get(1) {
+        o.latency_n = n;
+    }
+    o.n = (o.n - o.n % 64).max(64);
+    o
+}
+
+/// `orchestrator / connector / agents / shims` CPU µs per event.
+fn cpu_per_event(m: &Measured, count: u64) -> String {
+    ["orchestrator", "connector", "agents", "shims"]
+        .iter()
+        .map(|k| {
+            format!(
+                "{:.1}",
+                m.cpu.get(k).copied().unwrap_or(0.0) * 1e6 / count as f64
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
+/// Adds a row to the table, and shows it on stderr at once.
+fn push(table: &mut Vec<[String; 7]>, row: [String; 7]) {
+    eprintln!("  → {}: {}", row[0], row[1]);
+    table.push(row);
+}
+
+fn holds(ok: bool) -> &'static str {
+    if ok { "yes" } else { "**no**" }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--raw-reader") {
+        return raw::raw_reader();
+    }
+    let o = opts(&args);
+    eprintln!("building (release) …");
+    let dir = bin_dir();
+    if !dir.ends_with("release") {
+        eprintln!(
+            "warning: {} is not a release build; run with --release",
+            dir.display()
+        );
+    }
+    let load_before = report::load();
+    let n = o.n;
+    // (what, measured, relay, ratio, target, holds, cpu)
+    let mut table: Vec<[String; 7]> = Vec::new();
+
+    if o.throughput {
+        let mut relays = Vec::new();
+        for t in [Transport::Jsonl, Transport::Frames] {
+            eprintln!("relay: {}, {n} events …", t.name());
+            let m = relay::measure(t, n, 0, false);
+            push(
+                &mut table,
+                [
+                    format!(
+                        "relay, {}, 1 key (the least an orchestrator can do)",
+                        t.name()
+                    ),
+                    format!("{} events/s", thousands(m.events_per_sec)),
+                    "—".into(),
+                    "100%".into(),
+                    "—".into(),
+                    "—".into(),
+                    format!("{} (relay first)", cpu_per_event(&m, n)),
+                ],
+            );
+            relays.push((t, m.events_per_sec));
+        }
+        for (t, durable, keys, in_flight, target, share) in ROWS {
+            eprintln!(
+                "orchestrator: {}, {} journal, {keys} keys, maxInFlight {in_flight}, {n} events …",
+                t.name(),
+                journal_name(durable)
+            );
+            let m = orch::measure(&Run {
+                transport: t,
+                durable,
+                keys,
+                count: n,
+                rate: 0,
+                stamp: false,
+                in_flight,
+            });
+            let relay = relays
+                .iter()
+                .find(|(r, _)| *r == t)
+                .map_or(f64::NAN, |r| r.1);
+            let ratio = m.events_per_sec / relay;
+            let mut targets = Vec::new();
+            let mut ok = true;
+            if let Some(x) = target {
+                targets.push(format!("≥ {} events/s", thousands(x)));
+                ok &= m.events_per_sec >= x;
+            }
+            if let Some(s) = share {
+                targets.push(format!("≥ {:.0}% of the relay", s * 100.0));
+                ok &= ratio >= s;
+            }
+            let nacked = if m.nacked > 0 {
+                format!(" ({} nacked)", m.nacked)
+            } else {
+                String::new()
+            };
+            push(
+                &mut table,
+                [
+                    format!(
+                        "orchestrator, {}, {keys} key{}, maxInFlight {in_flight}, {}",
+                        t.name(),
+                        if keys == 1 { "" } else { "s" },
+                        journal_name(durable)
+                    ),
+                    format!("{} events/s{nacked}", thousands(m.events_per_sec)),
+                    format!("{} events/s", thousands(relay)),
+                    format!("{:.1}%", ratio * 100.0),
+                    targets.join(", "),
+                    if targets.is_empty() {
+                        "—".into()
+                    } else {
+                        holds(ok).into()
+                    },
+                    cpu_per_event(&m, n),
+                ],
+            );
+        }
+    }
+
+    if o.latency {
+        let ln = o.latency_n;
+        for t in [Transport::Jsonl, Transport::Frames] {
+            eprintln!(
+                "latency: relay, {}, {LATENCY_RATE}/s offered, {ln} events …",
+                t.name()
+            );
+            let r = relay::measure(t, ln, LATENCY_RATE, true);
+            eprintln!(
+                "latency: orchestrator, {}, durable, {LATENCY_RATE}/s offered, {ln} events …",
+                t.name()
+            );
+            let m = orch::measure(&Run {
+                transport: t,
+                durable: true,
+                keys: 1,
+                count: ln,
+                rate: LATENCY_RATE,
+                stamp: true,
+                in_flight: 1,
+            });
+            let pct = |m: &Measured| {
+                format!(
+                    "p50 {:.0} / p99 {:.0} / p999 {:.0} / max {:.0} µs",
+                    percentile_us(&m.latencies, 0.50),
+                    percentile_us(&m.latencies, 0.99),
+                    percentile_us(&m.latencies, 0.999),
+                    m.latencies.last().map_or(f64::NAN, |&x| x as f64 / 1e3),
+                )
+            };
+            let p99 = percentile_us(&m.latencies, 0.99);
+            push(
+                &mut table,
+                [
+                    format!(
+                        "latency emit → agent receipt, {}, 1 key, durable, {} events/s offered ({} achieved)",
+                        t.name(),
+                        thousands(LATENCY_RATE as f64),
+                        thousands(m.events_per_sec)
+                    ),
+                    pct(&m),
+                    pct(&r),
+                    format!("p99 {:.1}×", p99 / percentile_us(&r.latencies, 0.99)),
+                    "p99 ≤ 1,000 µs".into(),
+                    holds(p99 <= 1_000.0).into(),
+                    String::new(),
+                ],
+            );
+        }
+    }
+
+    if o.memory {
+        let mib = |k: u64| k as f64 / 1024.0;
+        let mut rows = Vec::new();
+        eprintln!("memory: idle, then {} live instances …", o.live);
+        rows.extend(
+            memory::idle_and_live(o.live)
+                .into_iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    let target = if i == 0 { 16.0 } else { 48.0 };
+                    (f, format!("≤ {target:.0} MiB"), target, None)
+                }),
+        );
+        for &k in &o.churn {
+            eprintln!("memory: {k} distinct keys come and go …");
+            rows.push((
+                memory::churn(k),
+                "≤ 48 MiB, ≤ 200 fds".into(),
+                48.0,
+                Some(200),
+            ));
+        }
+        for (f, target, max_mib, max_fds) in rows {
+            let ok = mib(f.rss_kib) <= max_mib && max_fds.is_none_or(|m| f.fds <= m);
+            push(
+                &mut table,
+                [
+                    format!("orchestrator RSS, {} (took {:.0} s)", f.what, f.secs),
+                    format!(
+                        "{:.1} MiB, {} open fds (peak RSS while it ran {:.1} MiB)",
+                        mib(f.rss_kib),
+                        f.fds,
+                        mib(f.peak_kib)
+                    ),
+                    "—".into(),
+                    "—".into(),
+                    target,
+                    holds(ok).into(),
+                    String::new(),
+                ],
+            );
+        }
+    }
+
+    println!("## bench-throughput");
+    println!();
+    for (k, v) in report::machine() {
+        println!("- {k}: {v}");
+    }
+    println!(
+        "- load average before / after: {load_before} / {}",
+        report::load()
+    );
+    println!(
+        "- throughput rows: {} events each; latency rows: {} events",
+        thousands(n as f64),
+        thousands(o.latency_n as f64)
+    );
+    println!();
+    println!(
+        "| what | measured | relay, same run | ratio to relay | target (issue 14) | holds | CPU µs/event: orchestrator / connector / agents / shims |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    for row in &table {
+        println!("| {} |", row.join(" | "));
+    }
+    if o.throughput {
+        let frame = raw::emit_frame_bytes();
+        let raw_frames = (n * 20).max(2_000_000);
+        let raw = (0..3)
+            .map(|_| raw::raw_baseline(frame, raw_frames, true))
+            .fold(0.0, f64::max);
+        let unbatched = raw::raw_baseline(frame, n.max(200_000), false);
+        println!();
+        println!(
+            "Raw framed socketpair, {frame}-byte frames, no decoding: {} frames/s buffered, {} frames/s with one write(2) per frame.",
+            thousands(raw),
+            thousands(unbatched)
+        );
+    }
+    ExitCode::SUCCESS
+}
