@@ -140,6 +140,17 @@ fn push(table: &mut Vec<[String; 7]>, row: [String; 7]) {
     table.push(row);
 }
 
+/// p50 / p99 / p999 / max of a run's latencies.
+fn latency(m: &Measured) -> String {
+    format!(
+        "p50 {:.0} / p99 {:.0} / p999 {:.0} / max {:.0} µs",
+        percentile_us(&m.latencies, 0.50),
+        percentile_us(&m.latencies, 0.99),
+        percentile_us(&m.latencies, 0.999),
+        m.latencies.last().map_or(f64::NAN, |&x| x as f64 / 1e3),
+    )
+}
+
 fn holds(ok: bool) -> &'static str {
     if ok { "yes" } else { "**no**" }
 }
@@ -252,46 +263,51 @@ fn main() -> ExitCode {
                 t.name()
             );
             let r = relay::measure(t, ln, LATENCY_RATE, true);
-            eprintln!(
-                "latency: orchestrator, {}, durable, {LATENCY_RATE}/s offered, {ln} events …",
-                t.name()
-            );
-            let m = orch::measure(&Run {
-                transport: t,
-                durable: true,
-                keys: 1,
-                count: ln,
-                rate: LATENCY_RATE,
-                stamp: true,
-                in_flight: 1,
-            });
-            let pct = |m: &Measured| {
-                format!(
-                    "p50 {:.0} / p99 {:.0} / p999 {:.0} / max {:.0} µs",
-                    percentile_us(&m.latencies, 0.50),
-                    percentile_us(&m.latencies, 0.99),
-                    percentile_us(&m.latencies, 0.999),
-                    m.latencies.last().map_or(f64::NAN, |&x| x as f64 / 1e3),
-                )
-            };
-            let p99 = percentile_us(&m.latencies, 0.99);
-            push(
-                &mut table,
-                [
-                    format!(
-                        "latency emit → agent receipt, {}, 1 key, durable, {} events/s offered ({} achieved)",
-                        t.name(),
-                        thousands(LATENCY_RATE as f64),
-                        thousands(m.events_per_sec)
-                    ),
-                    pct(&m),
-                    pct(&r),
-                    format!("p99 {:.1}×", p99 / percentile_us(&r.latencies, 0.99)),
-                    "p99 ≤ 1,000 µs".into(),
-                    holds(p99 <= 1_000.0).into(),
-                    String::new(),
-                ],
-            );
+            for durable in [true, false] {
+                eprintln!(
+                    "latency: orchestrator, {}, {} journal, {LATENCY_RATE}/s offered, {ln} events …",
+                    t.name(),
+                    journal_name(durable)
+                );
+                let m = orch::measure(&Run {
+                    transport: t,
+                    durable,
+                    keys: 1,
+                    count: ln,
+                    rate: LATENCY_RATE,
+                    stamp: true,
+                    in_flight: 1,
+                });
+                let p99 = percentile_us(&m.latencies, 0.99);
+                push(
+                    &mut table,
+                    [
+                        format!(
+                            "latency emit → agent receipt, {}, 1 key, {}, {} events/s offered ({} achieved)",
+                            t.name(),
+                            journal_name(durable),
+                            thousands(LATENCY_RATE as f64),
+                            thousands(m.events_per_sec)
+                        ),
+                        latency(&m),
+                        latency(&r),
+                        format!("p99 {:.1}×", p99 / percentile_us(&r.latencies, 0.99)),
+                        if durable {
+                            "p99 ≤ 1,000 µs"
+                        } else {
+                            "— (for comparison)"
+                        }
+                        .into(),
+                        if durable {
+                            holds(p99 <= 1_000.0)
+                        } else {
+                            "—"
+                        }
+                        .into(),
+                        String::new(),
+                    ],
+                );
+            }
         }
     }
 
