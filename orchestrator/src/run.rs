@@ -454,7 +454,7 @@ async fn recover(journal: &Journal, router: &Router, bundle: &Bundle) -> Result<
         // all): count it, so a possible duplicate always has attempt > 1.
         let attempt = je.attempts.max(1) + 1;
         backlogs.entry(key).or_default().push(Pending {
-            event: je.event,
+            event: Box::new(je.event),
             attempt,
             held: false,
         });
