@@ -61,10 +61,7 @@ pub(crate) fn read(cx: &mut Cx<'_>, spec: &Field<'_>, name: String, place: Place
         program: program?,
         secrets,
         secret_refs,
-        enabled: spec
-            .get("enabled")
-            .and_then(|f| f.bool(cx))
-            .unwrap_or(true),
+        enabled: spec.get("enabled").and_then(|f| f.bool(cx)).unwrap_or(true),
     };
     Some(agent)
 }

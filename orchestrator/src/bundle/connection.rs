@@ -111,10 +111,7 @@ pub(crate) fn read(
         rate_limit,
         overflow,
         operations,
-        enabled: spec
-            .get("enabled")
-            .and_then(|f| f.bool(cx))
-            .unwrap_or(true),
+        enabled: spec.get("enabled").and_then(|f| f.bool(cx)).unwrap_or(true),
     };
     Some(ConnectionDoc {
         connection,

@@ -602,6 +602,12 @@ pub struct Network {
     pub bind_udp: Vec<u16>,
     /// `connectUdp` ports (allowlist): where it may send datagrams.
     pub connect_udp: Vec<u16>,
+    /// `allowHosts` (egress): names (lowercased), `*.suffix`, or literal IPs.
+    pub allow_hosts: Vec<String>,
+    /// `allowPorts` (egress; `[443]` when not given).
+    pub allow_ports: Vec<u16>,
+    /// `allowCidrs` (egress): addresses reachable although private.
+    pub allow_cidrs: Vec<crate::egress::Cidr>,
 }
 
 /// `sandbox.network.mode`.
@@ -613,6 +619,8 @@ pub enum NetworkMode {
     Loopback,
     /// Only the listed TCP ports.
     Allowlist,
+    /// Only its egress proxy, which allows the listed host names.
+    Egress,
     /// The host's network.
     Host,
 }
