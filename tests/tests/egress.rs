@@ -437,7 +437,15 @@ fn egress_keys_are_checked_at_validate_with_their_places() {
     let cases = [
         (
             "{ mode: allowlist, connectTcp: [443], allowHosts: [api.test] }",
-            "allowHosts are only allowed with network mode egress",
+            "allowHosts is only allowed with network mode egress",
+        ),
+        (
+            "{ mode: none, publishTcp: [3000] }",
+            "publishTcp is only allowed with network mode egress",
+        ),
+        (
+            "{ mode: egress, allowHosts: [a.test], publishTcp: [\"localhost:x\"] }",
+            "`localhost:x` is not a port or address:port",
         ),
         ("{ mode: egress }", "network mode egress needs allowHosts"),
         (
@@ -474,4 +482,59 @@ fn egress_keys_are_checked_at_validate_with_their_places() {
     );
     let out = h.validate("bundle.yaml");
     assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn egress_publish_tcp_forwards_inbound_connections_into_its_namespace() {
+    if !e2e::require_root() {
+        return;
+    }
+    use std::io::Read;
+    // A port free on the host now; the child listens on the same one inside.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let h = Harness::new();
+    h.copy_fixture("egress_probe.py");
+    let network = format!("{{ mode: egress, allowHosts: [api.test], publishTcp: [{port}] }}");
+    h.write("bundle.yaml", &bundle(&network, &format!("listen:{port}")));
+    let _run = Run::start(&h, &[("ORCHESTRATOR_EGRESS_RESOLVE", "api.test=127.0.0.2")]);
+    h.wait_until("the probe to listen", DEADLINE, || {
+        h.connection_log("p").contains("checks done")
+    });
+    let log = h.connection_log("p");
+    assert_eq!(outcome(&log, &format!("listen:{port}")), "ok listening");
+    // From the host: 127.0.0.1:<port> reaches the child's own listener.
+    let mut answer = String::new();
+    h.wait_until("an answer from inside", DEADLINE, || {
+        answer.clear();
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .and_then(|mut s| {
+                s.write_all(b"GET /hook HTTP/1.1\r\nHost: x\r\n\r\n")?;
+                s.read_to_string(&mut answer)
+            })
+            .is_ok()
+            && !answer.is_empty()
+    });
+    assert_eq!(answer, format!("inside {port} GET /hook HTTP/1.1"));
+    let row = h.process("connection/p").expect("status row");
+    let network = row["sandbox"]
+        .as_array()
+        .and_then(|l| l.iter().find(|e| e["limit"] == "network").cloned())
+        .expect("network limit");
+    assert!(
+        network["value"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&format!("publishTcp=[\"127.0.0.1:{port}\"]")),
+        "{network}"
+    );
+    assert!(
+        network["note"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("publishTcp"),
+        "{network}"
+    );
 }

@@ -608,6 +608,9 @@ pub struct Network {
     pub allow_ports: Vec<u16>,
     /// `allowCidrs` (egress): addresses reachable although private.
     pub allow_cidrs: Vec<crate::egress::Cidr>,
+    /// `publishTcp` (egress): host addresses forwarded to the same port on
+    /// `127.0.0.1` inside its namespace (a port alone: `127.0.0.1:<port>`).
+    pub publish_tcp: Vec<std::net::SocketAddr>,
 }
 
 /// `sandbox.network.mode`.

@@ -174,6 +174,7 @@ fn network(cx: &mut Cx<'_>, f: &Field<'_>) -> Option<Network> {
             "allowHosts",
             "allowPorts",
             "allowCidrs",
+            "publishTcp",
         ],
     )?;
     let modes = [
@@ -187,14 +188,11 @@ fn network(cx: &mut Cx<'_>, f: &Field<'_>) -> Option<Network> {
     let only = |cx: &mut Cx<'_>, key: &str, wanted: NetworkMode| -> Option<Vec<Field<'_>>> {
         let list = map.get(key)?;
         if mode.is_some_and(|m| m != wanted) {
-            let (what, name) = match wanted {
-                NetworkMode::Egress => (key, "egress"),
-                _ => ("ports", "allowlist"),
+            let message = match wanted {
+                NetworkMode::Egress => format!("{key} is only allowed with network mode egress"),
+                _ => "ports are only allowed with network mode allowlist".to_string(),
             };
-            list.error(
-                cx,
-                format!("{what} are only allowed with network mode {name}"),
-            );
+            list.error(cx, message);
             return None;
         }
         list.seq(cx)
@@ -243,6 +241,27 @@ fn network(cx: &mut Cx<'_>, f: &Field<'_>) -> Option<Network> {
                 .ok()
         })
         .collect();
+    let publish_tcp = only(cx, "publishTcp", NetworkMode::Egress)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| {
+            let text = p.scalar(cx)?;
+            let addr = match text.parse::<u16>() {
+                Ok(port) if port > 0 => Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port))),
+                _ => text.parse::<std::net::SocketAddr>().map_err(|_| ()),
+            };
+            match addr {
+                Ok(a) if a.port() > 0 => Some(a),
+                _ => {
+                    p.error(
+                        cx,
+                        format!("`{text}` is not a port or address:port (e.g. 3000, 0.0.0.0:3000)"),
+                    );
+                    None
+                }
+            }
+        })
+        .collect();
     if mode == Some(NetworkMode::Egress) && map.get("allowHosts").is_none() {
         f.error(
             cx,
@@ -258,6 +277,7 @@ fn network(cx: &mut Cx<'_>, f: &Field<'_>) -> Option<Network> {
         allow_hosts,
         allow_ports,
         allow_cidrs,
+        publish_tcp,
     })
 }
 

@@ -3,8 +3,9 @@
 //!
 //! The child side ([`hand_over`]) runs in the shim's forked child before
 //! exec, right after its network namespace is made and `lo` is up: it binds
-//! `127.0.0.1:0` there, sends that listening socket (`SCM_RIGHTS`) with its
-//! port over fd [`EGRESS_FD`], and closes both. The orchestrator side
+//! `127.0.0.1:0` there, sends that listening socket and its namespace
+//! (`/proc/self/ns/net`, for `publishTcp`) with the port over fd
+//! [`EGRESS_FD`] (`SCM_RIGHTS`), and closes them all. The orchestrator side
 //! ([`Handoff`]) receives it and accepts on it: connections made inside the
 //! child's namespace arrive at the orchestrator's proxy, with no relay
 //! process and nothing else reachable from there.
@@ -31,7 +32,9 @@ pub fn hand_over(fd: RawFd) -> Result<u16, String> {
         .map_err(|e| format!("listener address: {e}"))?
         .port();
     let bytes = port.to_be_bytes();
-    let fds = [listener.as_raw_fd()];
+    let ns = std::fs::File::open("/proc/self/ns/net")
+        .map_err(|e| format!("cannot open /proc/self/ns/net: {e}"))?;
+    let fds = [listener.as_raw_fd(), ns.as_raw_fd()];
     sendmsg::<UnixAddr>(
         channel.as_raw_fd(),
         &[IoSlice::new(&bytes)],
@@ -80,8 +83,8 @@ impl Handoff {
 
 /// What a read of the handoff socket gave.
 pub(super) enum Received {
-    /// The listener (and its port).
-    Listener(OwnedFd, u16),
+    /// The listener, its port, and the child's network namespace.
+    Listener(OwnedFd, u16, Option<OwnedFd>),
     /// Every copy of the child's end is closed: the child is gone.
     Closed,
     /// Bytes without a listener (ignored).
@@ -114,8 +117,9 @@ pub(super) fn receive(sock: &UnixStream) -> io::Result<Received> {
     if n == 0 && fds.is_empty() {
         return Ok(Received::Closed);
     }
-    match (fds.into_iter().next(), n) {
-        (Some(fd), 2) => Ok(Received::Listener(fd, u16::from_be_bytes(buf))),
+    let mut fds = fds.into_iter();
+    match (fds.next(), n) {
+        (Some(fd), 2) => Ok(Received::Listener(fd, u16::from_be_bytes(buf), fds.next())),
         _ => Ok(Received::Other),
     }
 }

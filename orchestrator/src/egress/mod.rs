@@ -39,6 +39,7 @@
 
 mod counters;
 mod handoff;
+mod inbound;
 mod policy;
 mod proxy;
 
@@ -119,11 +120,12 @@ struct Child {
     agent: Option<String>,
     instance_key: Option<String>,
     counters: Arc<Counters>,
+    status: Arc<ProcessStatus>,
 }
 
 /// Serves the proxy of the child that was just started with `handoff`'s
 /// other end: receives its listener, accepts on it until the child is gone.
-pub fn start(handoff: Handoff, policy: Arc<Policy>, status: &ProcessStatus) {
+pub fn start(handoff: Handoff, policy: Arc<Policy>, status: &Arc<ProcessStatus>) {
     let sock = handoff.into_parent();
     status.egress.enable();
     let child = Arc::new(Child {
@@ -133,6 +135,7 @@ pub fn start(handoff: Handoff, policy: Arc<Policy>, status: &ProcessStatus) {
         agent: (status.kind == ProcessKind::Agent).then(|| status.name.clone()),
         instance_key: status.instance_key.clone(),
         counters: status.egress.clone(),
+        status: status.clone(),
     });
     tokio::spawn(async move {
         if let Err(e) = run(sock, child.clone()).await {
@@ -146,10 +149,10 @@ async fn run(sock: std::os::unix::net::UnixStream, child: Arc<Child>) -> std::io
     // SAFETY: the AsyncFd owns the socket, which stays open and the same fd
     // until it is dropped.
     let sock = unsafe { AsyncFd::register(sock) }.map_err(std::io::Error::from)?;
-    let listener = loop {
+    let (listener, ns) = loop {
         let mut ready = sock.readable().await?;
         match ready.try_io(|s| handoff::receive(s.get_ref())) {
-            Ok(Ok(handoff::Received::Listener(fd, _port))) => break fd,
+            Ok(Ok(handoff::Received::Listener(fd, _port, ns))) => break (fd, ns),
             Ok(Ok(handoff::Received::Closed)) => return Ok(()),
             Ok(Ok(handoff::Received::Other)) | Err(_) => {}
             Ok(Err(e)) => return Err(e),
@@ -158,6 +161,15 @@ async fn run(sock: std::os::unix::net::UnixStream, child: Arc<Child>) -> std::io
     let listener = std::net::TcpListener::from(listener);
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let _stop_inbound = stop.clone().drop_guard();
+    if let (false, Some(ns)) = (child.policy.publish.is_empty(), ns) {
+        let target: Arc<str> = child.target.clone().into();
+        if let Err(why) = inbound::serve(target, &child.policy.publish, ns, stop).await {
+            tracing::error!("{}: {why}", child.target);
+            child.status.set_error(why);
+        }
+    }
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         tokio::select! {

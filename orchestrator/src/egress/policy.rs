@@ -149,6 +149,9 @@ pub struct Policy {
     pub ports: Vec<u16>,
     /// `allowCidrs`: addresses reachable even though their class is refused.
     pub cidrs: Vec<Cidr>,
+    /// `publishTcp`: host addresses whose connections are forwarded to the
+    /// same port on `127.0.0.1` inside the child's namespace.
+    pub publish: Vec<std::net::SocketAddr>,
 }
 
 /// Why a request is refused before any address is looked at.

@@ -11,6 +11,7 @@ fn policy(hosts: &[&str], ports: &[u16], cidrs: &[&str]) -> Policy {
         hosts: hosts.iter().map(|h| h.to_string()).collect(),
         ports: ports.to_vec(),
         cidrs: cidrs.iter().map(|c| c.parse().expect("cidr")).collect(),
+        publish: vec![],
     }
 }
 

@@ -66,6 +66,8 @@ mod syscalls;
 mod tests;
 #[cfg(test)]
 mod tests_confine;
+#[cfg(test)]
+mod tests_egress;
 mod uids;
 
 use std::path::PathBuf;

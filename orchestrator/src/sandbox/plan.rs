@@ -174,6 +174,10 @@ fn network(b: &mut Builder, net: &Network, caps: &Capabilities) {
                 "egress allowHosts={:?} allowPorts={:?}",
                 net.allow_hosts, net.allow_ports
             );
+            if !net.publish_tcp.is_empty() {
+                let addrs: Vec<String> = net.publish_tcp.iter().map(ToString::to_string).collect();
+                v.push_str(&format!(" publishTcp={addrs:?}"));
+            }
             if !net.allow_cidrs.is_empty() {
                 let cidrs: Vec<String> = net.allow_cidrs.iter().map(ToString::to_string).collect();
                 v.push_str(&format!(" allowCidrs={cidrs:?}"));
@@ -242,6 +246,11 @@ fn network(b: &mut Builder, net: &Network, caps: &Capabilities) {
             },
             Err(why) => b.gap("network", &value, why),
         },
+        NetworkMode::Egress if !net.publish_tcp.is_empty() && !caps.root => b.gap(
+            "network",
+            &value,
+            "publishTcp needs root (the orchestrator joins the child's network namespace to forward)".into(),
+        ),
         NetworkMode::Egress => match netns {
             Ok((mechanism, userns)) => {
                 b.steps.new_netns = true;
@@ -252,6 +261,7 @@ fn network(b: &mut Builder, net: &Network, caps: &Capabilities) {
                     hosts: net.allow_hosts.clone(),
                     ports: net.allow_ports.clone(),
                     cidrs: net.allow_cidrs.clone(),
+                    publish: net.publish_tcp.clone(),
                 });
                 let mut mechanism = format!("{mechanism}+egress-proxy");
                 let mut note = "only lo, where 127.0.0.1:<port> is its proxy (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY): the orchestrator resolves the names, refuses private, loopback, link-local, multicast, CGNAT and metadata addresses, and connects to the address it checked".to_string();
@@ -262,6 +272,9 @@ fn network(b: &mut Builder, net: &Network, caps: &Capabilities) {
                         note.push_str("; only unix sockets and TCP streams");
                     }
                     Err(s) => note.push_str(&format!("; any socket family can be created: {s}")),
+                }
+                if !net.publish_tcp.is_empty() {
+                    note.push_str("; publishTcp: the orchestrator listens there and forwards each connection to the same port on 127.0.0.1 inside");
                 }
                 b.ok("network", &value, mechanism, Some(note));
             }

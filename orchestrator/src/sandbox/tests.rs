@@ -101,6 +101,7 @@ pub(super) fn sandbox(
                 vec![]
             },
             allow_cidrs: vec![],
+            publish_tcp: vec![],
         }),
         resources: r,
         capabilities: vec![],

@@ -201,6 +201,7 @@ fn connector_fields_override_defaults() {
             allow_hosts: vec![],
             allow_ports: vec![],
             allow_cidrs: vec![],
+            publish_tcp: vec![],
         })
     );
     assert_eq!(s.capabilities, ["CAP_NET_BIND_SERVICE", "CAP_KILL"]);
