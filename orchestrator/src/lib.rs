@@ -26,6 +26,7 @@ pub mod journal;
 pub mod logs;
 pub mod metrics;
 pub mod operations;
+pub mod reconcile;
 pub mod router;
 mod run;
 pub mod sandbox;

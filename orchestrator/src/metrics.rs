@@ -178,7 +178,7 @@ pub fn refresh(ctx: &ControlContext) {
     counter!("orchestrator_journal_dead_lettered_total").absolute(j.dead_lettered);
     gauge!("orchestrator_journal_pending_events").set(j.pending as f64);
     gauge!("orchestrator_journal_dead_letters").set(j.dead as f64);
-    for (name, ops) in ctx.operations.connections() {
+    for (name, ops) in &ctx.operations.connections() {
         if !ops.declares_operations() {
             continue;
         }

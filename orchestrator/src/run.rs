@@ -5,17 +5,14 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ipc_proto::Secrets;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::bundle::{self, Bundle, Diagnostic};
-use crate::connection::{ConnectionContext, ConnectionRole};
 use crate::journal::{Journal, JournalError, JournalOptions};
-use crate::logs::{AuditLog, LogSink, StateDir};
+use crate::logs::{AuditLog, StateDir};
 use crate::router::{AgentProgram, Pending, Router, RouterSetup};
-use crate::status::{ProcessKind, ProcessStatus, Registry};
-use crate::supervisor::{ChildSpec, Supervision, supervise};
+use crate::status::Registry;
 
 /// What `run` needs.
 #[derive(Clone, Debug)]
@@ -44,6 +41,8 @@ pub struct RunOptions {
     pub uid_range: crate::sandbox::UidRange,
     /// `--metrics ADDR`: serve Prometheus metrics there.
     pub metrics: Option<std::net::SocketAddr>,
+    /// Notified on SIGHUP: apply `bundle` again, as it is on disk now.
+    pub reload: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// `--retention` and `--dedupe-ttl`.
@@ -143,6 +142,8 @@ pub async fn run(
     kill_now: CancellationToken,
 ) -> Result<(), RunError> {
     let (bundle, programs) = load_checked(&opts.bundle).map_err(RunError::InvalidBundle)?;
+    // Every enabled child's config and secrets, before anything starts.
+    let mut resolved = crate::reconcile::resolve(&bundle)?;
     raise_open_files_limit();
     // Before anything makes a metric handle: handles made earlier stay no-ops.
     let metrics = match opts.metrics {
@@ -198,12 +199,9 @@ pub async fn run(
     let agent_tasks = TaskTracker::new();
     let mut agents = BTreeMap::new();
     for a in bundle.agents.values() {
-        let env = |name: &str| std::env::var(name).ok();
-        let read = |path: &Path| std::fs::read_to_string(path);
-        let secrets =
-            bundle::resolve_agent_secrets(&bundle, a, &env, &read).map_err(RunError::Secret)?;
+        let secrets = resolved.agents.remove(&a.name).unwrap_or_default();
         let program = programs[&a.program.entry].clone();
-        let agent = AgentProgram::new(a.clone(), program, Secrets(secrets));
+        let agent = AgentProgram::new(a.clone(), program, secrets);
         agents.insert(a.name.clone(), agent);
     }
     let router = Router::new(RouterSetup {
@@ -232,88 +230,22 @@ pub async fn run(
 
     let connection_stop = CancellationToken::new();
     let connection_tasks = TaskTracker::new();
-    for connection in &bundle.connections {
-        let connector = bundle.connectors[&connection.connector].clone();
-        let swarm = bundle.swarms[&connection.swarm].clone();
-        let env = |name: &str| std::env::var(name).ok();
-        let read = |path: &Path| std::fs::read_to_string(path);
-        let secrets =
-            bundle::resolve_secrets(&bundle, connection, &env, &read).map_err(RunError::Secret)?;
-        let config =
-            bundle::resolve_config(&bundle, connection, &env, &read).map_err(RunError::Secret)?;
-        bundle::check_resolved(&connection.name, &connector, &config).map_err(RunError::Config)?;
-        let log_path = state.connection_log(&connection.name);
-        let log = LogSink::open(&log_path).map_err(|source| RunError::Io {
-            what: "cannot open",
-            path: log_path,
-            source,
-        })?;
-        let state_dir = state.connection_state(&connection.name);
-        std::fs::create_dir_all(&state_dir).map_err(|source| RunError::Io {
-            what: "cannot create",
-            path: state_dir.clone(),
-            source,
-        })?;
-        let restart = connection
-            .restart
-            .clone()
-            .unwrap_or_else(|| connector.program.restart.clone());
-        let spec = ChildSpec {
-            program: programs[&connector.program.entry].clone(),
-            args: connector.program.args.clone(),
-            env: connector.program.env.clone(),
-            cwd: bundle.root.clone(),
-            protocol: connector.program.protocol,
-            max_frame_bytes: connector.program.max_frame_bytes,
-            max_protocol_errors: connector.program.max_protocol_errors,
-            shim: opts.shim.clone(),
-            inherit_stdin: connector.stdin,
-            sandbox: crate::sandbox::plan_for(connector.program.sandbox.as_ref()),
-            pin: connector
-                .program
-                .entry_sha256
-                .clone()
-                .map(|sha256| crate::supervisor::Pin {
-                    sha256,
-                    audit: audit.clone(),
-                    target: format!("connection/{}", connection.name),
-                }),
-        };
-        let (status, control) = ProcessStatus::new(ProcessKind::Connection, &connection.name, None);
-        if let Some(plan) = &spec.sandbox {
-            crate::sandbox::grant_dir(plan, &state_dir, &log, &status);
-        }
-        registry.add(status.clone());
-        let ctx = ConnectionContext {
-            connection: connection.clone(),
-            connector,
-            swarm,
-            config,
-            secrets: Secrets(secrets),
-            state_dir,
-            log: log.clone(),
-            status: status.clone(),
-            journal: journal.clone(),
-            audit: audit.clone(),
-            router: router.clone(),
-            console: opts.console.clone(),
-            operations: operations
-                .connection(&connection.name)
-                .expect("every Connection has its operations"),
-        };
-        let sup = Supervision {
-            spec,
-            restart,
-            health_interval: ctx.connector.program.health_interval,
-            log,
-            status,
-            control,
-            stop: connection_stop.child_token(),
-            kill_now: kill_now.clone(),
-            console: opts.console.clone(),
-        };
-        connection_tasks.spawn(supervise(ConnectionRole::new(Arc::new(ctx)), sup));
-    }
+    let deps = crate::reconcile::Deps {
+        state: state.clone(),
+        journal: journal.clone(),
+        audit: audit.clone(),
+        router: router.clone(),
+        operations: operations.clone(),
+        registry: registry.clone(),
+        shim: opts.shim.clone(),
+        console: opts.console.clone(),
+        kill_now: kill_now.clone(),
+        stop: connection_stop.clone(),
+        tracker: connection_tasks.clone(),
+    };
+    let (connections, agents_count) = (bundle.connections.len(), bundle.agents.len());
+    let runtime = crate::reconcile::Runtime::start(bundle, programs, resolved, deps)?;
+    let reconciler = crate::reconcile::Reconciler::new(runtime);
     let control_stop = CancellationToken::new();
 
     let listener =
@@ -327,6 +259,7 @@ pub async fn run(
         journal: journal.clone(),
         router: router.clone(),
         operations: operations.clone(),
+        reconciler: reconciler.clone(),
     };
     let metrics_task = match metrics {
         Some((addr, handle)) => {
@@ -362,14 +295,32 @@ pub async fn run(
         control_stop.clone(),
     ));
     tracing::info!(
-        connections = bundle.connections.len(),
-        agents = bundle.agents.len(),
+        connections,
+        agents = agents_count,
         state_dir = %state.root().display(),
         "running"
     );
 
+    // SIGHUP applies the bundle the run started with, as it is now.
+    let reload_task = opts.reload.clone().map(|reload| {
+        let (reconciler, path, stop) = (reconciler.clone(), opts.bundle.clone(), stop.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = reload.notified() => {}
+                    _ = stop.cancelled() => return,
+                }
+                reload_bundle(&reconciler, &path).await;
+            }
+        })
+    });
     stop.cancelled().await;
+    if let Some(task) = reload_task {
+        let _ = task.await;
+    }
     tracing::info!("stopping: connections first, then agent instances");
+    // No apply runs from here on (one under way finishes first).
+    let _held = reconciler.hold().await;
     connection_stop.cancel();
     connection_tasks.close();
     // A second signal kills every child at once, whatever state it is in
@@ -401,6 +352,30 @@ pub async fn run(
         "stopped"
     );
     Ok(())
+}
+
+/// SIGHUP: applies the run's bundle as it is on disk now; a refusal is
+/// told on the terminal and in the log, and changes nothing.
+async fn reload_bundle(reconciler: &crate::reconcile::Reconciler, path: &Path) {
+    tracing::info!("SIGHUP: applying {}", path.display());
+    match reconciler.apply(path, "SIGHUP").await {
+        Ok(plan) if plan.is_empty() => tracing::info!("SIGHUP: no differences"),
+        Ok(plan) => {
+            for line in plan.render().lines().filter(|l| !l.is_empty()) {
+                tracing::info!("applied: {line}");
+            }
+        }
+        Err(crate::reconcile::ApplyError::Invalid(errors)) => {
+            for e in &errors {
+                tracing::error!("SIGHUP: {e}");
+            }
+            tracing::error!(
+                "SIGHUP: the bundle is invalid ({} errors): nothing changed",
+                errors.len()
+            );
+        }
+        Err(e) => tracing::error!("SIGHUP: {e}: nothing changed"),
+    }
 }
 
 /// Raises the soft limit of open files to the hard one: every agent instance
@@ -453,6 +428,14 @@ async fn recover(journal: &Journal, router: &Router, bundle: &Bundle) -> Result<
     // Grouped by instance, each group in acceptance order.
     let mut backlogs: BTreeMap<(String, String, String), Vec<Pending>> = BTreeMap::new();
     for je in pending {
+        if bundle
+            .agents
+            .get(&je.route.agent)
+            .is_some_and(|a| !a.enabled)
+        {
+            // Disabled: the journal keeps it until an apply enables the Agent.
+            continue;
+        }
         if !bundle.agents.contains_key(&je.route.agent) {
             let reason = format!("agent '{}' no longer exists in the bundle", je.route.agent);
             tracing::warn!(event = %je.event.id, "{reason}: dead-lettered");

@@ -9,7 +9,6 @@ use super::program::{PROGRAM_FIELDS, program};
 use super::read::Field;
 
 const AGENT_FIELDS: [&str; 10] = [
-    "enabled",
     "invoke",
     "secrets",
     "idleTimeout",
@@ -19,6 +18,7 @@ const AGENT_FIELDS: [&str; 10] = [
     "maxQueue",
     "maxAttempts",
     "deliveryTimeout",
+    "enabled",
 ];
 
 /// Reads an Agent spec.

@@ -11,7 +11,6 @@ use super::restart::restart;
 use super::rules::{RuleRefs, ingress};
 
 const FIELDS: [&str; 10] = [
-    "enabled",
     "connectorRef",
     "swarmRef",
     "config",
@@ -21,6 +20,7 @@ const FIELDS: [&str; 10] = [
     "rateLimit",
     "overflow",
     "operations",
+    "enabled",
 ];
 
 /// A Connection with everything it refers to, checked once all documents are read.

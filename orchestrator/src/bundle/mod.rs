@@ -135,15 +135,19 @@ pub fn load(path: &Path) -> Result<Bundle, Vec<Diagnostic>> {
 pub fn parse(root: &Path, sources: &[Source]) -> Result<Bundle, Vec<Diagnostic>> {
     let mut out = Vec::new();
     let mut docs = Vec::new();
+    let mut specs = std::collections::BTreeMap::new();
     let mut all_parsed = true;
     for source in sources {
         let file: Arc<str> = source.name.as_str().into();
         match node::parse_documents(&file, &source.text) {
-            Ok(nodes) => docs.extend(
-                nodes
-                    .iter()
-                    .filter_map(|n| document::read(&file, n, &mut out)),
-            ),
+            Ok(nodes) => {
+                specs.extend(nodes.iter().filter_map(spec_json));
+                docs.extend(
+                    nodes
+                        .iter()
+                        .filter_map(|n| document::read(&file, n, &mut out)),
+                );
+            }
             Err(d) => {
                 out.push(d);
                 all_parsed = false;
@@ -155,16 +159,40 @@ pub fn parse(root: &Path, sources: &[Source]) -> Result<Bundle, Vec<Diagnostic>>
     }
     // With a file missing, every reference into it would be reported as
     // well, burying the one error that matters.
-    let bundle = if all_parsed {
+    let mut bundle = if all_parsed {
         validate::assemble(root, docs, &mut out)
     } else {
         Bundle::default()
     };
+    bundle.specs = specs;
     if out.is_empty() {
         return Ok(bundle);
     }
     sort_in_document_order(&mut out, sources);
     Err(out)
+}
+
+/// `("Kind/name", spec as JSON)` of a document that has both (a valid
+/// bundle's documents all do).
+fn spec_json(doc: &node::SNode) -> Option<(String, serde_json::Value)> {
+    let node::Node::Map(pairs) = &doc.value else {
+        return None;
+    };
+    let get = |map: &[(node::SNode, node::SNode)], key: &str| {
+        map.iter()
+            .find(|(k, _)| k.value == node::Node::Str(key.into()))
+            .map(|(_, v)| v.value.clone())
+    };
+    let (Some(node::Node::Str(kind)), Some(node::Node::Map(meta))) =
+        (get(pairs, "kind"), get(pairs, "metadata"))
+    else {
+        return None;
+    };
+    let Some(node::Node::Str(name)) = get(&meta, "name") else {
+        return None;
+    };
+    let spec = get(pairs, "spec")?.to_json().ok()?;
+    Some((format!("{kind}/{name}"), spec))
 }
 
 /// Source order first (not file-name order), then line and column; the

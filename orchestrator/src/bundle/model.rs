@@ -42,6 +42,9 @@ pub struct Bundle {
     pub agents: BTreeMap<String, Agent>,
     /// Secret resources by name.
     pub secrets: BTreeMap<String, Secret>,
+    /// Each resource's `spec` as JSON, by `Kind/name`: what `diff` compares
+    /// (places aside). May hold inline secret values: never print it.
+    pub specs: BTreeMap<String, serde_json::Value>,
 }
 
 /// Which transport a child speaks (docs/protocol.md, Transports).

@@ -1,5 +1,6 @@
 //! The command line: one module per verb.
 
+mod apply;
 mod dlq;
 mod invoke;
 mod jobs;
@@ -125,6 +126,33 @@ enum Command {
         /// written to <state-dir>/metrics.address).
         #[arg(long, value_name = "ADDR")]
         metrics: Option<std::net::SocketAddr>,
+    },
+    /// Show what `apply` would change in the running orchestrator: exit 0 when
+    /// nothing differs, 1 when something does, 3 for an invalid bundle, 2 for other trouble.
+    Diff {
+        /// A bundle file, or a directory of YAML files.
+        bundle: PathBuf,
+        /// Print the plan as JSON.
+        #[arg(long)]
+        json: bool,
+        /// The running orchestrator's state directory.
+        #[arg(long, env = "ORCHESTRATOR_STATE_DIR", default_value = ".orchestrator")]
+        state_dir: PathBuf,
+    },
+    /// Bring the running orchestrator to a changed bundle, restarting only what changed
+    /// (an invalid bundle is refused whole: exit 3, nothing changes).
+    Apply {
+        /// A bundle file, or a directory of YAML files.
+        bundle: PathBuf,
+        /// Print the plan carried out as JSON.
+        #[arg(long)]
+        json: bool,
+        /// The most to wait for the apply (graceful restarts included).
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "5m")]
+        timeout: std::time::Duration,
+        /// The running orchestrator's state directory.
+        #[arg(long, env = "ORCHESTRATOR_STATE_DIR", default_value = ".orchestrator")]
+        state_dir: PathBuf,
     },
     /// Show every process: state, pid, restarts, last exit and error, events in/out.
     Status {
@@ -266,6 +294,20 @@ pub fn dispatch(cli: Cli) -> u8 {
             state_dir,
         } => logs::main(&state_dir, target.as_deref(), follow, lines),
         Command::Restart { target, state_dir } => restart::main(&state_dir, target),
+        Command::Diff {
+            bundle,
+            json,
+            state_dir,
+        } => {
+            let timeout = std::time::Duration::from_secs(60);
+            apply::main(&state_dir, &bundle, false, json, timeout)
+        }
+        Command::Apply {
+            bundle,
+            json,
+            timeout,
+            state_dir,
+        } => apply::main(&state_dir, &bundle, true, json, timeout),
         Command::Invoke {
             connection,
             operation,

@@ -71,7 +71,12 @@ pub fn main(args: Args) -> u8 {
     let result = runtime.block_on(async {
         let stop = CancellationToken::new();
         let kill_now = CancellationToken::new();
-        tokio::spawn(watch_signals(stop.clone(), kill_now.clone()));
+        let reload = std::sync::Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(watch_signals(
+            stop.clone(),
+            kill_now.clone(),
+            reload.clone(),
+        ));
         let shim = std::env::current_exe().ok();
         orchestrator::run(
             RunOptions {
@@ -85,6 +90,7 @@ pub fn main(args: Args) -> u8 {
                 uid_range,
                 operations,
                 metrics,
+                reload: Some(reload),
             },
             stop,
             kill_now,
@@ -125,7 +131,12 @@ fn exit_code_of(result: Result<(), RunError>) -> u8 {
 }
 
 /// The first SIGINT/SIGTERM stops gracefully; the second kills at once.
-async fn watch_signals(stop: CancellationToken, kill_now: CancellationToken) {
+/// SIGHUP applies the bundle again (as `orchestrator apply` would).
+async fn watch_signals(
+    stop: CancellationToken,
+    kill_now: CancellationToken,
+    reload: std::sync::Arc<tokio::sync::Notify>,
+) {
     let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
@@ -139,9 +150,8 @@ async fn watch_signals(stop: CancellationToken, kill_now: CancellationToken) {
             tokio::select! {
                 _ = int.recv() => break,
                 _ = term.recv() => break,
-                // Not a reason to stop (its default action would end the
-                // run like a crash): there is nothing to reload yet.
-                _ = hup.recv() => tracing::info!("SIGHUP received: ignored (the bundle is not reloaded; restart the run to apply changes)"),
+                // Not a reason to stop: re-read the bundle and apply it.
+                _ = hup.recv() => reload.notify_one(),
             }
         }
         if i == 0 {

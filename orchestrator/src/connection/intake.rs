@@ -115,6 +115,14 @@ impl ConnectionRole {
         if let Err(message) = ingress::check_event(&ctx.connector, &emit.event) {
             return self.nack(outbox, emit.seq, NackKind::ValidationError, message);
         }
+        let routing = ctx.routing();
+        if routing.connection.rate_limit != self.rate_limit_of {
+            // An apply changed it: a fresh bucket at the new rate.
+            self.rate_limit_of = routing.connection.rate_limit;
+            self.rate_limit = self
+                .rate_limit_of
+                .map(|l| super::TokenBucket::new(l, Instant::now()));
+        }
         if let Some(bucket) = &mut self.rate_limit
             && let Err(wait) = bucket.take(Instant::now())
         {
@@ -129,7 +137,7 @@ impl ConnectionRole {
             );
             return self.nack(outbox, emit.seq, NackKind::QuotaExceeded, message);
         }
-        let decision = ingress::route(&ctx.connection, &ctx.swarm, &emit.event);
+        let decision = ingress::route(&routing.connection, &routing.swarm, &emit.event);
         // Room in the instance's queue is reserved before the event is
         // accepted, so an accepted event always has a place to go.
         let slot = match &decision {
@@ -140,10 +148,10 @@ impl ConnectionRole {
                 // fills the queue, and they are only used once acked.
                 let router = ctx.router.clone();
                 let reserve = router.reserve(
-                    &ctx.swarm.name,
+                    &routing.swarm.name,
                     &route.agent,
                     &route.instance_key,
-                    ctx.connection.overflow,
+                    routing.connection.overflow,
                 );
                 tokio::pin!(reserve);
                 let reserved = loop {
@@ -214,7 +222,7 @@ impl ConnectionRole {
                 }
                 Some(RouteRecord {
                     agent: route.agent.clone(),
-                    swarm: ctx.swarm.name.clone(),
+                    swarm: routing.swarm.name.clone(),
                 })
             }
         };

@@ -34,15 +34,17 @@ use crate::router::Router;
 use crate::status::ProcessStatus;
 use crate::supervisor::{Link, Role, Served};
 
-/// Everything a Connection's role needs, fixed for the life of the run.
+/// Everything a Connection's role needs: fixed for the life of its process,
+/// but for its routing and limits, which an apply may change in place.
 #[derive(Debug)]
 pub struct ConnectionContext {
-    /// The Connection.
+    /// The Connection as its process was started (its ingress rules, swarm
+    /// and limits as they are now: [`ConnectionContext::routing`]).
     pub connection: Connection,
     /// Its Connector.
     pub connector: Connector,
-    /// The Swarm it is bound to.
-    pub swarm: Swarm,
+    /// Ingress rules, Swarm, `rateLimit` and `overflow` now.
+    pub routing: std::sync::RwLock<Arc<Routing>>,
     /// Resolved `spec.config`, sent in `init`.
     pub config: std::collections::BTreeMap<String, String>,
     /// Resolved secrets, sent only in `init`.
@@ -61,8 +63,34 @@ pub struct ConnectionContext {
     pub router: Router,
     /// The terminal of `run`: the connector's own info and warnings show there.
     pub console: crate::console::Console,
-    /// Its operations: calls go out through this role's channel.
-    pub operations: Arc<crate::operations::ConnectionOps>,
+    /// Every Connection's operations: this one's calls go out through this role's channel.
+    pub operations: Arc<crate::operations::Operations>,
+}
+
+/// What an apply may change in a running Connection without a restart.
+#[derive(Debug)]
+pub struct Routing {
+    /// The Connection (its `ingress`, `rateLimit`, `overflow` are read from here).
+    pub connection: Connection,
+    /// The Swarm it is bound to.
+    pub swarm: Swarm,
+}
+
+impl ConnectionContext {
+    /// Its routing and limits now.
+    pub fn routing(&self) -> Arc<Routing> {
+        self.routing.read().expect("routing lock").clone()
+    }
+
+    /// An apply's new routing and limits: the next emit is routed by them.
+    pub fn set_routing(&self, routing: Routing) {
+        *self.routing.write().expect("routing lock") = Arc::new(routing);
+    }
+
+    /// Its operations now (an apply may have replaced them).
+    fn ops(&self) -> Option<Arc<crate::operations::ConnectionOps>> {
+        self.operations.connection(&self.connection.name)
+    }
 }
 
 /// The [`Role`] of a connector process.
@@ -71,8 +99,9 @@ pub struct ConnectionRole {
     ctx: Arc<ConnectionContext>,
     /// Rules whose missing key property has been warned about already.
     warned_rules: HashSet<usize>,
-    /// `spec.rateLimit`.
+    /// `spec.rateLimit`, and the limit it was made for (an apply may change it).
     rate_limit: Option<TokenBucket>,
+    rate_limit_of: Option<crate::bundle::RateLimit>,
     /// `orchestrator_emit_ack_seconds` of this Connection.
     emit_ack: metrics::Histogram,
 }
@@ -80,15 +109,13 @@ pub struct ConnectionRole {
 impl ConnectionRole {
     /// A role for `ctx`.
     pub fn new(ctx: Arc<ConnectionContext>) -> Self {
-        let rate_limit = ctx
-            .connection
-            .rate_limit
-            .map(|l| TokenBucket::new(l, Instant::now()));
+        let rate_limit_of = ctx.routing().connection.rate_limit;
         Self {
             emit_ack: crate::metrics::emit_ack_seconds(&ctx.connection.name),
             ctx,
             warned_rules: HashSet::new(),
-            rate_limit,
+            rate_limit: rate_limit_of.map(|l| TokenBucket::new(l, Instant::now())),
+            rate_limit_of,
         }
     }
 }
@@ -206,7 +233,9 @@ impl Role for ConnectionRole {
         // flushing what its source already handed it.
         let outbox = link.outbox.clone();
         // Calls go out through this process's channel while it serves.
-        self.ctx.operations.attach(outbox.clone());
+        if let Some(ops) = self.ctx.ops() {
+            ops.attach(outbox.clone());
+        }
         let mut pipeline = Pipeline::new();
         let mut open = true;
         while open || !pipeline.is_empty() {
@@ -235,7 +264,7 @@ impl Role for ConnectionRole {
                     Some(FromConnector::Pong(_)) => {}
                     Some(FromConnector::CallResult(r)) => {
                         let id = r.id.clone();
-                        if !self.ctx.operations.resolve(r) {
+                        if !self.ctx.ops().is_some_and(|ops| ops.resolve(r)) {
                             // Too late (after its deadline) or never asked: noted, not an error.
                             self.ctx.log.note(&format!("callResult for call {id}, which is not waiting (too late?)"));
                         }
@@ -248,7 +277,7 @@ impl Role for ConnectionRole {
                 },
             }
         }
-        self.ctx.operations.detach();
+        self.detach();
         Served::Closed
     }
 
@@ -258,7 +287,7 @@ impl Role for ConnectionRole {
 
     fn exited(&mut self) {
         // Calls in flight to a process that is gone fail now, not at their deadline.
-        self.ctx.operations.detach();
+        self.detach();
     }
 
     async fn wait_for_work(&mut self, stop: &CancellationToken) -> bool {
@@ -269,6 +298,12 @@ impl Role for ConnectionRole {
 }
 
 impl ConnectionRole {
+    fn detach(&self) {
+        if let Some(ops) = self.ctx.ops() {
+            ops.detach();
+        }
+    }
+
     /// A `log` message: into its log; info and above on the terminal too
     /// (what it listens on, why it cannot start).
     fn log(&self, l: &ipc_proto::Log) {

@@ -94,6 +94,16 @@ pub enum Request {
         /// The job id.
         id: String,
     },
+    /// What `apply` of a bundle would do.
+    Diff {
+        /// The bundle file or directory, as an absolute path.
+        bundle: String,
+    },
+    /// Bring the running orchestrator to a bundle.
+    Apply {
+        /// The bundle file or directory, as an absolute path.
+        bundle: String,
+    },
 }
 
 /// What the orchestrator answers.
@@ -126,6 +136,12 @@ pub struct Response {
     /// For `jobsList`, `jobGet` and `jobCancel`: the jobs, oldest first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jobs: Option<Vec<crate::operations::JobSummary>>,
+    /// For `diff` and `apply`: what differs and what happens to each child.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<crate::reconcile::Plan>,
+    /// For `diff` and `apply` of an invalid bundle: each error as `validate` prints it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnostics: Option<Vec<String>>,
 }
 
 impl Response {
@@ -157,6 +173,8 @@ pub struct ControlContext {
     pub router: Router,
     /// For the operations' counters.
     pub operations: Arc<crate::operations::Operations>,
+    /// For `diff` and `apply`.
+    pub reconciler: crate::reconcile::Reconciler,
 }
 
 /// Binds `control.sock` at `path`, replacing a stale one — never one that
@@ -290,6 +308,8 @@ pub async fn answer(req: Request, ctx: &ControlContext) -> Response {
                 Err(e) => Response::error(format!("{}: {}", e.class, e.message)),
             }
         }
+        Request::Diff { bundle } => reconcile(ctx, &bundle, false).await,
+        Request::Apply { bundle } => reconcile(ctx, &bundle, true).await,
         Request::DlqDrop { id } => match ctx.journal.drop_dead(&id).await {
             Ok(()) => Response {
                 events: Some(vec![id]),
@@ -297,6 +317,35 @@ pub async fn answer(req: Request, ctx: &ControlContext) -> Response {
             },
             Err(e) => Response::error(format!("{id}: {e}")),
         },
+    }
+}
+
+/// `diff` and `apply`: the plan, or why the bundle was refused.
+async fn reconcile(ctx: &ControlContext, bundle: &str, apply: bool) -> Response {
+    let path = Path::new(bundle);
+    if !path.is_absolute() {
+        return Response::error(format!(
+            "the bundle path must be absolute (the orchestrator's working directory is not yours): {bundle}"
+        ));
+    }
+    let result = if apply {
+        ctx.reconciler.apply(path, "control socket").await
+    } else {
+        ctx.reconciler.diff(path).await
+    };
+    match result {
+        Ok(plan) => Response {
+            plan: Some(plan),
+            ..Response::ok()
+        },
+        Err(crate::reconcile::ApplyError::Invalid(errors)) => Response {
+            diagnostics: Some(errors.iter().map(ToString::to_string).collect()),
+            ..Response::error(format!(
+                "invalid bundle ({} errors): nothing changed",
+                errors.len()
+            ))
+        },
+        Err(e) => Response::error(format!("{e}: nothing changed")),
     }
 }
 

@@ -22,12 +22,18 @@ impl Operations {
     ) -> Result<(&'c Compiled, Option<RateLimit>), Failure> {
         let operation = &invoke.operation;
         // 1. Policy: the Agent's invoke list and the Connection's allow list.
-        let grant = self.grants.get(&caller.agent).and_then(|gs| {
-            gs.iter().find(|g| {
-                g.connection == conn.name && g.operations.iter().any(|o| o == "*" || o == operation)
+        let grant = {
+            let grants = self.grants.read().expect("ops lock");
+            grants.get(&caller.agent).and_then(|gs| {
+                gs.iter()
+                    .find(|g| {
+                        g.connection == conn.name
+                            && g.operations.iter().any(|o| o == "*" || o == operation)
+                    })
+                    .map(|g| g.rate_limit)
             })
-        });
-        let per_instance = grant.and_then(|g| g.rate_limit);
+        };
+        let per_instance = grant.flatten();
         if grant.is_none() && !caller.operator {
             let m = format!(
                 "Agent/{} may not invoke `{operation}` of Connection/{} (its spec.invoke does not list it)",

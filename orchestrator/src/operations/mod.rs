@@ -133,6 +133,52 @@ pub struct ConnectionOps {
 }
 
 impl ConnectionOps {
+    /// `connection`'s operations as `connector` declares them, schemas
+    /// compiled (the bundle was validated: they compile).
+    pub fn new(c: &crate::bundle::Connection, connector: &crate::bundle::Connector) -> Self {
+        let compile = |s: &Option<serde_json::Value>| {
+            s.as_ref().and_then(|s| jsonschema::validator_for(s).ok())
+        };
+        let operations = connector
+            .operations
+            .iter()
+            .map(|d| {
+                let compiled = Compiled {
+                    seconds: crate::metrics::operation_seconds(&c.name, &d.name),
+                    input: compile(&d.input),
+                    output: compile(&d.output),
+                    decl: d.clone(),
+                };
+                (d.name.clone(), compiled)
+            })
+            .collect();
+        Self {
+            name: c.name.clone(),
+            connector: connector.name.clone(),
+            operations,
+            slots: Arc::new(Semaphore::new(c.operations.max_parallel.max(1) as usize)),
+            waiting: Mutex::new(0),
+            bucket: Mutex::new(
+                c.operations
+                    .rate_limit
+                    .map(|l| TokenBucket::new(l, Instant::now())),
+            ),
+            hold_until: Mutex::new(None),
+            policy: c.operations.clone(),
+            link: Mutex::new(None),
+            attached: Notify::new(),
+            circuit: c.operations.circuit.as_ref().map(|config| {
+                Mutex::new(CircuitState {
+                    failures: crate::supervisor::Circuit::new(config),
+                    open_until: None,
+                    probing: false,
+                    trips: 0,
+                })
+            }),
+            stats: Mutex::new(BTreeMap::new()),
+        }
+    }
+
     /// The connector process is ready: calls go to it through `outbox`.
     pub fn attach(&self, outbox: Outbox<ToConnector>) {
         *self.link.lock().expect("ops lock") = Some(CallLink {
@@ -201,8 +247,10 @@ impl ConnectionOps {
 /// (which invoke) and the control socket (which reports).
 #[derive(Debug)]
 pub struct Operations {
-    connections: BTreeMap<String, Arc<ConnectionOps>>,
-    grants: BTreeMap<String, Vec<InvokeGrant>>,
+    /// By Connection; an apply puts and removes them.
+    connections: std::sync::RwLock<BTreeMap<String, Arc<ConnectionOps>>>,
+    /// Each Agent's `spec.invoke`; an apply changes them.
+    grants: std::sync::RwLock<BTreeMap<String, Vec<InvokeGrant>>>,
     instance_buckets: Mutex<HashMap<(String, String, String), TokenBucket>>,
     /// `--max-invocations-per-second`.
     global_bucket: Mutex<Option<TokenBucket>>,
@@ -233,48 +281,7 @@ impl Operations {
             .connections
             .iter()
             .map(|c| {
-                let connector = &bundle.connectors[&c.connector];
-                let compile = |s: &Option<serde_json::Value>| {
-                    s.as_ref().and_then(|s| jsonschema::validator_for(s).ok())
-                };
-                let operations = connector
-                    .operations
-                    .iter()
-                    .map(|d| {
-                        let compiled = Compiled {
-                            seconds: crate::metrics::operation_seconds(&c.name, &d.name),
-                            input: compile(&d.input),
-                            output: compile(&d.output),
-                            decl: d.clone(),
-                        };
-                        (d.name.clone(), compiled)
-                    })
-                    .collect();
-                let ops = ConnectionOps {
-                    name: c.name.clone(),
-                    connector: connector.name.clone(),
-                    operations,
-                    slots: Arc::new(Semaphore::new(c.operations.max_parallel.max(1) as usize)),
-                    waiting: Mutex::new(0),
-                    bucket: Mutex::new(
-                        c.operations
-                            .rate_limit
-                            .map(|l| TokenBucket::new(l, Instant::now())),
-                    ),
-                    hold_until: Mutex::new(None),
-                    policy: c.operations.clone(),
-                    link: Mutex::new(None),
-                    attached: Notify::new(),
-                    circuit: c.operations.circuit.as_ref().map(|config| {
-                        Mutex::new(CircuitState {
-                            failures: crate::supervisor::Circuit::new(config),
-                            open_until: None,
-                            probing: false,
-                            trips: 0,
-                        })
-                    }),
-                    stats: Mutex::new(BTreeMap::new()),
-                };
+                let ops = ConnectionOps::new(c, &bundle.connectors[&c.connector]);
                 (c.name.clone(), Arc::new(ops))
             })
             .collect();
@@ -284,8 +291,8 @@ impl Operations {
             .map(|a| (a.name.clone(), a.invoke.clone()))
             .collect();
         Arc::new(Self {
-            connections,
-            grants,
+            connections: std::sync::RwLock::new(connections),
+            grants: std::sync::RwLock::new(grants),
             instance_buckets: Mutex::new(HashMap::new()),
             global_bucket: Mutex::new(limits.invocations_per_second.map(|rate| {
                 let limit = crate::bundle::RateLimit {
@@ -309,12 +316,46 @@ impl Operations {
     }
 
     /// Every Connection's operations, by name.
-    pub fn connections(&self) -> impl Iterator<Item = (&String, &Arc<ConnectionOps>)> {
-        self.connections.iter()
+    pub fn connections(&self) -> Vec<(String, Arc<ConnectionOps>)> {
+        let connections = self.connections.read().expect("ops lock");
+        connections
+            .iter()
+            .map(|(name, ops)| (name.clone(), ops.clone()))
+            .collect()
     }
 
     /// The operations of the Connection called `name`.
     pub fn connection(&self, name: &str) -> Option<Arc<ConnectionOps>> {
-        self.connections.get(name).cloned()
+        let connections = self.connections.read().expect("ops lock");
+        connections.get(name).cloned()
+    }
+
+    /// An apply's new operations of a Connection: calls from now on are
+    /// governed by them. A connector process attached to the old ones stays
+    /// attached, with its calls in flight, and the counters carry over;
+    /// calls already past their checks finish under the old limits.
+    pub fn put_connection(&self, ops: ConnectionOps) {
+        let mut connections = self.connections.write().expect("ops lock");
+        if let Some(old) = connections.get(&ops.name) {
+            *ops.link.lock().expect("ops lock") = old.link.lock().expect("ops lock").take();
+            *ops.stats.lock().expect("ops lock") =
+                std::mem::take(&mut *old.stats.lock().expect("ops lock"));
+            ops.attached.notify_waiters();
+        }
+        connections.insert(ops.name.clone(), Arc::new(ops));
+    }
+
+    /// A Connection an apply removed.
+    pub fn remove_connection(&self, name: &str) {
+        self.connections.write().expect("ops lock").remove(name);
+    }
+
+    /// An Agent's `spec.invoke` after an apply (`None`: the Agent is gone).
+    pub fn set_grants(&self, agent: &str, grants: Option<Vec<InvokeGrant>>) {
+        let mut all = self.grants.write().expect("ops lock");
+        match grants {
+            Some(g) => all.insert(agent.to_string(), g),
+            None => all.remove(agent),
+        };
     }
 }

@@ -164,6 +164,28 @@ impl Deliveries {
         dead
     }
 
+    /// New limits from an apply: they bound what is sent from now on.
+    pub fn set_limits(&mut self, max_in_flight: u32, max_attempts: u32) {
+        self.max_in_flight = max_in_flight.max(1) as usize;
+        self.max_attempts = max_attempts.max(1);
+    }
+
+    /// Everything it holds, oldest first (in flight, then waiting), for
+    /// another instance to deliver; an in-flight one counts its attempt.
+    pub fn take_all(&mut self) -> Vec<Pending> {
+        let mut all: Vec<Pending> = self
+            .in_flight
+            .drain(..)
+            .map(|f| {
+                let mut p = f.pending;
+                p.attempt += 1;
+                p
+            })
+            .collect();
+        all.extend(self.retry.drain(..).map(|w| w.pending));
+        all
+    }
+
     /// The oldest delivery in flight for longer than `timeout` at `now`.
     pub fn overdue(&self, now: Instant, timeout: Duration) -> Option<&Pending> {
         let oldest = self.in_flight.front()?;

@@ -68,6 +68,8 @@ pub struct InstanceSetup {
     pub operations: Arc<Operations>,
     /// Its Agent's own secrets, for `init`.
     pub secrets: Arc<ipc_proto::Secrets>,
+    /// Its Agent's delivery limits as an apply changes them.
+    pub live: tokio::sync::watch::Receiver<Arc<Agent>>,
 }
 
 /// The [`Role`] of one agent process per `(agent, instanceKey)`.
@@ -105,6 +107,8 @@ pub struct InstanceRole {
     metrics: crate::metrics::AgentMetrics,
     /// Its Agent's own secrets, for `init`.
     secrets: Arc<ipc_proto::Secrets>,
+    /// Its Agent's delivery limits as an apply changes them.
+    live: tokio::sync::watch::Receiver<Arc<Agent>>,
 }
 
 /// Invokes of one instance governed at once, at most.
@@ -128,7 +132,9 @@ impl InstanceRole {
             pending_limit,
             operations,
             secrets,
+            mut live,
         } = setup;
+        live.mark_unchanged();
         let mut deliveries = Deliveries::new(agent.max_in_flight, agent.max_attempts);
         for p in backlog {
             deliveries.hold(p, Instant::now());
@@ -153,8 +159,29 @@ impl InstanceRole {
             wants_payload: false,
             metrics: crate::metrics::AgentMetrics::new(&agent.name),
             secrets,
+            live,
             agent,
         }
+    }
+
+    /// An apply changed its Agent's delivery limits: they hold from now on.
+    fn take_up_limits(&mut self) {
+        let agent = self.live.borrow_and_update().clone();
+        self.deliveries
+            .set_limits(agent.max_in_flight, agent.max_attempts);
+        self.log.note(&format!(
+            "limits changed by an apply: maxInFlight {}, maxAttempts {}, deliveryTimeout {}",
+            agent.max_in_flight,
+            agent.max_attempts,
+            humantime::format_duration(agent.delivery_timeout)
+        ));
+        self.agent = (*agent).clone();
+    }
+
+    /// What it had not delivered when its Agent was replaced, disabled or
+    /// removed by an apply (oldest first), and its queue with what came after.
+    pub fn into_leftovers(mut self) -> (Vec<Pending>, mpsc::Receiver<Pending>) {
+        (self.deliveries.take_all(), self.queue)
     }
 
     /// The queue of an instance that expired (`instanceTtl`): its
@@ -337,10 +364,13 @@ impl Role for InstanceRole {
             self.log
                 .note(&format!("cannot create {}: {e}", self.state_dir.display()));
         }
-        let idle_timeout = self.agent.idle_timeout;
-        let delivery_timeout = self.agent.delivery_timeout;
         let far = Instant::now() + Duration::from_secs(86400 * 365);
         loop {
+            if self.live.has_changed().unwrap_or(false) {
+                self.take_up_limits();
+            }
+            let idle_timeout = self.agent.idle_timeout;
+            let delivery_timeout = self.agent.delivery_timeout;
             let stopping = stop.is_cancelled();
             while !stopping && let Some(p) = self.deliveries.next_retry(Instant::now()) {
                 self.send(p, &link.outbox);
@@ -382,6 +412,7 @@ impl Role for InstanceRole {
                     None => self.queue_open = false,
                 },
                 _ = stop.cancelled(), if !stopping => {}
+                Ok(()) = self.live.changed() => {}
                 _ = tokio::time::sleep_until(wake) => {
                     if idle && idle_timeout.is_some() && Instant::now() >= idle_until {
                         self.shared.idle.store(false, Ordering::Relaxed);

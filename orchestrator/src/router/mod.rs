@@ -19,6 +19,8 @@
 
 mod deliveries;
 mod instance;
+mod launch;
+mod reconfigure;
 mod slots;
 
 use std::collections::{BTreeMap, HashMap};
@@ -31,13 +33,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use instance::{InstanceRole, InstanceSetup, Pending};
+use launch::Launch;
 pub use slots::{AgentSlots, InstanceShared};
 
 use crate::bundle::{Agent, Overflow};
 use crate::journal::Journal;
-use crate::logs::{LogSink, StateDir};
-use crate::status::{ProcessKind, ProcessStatus, Registry};
-use crate::supervisor::{ChildSpec, Pin, Supervision, supervise};
+use crate::logs::StateDir;
+use crate::status::{ProcessStatus, Registry};
 
 /// Why an event could not be handed to an agent instance.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +59,9 @@ pub enum DispatchError {
     /// Its log could not be opened.
     #[error("cannot open the log of agent instance {0}/{1}: {2}")]
     Log(String, String, #[source] std::io::Error),
+    /// The Agent is declared with `enabled: false`.
+    #[error("agent '{0}' is disabled")]
+    Disabled(String),
 }
 
 /// Room reserved in one instance's queue for one event.
@@ -80,7 +85,8 @@ impl Slot {
 /// An Agent ready to be started: its resource and its resolved program.
 #[derive(Debug)]
 pub struct AgentProgram {
-    /// The Agent resource.
+    /// The Agent resource as its instances were started (program, `maxQueue`,
+    /// `maxInstances`); the limits an apply may change live are in `live`.
     pub agent: Agent,
     /// The resolved entry.
     pub program: PathBuf,
@@ -90,6 +96,14 @@ pub struct AgentProgram {
     pub sandbox: Option<Arc<crate::sandbox::SandboxPlan>>,
     /// Its `spec.secrets`, resolved at start; sent in each instance's `init`.
     pub secrets: Arc<ipc_proto::Secrets>,
+    /// The Agent as it is now: an apply that changes only its delivery
+    /// limits sends the new one here, and its running instances take it up.
+    pub live: tokio::sync::watch::Sender<Arc<Agent>>,
+    /// Stops its instances: cancelled when an apply replaces, disables or
+    /// removes it (a child of the router's `stop` once it is in a router).
+    stop: CancellationToken,
+    /// Its instances' tasks, so an apply can wait for them to be gone.
+    tasks: TaskTracker,
 }
 
 impl AgentProgram {
@@ -97,12 +111,16 @@ impl AgentProgram {
     pub fn new(agent: Agent, program: PathBuf, secrets: ipc_proto::Secrets) -> Self {
         let slots = Arc::new(AgentSlots::new(agent.max_instances));
         let sandbox = crate::sandbox::plan_for(agent.program.sandbox.as_ref());
+        let (live, _) = tokio::sync::watch::channel(Arc::new(agent.clone()));
         Self {
             agent,
             program,
             slots,
             sandbox,
             secrets: Arc::new(secrets),
+            live,
+            stop: CancellationToken::new(),
+            tasks: TaskTracker::new(),
         }
     }
 }
@@ -146,7 +164,8 @@ pub struct Router {
 
 #[derive(Debug)]
 struct Shared {
-    agents: BTreeMap<String, AgentProgram>,
+    /// Every Agent by name; an apply adds, replaces and removes them.
+    agents: std::sync::RwLock<BTreeMap<String, Arc<AgentProgram>>>,
     /// By agent, then instance key: looked up by `&str` on every event, no allocation.
     instances: Mutex<HashMap<String, HashMap<String, Instance>>>,
     state: StateDir,
@@ -188,8 +207,15 @@ impl Router {
             operations,
             audit,
         } = setup;
+        let agents = agents
+            .into_iter()
+            .map(|(name, mut program)| {
+                program.stop = stop.child_token();
+                (name, Arc::new(program))
+            })
+            .collect();
         let shared = Shared {
-            agents,
+            agents: std::sync::RwLock::new(agents),
             instances: Mutex::new(HashMap::new()),
             state,
             cwd,
@@ -281,13 +307,14 @@ impl Router {
 
     /// Every Agent and how many instances it has.
     pub fn agent_summaries(&self) -> Vec<crate::status::AgentSummary> {
+        let agents = self.shared.agents.read().expect("router lock");
         let instances = self.shared.instances.lock().expect("router lock");
-        self.shared
-            .agents
-            .keys()
-            .map(|name| crate::status::AgentSummary {
+        agents
+            .iter()
+            .map(|(name, program)| crate::status::AgentSummary {
                 name: name.clone(),
                 instances: instances.get(name).map_or(0, HashMap::len),
+                disabled: !program.agent.enabled,
             })
             .collect()
     }
@@ -296,6 +323,12 @@ impl Router {
     pub fn instances(&self) -> usize {
         let instances = self.shared.instances.lock().expect("router lock");
         instances.values().map(HashMap::len).sum()
+    }
+
+    /// The Agent called `name`, as it runs now.
+    pub fn program(&self, name: &str) -> Option<Arc<AgentProgram>> {
+        let agents = self.shared.agents.read().expect("router lock");
+        agents.get(name).cloned()
     }
 
     fn lookup(&self, agent: &str, key: &str) -> Option<mpsc::Sender<Pending>> {
@@ -318,7 +351,6 @@ impl Router {
 
     /// Starts the instance with `backlog` and returns its queue; if another
     /// caller started it meanwhile, the backlog goes into that one's queue.
-    /// Its log is opened off the async threads and outside the table's lock.
     ///
     /// Boxed: an instance's task may come back here when it expires.
     fn start_instance<'a>(
@@ -338,31 +370,15 @@ impl Router {
         key: &str,
         backlog: Vec<Pending>,
     ) -> Result<mpsc::Sender<Pending>, DispatchError> {
-        let shared = &*self.shared;
-        let program = shared
-            .agents
-            .get(agent)
+        let program = self
+            .program(agent)
             .ok_or_else(|| DispatchError::UnknownAgent(agent.to_string()))?;
-        let (status, control) = ProcessStatus::new(ProcessKind::Agent, agent, Some(key));
-        let state_dir = shared.state.agent_state(agent, key);
-        let log_path = shared.state.agent_log(agent, key);
-        let log = {
-            let (status, plan, dir) = (status.clone(), program.sandbox.clone(), state_dir.clone());
-            tokio::task::spawn_blocking(move || {
-                let log = LogSink::open(&log_path)?;
-                if let Some(plan) = &plan {
-                    crate::sandbox::grant_dir(plan, &dir, &log, &status);
-                }
-                Ok(log)
-            })
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
-            .map_err(|e| DispatchError::Log(agent.to_string(), key.to_string(), e))?
-        };
-
+        if !program.agent.enabled {
+            return Err(DispatchError::Disabled(agent.to_string()));
+        }
         let (tx, rx) = mpsc::channel(program.agent.max_queue.max(1) as usize);
         let existing = {
-            let mut instances = shared.instances.lock().expect("router lock");
+            let mut instances = self.shared.instances.lock().expect("router lock");
             let keys = instances.entry(agent.to_string()).or_default();
             match keys.get(key) {
                 Some(instance) => Some(instance.queue.clone()),
@@ -381,110 +397,67 @@ impl Router {
             }
             return Ok(queue);
         }
-
-        shared.registry.add(status.clone());
-        let instance_shared = Arc::new(InstanceShared::default());
-        program.slots.add(instance_shared.clone());
-        let role = InstanceRole::new(InstanceSetup {
-            secrets: program.secrets.clone(),
-            agent: program.agent.clone(),
-            key: key.to_string(),
-            swarm: swarm.to_string(),
-            state_dir,
+        let launch = Launch {
+            swarm,
+            agent,
+            key,
+            program,
             queue: rx,
-            log: log.clone(),
-            journal: shared.journal.clone(),
-            status: status.clone(),
-            shared: instance_shared.clone(),
-            slots: program.slots.clone(),
             backlog,
-            pending_limit: shared.pending_limit.clone(),
-            operations: shared.operations.clone(),
-        });
-        let p = &program.agent.program;
-        let sup = Supervision {
-            spec: ChildSpec {
-                program: program.program.clone(),
-                args: p.args.clone(),
-                env: p.env.clone(),
-                cwd: shared.cwd.clone(),
-                protocol: p.protocol,
-                max_frame_bytes: p.max_frame_bytes,
-                max_protocol_errors: p.max_protocol_errors,
-                shim: shared.shim.clone(),
-                inherit_stdin: false,
-                sandbox: program.sandbox.clone(),
-                pin: p.entry_sha256.clone().map(|sha256| Pin {
-                    sha256,
-                    audit: shared.audit.clone(),
-                    target: format!("agent/{agent}/{key}"),
-                }),
-            },
-            restart: p.restart.clone(),
-            health_interval: p.health_interval,
-            log,
-            status: status.clone(),
-            control,
-            stop: shared.stop.child_token(),
-            kill_now: shared.kill_now.clone(),
-            console: shared.console.clone(),
         };
-        let router = self.clone();
-        let (swarm, agent, key) = (swarm.to_string(), agent.to_string(), key.to_string());
-        shared.tracker.spawn(async move {
-            let role = supervise(role, sup).await;
-            if let Some(queue) = role.into_expired() {
-                let gone = Gone {
-                    status,
-                    instance: instance_shared,
-                    queue,
-                };
-                router.remove(&swarm, &agent, &key, gone).await;
+        match self.launch(launch).await {
+            Ok(()) => Ok(tx),
+            Err((e, rx)) => {
+                // Its entry goes; what was reserved in it meanwhile finds a new one.
+                self.forget(swarm, agent, key, None, rx).await;
+                Err(e)
             }
-        });
-        Ok(tx)
+        }
     }
 
-    /// Removes an instance that expired from the table, the registry and its
-    /// Agent's slots. Events that reached its queue after it decided to go
-    /// (a reservation made just before) go to a new instance.
-    async fn remove(&self, swarm: &str, agent: &str, key: &str, gone: Gone) {
-        let Gone {
-            status,
-            instance,
-            mut queue,
-        } = gone;
-        {
-            let mut instances = self.shared.instances.lock().expect("router lock");
-            if let Some(keys) = instances.get_mut(agent) {
-                keys.remove(key);
-                if keys.is_empty() {
-                    instances.remove(agent);
-                }
-            }
+    /// Takes an instance's entry out of the table (and its status row and
+    /// slot, when it had them). Events that reached its queue meanwhile (a
+    /// reservation made just before) go to a new instance.
+    async fn forget(
+        &self,
+        swarm: &str,
+        agent: &str,
+        key: &str,
+        ran: Option<(&Arc<ProcessStatus>, &Arc<InstanceShared>, &AgentProgram)>,
+        queue: mpsc::Receiver<Pending>,
+    ) {
+        self.take_entry(agent, key);
+        if let Some((status, instance, program)) = ran {
+            self.shared.registry.remove(status);
+            program.slots.remove(instance);
         }
-        self.shared.registry.remove(&status);
-        if let Some(program) = self.shared.agents.get(agent) {
-            program.slots.remove(&instance);
-        }
-        // Closed, the queue takes no new reservation; those made before still land.
-        queue.close();
-        let mut late = Vec::new();
-        while let Some(p) = queue.recv().await {
-            late.push(p);
-        }
+        let late = drain(queue).await;
         if late.is_empty() {
             return;
         }
         if let Err(e) = self.recover(swarm, agent, key, late).await {
-            tracing::error!("agent instance {agent}/{key}: events queued while it expired: {e}");
+            tracing::error!("agent instance {agent}/{key}: events queued while it went away: {e}");
+        }
+    }
+
+    fn take_entry(&self, agent: &str, key: &str) {
+        let mut instances = self.shared.instances.lock().expect("router lock");
+        if let Some(keys) = instances.get_mut(agent) {
+            keys.remove(key);
+            if keys.is_empty() {
+                instances.remove(agent);
+            }
         }
     }
 }
 
-/// What an expired instance leaves to be cleaned up.
-struct Gone {
-    status: Arc<ProcessStatus>,
-    instance: Arc<InstanceShared>,
-    queue: mpsc::Receiver<Pending>,
+/// Closes `queue` (it takes no new reservation; those made before still
+/// land) and takes out everything in it.
+async fn drain(mut queue: mpsc::Receiver<Pending>) -> Vec<Pending> {
+    queue.close();
+    let mut late = Vec::new();
+    while let Some(p) = queue.recv().await {
+        late.push(p);
+    }
+    late
 }

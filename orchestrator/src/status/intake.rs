@@ -62,13 +62,55 @@ impl IntakeCounters {
     }
 }
 
+/// What `status` shows of a Connection's declarations: which connector
+/// version runs, which config schema its config was checked against, and
+/// the limits it runs under.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionDetails {
+    /// The Connector's `spec.version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connector_version: Option<String>,
+    /// `sha256:` and the first 12 hex digits of the Connector's config
+    /// schema (canonical JSON): it changes exactly when the schema does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_schema_version: Option<String>,
+    /// `spec.rateLimit` of events in, as `<perSecond>/s burst <burst>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<String>,
+    /// `spec.operations.rateLimit` of calls out, the same way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operations_rate_limit: Option<String>,
+}
+
+impl ConnectionDetails {
+    /// `c`'s details as `connector` declares them.
+    pub fn of(c: &crate::bundle::Connection, connector: &crate::bundle::Connector) -> Self {
+        use sha2::Digest;
+        let limit = |l: &crate::bundle::RateLimit| format!("{}/s burst {}", l.per_second, l.burst);
+        Self {
+            connector_version: connector.version.clone(),
+            config_schema_version: connector.config_schema.as_ref().map(|schema| {
+                let digest = sha2::Sha256::digest(schema.to_string().as_bytes());
+                let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+                format!("sha256:{hex}")
+            }),
+            rate_limit: c.rate_limit.as_ref().map(limit),
+            operations_rate_limit: c.operations.rate_limit.as_ref().map(limit),
+        }
+    }
+}
+
 /// A Connection's state from its process state (the circuit of its
 /// operations may still make `active` into `degraded`: see `control`).
-pub(super) fn connection_state(state: ProcessState, credential_expired: bool) -> &'static str {
-    if credential_expired {
+pub(super) fn connection_state(info: &super::Info) -> &'static str {
+    if info.disabled {
+        return "disabled";
+    }
+    if info.credential_expired.is_some() {
         return "credential_expired";
     }
-    match state {
+    match info.state {
         ProcessState::Starting | ProcessState::Backoff => "provisioning",
         ProcessState::Ready => "active",
         ProcessState::Crashloop => "degraded",

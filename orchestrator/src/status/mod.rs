@@ -20,7 +20,7 @@ mod render;
 
 use crate::sandbox::LimitReport;
 use intake::connection_state;
-pub use intake::{IntakeCounters, IntakeSnapshot};
+pub use intake::{ConnectionDetails, IntakeCounters, IntakeSnapshot};
 pub use render::{last_crash_record, render_detail, render_idle_agents, render_table};
 
 /// Connection or agent instance.
@@ -93,6 +93,10 @@ struct Info {
     sandbox: Vec<LimitReport>,
     /// The connector said its credentials were refused (or exited 77): why.
     credential_expired: Option<String>,
+    /// Declared with `enabled: false`.
+    disabled: bool,
+    /// A Connection's connector version, config schema and limits.
+    details: Option<ConnectionDetails>,
 }
 
 /// The status of one supervised process.
@@ -140,6 +144,8 @@ impl ProcessStatus {
                 health_checked_at: None,
                 sandbox: Vec::new(),
                 credential_expired: None,
+                disabled: false,
+                details: None,
             }),
             control,
         };
@@ -199,6 +205,16 @@ impl ProcessStatus {
     /// The connector's credentials were refused (`Some(why)`), or work again (`None`).
     pub fn set_credential_expired(&self, why: Option<String>) {
         self.update(|i| i.credential_expired = why);
+    }
+
+    /// A Connection declared with `enabled: false`: `disabled` in `status`.
+    pub fn set_disabled(&self, disabled: bool) {
+        self.update(|i| i.disabled = disabled);
+    }
+
+    /// A Connection's connector version, config schema and limits, for `status`.
+    pub fn set_details(&self, details: ConnectionDetails) {
+        self.update(|i| i.details = Some(details));
     }
 
     /// Counts one restart.
@@ -262,7 +278,8 @@ impl ProcessStatus {
             operations_state: None,
             circuit_trips: None,
             connection_state: (self.kind == ProcessKind::Connection)
-                .then(|| connection_state(i.state, i.credential_expired.is_some()).to_string()),
+                .then(|| connection_state(&i).to_string()),
+            details: i.details.clone(),
         }
     }
 }
@@ -329,9 +346,13 @@ pub struct ProcessSnapshot {
     /// or waiting to restart), `active`, `degraded` (crash loop, or its
     /// operations' circuit open), `error` (failed), `credential_expired`
     /// (the connector said its credentials were refused, or exited 77),
-    /// `stopped`. `None` for agent instances.
+    /// `stopped`, `disabled` (declared with `enabled: false`). `None` for
+    /// agent instances.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_state: Option<String>,
+    /// A Connection's connector version, config schema version and limits.
+    #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
+    pub details: Option<ConnectionDetails>,
 }
 
 /// One Agent of the bundle in `status`: so an Agent with no instance yet
@@ -343,6 +364,9 @@ pub struct AgentSummary {
     pub name: String,
     /// Its instances in the table now.
     pub instances: usize,
+    /// Declared with `enabled: false`: it starts no instance.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disabled: bool,
 }
 
 /// Every process of a run, by target.

@@ -29,6 +29,7 @@ fn row(target: &str, state: ProcessState) -> ProcessSnapshot {
         operations_state: None,
         circuit_trips: None,
         connection_state: None,
+        details: None,
     }
 }
 
