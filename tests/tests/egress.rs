@@ -396,6 +396,10 @@ fn egress_reaches_allowed_hosts_through_its_proxy_and_nothing_else() {
     assert!(egress["bytesSent"].as_u64().unwrap_or(0) > 0, "{egress}");
     let text = String::from_utf8_lossy(&h.cli(&["status", "connection/p"]).stdout).to_string();
     assert!(text.contains("egress-proxy"), "{text}");
+    assert!(
+        text.contains("egress      allowed 3, refused host_not_allowed 2, literal_ip 1,"),
+        "{text}"
+    );
 
     // /metrics agrees.
     let m = scrape(&h);
@@ -506,18 +510,21 @@ fn egress_publish_tcp_forwards_inbound_connections_into_its_namespace() {
     let log = h.connection_log("p");
     assert_eq!(outcome(&log, &format!("listen:{port}")), "ok listening");
     // From the host: 127.0.0.1:<port> reaches the child's own listener.
-    let mut answer = String::new();
-    h.wait_until("an answer from inside", DEADLINE, || {
-        answer.clear();
-        std::net::TcpStream::connect(("127.0.0.1", port))
-            .and_then(|mut s| {
-                s.write_all(b"GET /hook HTTP/1.1\r\nHost: x\r\n\r\n")?;
-                s.read_to_string(&mut answer)
-            })
-            .is_ok()
-            && !answer.is_empty()
-    });
-    assert_eq!(answer, format!("inside {port} GET /hook HTTP/1.1"));
+    let ask = |path: &str| {
+        let mut answer = String::new();
+        h.wait_until("an answer from inside", DEADLINE, || {
+            answer.clear();
+            std::net::TcpStream::connect(("127.0.0.1", port))
+                .and_then(|mut s| {
+                    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n")?;
+                    s.read_to_string(&mut answer)
+                })
+                .is_ok()
+                && !answer.is_empty()
+        });
+        answer
+    };
+    assert_eq!(ask("/hook"), format!("inside {port} GET /hook HTTP/1.1"));
     let row = h.process("connection/p").expect("status row");
     let network = row["sandbox"]
         .as_array()
@@ -536,5 +543,23 @@ fn egress_publish_tcp_forwards_inbound_connections_into_its_namespace() {
             .unwrap_or_default()
             .contains("publishTcp"),
         "{network}"
+    );
+    // Restarted: the first start's forward is gone with it (the host port
+    // binds again) and the new child is reached.
+    let first = row["pid"].clone();
+    let out = h.cli(&["restart", "connection/p"]);
+    assert!(out.status.success(), "{out:?}");
+    h.wait_until("the second start's checks", DEADLINE, || {
+        e2e::count_lines(&h.connection_log("p"), "checks done") >= 2
+    });
+    assert_eq!(ask("/again"), format!("inside {port} GET /again HTTP/1.1"));
+    let row = h.process("connection/p").expect("status row");
+    assert_ne!(row["pid"], first, "{row:#}");
+    assert!(
+        !row["lastError"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("publishTcp"),
+        "{row:#}"
     );
 }
