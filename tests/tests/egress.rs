@@ -563,3 +563,67 @@ fn egress_publish_tcp_forwards_inbound_connections_into_its_namespace() {
         "{row:#}"
     );
 }
+
+#[test]
+fn a_shipped_connector_reaches_its_api_through_the_proxy() {
+    if !e2e::require_root() {
+        return;
+    }
+    // connector-telegram (reqwest, no proxy configured by it) in egress
+    // mode: its only way out is the proxy from HTTPS_PROXY/HTTP_PROXY.
+    let up = upstream();
+    let port = up.port;
+    let h = Harness::new();
+    h.write(
+        "bundle.yaml",
+        &format!(
+            r#"
+apiVersion: goondan.ai/v1
+kind: Connector
+metadata: {{ name: telegram }}
+spec:
+  entry: connector-telegram
+  protocol: frames
+  events: [ {{ name: message }} ]
+  sandbox: {{ network: {{ mode: egress, allowHosts: [api.telegram.test], allowPorts: [{port}], allowCidrs: ["127.0.0.2/32"] }} }}
+---
+apiVersion: goondan.ai/v1
+kind: Connection
+metadata: {{ name: tg }}
+spec:
+  connectorRef: Connector/telegram
+  config: {{ API_BASE: "http://api.telegram.test:{port}", POLL_TIMEOUT: "1" }}
+  secrets: {{ BOT_TOKEN: {{ value: "123:test-token" }} }}
+  ingress: {{ rules: [ {{ route: {{}} }} ] }}
+---
+apiVersion: goondan.ai/v1
+kind: Swarm
+metadata: {{ name: default }}
+spec: {{ entryAgent: Agent/a, agents: [Agent/a] }}
+---
+apiVersion: goondan.ai/v1
+kind: Agent
+metadata: {{ name: a }}
+spec: {{ entry: test-agent, protocol: frames }}
+"#
+        ),
+    );
+    let _run = Run::start(
+        &h,
+        &[("ORCHESTRATOR_EGRESS_RESOLVE", "api.telegram.test=127.0.0.2")],
+    );
+    h.wait_until("getUpdates through the proxy", DEADLINE, || {
+        up.seen
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|r| r.contains("/getUpdates HTTP/1.1") && r.contains("host=api.telegram.test:"))
+    });
+    let row = h.wait_process("counted", "connection/tg", DEADLINE, |p| {
+        p["egress"]["allowed"].as_u64().unwrap_or(0) >= 1
+    });
+    assert!(
+        row["egress"]["bytesSent"].as_u64().unwrap_or(0) > 0,
+        "{row:#}"
+    );
+}
