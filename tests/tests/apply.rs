@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+mod sandbox_common;
+
 use e2e::{DEADLINE, Harness, event};
 
 /// Connection `feed` (test-feeder following `feed.jsonl`), routing every
@@ -20,6 +22,8 @@ metadata: {{ name: feeder }}
 spec:
   entry: test-feeder
   protocol: frames
+  version: 1.2.0
+  config: {{ type: object, properties: {{ FEED: {{ type: string }} }} }}
   events: [{{ name: item }}]
   restart: {{ backoff: {{ initial: 100ms, max: 1s }} }}
 ---
@@ -29,6 +33,7 @@ metadata: {{ name: feed }}
 spec:
   connectorRef: Connector/feeder
   config: {{ FEED: "{feed}" }}
+  rateLimit: {{ perSecond: 5000, burst: 5000 }}
   ingress:
     rules:
       - route: {{ agentRef: Agent/{route_to} }}
@@ -180,6 +185,17 @@ fn disabled_connection_stops_and_sighup_brings_it_back() {
         p["connectionState"] == "disabled"
     });
     assert!(row["pid"].is_null(), "{row}");
+    // What it runs, and under which limits, shows whatever its state.
+    assert_eq!(row["connectorVersion"], "1.2.0", "{row}");
+    assert!(
+        row["configSchemaVersion"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("sha256:")),
+        "{row}"
+    );
+    assert_eq!(row["rateLimit"], "5000/s burst 5000", "{row}");
+    let human = String::from_utf8_lossy(&h.cli(&["status"]).stdout).into_owned();
+    assert!(human.contains("disabled"), "{human}");
     h.wait_until("the connector process is gone", DEADLINE, || {
         !e2e::pid_alive(conn_pid)
     });
@@ -278,13 +294,39 @@ fn removed_connection_under_load_loses_no_acked_event() {
     let yaml = bundle(&h, "a", "one", "");
     h.start(&yaml);
     ready_pid(&h, "connection/feed");
-    let events: Vec<serde_json::Value> = (0..2000)
-        .map(|i| event("item", &format!("n{i}"), &[], Some(&format!("k{}", i % 4))))
-        .collect();
-    h.feed("feed.jsonl", &events);
-    // Remove the Connection while its events are still coming in.
-    h.wait_until("some events delivered", DEADLINE, || {
-        !h.received("a", "k0").is_empty()
+    // Events keep coming while the Connection is removed.
+    let feed = h.path("feed.jsonl");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let feeder = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            use std::io::Write as _;
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut text = String::new();
+                for _ in 0..10 {
+                    let e = event("item", &format!("n{n}"), &[], Some(&format!("k{}", n % 4)));
+                    text.push_str(&format!("{e}\n"));
+                    n += 1;
+                }
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&feed)
+                    .expect("open feed");
+                f.write_all(text.as_bytes()).expect("append");
+                // Paced (about 500 events/s): the connector's log, where
+                // its acks are read from, keeps every line below 2,000/s.
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            n
+        })
+    };
+    h.wait_until("200 events delivered", DEADLINE, || {
+        (0..4)
+            .map(|k| h.received("a", &format!("k{k}")).len())
+            .sum::<usize>()
+            >= 200
     });
     let without: String = yaml
         .split("\n---\n")
@@ -292,6 +334,8 @@ fn removed_connection_under_load_loses_no_acked_event() {
         .collect::<Vec<_>>()
         .join("\n---\n");
     let out = verb(&h, "apply", &without);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let fed = feeder.join().expect("feeder thread");
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
     assert!(stdout.contains("connection/feed: stopped"), "{stdout}");
@@ -305,6 +349,10 @@ fn removed_connection_under_load_loses_no_acked_event() {
         .filter_map(|rest| rest.split_whitespace().nth(1).map(str::to_string))
         .collect();
     assert!(!acked.is_empty(), "{log}");
+    eprintln!(
+        "{fed} events fed, {} acked before the Connection stopped",
+        acked.len()
+    );
     let received = || -> std::collections::BTreeSet<String> {
         (0..4)
             .flat_map(|k| h.texts("a", &format!("k{k}")))
@@ -315,4 +363,174 @@ fn removed_connection_under_load_loses_no_acked_event() {
         Duration::from_secs(60),
         || acked.is_subset(&received()),
     );
+}
+
+/// Agent `worker` (delivery-agent, which leaves `block…` events unanswered)
+/// takes every event of Connection `feed`; `keep_worker: false` removes it
+/// and routes to `a` instead.
+fn worker_bundle(h: &Harness, keep_worker: bool, max_attempts: u32) -> String {
+    let route_to = if keep_worker { "worker" } else { "a" };
+    let mut yaml = bundle(h, route_to, "one", "");
+    yaml = yaml.replace(
+        "agents: [Agent/a, Agent/b]",
+        if keep_worker {
+            "agents: [Agent/a, Agent/b, Agent/worker]"
+        } else {
+            "agents: [Agent/a, Agent/b]"
+        },
+    );
+    if keep_worker {
+        yaml.push_str(&format!(
+            r#"
+---
+apiVersion: goondan.ai/v1
+kind: Agent
+metadata: {{ name: worker }}
+spec:
+  entry: delivery-agent
+  protocol: frames
+  maxAttempts: {max_attempts}
+  env: {{ RECORD_DIR: "{records}", UNBLOCK_FILE: "{unblock}" }}
+  restart: {{ stop: {{ grace: 200ms, termGrace: 200ms }} }}
+"#,
+            records = h.path("records").display(),
+            unblock = h.path("unblock").display(),
+        ));
+    }
+    yaml
+}
+
+#[test]
+fn removed_agent_dead_letters_what_it_had_not_delivered() {
+    let mut h = Harness::new();
+    std::fs::create_dir_all(h.path("records")).expect("records dir");
+    h.start(&worker_bundle(&h, true, 5));
+    // One event in flight that is never answered, two queued behind it.
+    h.feed(
+        "feed.jsonl",
+        &[
+            event("item", "block-1", &[], Some("w")),
+            event("item", "queued-2", &[], Some("w")),
+            event("item", "queued-3", &[], Some("w")),
+        ],
+    );
+    h.wait_until("block-1 reached the worker", DEADLINE, || {
+        std::fs::read_to_string(h.path("records/w.jsonl")).is_ok_and(|r| r.contains("block-1"))
+    });
+
+    // Its limits change in place: the same process goes on.
+    let worker_pid = ready_pid(&h, "agent/worker/w");
+    let out = verb(&h, "apply", &worker_bundle(&h, true, 7));
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("agent/worker: changed in place"),
+        "{stdout}"
+    );
+    assert_eq!(ready_pid(&h, "agent/worker/w"), worker_pid);
+
+    let out = verb(&h, "apply", &worker_bundle(&h, false, 7));
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("agent/worker: stopped"), "{stdout}");
+    assert!(!e2e::pid_alive(worker_pid), "the worker process is gone");
+    let out = h.cli(&["dlq", "list", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("dlq list --json");
+    let letters = list["deadLetters"].as_array().cloned().unwrap_or_default();
+    let texts: Vec<&str> = letters.iter().filter_map(|l| l["text"].as_str()).collect();
+    assert_eq!(texts, ["block-1", "queued-2", "queued-3"], "{list}");
+    for l in &letters {
+        assert_eq!(l["error"], "agent 'worker' removed by an apply", "{l}");
+    }
+}
+
+#[test]
+fn disabled_agent_keeps_its_events_until_enabled_again() {
+    let mut h = Harness::new();
+    std::fs::create_dir_all(h.path("records")).expect("records dir");
+    let on = worker_bundle(&h, true, 5);
+    h.start(&on);
+    h.feed(
+        "feed.jsonl",
+        &[
+            event("item", "block-1", &[], Some("w")),
+            event("item", "queued-2", &[], Some("w")),
+        ],
+    );
+    let records = || std::fs::read_to_string(h.path("records/w.jsonl")).unwrap_or_default();
+    h.wait_until("block-1 reached the worker", DEADLINE, || {
+        records().contains("block-1")
+    });
+    let off = on.replacen("  maxAttempts: 5", "  maxAttempts: 5\n  enabled: false", 1);
+    let out = verb(&h, "apply", &off);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("agent/worker: disabled"), "{stdout}");
+    let human = String::from_utf8_lossy(&h.cli(&["status"]).stdout).into_owned();
+    assert!(human.contains("agent/worker (disabled)"), "{human}");
+
+    // New events for it are refused while it is disabled.
+    h.feed("feed.jsonl", &[event("item", "refused-3", &[], Some("w"))]);
+    h.wait_until("refused-3 nacked", DEADLINE, || {
+        h.connection_log("feed")
+            .contains("agent 'worker' is disabled")
+    });
+
+    // Enabled again: what the journal kept is delivered (block-1 answered now).
+    h.write("unblock", "");
+    let out = verb(&h, "apply", &on);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    h.wait_until("the kept events delivered", DEADLINE, || {
+        let r = records();
+        r.matches("block-1").count() >= 2 && r.contains("queued-2")
+    });
+    assert!(!records().contains("refused-3"), "{}", records());
+}
+
+/// A Secret file that only a later apply names is hidden from sandboxed
+/// children like the first bundle's: an apply is no way around the sandbox.
+#[test]
+fn files_an_apply_adds_are_hidden_from_sandboxed_children() {
+    if !sandbox_common::root() {
+        return;
+    }
+    let mut h = Harness::new();
+    let token = h.write("secrets/new", sandbox_common::SECRET);
+    let check = format!("read:{}", token.display());
+    let first = sandbox_common::bundle("{ network: { mode: none } }", &check);
+    h.start(&first);
+    h.wait_until("the first probe run", DEADLINE, || {
+        h.connection_log("p").matches("stdout checks done").count() == 1
+    });
+    // Not part of the bundle yet: readable (the sandbox hides bundle files only).
+    let last = |log: &str| -> String {
+        let needle = format!("check {check}: ");
+        log.lines()
+            .rev()
+            .find_map(|l| l.split_once(&needle).map(|(_, rest)| rest.to_string()))
+            .unwrap_or_default()
+    };
+    assert!(
+        last(&h.connection_log("p")).starts_with("ok read"),
+        "{}",
+        h.connection_log("p")
+    );
+
+    // The apply names it (Connection `other` reads it) and restarts `p` (its CHECKS changed).
+    let vault = "\n---\napiVersion: goondan.ai/v1\nkind: Secret\nmetadata: { name: vault }\nspec: { data: { T: { valueFrom: { file: secrets/new } } } }\n";
+    let second = sandbox_common::bundle("{ network: { mode: none } }", &format!("{check} {check}"))
+        .replace(
+            "secrets: { TOKEN: {",
+            "secrets: { FROM_FILE: { valueFrom: { secretRef: { ref: Secret/vault, key: T } } }, TOKEN: {",
+        );
+    let out = verb(&h, "apply", &format!("{second}{vault}"));
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("connection/p: restarted"), "{stdout}");
+    h.wait_until("the second probe run", DEADLINE, || {
+        h.connection_log("p").matches("stdout checks done").count() == 2
+    });
+    let log = h.connection_log("p");
+    assert_eq!(last(&log), "ok read 0 bytes", "{log}");
 }

@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use common::{Sample, connector_yaml_path, samples};
-use connector_github::{catalog, mapping};
+use connector_github::{auth, catalog, config, mapping};
+use connector_webhook::listen;
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -68,6 +69,66 @@ fn fallbacks(observed: &BTreeMap<String, (String, bool)>) -> BTreeSet<String> {
         .collect()
 }
 
+/// A duration as `Settings::duration` reads it (humantime: `30s`, `1h 30m`).
+const DURATION: &str = r"^\s*([0-9]+\s*[A-Za-zµ]+\s*)+$";
+
+/// `spec.config`: the JSON Schema of each key the connector reads, in the
+/// order written (values are strings). The keys must be exactly those of
+/// `listen::KEYS` and `config::KEYS` (checked below), so that
+/// `additionalProperties: false` refuses only what the connector ignores.
+fn config_schema() -> Vec<(&'static str, String)> {
+    let duration = || format!("{{ type: string, pattern: '{DURATION}' }}");
+    let number = || r#"{ type: string, pattern: "^[0-9]+$" }"#.to_owned();
+    let keys = vec![
+        ("HOST", "{ type: string, minLength: 1 }".to_owned()),
+        (
+            "PORT",
+            r#"{ type: string, pattern: "^[0-9]{1,5}$" }"#.to_owned(),
+        ),
+        ("MAX_BODY_BYTES", number()),
+        ("HEADER_TIMEOUT", duration()),
+        ("BODY_TIMEOUT", duration()),
+        ("IDLE_TIMEOUT", duration()),
+        ("MAX_CONNECTIONS", number()),
+        (
+            "API_BASE",
+            r#"{ type: string, pattern: "^https?://" }"#.to_owned(),
+        ),
+        ("APP_ID", "{ type: string, minLength: 1 }".to_owned()),
+        ("INSTALLATION_ID", number()),
+        (
+            "MAX_DELIVERY_AGE",
+            r"{ type: string, pattern: '^\s*(off\s*|([0-9]+\s*[A-Za-zµ]+\s*)+)$' }".to_owned(),
+        ),
+    ];
+    let declared: BTreeSet<&str> = keys.iter().map(|(k, _)| *k).collect();
+    let read: BTreeSet<&str> = listen::KEYS.iter().chain(config::KEYS).copied().collect();
+    assert_eq!(
+        declared, read,
+        "spec.config declares the keys the connector reads"
+    );
+    keys
+}
+
+/// `spec.version`, `spec.config` and `spec.secrets`.
+fn declarations() -> String {
+    let mut y = String::new();
+    let _ = writeln!(y, "  version: {}", env!("CARGO_PKG_VERSION"));
+    y.push_str("  config:                           # JSON Schema of a Connection's spec.config (values are strings)\n");
+    y.push_str("    type: object\n    additionalProperties: false\n    properties:\n");
+    for (key, schema) in config_schema() {
+        let _ = writeln!(y, "      {key}: {schema}");
+    }
+    let _ = writeln!(
+        y,
+        "  secrets:\n    required: [{}]\n    optional: [{}, {}]",
+        connector_github::SECRET,
+        auth::TOKEN_SECRET,
+        auth::KEY_SECRET
+    );
+    y
+}
+
 /// The whole of `connector.yaml`.
 fn render(observed: &BTreeMap<String, (String, bool)>, payloads: usize) -> String {
     let mut y = String::new();
@@ -83,6 +144,8 @@ fn render(observed: &BTreeMap<String, (String, bool)>, payloads: usize) -> Strin
 # bare event name (`issues`) with its `action` property; an event type unknown
 # here arrives as `unknown_event` with its `event` property. Route on those
 # with match.properties. See README.md for what each property holds.
+# spec.config declares the keys the connector reads (src/config.rs and
+# connector-webhook's listener), spec.secrets the secrets (README.md, Secrets);
 # spec.operations is copied from operations.yaml: edit it there.
 apiVersion: goondan.ai/v1
 kind: Connector
@@ -91,10 +154,11 @@ metadata:
 spec:
   entry: connector-github
   protocol: frames
-  events:
 ",
         folders.len()
     );
+    y.push_str(&declarations());
+    y.push_str("  events:\n");
     let write = |y: &mut String, name: &str, props: Vec<catalog::Declared>| {
         let _ = writeln!(y, "    - name: {name}\n      properties:");
         for p in props {

@@ -78,13 +78,41 @@ impl Located {
 /// `"name"`, or `{kind, name}`. Existence is checked later, once every
 /// document has been read.
 pub(crate) fn reference(cx: &mut Cx<'_>, f: &Field<'_>, expected: &str) -> Option<Located> {
+    reference_with(cx, f, expected, false).map(|(r, _)| r)
+}
+
+/// `connectorRef`: a [`reference`] whose mapping form may also ask for a
+/// version range, `{name: telegram, version: "^1"}` (Cargo's syntax). The
+/// range is returned when written and valid; whether the Connector's
+/// `spec.version` satisfies it is checked once every document is read.
+pub(crate) fn versioned_reference(
+    cx: &mut Cx<'_>,
+    f: &Field<'_>,
+    expected: &str,
+) -> Option<(Located, Option<Located>)> {
+    reference_with(cx, f, expected, true)
+}
+
+fn reference_with(
+    cx: &mut Cx<'_>,
+    f: &Field<'_>,
+    expected: &str,
+    versioned: bool,
+) -> Option<(Located, Option<Located>)> {
+    let mut range = None;
     let (kind, name) = match &f.node.value {
         Node::Str(s) => match s.split_once('/') {
             Some((kind, name)) => (Some(kind.to_owned()), name.to_owned()),
             None => (None, s.clone()),
         },
         Node::Map(_) => {
-            let map = f.fields(cx, &["kind", "name", "ref"])?;
+            let allowed: &[&str] = if versioned {
+                &["kind", "name", "ref", "version"]
+            } else {
+                &["kind", "name", "ref"]
+            };
+            let map = f.fields(cx, allowed)?;
+            range = map.get("version").and_then(|v| version_range(cx, &v));
             match map.get("ref") {
                 // Goondan's `{ref: "Agent/x"}`.
                 Some(r) => {
@@ -127,7 +155,24 @@ pub(crate) fn reference(cx: &mut Cx<'_>, f: &Field<'_>, expected: &str) -> Optio
         f.error(cx, e);
         return None;
     }
-    Some(Located::new(cx, f, name))
+    Some((Located::new(cx, f, name), range))
+}
+
+/// A version range in Cargo's syntax (`^1`, `>=1.2, <2`, `~0.3`, `=1.4.0`).
+fn version_range(cx: &mut Cx<'_>, f: &Field<'_>) -> Option<Located> {
+    let text = f.nonempty(cx)?;
+    match semver::VersionReq::parse(&text) {
+        Ok(_) => Some(Located::new(cx, f, text)),
+        Err(e) => {
+            f.error(
+                cx,
+                format!(
+                    "invalid version range `{text}` ({e}), expected e.g. ^1, ~1.2 or >=1.2, <2"
+                ),
+            );
+            None
+        }
+    }
 }
 
 /// `10s`, `1m`, `500ms`, `1h 30m`.

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::common::{Located, env_name, reference};
+use super::common::{Located, env_name, reference, versioned_reference};
 use super::diag::Cx;
 use super::model::{Connection, Overflow, Place, RateLimit, ValueSource};
 use super::node::Node;
@@ -30,6 +30,8 @@ pub(crate) struct ConnectionDoc {
     pub connection: Connection,
     /// `spec.connectorRef`.
     pub connector: Located,
+    /// `spec.connectorRef.version`: the range the Connector's version must satisfy.
+    pub connector_version: Option<Located>,
     /// `spec.swarmRef`, when written.
     pub swarm: Option<Located>,
     /// Each `secretRef`: the Secret (its `ref`) and the key in it.
@@ -57,7 +59,7 @@ pub(crate) fn read(
     let spec = spec.fields(cx, &FIELDS)?;
     let connector = spec
         .required(cx, "connectorRef")
-        .and_then(|f| reference(cx, &f, "Connector"));
+        .and_then(|f| versioned_reference(cx, &f, "Connector"));
     let swarm = spec
         .get("swarmRef")
         .and_then(|f| reference(cx, &f, "Swarm"));
@@ -98,11 +100,12 @@ pub(crate) fn read(
         .get("operations")
         .map(|f| super::operations::connection_operations(cx, &f))
         .unwrap_or_default();
-    let connector = connector?;
+    let (connector, connector_version) = connector?;
     let connection = Connection {
         name,
         place,
         connector: connector.value.clone(),
+        connector_version: connector_version.as_ref().map(|v| v.value.clone()),
         swarm: String::new(),
         config,
         secrets,
@@ -116,6 +119,7 @@ pub(crate) fn read(
     Some(ConnectionDoc {
         connection,
         connector,
+        connector_version,
         swarm,
         secret_refs,
         config_places,

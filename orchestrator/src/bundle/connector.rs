@@ -147,23 +147,19 @@ fn properties(cx: &mut Cx<'_>, f: &Field<'_>) -> BTreeMap<String, PropertyDecl> 
 }
 
 /// `version`: semver, `MAJOR.MINOR.PATCH` with an optional `-pre` or `+build`.
+///
+/// A version that does not parse is reported here and still kept, so that a
+/// Connection's range is not reported against it again (a bundle with any
+/// error is never used).
 fn version(cx: &mut Cx<'_>, f: &Field<'_>) -> Option<String> {
     let v = f.nonempty(cx)?;
-    let core = v.split(['-', '+']).next().unwrap_or_default();
-    let parts: Vec<&str> = core.split('.').collect();
-    if parts.len() == 3
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-    {
-        Some(v)
-    } else {
+    if let Err(e) = semver::Version::parse(&v) {
         f.error(
             cx,
-            format!("`{v}` is not a semantic version (MAJOR.MINOR.PATCH, e.g. 1.2.0)"),
+            format!("`{v}` is not a semantic version ({e}): write MAJOR.MINOR.PATCH, e.g. 1.2.0"),
         );
-        None
     }
+    Some(v)
 }
 
 /// `secrets: {required: [..], optional: [..]}`: the secret names the program reads.

@@ -43,6 +43,7 @@ mod read;
 mod restart;
 mod rules;
 mod sandbox;
+mod schema;
 mod secret;
 mod secrets;
 mod swarm;
@@ -59,6 +60,7 @@ pub use diag::Diagnostic;
 pub use entry::{check_entries, resolve_entry};
 pub use model::*;
 pub use sandbox::{CAPABILITIES, capability_number};
+pub use schema::{bundle_schema, bundle_schema_text};
 pub use secrets::{resolve_agent_secrets, resolve_config, resolve_secrets};
 
 /// One bundle file's text and the name it is reported under.

@@ -271,6 +271,9 @@ pub struct Connection {
     pub place: Place,
     /// `spec.connectorRef`, resolved to a Connector name.
     pub connector: String,
+    /// `spec.connectorRef.version`: the range (Cargo's syntax, `^1`) the
+    /// Connector's `spec.version` satisfies, when one is asked.
+    pub connector_version: Option<String>,
     /// `spec.swarmRef`, resolved to a Swarm name (default: the first Swarm).
     pub swarm: String,
     /// `spec.config`: where each value comes from (inline scalars as strings).

@@ -230,6 +230,9 @@ fn check_connection(
     if let Some(connector) = connector {
         super::config_check::check(&mut |at, m| report.field(at, m), doc, connector);
     }
+    if let (Some(connector), Some(range)) = (connector, &doc.connector_version) {
+        check_version(&mut report, connector, range);
+    }
 
     // An allowed operation must be one the Connector can do.
     if let Some(connector) = connector {
@@ -266,6 +269,37 @@ fn check_connection(
         check_rule(index, &mut report, refs, connector, swarm);
     }
     swarm_name
+}
+
+/// The Connector's `spec.version` satisfies the Connection's `connectorRef.version`.
+fn check_version(report: &mut Report<'_>, connector: &Connector, range: &Located) {
+    // Checked when read; a range that does not parse is reported there.
+    let Ok(req) = semver::VersionReq::parse(&range.value) else {
+        return;
+    };
+    let Some(version) = &connector.version else {
+        report.field(
+            range,
+            format!(
+                "Connector `{}` declares no spec.version to check the range `{}` against",
+                connector.name, range.value
+            ),
+        );
+        return;
+    };
+    // A version that is not semver is reported at the Connector's `version`.
+    let Ok(v) = semver::Version::parse(version) else {
+        return;
+    };
+    if !req.matches(&v) {
+        report.field(
+            range,
+            format!(
+                "Connector `{}` is version {v}, which does not satisfy `{}`",
+                connector.name, range.value
+            ),
+        );
+    }
 }
 
 fn check_rule(

@@ -8,6 +8,7 @@ mod logs;
 mod pin;
 mod restart;
 mod run;
+mod schema;
 mod status;
 mod validate;
 
@@ -94,6 +95,8 @@ enum Command {
         /// A bundle file, or a directory of YAML files.
         bundle: PathBuf,
     },
+    /// Print the JSON Schema (draft 2020-12) of a bundle document, for editors.
+    Schema,
     /// Run a bundle in the foreground until SIGINT/SIGTERM.
     Run {
         /// A bundle file, or a directory of YAML files.
@@ -243,6 +246,7 @@ pub fn dispatch(cli: Cli) -> u8 {
     match cli.command {
         Command::Validate { bundle } => validate::main(&bundle),
         Command::Pin { bundle } => pin::main(&bundle),
+        Command::Schema => schema::main(),
         Command::Run {
             bundle,
             state_dir,

@@ -27,6 +27,7 @@ fn connection(rules: Vec<Rule>, unmatched: Unmatched) -> Connection {
         name: "tg".into(),
         place: place(),
         connector: "telegram".into(),
+        connector_version: None,
         swarm: "default".into(),
         config: BTreeMap::new(),
         secrets: BTreeMap::new(),

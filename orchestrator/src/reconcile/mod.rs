@@ -79,6 +79,9 @@ impl Reconciler {
     /// who asked, for the audit record.
     pub async fn apply(&self, path: &Path, by: &str) -> Result<Plan, ApplyError> {
         let (new, programs, resolved) = load(path).await?;
+        // Its files (and the Secret files it reads) are hidden from every
+        // sandboxed child started from now on, like the first bundle's.
+        crate::sandbox::hide_bundle_files(path, crate::sandbox::secret_files(&new));
         let mut runtime = self.runtime.lock().await;
         let plan = plan::plan(&runtime.bundle, &new, &runtime.digests, &resolved.digests);
         if plan.is_empty() {

@@ -189,7 +189,7 @@ pub fn plan(
             rotated: Vec::new(),
         };
         match (&o, &n) {
-            (None, Some(n)) if n.enabled => set(&mut child, Action::Start, "added"),
+            (None, Some(n)) if n.enabled => set(&mut child, Action::Start, "new"),
             (None, Some(_)) => set(&mut child, Action::Disable, "added with enabled: false"),
             (Some(o), None) if o.enabled => set(&mut child, Action::Stop, "removed"),
             (Some(_), None) => set(&mut child, Action::Stop, "removed (it was disabled)"),
@@ -220,7 +220,7 @@ pub fn plan(
             (None, Some(n)) if n.enabled => set(
                 &mut child,
                 Action::Start,
-                "added (instances start on their first event)",
+                "new (its instances start on their first event)",
             ),
             (None, Some(_)) => set(&mut child, Action::Disable, "added with enabled: false"),
             (Some(_), None) => set(

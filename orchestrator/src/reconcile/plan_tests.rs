@@ -114,3 +114,20 @@ fn rotated_secret_values_restart_and_are_named() {
     );
     assert!(!p.is_empty());
 }
+
+/// What `orchestrator diff` prints, as operators read it.
+#[test]
+fn diff_text() {
+    let new = BASE
+        .replace("maxAttempts: 5", "maxAttempts: 9")
+        .replace("PORT: \"1\"", "PORT: \"2\"")
+        + r#"
+---
+apiVersion: goondan.ai/v1
+kind: Agent
+metadata: { name: extra }
+spec: { entry: ./a }
+"#;
+    insta::assert_snapshot!(plan_of(BASE, &new).render());
+    insta::assert_snapshot!("no_difference", plan_of(BASE, BASE).render());
+}

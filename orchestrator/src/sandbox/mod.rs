@@ -79,7 +79,9 @@ pub use cgroup::{CgroupGuard, oom_kills};
 pub use init::{is_namespace_init, read_report, spawn_init};
 pub use plan::plan;
 pub use probe::{Capabilities, CgroupHome, CgroupVersion, Controller, capabilities, cleanup};
-pub use start::{Prepared, configure, grant_dir, plan_for, prepare, secret_files};
+pub use start::{
+    Prepared, configure, grant_dir, hide_bundle_files, plan_for, prepare, secret_files,
+};
 pub use uids::{DEFAULT_UID_RANGE, UidRange};
 
 /// Names mechanisms the probe must treat as missing (for tests).

@@ -13,8 +13,9 @@ use crate::status::{ProcessKind, ProcessStatus};
 /// The orchestrator's state directory (absolute), set once per run.
 static STATE_ROOT: OnceLock<PathBuf> = OnceLock::new();
 
-/// The bundle's own files (YAML, secret files), set once per run.
-static BUNDLE_FILES: OnceLock<Vec<PathBuf>> = OnceLock::new();
+/// The bundle's own files (YAML, secret files): set at the start of a run,
+/// and grown by each apply (a file once a secret stays hidden).
+static BUNDLE_FILES: std::sync::RwLock<Vec<PathBuf>> = std::sync::RwLock::new(Vec::new());
 
 /// Tells the sandbox where the orchestrator's state directory is (what a
 /// child must not reach but for its own state directory), which files of
@@ -27,12 +28,21 @@ pub fn configure(
     secret_files: Vec<PathBuf>,
     uid_range: UidRange,
 ) {
-    let canonical = |p: &Path| {
-        std::fs::canonicalize(p)
-            .or_else(|_| std::path::absolute(p))
-            .unwrap_or_else(|_| p.to_path_buf())
-    };
     let _ = STATE_ROOT.set(canonical(state_root));
+    hide_bundle_files(bundle, secret_files);
+    uids::set_range(uid_range);
+}
+
+fn canonical(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p)
+        .or_else(|_| std::path::absolute(p))
+        .unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// Adds a bundle's files (its YAML and what its Secrets read) to what no
+/// child may reach: at the start of a run, and at each apply (a file once
+/// part of a bundle stays hidden).
+pub fn hide_bundle_files(bundle: &Path, secret_files: Vec<PathBuf>) {
     let yaml = |p: &Path| p.extension().is_some_and(|e| e == "yaml" || e == "yml");
     let mut files: Vec<PathBuf> = if bundle.is_dir() {
         std::fs::read_dir(bundle)
@@ -46,8 +56,12 @@ pub fn configure(
     };
     files.extend(secret_files);
     let files = files.iter().filter(|p| p.is_file()).map(|p| canonical(p));
-    let _ = BUNDLE_FILES.set(files.collect());
-    uids::set_range(uid_range);
+    let mut known = BUNDLE_FILES.write().unwrap_or_else(|e| e.into_inner());
+    for file in files {
+        if !known.contains(&file) {
+            known.push(file);
+        }
+    }
 }
 
 /// The state directory of the child `status` is about (absolute).
@@ -180,7 +194,10 @@ fn add_paths(steps: &mut super::ChildSteps, program: &Path, cwd: &Path, state: O
     if !private_tmp && steps.filesystem.is_some() {
         steps.tmpdir = state.as_ref().map(|s| s.join("tmp"));
     }
-    let bundle_files = BUNDLE_FILES.get().cloned().unwrap_or_default();
+    let bundle_files = BUNDLE_FILES
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     if let Some(rules) = &mut steps.filesystem {
         rules.read_only.extend(program_dir);
         rules.read_only.push(cwd);

@@ -39,6 +39,7 @@ pub fn render_table(rows: &[ProcessSnapshot]) -> String {
                     .unwrap_or_default();
                 match (r.operations_state.as_deref(), r.connection_state.as_deref()) {
                     (_, Some("credential_expired")) => format!("{state}, credential_expired"),
+                    (_, Some("disabled")) => "disabled".to_string(),
                     (Some("degraded"), _) => format!("{state}, degraded"),
                     _ => state,
                 }
@@ -91,7 +92,10 @@ pub fn render_idle_agents(agents: &[super::AgentSummary]) -> String {
     agents
         .iter()
         .filter(|a| a.instances == 0)
-        .map(|a| format!("agent/{} (no instances)\n", a.name))
+        .map(|a| match a.disabled {
+            true => format!("agent/{} (disabled)\n", a.name),
+            false => format!("agent/{} (no instances)\n", a.name),
+        })
         .collect()
 }
 
@@ -140,6 +144,22 @@ pub fn render_detail(r: &ProcessSnapshot, crash: &[String]) -> String {
     }
     if let Some(state) = &r.connection_state {
         let _ = writeln!(out, "  connection  {state}");
+    }
+    if let Some(d) = &r.details {
+        let _ = writeln!(
+            out,
+            "  connector   version {}, config schema {}",
+            d.connector_version.as_deref().unwrap_or("-"),
+            d.config_schema_version.as_deref().unwrap_or("-")
+        );
+        let _ = writeln!(
+            out,
+            "  limits      events in {}, calls out {}",
+            d.rate_limit.as_deref().unwrap_or("no rate limit"),
+            d.operations_rate_limit
+                .as_deref()
+                .unwrap_or("no rate limit")
+        );
     }
     let _ = writeln!(out, "  last ok     {}", dash(&r.last_success_at));
     let _ = writeln!(out, "  health      {}", dash(&r.health_checked_at));

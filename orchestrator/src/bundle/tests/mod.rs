@@ -7,8 +7,11 @@ mod kind_rules;
 mod load;
 mod report;
 mod rules;
+mod schema;
 mod secrets;
+mod shipped;
 mod values;
+mod versions;
 
 use std::path::Path;
 

@@ -122,7 +122,7 @@ fn connection_cases() -> Vec<Case> {
         c(
             "unknown field",
             "connectorRef: tg\nfoo: 1",
-            "unknown field `foo` in Connection spec, expected one of: connectorRef, swarmRef, config, secrets, ingress, restart, rateLimit, overflow, operations",
+            "unknown field `foo` in Connection spec, expected one of: connectorRef, swarmRef, config, secrets, ingress, restart, rateLimit, overflow, operations, enabled",
             (2, 1),
         ),
         c(
