@@ -44,7 +44,7 @@ mod policy;
 mod proxy;
 
 use std::net::IpAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::io::unix::AsyncFd;
 use tokio::sync::Semaphore;
@@ -63,15 +63,23 @@ pub const RESOLVE_ENV: &str = "ORCHESTRATOR_EGRESS_RESOLVE";
 /// are closed as they arrive (and counted as refused, `too_many_connections`).
 const MAX_CONNECTIONS: usize = 256;
 
-static AUDIT: OnceLock<AuditLog> = OnceLock::new();
+/// The run's audit log, while it runs (taken back by [`clear_audit`], so
+/// the log closes, with its last summaries, when the run drops it).
+static AUDIT: Mutex<Option<AuditLog>> = Mutex::new(None);
 
 /// Where refusals are recorded (`audit.log`); called once per run.
 pub fn set_audit(audit: AuditLog) {
-    let _ = AUDIT.set(audit);
+    *AUDIT.lock().expect("audit lock") = Some(audit);
+}
+
+/// Lets go of the audit log at the end of a run.
+pub fn clear_audit() {
+    AUDIT.lock().expect("audit lock").take();
 }
 
 fn audit(record: serde_json::Value) {
-    match AUDIT.get() {
+    let log = AUDIT.lock().expect("audit lock").clone();
+    match log {
         Some(a) => a.record(record),
         None => tracing::warn!("egress refused (no audit log): {record}"),
     }

@@ -220,7 +220,12 @@ async fn forward(child: Arc<Child>, req: Request<Incoming>) -> Response<Body> {
     };
     parts.headers.remove("proxy-authorization");
     parts.headers.remove("proxy-connection");
-    if let Ok(value) = HeaderValue::from_str(authority.as_str()) {
+    // The authority without any userinfo: `host` or `host:port`, as asked.
+    let host_header = match authority.port() {
+        Some(p) => format!("{}:{p}", authority.host()),
+        None => authority.host().to_string(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&host_header) {
         parts.headers.insert(HOST, value);
     }
     match sender.send_request(Request::from_parts(parts, body)).await {
