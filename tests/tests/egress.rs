@@ -516,7 +516,8 @@ fn egress_publish_tcp_forwards_inbound_connections_into_its_namespace() {
             answer.clear();
             std::net::TcpStream::connect(("127.0.0.1", port))
                 .and_then(|mut s| {
-                    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n")?;
+                    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+                    s.write_all(request.as_bytes())?;
                     s.read_to_string(&mut answer)
                 })
                 .is_ok()
