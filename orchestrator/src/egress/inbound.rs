@@ -79,6 +79,21 @@ fn socket() -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Binds `addr`; while the previous start's forward on it is still being
+/// let go (its child just exited), tries again for up to two seconds.
+async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let mut tries = 0;
+    loop {
+        match TcpListener::bind(addr).await {
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && tries < 20 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
 /// Listens on each of `publish` and forwards to the same port inside the
 /// namespace `ns`, until `stop`; a bind that fails is returned (after the
 /// others are started).
@@ -91,7 +106,7 @@ pub(super) async fn serve(
     let maker = Maker::new(ns);
     let mut failed = Vec::new();
     for addr in publish {
-        let listener = match TcpListener::bind(addr).await {
+        let listener = match bind(*addr).await {
             Ok(l) => l,
             Err(e) => {
                 failed.push(format!("publishTcp {addr}: {e}"));
