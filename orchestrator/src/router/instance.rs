@@ -452,6 +452,9 @@ impl Role for InstanceRole {
         if !self.deliveries.is_empty() {
             return true;
         }
+        // Stopped with nothing to do, perhaps for long: its log file need
+        // not stay open meanwhile (one descriptor per idle instance adds up).
+        self.log.release();
         tokio::select! {
             _ = tokio::time::sleep(self.agent.instance_ttl), if self.queue_open && self.queue.is_empty() => {
                 self.log.note(&format!(
