@@ -186,6 +186,7 @@ pub async fn run(
         path: state.audit_log(),
         source,
     })?;
+    crate::egress::set_audit(audit.clone());
 
     let operations = crate::operations::Operations::new(
         &bundle,
