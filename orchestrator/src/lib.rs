@@ -20,6 +20,7 @@ pub mod bundle;
 pub mod connection;
 pub mod console;
 pub mod control;
+pub mod egress;
 pub mod ingress;
 pub mod journal;
 pub mod logs;

@@ -103,7 +103,26 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<(tokio::net::TcpListener,
 /// Copies what `status` counts into the recorder.
 pub fn refresh(ctx: &ControlContext) {
     let mut agents: std::collections::BTreeMap<String, [u64; STATES.len()]> = Default::default();
+    let mut agent_egress: std::collections::BTreeMap<String, crate::egress::EgressSnapshot> =
+        Default::default();
     for row in ctx.registry.snapshot() {
+        if let Some(e) = &row.egress {
+            match row.kind {
+                ProcessKind::Connection => egress("connection", &row.name, e),
+                ProcessKind::Agent => {
+                    let sum = agent_egress.entry(row.name.clone()).or_default();
+                    sum.allowed += e.allowed;
+                    sum.bytes_sent += e.bytes_sent;
+                    sum.bytes_received += e.bytes_received;
+                    for (r, n) in &e.refused {
+                        *sum.refused.entry(r.clone()).or_default() += n;
+                    }
+                    for (r, n) in &e.failed {
+                        *sum.failed.entry(r.clone()).or_default() += n;
+                    }
+                }
+            }
+        }
         match row.kind {
             ProcessKind::Connection => {
                 let c = row.name.clone();
@@ -149,6 +168,9 @@ pub fn refresh(ctx: &ControlContext) {
                 .set(n as f64);
         }
     }
+    for (agent, e) in &agent_egress {
+        egress("agent", agent, e);
+    }
     let j = ctx.journal.counts();
     counter!("orchestrator_journal_accepted_total").absolute(j.accepted);
     counter!("orchestrator_journal_duplicates_total").absolute(j.duplicates);
@@ -177,6 +199,24 @@ pub fn refresh(ctx: &ControlContext) {
             }
         }
     }
+}
+
+/// The egress proxy's counts of one Connection, or of an Agent's instances together.
+fn egress(label: &'static str, name: &str, e: &crate::egress::EgressSnapshot) {
+    let name = name.to_owned();
+    counter!("orchestrator_egress_allowed_total", label => name.clone()).absolute(e.allowed);
+    for (reason, n) in &e.refused {
+        counter!("orchestrator_egress_refused_total", label => name.clone(), "reason" => reason.clone())
+            .absolute(*n);
+    }
+    for (reason, n) in &e.failed {
+        counter!("orchestrator_egress_failed_total", label => name.clone(), "reason" => reason.clone())
+            .absolute(*n);
+    }
+    counter!("orchestrator_egress_bytes_total", label => name.clone(), "direction" => "sent")
+        .absolute(e.bytes_sent);
+    counter!("orchestrator_egress_bytes_total", label => name, "direction" => "received")
+        .absolute(e.bytes_received);
 }
 
 fn state_name(s: ProcessState) -> &'static str {

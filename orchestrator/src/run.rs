@@ -186,6 +186,7 @@ pub async fn run(
         path: state.audit_log(),
         source,
     })?;
+    crate::egress::set_audit(audit.clone());
 
     let operations = crate::operations::Operations::new(
         &bundle,
@@ -454,7 +455,7 @@ async fn recover(journal: &Journal, router: &Router, bundle: &Bundle) -> Result<
         // all): count it, so a possible duplicate always has attempt > 1.
         let attempt = je.attempts.max(1) + 1;
         backlogs.entry(key).or_default().push(Pending {
-            event: je.event,
+            event: Box::new(je.event),
             attempt,
             held: false,
         });

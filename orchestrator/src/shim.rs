@@ -17,7 +17,9 @@
 //! - It is a child subreaper: orphaned grandchildren are reparented to it and
 //!   reaped, not to init.
 //! - It passes everything else through untouched: stdin, stdout, stderr, the
-//!   inherited IPC fd, the environment. It writes only to stderr, and only
+//!   inherited IPC fd (and, in network mode `egress`, the handoff socket at
+//!   fd 4, which the forked child uses and closes before exec: see
+//!   [`crate::egress`]), the environment. It writes only to stderr, and only
 //!   when it cannot start the program.
 //! - With `--sandbox`, the forked child applies those [`ChildSteps`]
 //!   (namespaces, rlimits, cgroups, user, Landlock, seccomp: see

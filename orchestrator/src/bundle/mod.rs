@@ -80,6 +80,11 @@ pub fn load(path: &Path) -> Result<Bundle, Vec<Diagnostic>> {
         Diagnostic::global(format!("{}: cannot read: {e}", p.display()))
     };
     let meta = std::fs::metadata(path).map_err(|e| vec![io_error(path, e)])?;
+    if !meta.is_dir() && !meta.is_file() {
+        // A FIFO or a device would hold the reader (an `apply`) forever.
+        let message = format!("{}: not a regular file or a directory", path.display());
+        return Err(vec![Diagnostic::global(message)]);
+    }
     let (root, files) = if meta.is_dir() {
         let mut files: Vec<PathBuf> = std::fs::read_dir(path)
             .map_err(|e| vec![io_error(path, e)])?

@@ -608,6 +608,15 @@ pub struct Network {
     pub bind_udp: Vec<u16>,
     /// `connectUdp` ports (allowlist): where it may send datagrams.
     pub connect_udp: Vec<u16>,
+    /// `allowHosts` (egress): names (lowercased), `*.suffix`, or literal IPs.
+    pub allow_hosts: Vec<String>,
+    /// `allowPorts` (egress; `[443]` when not given).
+    pub allow_ports: Vec<u16>,
+    /// `allowCidrs` (egress): addresses reachable although private.
+    pub allow_cidrs: Vec<crate::egress::Cidr>,
+    /// `publishTcp` (egress): host addresses forwarded to the same port on
+    /// `127.0.0.1` inside its namespace (a port alone: `127.0.0.1:<port>`).
+    pub publish_tcp: Vec<std::net::SocketAddr>,
 }
 
 /// `sandbox.network.mode`.
@@ -619,6 +628,8 @@ pub enum NetworkMode {
     Loopback,
     /// Only the listed TCP ports.
     Allowlist,
+    /// Only its egress proxy, which allows the listed host names.
+    Egress,
     /// The host's network.
     Host,
 }

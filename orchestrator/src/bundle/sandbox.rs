@@ -165,41 +165,144 @@ fn filesystem(cx: &mut Cx<'_>, f: &Field<'_>) -> Filesystem {
 fn network(cx: &mut Cx<'_>, f: &Field<'_>) -> Option<Network> {
     let map = f.fields(
         cx,
-        &["mode", "bindTcp", "connectTcp", "bindUdp", "connectUdp"],
+        &[
+            "mode",
+            "bindTcp",
+            "connectTcp",
+            "bindUdp",
+            "connectUdp",
+            "allowHosts",
+            "allowPorts",
+            "allowCidrs",
+            "publishTcp",
+        ],
     )?;
     let modes = [
         ("none", NetworkMode::None),
         ("loopback", NetworkMode::Loopback),
         ("allowlist", NetworkMode::Allowlist),
+        ("egress", NetworkMode::Egress),
         ("host", NetworkMode::Host),
     ];
     let mode = map.required(cx, "mode").and_then(|m| m.one_of(cx, &modes));
-    let mut ports = |key: &str| -> Vec<u16> {
-        let Some(list) = map.get(key) else {
-            return Vec::new();
-        };
-        if mode.is_some_and(|m| m != NetworkMode::Allowlist) {
-            list.error(cx, "ports are only allowed with network mode allowlist");
-            return Vec::new();
+    let only = |cx: &mut Cx<'_>, key: &str, wanted: NetworkMode| -> Option<Vec<Field<'_>>> {
+        let list = map.get(key)?;
+        if mode.is_some_and(|m| m != wanted) {
+            let message = match wanted {
+                NetworkMode::Egress => format!("{key} is only allowed with network mode egress"),
+                _ => "ports are only allowed with network mode allowlist".to_string(),
+            };
+            list.error(cx, message);
+            return None;
         }
-        let items = list.seq(cx).unwrap_or_default();
+        list.seq(cx)
+    };
+    let port_list = |cx: &mut Cx<'_>, items: Vec<Field<'_>>| -> Vec<u16> {
         items
             .iter()
             .filter_map(|p| p.int(cx, 1, 65_535))
             .filter_map(|p| u16::try_from(p).ok())
             .collect()
     };
-    let bind_tcp = ports("bindTcp");
-    let connect_tcp = ports("connectTcp");
-    let bind_udp = ports("bindUdp");
-    let connect_udp = ports("connectUdp");
+    let ports = |cx: &mut Cx<'_>, key: &str| -> Vec<u16> {
+        let items = only(cx, key, NetworkMode::Allowlist).unwrap_or_default();
+        port_list(cx, items)
+    };
+    let bind_tcp = ports(cx, "bindTcp");
+    let connect_tcp = ports(cx, "connectTcp");
+    let bind_udp = ports(cx, "bindUdp");
+    let connect_udp = ports(cx, "connectUdp");
+    let allow_hosts = only(cx, "allowHosts", NetworkMode::Egress)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|h| {
+            let host = h.nonempty(cx)?;
+            match host_pattern(&host) {
+                Ok(pattern) => Some(pattern),
+                Err(why) => {
+                    h.error(cx, why);
+                    None
+                }
+            }
+        })
+        .collect();
+    let allow_ports = match only(cx, "allowPorts", NetworkMode::Egress) {
+        Some(items) => port_list(cx, items),
+        None if mode == Some(NetworkMode::Egress) => vec![443],
+        None => Vec::new(),
+    };
+    let allow_cidrs = only(cx, "allowCidrs", NetworkMode::Egress)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|c| {
+            let text = c.nonempty(cx)?;
+            text.parse::<crate::egress::Cidr>()
+                .map_err(|why| c.error(cx, why))
+                .ok()
+        })
+        .collect();
+    let publish_tcp = only(cx, "publishTcp", NetworkMode::Egress)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| {
+            let text = p.scalar(cx)?;
+            let addr = match text.parse::<u16>() {
+                Ok(port) if port > 0 => Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port))),
+                _ => text.parse::<std::net::SocketAddr>().map_err(|_| ()),
+            };
+            match addr {
+                Ok(a) if a.port() > 0 => Some(a),
+                _ => {
+                    p.error(
+                        cx,
+                        format!("`{text}` is not a port or address:port (e.g. 3000, 0.0.0.0:3000)"),
+                    );
+                    None
+                }
+            }
+        })
+        .collect();
+    if mode == Some(NetworkMode::Egress) && map.get("allowHosts").is_none() {
+        f.error(
+            cx,
+            "network mode egress needs allowHosts (e.g. [api.telegram.org, \"*.slack.com\"])",
+        );
+    }
     Some(Network {
         mode: mode?,
         bind_tcp,
         connect_tcp,
         bind_udp,
         connect_udp,
+        allow_hosts,
+        allow_ports,
+        allow_cidrs,
+        publish_tcp,
     })
+}
+
+/// An `allowHosts` entry, lowercased: a host name, `*.` and a host name, or
+/// a literal IP address.
+fn host_pattern(entry: &str) -> Result<String, String> {
+    let lower = crate::egress::normalize_host(entry);
+    if lower.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(lower);
+    }
+    let name = lower.strip_prefix("*.").unwrap_or(&lower);
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if name.len() > 253 || !name.split('.').all(label_ok) {
+        return Err(format!(
+            "`{entry}` is not a host name, `*.` and a host name, or an IP address (a `*` only as a leading `*.`)"
+        ));
+    }
+    Ok(lower)
 }
 
 fn resources(cx: &mut Cx<'_>, f: &Field<'_>) -> Resources {

@@ -258,7 +258,7 @@ impl ConnectionRole {
                 }));
                 if let Some((slot, event)) = done.delivery {
                     slot.send(Pending {
-                        event,
+                        event: Box::new(event),
                         attempt: 1,
                         held: false,
                     });

@@ -86,7 +86,7 @@ pub async fn replay_running(ctx: &ControlContext, id: Option<String>) -> Respons
             .await
         {
             Ok(slot) => slot.send(Pending {
-                event: je.event,
+                event: Box::new(je.event),
                 attempt: 1,
                 held: false,
             }),

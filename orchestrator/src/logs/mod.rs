@@ -158,6 +158,13 @@ impl LogSink {
         &self.path
     }
 
+    /// Its process is stopped and may stay so a long time (an idle agent
+    /// instance): the file is flushed and closed, freeing its descriptor and
+    /// buffer, and opened again by the next line.
+    pub fn release(&self) {
+        self.channel.release();
+    }
+
     /// Appends one line, `<timestamp> <source> <text>`, unless the flood limit refuses it.
     pub fn line(&self, source: &str, text: &str) {
         let admitted = self

@@ -194,3 +194,31 @@ fn a_deferred_sink_opens_on_the_writer_thread() {
     sink.note("three");
     assert_eq!(lines_of(&path).len(), 3);
 }
+
+/// Whether this process holds `path` open.
+fn held_open(path: &Path) -> bool {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|p| p == path))
+}
+
+/// An idle instance's log gives its descriptor back, and takes it again
+/// for the next line; nothing is lost either way.
+#[test]
+fn a_released_log_closes_its_file_until_the_next_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = std::fs::canonicalize(dir.path()).unwrap().join("a.log");
+    let sink = LogSink::open(&path).unwrap();
+    sink.note("before");
+    flush();
+    assert!(held_open(&path));
+    sink.release();
+    flush();
+    assert!(!held_open(&path), "released: the file is closed");
+    sink.note("after");
+    let lines = lines_of(&path);
+    assert!(held_open(&path), "the next line opened it again");
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[1].ends_with("orchestrator after"), "{lines:?}");
+}

@@ -46,6 +46,8 @@ enum Msg {
     /// Create the directory and open the file on the writer thread.
     OpenHere(u64, Box<Target>),
     Line(u64, String),
+    /// Flush and close the file until its next line.
+    Release(u64),
     Close(u64),
     Flush(SyncSender<()>),
 }
@@ -139,6 +141,7 @@ impl Channel {
             periodic,
             dirty: false,
             broken: false,
+            released: false,
         };
         let msg = if deferred {
             Msg::OpenHere(id, Box::new(target))
@@ -166,6 +169,13 @@ impl Channel {
             return false;
         }
         true
+    }
+}
+
+impl Channel {
+    /// Closes the file (after what is queued) until the next line comes.
+    pub fn release(&self) {
+        let _ = self.tx.send(Msg::Release(self.id));
     }
 }
 
@@ -257,6 +267,11 @@ fn handle(files: &mut HashMap<u64, Box<Target>>, msg: Msg) {
                 target.write(&line);
             }
         }
+        Msg::Release(id) => {
+            if let Some(target) = files.get_mut(&id) {
+                target.release();
+            }
+        }
         Msg::Close(id) => {
             if let Some(mut target) = files.remove(&id) {
                 target.periodic(Instant::now(), true);
@@ -284,6 +299,8 @@ struct Target {
     dirty: bool,
     /// A write or rotation failed: the file is left alone from then on.
     broken: bool,
+    /// Closed by [`Channel::release`]: the next line opens it again.
+    released: bool,
 }
 
 impl Target {
@@ -303,7 +320,25 @@ impl Target {
         }
     }
 
+    /// Flushes and closes the file; [`Target::write`] opens it again.
+    fn release(&mut self) {
+        self.flush();
+        if self.out.take().is_some() {
+            self.released = true;
+        }
+    }
+
     fn write(&mut self, line: &str) {
+        if self.released && !self.broken {
+            self.released = false;
+            match open_append(&self.path).and_then(|f| Ok((f.metadata()?.len(), f))) {
+                Ok((size, file)) => {
+                    self.size = size;
+                    self.out = Some(BufWriter::new(file));
+                }
+                Err(e) => self.fail("open", e),
+            }
+        }
         let Some(out) = self.out.as_mut().filter(|_| !self.broken) else {
             return;
         };

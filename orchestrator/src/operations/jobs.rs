@@ -172,7 +172,7 @@ impl Operations {
                 .await;
             match (accepted, slot) {
                 (Ok(Accepted::New), Ok(slot)) => slot.send(Pending {
-                    event: event.clone(),
+                    event: Box::new(event.clone()),
                     attempt: 1,
                     held: false,
                 }),

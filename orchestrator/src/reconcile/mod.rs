@@ -283,7 +283,7 @@ async fn kept_for(
         .map(|je| {
             let key = je.event.instance_key.clone();
             let pending = Pending {
-                event: je.event,
+                event: Box::new(je.event),
                 attempt: je.attempts.max(1) + 1,
                 held: false,
             };

@@ -248,6 +248,16 @@ pub fn plan(
     plan
 }
 
+/// `fields` (`spec.x.y`) as (those that need a restart, those that `live`
+/// names); `spec.enabled` is neither (its own action).
+fn split(fields: &[String], live: &[&str]) -> (Vec<String>, Vec<String>) {
+    fields
+        .iter()
+        .filter(|f| *f != "spec.enabled")
+        .cloned()
+        .partition(|f| !live.contains(&f.split('.').nth(1).unwrap_or_default()))
+}
+
 fn set(child: &mut ChildAction, action: Action, reason: &str) {
     child.action = action;
     child.reason = reason.to_string();
@@ -264,19 +274,7 @@ fn connection_change(
     config_values: bool,
     rotated: Vec<String>,
 ) {
-    let mut restart = Vec::new();
-    let mut live = Vec::new();
-    for f in fields {
-        if f == "spec.enabled" {
-            continue;
-        }
-        let top = f.split('.').nth(1).unwrap_or_default();
-        if CONNECTION_LIVE.contains(&top) {
-            live.push(f.clone());
-        } else {
-            restart.push(f.clone());
-        }
-    }
+    let (mut restart, mut live) = split(fields, &CONNECTION_LIVE);
     let connector = format!("Connector/{}", n.connector);
     let connector_fields = changed_fields(
         old.specs.get(&format!("Connector/{}", o.connector)),
@@ -306,19 +304,7 @@ fn connection_change(
 }
 
 fn agent_change(child: &mut ChildAction, fields: &[String], rotated: Vec<String>) {
-    let mut restart = Vec::new();
-    let mut live = Vec::new();
-    for f in fields {
-        if f == "spec.enabled" {
-            continue;
-        }
-        let top = f.split('.').nth(1).unwrap_or_default();
-        if AGENT_LIVE.contains(&top) {
-            live.push(f.clone());
-        } else {
-            restart.push(f.clone());
-        }
-    }
+    let (mut restart, live) = split(fields, &AGENT_LIVE);
     if !rotated.is_empty() {
         restart.push(format!("secrets rotated: {}", rotated.join(", ")));
         child.rotated = rotated;

@@ -64,7 +64,7 @@ pub struct Resolved {
 /// Connector's schema. The first failure refuses the whole bundle.
 pub fn resolve(bundle: &Bundle) -> Result<Resolved, RunError> {
     let env = |name: &str| std::env::var(name).ok();
-    let read = |path: &Path| std::fs::read_to_string(path);
+    let read = |path: &Path| read_regular(path);
     let mut out = Resolved::default();
     for c in bundle.connections.iter().filter(|c| c.enabled) {
         let connector = &bundle.connectors[&c.connector];
@@ -85,6 +85,15 @@ pub fn resolve(bundle: &Bundle) -> Result<Resolved, RunError> {
         out.agents.insert(a.name.clone(), Secrets(secrets));
     }
     Ok(out)
+}
+
+/// A secret file's text; a FIFO or a device (which would hold the start or
+/// an apply forever) is refused.
+fn read_regular(path: &Path) -> std::io::Result<String> {
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    std::fs::read_to_string(path)
 }
 
 fn digests(secrets: &BTreeMap<String, String>, config: &BTreeMap<String, String>) -> Digests {

@@ -216,7 +216,7 @@ mod tests {
 
     fn pending(id: &str) -> Pending {
         Pending {
-            event: DeliveredEvent {
+            event: Box::new(DeliveredEvent {
                 id: id.into(),
                 connection: "c".into(),
                 connector: "x".into(),
@@ -226,7 +226,7 @@ mod tests {
                 instance_key: "k".into(),
                 received_at: "2026-11-27T00:00:00Z".into(),
                 payload: None,
-            },
+            }),
             attempt: 1,
             held: false,
         }

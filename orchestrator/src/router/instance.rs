@@ -28,8 +28,9 @@ mod ops;
 /// An event waiting for (another) delivery attempt.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pending {
-    /// The event.
-    pub event: DeliveredEvent,
+    /// The event (boxed: an instance's queue allocates its first block of
+    /// slots up front, and a slot this small keeps that block at ~256 bytes).
+    pub event: Box<DeliveredEvent>,
     /// The attempt it will be delivered as (1 first).
     pub attempt: u32,
     /// It holds one of the `--max-pending` places (set by [`Slot::send`](super::Slot::send)),
@@ -204,7 +205,7 @@ impl InstanceRole {
     }
 
     fn send(&mut self, p: Pending, outbox: &Outbox<ToAgent>) {
-        let mut event = p.event.clone();
+        let mut event = DeliveredEvent::clone(&p.event);
         if !self.wants_payload {
             event.payload = None;
         }
@@ -452,6 +453,9 @@ impl Role for InstanceRole {
         if !self.deliveries.is_empty() {
             return true;
         }
+        // Stopped with nothing to do, perhaps for long: its log file need
+        // not stay open meanwhile (one descriptor per idle instance adds up).
+        self.log.release();
         tokio::select! {
             _ = tokio::time::sleep(self.agent.instance_ttl), if self.queue_open && self.queue.is_empty() => {
                 self.log.note(&format!(

@@ -43,6 +43,9 @@ pub fn apply(steps: &ChildSteps) -> Result<(), String> {
     if steps.loopback_up {
         check("loopback up", loopback_up().map_err(|e| e.to_string()))?;
     }
+    if let Some(fd) = steps.egress_fd {
+        check("egress proxy", egress_proxy(fd))?;
+    }
     for limit in &steps.rlimits {
         check(&format!("{:?}", limit.resource), rlimit(limit))?;
     }
@@ -97,6 +100,25 @@ pub fn apply(steps: &ChildSteps) -> Result<(), String> {
         if let Err(why) = sealed {
             eprintln!("orchestrator shim: sandbox: setns stays allowed: {why}");
         }
+    }
+    Ok(())
+}
+
+/// Hands the proxy's listener to the orchestrator and points the proxy
+/// variables at it; `NO_PROXY` goes.
+fn egress_proxy(fd: i32) -> Result<(), String> {
+    let port = crate::egress::hand_over(fd)?;
+    let url = format!("http://127.0.0.1:{port}");
+    for key in ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"] {
+        // SAFETY: this process is single-threaded (the shim's forked child).
+        unsafe {
+            std::env::set_var(key, &url);
+            std::env::set_var(key.to_ascii_lowercase(), &url);
+        }
+    }
+    for key in ["NO_PROXY", "no_proxy"] {
+        // SAFETY: as above.
+        unsafe { std::env::remove_var(key) };
     }
     Ok(())
 }

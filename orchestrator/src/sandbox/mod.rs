@@ -13,7 +13,7 @@
 //!    `<mount>/<own cgroup>/orchestrator/<pid>/`.
 //! 2. **Plan, per program** ([`plan()`], pure): each limit of a `sandbox`
 //!    section gets a mechanism (`cgroup-v1`, `cgroup-v2`, `rlimit`, `netns`,
-//!    `userns+netns`, `pidns+mountns`, `landlock-abi-N`, `seccomp`,
+//!    `userns+netns`, `netns+egress-proxy`, `pidns+mountns`, `landlock-abi-N`, `seccomp`,
 //!    `setuid`, `capset`, `prctl`) or a reason it
 //!    cannot be enforced here. In `enforce` mode a plan with a gap refuses to
 //!    start the child (a permanent failure naming the limit and why);
@@ -29,7 +29,7 @@
 //!    state directory covered but for the child's own), which forks the
 //!    program. The forked program applies the rest in this order right
 //!    before `execvp`: unshare (net, or user+net) → uid/gid maps → `lo` up
-//!    → rlimits → join the cgroups → its state directory (0700, chowned)
+//!    → the egress proxy's listener (handed to the orchestrator) → rlimits → join the cgroups → its state directory (0700, chowned)
 //!    → bounding set → setgid/setgroups/setuid → capabilities →
 //!    no_new_privs → Landlock (network, filesystem and scopes) → seccomp
 //!    (sockets, then the deny list of `syscalls.rs`). The shim is
@@ -66,6 +66,8 @@ mod syscalls;
 mod tests;
 #[cfg(test)]
 mod tests_confine;
+#[cfg(test)]
+mod tests_egress;
 mod uids;
 
 use std::path::PathBuf;
@@ -138,6 +140,8 @@ pub struct SandboxPlan {
     pub steps: ChildSteps,
     /// `user: dynamic`: each start gets a uid of its own from the range.
     pub dynamic_user: bool,
+    /// Network mode `egress`: the policy its proxy serves (see [`crate::egress`]).
+    pub egress: Option<std::sync::Arc<crate::egress::Policy>>,
 }
 
 /// Limits whose gap is reported but does not stop an `enforce` start: the
@@ -200,6 +204,11 @@ pub struct ChildSteps {
     pub new_userns: bool,
     /// Bring `lo` up in the new network namespace.
     pub loopback_up: bool,
+    /// Network mode `egress`: bind the proxy's listener in the new
+    /// namespace, hand it to the orchestrator over this fd, and set the
+    /// proxy variables (see [`crate::egress`]).
+    #[serde(default)]
+    pub egress_fd: Option<i32>,
     /// `setrlimit` calls.
     pub rlimits: Vec<Rlimit>,
     /// Cgroup directories to join (filled when the child starts).

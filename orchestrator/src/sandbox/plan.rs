@@ -34,6 +34,7 @@ pub fn plan(
             ..ChildSteps::default()
         },
         dynamic_user: false,
+        egress: None,
     };
     if let Some(name) = &sandbox.user {
         if !caps.root {
@@ -149,6 +150,7 @@ pub fn plan(
         b.steps = ChildSteps::default();
         b.cgroups.clear();
         b.dynamic_user = false;
+        b.egress = None;
     } else {
         super::harden::harden(&mut b, sandbox, caps);
     }
@@ -158,6 +160,7 @@ pub fn plan(
         cgroups: b.cgroups,
         steps: b.steps,
         dynamic_user: b.dynamic_user,
+        egress: b.egress.map(std::sync::Arc::new),
     }
 }
 
@@ -166,6 +169,21 @@ fn network(b: &mut Builder, net: &Network, caps: &Capabilities) {
         NetworkMode::None => "none".to_string(),
         NetworkMode::Loopback => "loopback".to_string(),
         NetworkMode::Host => "host".to_string(),
+        NetworkMode::Egress => {
+            let mut v = format!(
+                "egress allowHosts={:?} allowPorts={:?}",
+                net.allow_hosts, net.allow_ports
+            );
+            if !net.publish_tcp.is_empty() {
+                let addrs: Vec<String> = net.publish_tcp.iter().map(ToString::to_string).collect();
+                v.push_str(&format!(" publishTcp={addrs:?}"));
+            }
+            if !net.allow_cidrs.is_empty() {
+                let cidrs: Vec<String> = net.allow_cidrs.iter().map(ToString::to_string).collect();
+                v.push_str(&format!(" allowCidrs={cidrs:?}"));
+            }
+            v
+        }
         NetworkMode::Allowlist => {
             let mut v = format!(
                 "allowlist bindTcp={:?} connectTcp={:?}",
@@ -228,6 +246,40 @@ fn network(b: &mut Builder, net: &Network, caps: &Capabilities) {
             },
             Err(why) => b.gap("network", &value, why),
         },
+        NetworkMode::Egress if !net.publish_tcp.is_empty() && !caps.root => b.gap(
+            "network",
+            &value,
+            "publishTcp needs root (the orchestrator joins the child's network namespace to forward)".into(),
+        ),
+        NetworkMode::Egress => match netns {
+            Ok((mechanism, userns)) => {
+                b.steps.new_netns = true;
+                b.steps.new_userns = userns;
+                b.steps.loopback_up = true;
+                b.steps.egress_fd = Some(crate::egress::EGRESS_FD);
+                b.egress = Some(crate::egress::Policy {
+                    hosts: net.allow_hosts.clone(),
+                    ports: net.allow_ports.clone(),
+                    cidrs: net.allow_cidrs.clone(),
+                    publish: net.publish_tcp.clone(),
+                });
+                let mut mechanism = format!("{mechanism}+egress-proxy");
+                let mut note = "only lo, where 127.0.0.1:<port> is its proxy (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY): the orchestrator resolves the names, refuses private, loopback, link-local, multicast, CGNAT and metadata addresses, and connects to the address it checked".to_string();
+                match &caps.seccomp {
+                    Ok(()) => {
+                        b.steps.seccomp = Some(Families::Allowlist { udp: false });
+                        mechanism.push_str(", seccomp");
+                        note.push_str("; only unix sockets and TCP streams");
+                    }
+                    Err(s) => note.push_str(&format!("; any socket family can be created: {s}")),
+                }
+                if !net.publish_tcp.is_empty() {
+                    note.push_str("; publishTcp: the orchestrator listens there and forwards each connection to the same port on 127.0.0.1 inside");
+                }
+                b.ok("network", &value, mechanism, Some(note));
+            }
+            Err(why) => b.gap("network", &value, why),
+        },
         NetworkMode::Allowlist => {
             let abi = match &caps.landlock_abi {
                 Ok(abi) if *abi >= LANDLOCK_TCP_ABI => *abi,
@@ -284,6 +336,7 @@ pub(super) struct Builder {
     pub(super) cgroups: Vec<CgroupLimit>,
     pub(super) steps: ChildSteps,
     pub(super) dynamic_user: bool,
+    pub(super) egress: Option<crate::egress::Policy>,
 }
 
 impl Builder {

@@ -106,8 +106,11 @@ pub fn capabilities() -> &'static Capabilities {
     })
 }
 
-/// Removes this orchestrator's cgroup homes (at the end of a run).
+/// Removes this orchestrator's cgroup homes and lets go of the audit log
+/// (at the end of a run).
 pub fn cleanup() {
+    // The egress proxies' hold on the audit log ends with the run.
+    crate::egress::clear_audit();
     let Some(caps) = PROBED.get() else { return };
     let homes: Vec<&CgroupHome> = [&caps.memory, &caps.pids, &caps.cpu]
         .into_iter()

@@ -81,6 +81,10 @@ pub struct Prepared {
     pub steps_json: String,
     /// Its cgroups, removed when dropped (after the child is gone).
     pub cgroups: Option<CgroupGuard>,
+    /// Network mode `egress`: the policy of the proxy to serve it (the
+    /// child gets the other end of a [`crate::egress::Handoff`] at
+    /// [`crate::egress::EGRESS_FD`]).
+    pub egress: Option<std::sync::Arc<crate::egress::Policy>>,
 }
 
 /// Prepares one start of `program` (started in `cwd`) under `plan`,
@@ -171,6 +175,7 @@ pub fn prepare(
     Ok(Some(Prepared {
         steps_json,
         cgroups,
+        egress: plan.egress.clone(),
     }))
 }
 

@@ -90,6 +90,18 @@ pub(super) fn sandbox(
             },
             bind_udp: vec![],
             connect_udp: vec![],
+            allow_hosts: if mode == NetworkMode::Egress {
+                vec!["api.example.com".into(), "*.example.org".into()]
+            } else {
+                vec![]
+            },
+            allow_ports: if mode == NetworkMode::Egress {
+                vec![443]
+            } else {
+                vec![]
+            },
+            allow_cidrs: vec![],
+            publish_tcp: vec![],
         }),
         resources: r,
         capabilities: vec![],

@@ -112,6 +112,8 @@ pub struct ProcessStatus {
     pub counters: Counters,
     /// A connection's intake counts (all zero for an agent instance).
     pub intake: IntakeCounters,
+    /// What its egress proxy did (sandbox network mode `egress`).
+    pub egress: Arc<crate::egress::Counters>,
     info: Mutex<Info>,
     control: mpsc::Sender<Control>,
 }
@@ -131,6 +133,7 @@ impl ProcessStatus {
             instance_key: instance_key.map(str::to_string),
             counters: Counters::default(),
             intake: IntakeCounters::default(),
+            egress: Arc::default(),
             info: Mutex::new(Info {
                 state: ProcessState::Stopped,
                 restarts: 0,
@@ -270,6 +273,7 @@ impl ProcessStatus {
             protocol_errors: self.counters.protocol_errors.load(Ordering::Relaxed),
             intake: (self.kind == ProcessKind::Connection).then(|| self.intake.snapshot()),
             sandbox: i.sandbox.clone(),
+            egress: self.egress.snapshot(),
             operations: None,
             operations_state: None,
             circuit_trips: None,
@@ -323,6 +327,10 @@ pub struct ProcessSnapshot {
     /// without a sandbox section.
     #[serde(default)]
     pub sandbox: Vec<LimitReport>,
+    /// In sandbox network mode `egress`: its proxy's connections allowed,
+    /// refused and failed by reason, and bytes each way (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress: Option<crate::egress::EgressSnapshot>,
     /// For a connection whose Connector declares operations: per operation,
     /// invocations, outcomes, retries, in flight and latency (`null` otherwise).
     #[serde(default)]

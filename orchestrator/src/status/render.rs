@@ -192,6 +192,25 @@ pub fn render_detail(r: &ProcessSnapshot, crash: &[String]) -> String {
             out.push('\n');
         }
     }
+    if let Some(e) = &r.egress {
+        let by_reason = |m: &std::collections::BTreeMap<String, u64>| {
+            let parts: Vec<String> = m.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            if parts.is_empty() {
+                "0".to_string()
+            } else {
+                parts.join(", ")
+            }
+        };
+        let _ = writeln!(
+            out,
+            "  egress      allowed {}, refused {}, failed {}, bytes sent {}, received {}",
+            e.allowed,
+            by_reason(&e.refused),
+            by_reason(&e.failed),
+            e.bytes_sent,
+            e.bytes_received
+        );
+    }
     if !crash.is_empty() {
         let _ = writeln!(out, "  last crash record");
         for line in crash {

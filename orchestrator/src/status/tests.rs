@@ -24,6 +24,7 @@ fn row(target: &str, state: ProcessState) -> ProcessSnapshot {
         protocol_errors: 0,
         intake: None,
         sandbox: Vec::new(),
+        egress: None,
         operations: None,
         operations_state: None,
         circuit_trips: None,

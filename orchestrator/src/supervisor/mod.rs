@@ -227,6 +227,9 @@ pub async fn supervise<R: Role>(mut role: R, mut sup: Supervision) -> R {
                 match outcome {
                     Outcome::Stopped => break,
                     Outcome::Idle => {
+                        // Its channel, pidfd and pipes go now, not when it
+                        // next starts: an idle instance may wait for days.
+                        drop(s);
                         status.set_state(ProcessState::Stopped);
                         say("idle: stopped until the next event");
                         let wake = tokio::select! {

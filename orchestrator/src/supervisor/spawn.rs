@@ -280,6 +280,7 @@ where
         None => None,
     };
     let mut cgroups = None;
+    let mut egress = None;
     let mut cmd = match &spec.shim {
         Some(shim) => {
             let mut cmd = Command::new(shim);
@@ -287,6 +288,7 @@ where
             if let Some(prepared) = sandbox {
                 cmd.arg(crate::shim::SANDBOX_OPT).arg(prepared.steps_json);
                 cgroups = prepared.cgroups;
+                egress = prepared.egress;
             }
             cmd.arg("--").arg(&spec.program);
             cmd
@@ -342,9 +344,23 @@ where
         }
     };
 
+    // Network mode `egress`: the socket its proxy's listener comes back on.
+    let egress = match egress {
+        Some(policy) => {
+            let handoff = crate::egress::Handoff::new()?;
+            let fd = handoff.child_fd();
+            // SAFETY: dup2 is async-signal-safe.
+            unsafe { cmd.pre_exec(move || place_fd(fd, crate::egress::EGRESS_FD)) };
+            Some((handoff, policy))
+        }
+        None => None,
+    };
     let mut child = cmd.spawn()?;
     // The child has its copy; ours must go, or the socket never reports EOF.
     drop(child_end);
+    if let Some((handoff, policy)) = egress {
+        crate::egress::start(handoff, policy, &opts.status);
+    }
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
     let stderr_tail = StderrTail::default();

@@ -178,7 +178,8 @@ pub(crate) enum SandboxMode {
 #[derive(Debug, JsonSchema)]
 #[schemars(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct Network {
-    /// none, loopback, allowlist (only the listed ports) or host.
+    /// none, loopback, allowlist (only the listed ports), egress (only the
+    /// listed host names, through the orchestrator's proxy) or host.
     mode: NetworkMode,
     /// TCP ports it may bind (allowlist only).
     bind_tcp: Option<Vec<Port>>,
@@ -188,6 +189,39 @@ pub(crate) struct Network {
     bind_udp: Option<Vec<Port>>,
     /// UDP ports it may send to (allowlist only).
     connect_udp: Option<Vec<Port>>,
+    /// Host names it may reach through its proxy (egress only): exact, or
+    /// `*.example.com` for any name below it; a literal IP only if listed.
+    allow_hosts: Option<Vec<AllowHost>>,
+    /// Ports it may reach them on (egress only; default [443]).
+    allow_ports: Option<Vec<Port>>,
+    /// Address blocks it may reach although private, loopback, link-local
+    /// or metadata (egress only): `10.20.0.0/16`, `fd00::/8`, an address.
+    allow_cidrs: Option<Vec<String>>,
+    /// Inbound (egress only): a port (`127.0.0.1:<port>`) or `address:port`
+    /// on the host, forwarded to the same port on 127.0.0.1 inside its
+    /// network namespace. Needs root.
+    publish_tcp: Option<Vec<Publish>>,
+}
+
+/// An `allowHosts` entry: a host name, `*.` and a host name, or an IP address.
+#[derive(Debug, JsonSchema)]
+#[schemars(transparent)]
+pub(crate) struct AllowHost(
+    #[schemars(
+        length(min = 1, max = 255),
+        regex(pattern = r"^(\*\.)?[A-Za-z0-9_.:\[\]-]+$")
+    )]
+    String,
+);
+
+/// A `publishTcp` entry: a port, or `address:port`.
+#[derive(Debug, JsonSchema)]
+#[schemars(untagged)]
+pub(crate) enum Publish {
+    /// A port on 127.0.0.1.
+    Port(Port),
+    /// `address:port` (`0.0.0.0:3000`, `[::1]:3000`).
+    Address(String),
 }
 
 /// `sandbox.network.mode`.
@@ -200,6 +234,8 @@ pub(crate) enum NetworkMode {
     Loopback,
     /// Only the listed ports.
     Allowlist,
+    /// Only the listed host names, through the orchestrator's proxy.
+    Egress,
     /// The host's network.
     Host,
 }

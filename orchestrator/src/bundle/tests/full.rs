@@ -198,6 +198,10 @@ fn connector_fields_override_defaults() {
             connect_tcp: vec![443, 8443],
             bind_udp: vec![],
             connect_udp: vec![53],
+            allow_hosts: vec![],
+            allow_ports: vec![],
+            allow_cidrs: vec![],
+            publish_tcp: vec![],
         })
     );
     assert_eq!(s.capabilities, ["CAP_NET_BIND_SERVICE", "CAP_KILL"]);

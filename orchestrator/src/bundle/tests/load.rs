@@ -78,3 +78,18 @@ fn missing_paths_and_empty_directories_are_errors() {
         empty[0]
     );
 }
+
+/// A FIFO would hold the reader forever (and with it an `apply`): refused at once.
+#[test]
+fn a_fifo_is_refused_not_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bundle.yaml");
+    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let errors = load(&path).expect_err("a FIFO is no bundle");
+    assert!(
+        errors[0]
+            .to_string()
+            .ends_with("not a regular file or a directory"),
+        "{errors:?}"
+    );
+}
