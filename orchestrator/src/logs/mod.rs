@@ -3,7 +3,7 @@
 //! Every child writes to its own file (docs/architecture.md, The state directory); each line
 //! gets a UTC timestamp and the stream it came from. Writing never blocks the
 //! child nor a tokio worker: lines go through a bounded queue to the one log
-//! writer thread ([`writer`]). Control characters in a line are escaped
+//! writer thread (`writer.rs`). Control characters in a line are escaped
 //! ([`escape_controls`]), so nothing a child writes can start a line of its
 //! own. A line longer than [`LogOptions::max_line`] is cut and marked; a child
 //! that floods is held to [`LogOptions::lines_per_sec`] (with a burst), and

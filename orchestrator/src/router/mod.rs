@@ -3,7 +3,7 @@
 //! # Theory of operation
 //!
 //! [`Router::reserve`] looks the pair up; the first event for a pair starts
-//! a supervised agent instance (an [`InstanceRole`] under [`supervise`]) with
+//! a supervised agent instance (an [`InstanceRole`] under [`supervise`](crate::supervisor::supervise)) with
 //! its own bounded queue of `maxQueue` events. Events then flow through that
 //! queue in the order they were accepted. A connection reserves an event's
 //! place before accepting it; a full queue refuses (`overflow: reject`) or

@@ -31,7 +31,7 @@ pub const WRITE_STALL: Duration = Duration::from_secs(60);
 /// Sending never waits. A child that does not read what it is sent cannot
 /// hold up whoever sends to it (the loop that reads from it, its health
 /// checks, its stop): once its queue is full, or one write to it has been
-/// blocked for [`WRITE_STALL`], the link is [stalled](Outbox::stalled) and
+/// blocked for `WRITE_STALL` (60 s), the link is [stalled](Outbox::stalled) and
 /// the supervisor kills the child as "not reading its input".
 #[derive(Debug)]
 pub struct Outbox<Out> {
