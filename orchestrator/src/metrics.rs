@@ -102,7 +102,13 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<(tokio::net::TcpListener,
 
 /// Copies what `status` counts into the recorder.
 pub fn refresh(ctx: &ControlContext) {
-    let mut agents: std::collections::BTreeMap<String, [u64; STATES.len()]> = Default::default();
+    // Every Agent of the bundle, so one whose last instance went shows zeros.
+    let mut agents: std::collections::BTreeMap<String, [u64; STATES.len()]> = ctx
+        .router
+        .agent_summaries()
+        .into_iter()
+        .map(|a| (a.name, [0; STATES.len()]))
+        .collect();
     let mut agent_egress: std::collections::BTreeMap<String, crate::egress::EgressSnapshot> =
         Default::default();
     for row in ctx.registry.snapshot() {

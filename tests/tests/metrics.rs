@@ -141,3 +141,30 @@ fn dashboard_metrics_exist(s: &Scrape) {
         );
     }
 }
+
+/// An Agent without instances (none yet, or its last one forgotten) shows
+/// zeros, not whatever its gauge said last.
+#[test]
+fn an_agent_without_instances_has_zero_gauges() {
+    let mut h = Harness::new();
+    h.copy_example("connectors/lines.py");
+    h.copy_example("agents/reply.py");
+    let events = h.write_events("events.jsonl", &[]);
+    let replies = h.path("replies.txt");
+    let bundle = e2e::lines_reply_bundle(&events, &replies)
+        .replace("agents: [Agent/reply]", "agents: [Agent/reply, Agent/idle]")
+        + "---\napiVersion: goondan.ai/v1\nkind: Agent\nmetadata: { name: idle }\nspec: { entry: ./reply.py }\n";
+    h.start_with(&bundle, &["--metrics", "127.0.0.1:0"]);
+    h.wait_until("the metrics address", DEADLINE, || {
+        std::fs::read_to_string(h.state().join("metrics.address")).is_ok_and(|a| a.ends_with('\n'))
+    });
+    h.wait_until("the idle Agent's gauge", DEADLINE, || {
+        scrape(&h).samples.iter().any(|x| {
+            x.metric == "orchestrator_agent_instances"
+                && x.labels.get("agent") == Some("idle")
+                && x.labels.get("state") == Some("ready")
+                && matches!(x.value, Value::Gauge(v) if v == 0.0)
+        })
+    });
+    assert!(h.stop().success(), "{}", h.dump());
+}
