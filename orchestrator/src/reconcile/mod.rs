@@ -38,6 +38,9 @@ use crate::bundle::{Bundle, Diagnostic};
 use crate::router::{AgentProgram, Pending};
 use crate::run::RunError;
 
+/// How long an apply waits for a Connection it (re)started to be ready.
+const STARTED_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Why an apply (or a diff) was refused; the running state is untouched.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -247,6 +250,19 @@ impl Runtime {
                 _ => {}
             }
         }
+
+        // Started and restarted Connections are up (or say why not) before
+        // the apply answers: the next request finds them listening.
+        let started: Vec<_> = plan
+            .children
+            .iter()
+            .filter(|c| matches!(c.action, Action::Restart | Action::Start))
+            .filter_map(|c| c.target.strip_prefix("connection/"))
+            .filter_map(|name| self.children.get(name))
+            .filter(|child| child.running.is_some())
+            .map(|child| child.status.clone())
+            .collect();
+        futures::future::join_all(started.iter().map(|s| s.wait_started(STARTED_WITHIN))).await;
 
         // 3. Agents that are gone.
         for name in old.agents.keys() {

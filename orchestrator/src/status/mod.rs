@@ -116,6 +116,8 @@ pub struct ProcessStatus {
     pub egress: Arc<crate::egress::Counters>,
     info: Mutex<Info>,
     control: mpsc::Sender<Control>,
+    /// Woken at every change of state.
+    state_changed: tokio::sync::Notify,
 }
 
 impl ProcessStatus {
@@ -148,6 +150,7 @@ impl ProcessStatus {
                 details: None,
             }),
             control,
+            state_changed: tokio::sync::Notify::new(),
         };
         (Arc::new(status), rx)
     }
@@ -180,6 +183,25 @@ impl ProcessStatus {
                 i.ready_at = None;
             }
         });
+        self.state_changed.notify_waiters();
+    }
+
+    /// Waits (at most `within`) until its process is past starting: ready,
+    /// or backing off, failed, in a crash loop. `apply` returns once the
+    /// children it started are there, so the next request finds them up.
+    pub async fn wait_started(&self, within: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let changed = self.state_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if !matches!(self.state(), ProcessState::Starting | ProcessState::Stopped) {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return;
+            }
+        }
     }
 
     /// Records how the last run ended, and the error text that goes with it.
