@@ -424,6 +424,10 @@ fn removed_agent_dead_letters_what_it_had_not_delivered() {
         "{stdout}"
     );
     assert_eq!(ready_pid(&h, "agent/worker/w"), worker_pid);
+    // The running instance took the new limit up.
+    h.wait_until("the instance took maxAttempts 7 up", DEADLINE, || {
+        h.agent_log("worker", "w").contains("maxAttempts 7")
+    });
 
     let out = verb(&h, "apply", &worker_bundle(&h, false, 7));
     let (stdout, stderr) = text(&out);

@@ -413,7 +413,8 @@ impl Role for InstanceRole {
                     None => self.queue_open = false,
                 },
                 _ = stop.cancelled(), if !stopping => {}
-                Ok(()) = self.live.changed() => {}
+                // `changed` marks the new limits seen: take them up here.
+                Ok(()) = self.live.changed() => self.take_up_limits(),
                 _ = tokio::time::sleep_until(wake) => {
                     if idle && idle_timeout.is_some() && Instant::now() >= idle_until {
                         self.shared.idle.store(false, Ordering::Relaxed);
