@@ -205,22 +205,20 @@ impl Runtime {
             let conn = new.connections.iter().find(|c| c.name == name);
             match (child.action, conn) {
                 (Action::Update, Some(c)) => {
-                    if let Some(running) =
-                        self.children.get(name).and_then(|ch| ch.running.as_ref())
-                    {
-                        running.ctx.set_routing(crate::connection::Routing {
-                            connection: c.clone(),
-                            swarm: new.swarms[&c.swarm].clone(),
-                        });
+                    let connector = &new.connectors[&c.connector];
+                    if let Some(child) = self.children.get(name) {
+                        if let Some(running) = &child.running {
+                            running.ctx.set_routing(crate::connection::Routing {
+                                connection: c.clone(),
+                                swarm: new.swarms[&c.swarm].clone(),
+                            });
+                        }
+                        let details = crate::status::ConnectionDetails::of(c, connector);
+                        child.status.set_details(details);
                     }
-                    if let Some(ch) = self.children.get(name) {
-                        let connector = &new.connectors[&c.connector];
-                        ch.status
-                            .set_details(crate::status::ConnectionDetails::of(c, connector));
-                    }
+                    // New operations limits: a fresh ConnectionOps (it inherits the channel).
                     let before = old.connections.iter().find(|o| o.name == name);
                     if before.is_none_or(|o| o.operations != c.operations) {
-                        let connector = &new.connectors[&c.connector];
                         deps.operations
                             .put_connection(crate::operations::ConnectionOps::new(c, connector));
                     }
