@@ -1,0 +1,330 @@
+//! The example bots run their connector in `sandbox.network.mode: egress`.
+//!
+//! Each `examples/<name>-bot` has its own Connector: a copy of the shipped
+//! `connectors/<name>/connector.yaml` (which has no sandbox, so it runs
+//! anywhere) with a `sandbox` block inserted after `spec:`, between the
+//! lines `# >>> example sandbox` and `# <<< example sandbox`. The first test
+//! keeps the copies equal to the shipped file plus [`SANDBOXES`]; after a
+//! change to a connector.yaml, copy them again with
+//! `UPDATE_EXAMPLE_CONNECTORS=1 cargo test -p e2e --test egress_examples`.
+//!
+//! The second runs examples/telegram-bot as it is (its Connection and
+//! agent; only the API's address and port changed for the test) against a
+//! fake Bot API on 127.0.0.2 registered as `api.telegram.org` through the
+//! proxy's test resolver: a message comes in through getUpdates, the agent
+//! answers with sendMessage, both through the proxy. Root only, like
+//! tests/tests/egress.rs.
+
+mod egress_support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use e2e::{DEADLINE, Harness};
+use egress_support::Run;
+
+const BEGIN: &str = "  # >>> example sandbox";
+const END: &str = "  # <<< example sandbox\n";
+
+/// Each example bot's sandbox: (connector, where its Connector lives in
+/// examples/, the lines inserted after `spec:`).
+const SANDBOXES: [(&str, &str, &str); 4] = [
+    (
+        "telegram",
+        "telegram-bot/connector.yaml",
+        "    # It only calls out (long polling): the Bot API's host, nothing else.
+    network: { mode: egress, allowHosts: [api.telegram.org] }
+",
+    ),
+    (
+        "slack",
+        "slack-bot/connector.yaml",
+        "    # slack.com: the Web API; files.slack.com: getFile; hooks.slack.com: respond.
+    # Slack calls it on PORT 3000 (bundle.yaml): published from the host's
+    # 127.0.0.1:3000 into its namespace (needs root).
+    network: { mode: egress, allowHosts: [slack.com, \"*.slack.com\"], publishTcp: [3000] }
+",
+    ),
+    (
+        "discord",
+        "discord-bot/connector.yaml",
+        "    # discord.com: followup and createMessage. Discord calls its Interactions
+    # Endpoint on PORT 8080 (bundle.yaml): published from the host's
+    # 127.0.0.1:8080 into its namespace (needs root).
+    network: { mode: egress, allowHosts: [discord.com], publishTcp: [8080] }
+",
+    ),
+    (
+        "github",
+        "github-bot/bundle.yaml",
+        "    # api.github.com: the operations (GitHub Enterprise Server: the host of
+    # API_BASE instead). GitHub delivers webhooks to HOST 0.0.0.0, PORT 3000
+    # (the Connection above): published from the host's 0.0.0.0:3000 into its
+    # namespace (needs root).
+    network: { mode: egress, allowHosts: [api.github.com], publishTcp: [\"0.0.0.0:3000\"] }
+",
+    ),
+];
+
+/// Where github-bot's bundle.yaml starts its copy of the Connector.
+const GITHUB_MARK: &str = "\n---\n# The Connector resource of connector-github";
+
+fn workspace() -> PathBuf {
+    e2e::workspace_dir()
+}
+
+/// `shipped` with `lines` (a sandbox) inserted after its `spec:` line.
+fn with_sandbox(shipped: &str, connector: &str, lines: &str) -> String {
+    let at = shipped
+        .find("\nspec:\n")
+        .map(|i| i + "\nspec:\n".len())
+        .unwrap_or_else(|| panic!("{connector}: no `spec:` line"));
+    format!(
+        "{}{BEGIN}: this sandbox is the example's, the rest is connectors/{connector}/connector.yaml\n  sandbox:\n{lines}{END}{}",
+        &shipped[..at],
+        &shipped[at..]
+    )
+}
+
+/// What each example's Connector must be, and where it is.
+fn wanted() -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    for (connector, rel, lines) in SANDBOXES {
+        let shipped_path = workspace().join(format!("connectors/{connector}/connector.yaml"));
+        let shipped = std::fs::read_to_string(&shipped_path).expect("connector.yaml");
+        let copy = with_sandbox(&shipped, connector, lines);
+        let path = e2e::examples_dir().join(rel);
+        if rel.ends_with("bundle.yaml") {
+            // The bundle ends with the Connector, after GITHUB_MARK.
+            let bundle = std::fs::read_to_string(&path).expect("bundle.yaml");
+            let at = bundle.find(GITHUB_MARK).expect("the bundle's Connector") + 5;
+            out.push((path, format!("{}{copy}", &bundle[..at])));
+        } else {
+            out.push((path, copy));
+        }
+    }
+    out
+}
+
+#[test]
+fn each_example_bot_runs_its_shipped_connector_with_an_egress_sandbox() {
+    let update = std::env::var_os("UPDATE_EXAMPLE_CONNECTORS").is_some();
+    for (path, want) in wanted() {
+        if update {
+            std::fs::write(&path, &want).expect("write");
+        }
+        let got = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            got == want,
+            "{} is not its connector.yaml with the sandbox of tests/tests/egress_examples.rs; \
+             copy it again with UPDATE_EXAMPLE_CONNECTORS=1 cargo test -p e2e --test egress_examples",
+            path.display()
+        );
+        let meta = std::fs::symlink_metadata(&path).expect("metadata");
+        assert!(
+            meta.file_type().is_file(),
+            "{}: a file, not a link",
+            path.display()
+        );
+    }
+    // And each example directory validates with it.
+    let h = Harness::new();
+    for dir in [
+        "telegram-bot",
+        "slack-bot",
+        "discord-bot",
+        "github-bot/bundle.yaml",
+    ] {
+        let path = e2e::examples_dir().join(dir);
+        let out = h.validate(path.to_str().expect("utf-8 path"));
+        assert!(out.status.success(), "{dir}: {out:?}");
+    }
+}
+
+/// A fake Bot API on 127.0.0.2: one text message from getUpdates (until
+/// the offset passes it), sendMessage answered; keeps each request's line,
+/// Host header and body.
+struct FakeBotApi {
+    port: u16,
+    seen: Arc<Mutex<Vec<(String, String, String)>>>,
+}
+
+const TOKEN: &str = "123:example-token";
+
+fn fake_bot_api() -> FakeBotApi {
+    let listener = TcpListener::bind("127.0.0.2:0").expect("listen on 127.0.0.2");
+    let port = listener.local_addr().expect("addr").port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let keep = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let keep = keep.clone();
+            std::thread::spawn(move || answer(stream, &keep));
+        }
+    });
+    FakeBotApi { port, seen }
+}
+
+fn answer(mut stream: std::net::TcpStream, seen: &Mutex<Vec<(String, String, String)>>) {
+    let Ok(clone) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(clone);
+    let mut first = String::new();
+    if reader.read_line(&mut first).is_err() {
+        return;
+    }
+    let (mut host, mut length) = (String::new(), 0usize);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        let lower = line.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("host:") {
+            host = v.trim().to_string();
+        }
+        if let Some(v) = lower.strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0u8; length];
+    if reader.read_exact(&mut body).is_err() {
+        return;
+    }
+    let body = String::from_utf8_lossy(&body).to_string();
+    let first = first.trim().to_string();
+    seen.lock()
+        .expect("lock")
+        .push((first.clone(), host, body.clone()));
+    let path = first.split(' ').nth(1).unwrap_or("");
+    let result = if path == format!("/bot{TOKEN}/getUpdates") {
+        let params: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        if params["offset"].as_i64().unwrap_or(0) <= 1 {
+            serde_json::json!([{
+                "update_id": 1,
+                "message": {
+                    "message_id": 5, "date": 1700000000,
+                    "chat": {"id": 42, "type": "private"},
+                    "from": {"id": 42, "is_bot": false, "first_name": "Ada"},
+                    "text": "hi"
+                }
+            }])
+        } else {
+            // Long polling with nothing new: answer empty after a while,
+            // as Telegram does (the connector asks again).
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            serde_json::json!([])
+        }
+    } else if path == format!("/bot{TOKEN}/sendMessage") {
+        serde_json::json!({"message_id": 6, "date": 1700000001,
+            "chat": {"id": 42, "type": "private"}, "text": "echo: hi"})
+    } else {
+        serde_json::Value::Null
+    };
+    let answer = serde_json::json!({"ok": !result.is_null(), "result": result}).to_string();
+    let _ = write!(
+        stream,
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+        answer.len()
+    );
+}
+
+#[test]
+fn the_telegram_example_answers_through_its_egress_proxy() {
+    if !e2e::require_root() {
+        return;
+    }
+    let api = fake_bot_api();
+    let port = api.port;
+    let h = Harness::new();
+    let dir = h.copy_example_dir("telegram-bot");
+    h.copy_example_dir("agents");
+    // The test's only changes: the API on the fake's port, over http, and
+    // that port and 127.0.0.2 (where api.telegram.org resolves here) allowed.
+    let connector = dir.join("connector.yaml");
+    let text = std::fs::read_to_string(&connector).expect("connector.yaml");
+    let sandboxed = "allowHosts: [api.telegram.org] }";
+    assert!(
+        text.contains(sandboxed),
+        "the example changed; update this test"
+    );
+    let text = text.replace(
+        sandboxed,
+        &format!(
+            "allowHosts: [api.telegram.org], allowPorts: [{port}], allowCidrs: [127.0.0.2/32] }}"
+        ),
+    );
+    std::fs::write(&connector, text).expect("write");
+    let bundle = dir.join("bundle.yaml");
+    let text = std::fs::read_to_string(&bundle).expect("bundle.yaml");
+    let config = "  config:\n";
+    assert!(
+        text.contains(config),
+        "the example changed; update this test"
+    );
+    let text = text.replacen(
+        config,
+        &format!("  config:\n    API_BASE: \"http://api.telegram.org:{port}\"\n"),
+        1,
+    );
+    std::fs::write(&bundle, text).expect("write");
+
+    let _run = Run::start_at(
+        &h,
+        "telegram-bot",
+        &[
+            ("ORCHESTRATOR_EGRESS_RESOLVE", "api.telegram.org=127.0.0.2"),
+            ("TELEGRAM_BOT_TOKEN", TOKEN),
+        ],
+    );
+    let send = format!("POST /bot{TOKEN}/sendMessage HTTP/1.1");
+    h.wait_until("the bot's answer at the fake API", DEADLINE, || {
+        api.seen
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|(l, _, _)| *l == send)
+    });
+    let seen = api.seen.lock().expect("lock").clone();
+    let (_, host, body) = seen
+        .iter()
+        .find(|(l, _, _)| *l == send)
+        .expect("sendMessage");
+    assert_eq!(
+        *host,
+        format!("api.telegram.org:{port}"),
+        "by name, through the proxy"
+    );
+    let body: serde_json::Value = serde_json::from_str(body).expect("json body");
+    assert_eq!(body["chat_id"], 42, "{body}");
+    assert_eq!(body["text"], "echo: hi", "{body}");
+    assert!(
+        seen.iter()
+            .all(|(_, host, _)| *host == format!("api.telegram.org:{port}")),
+        "{seen:?}"
+    );
+
+    // The connector ran confined, and its proxy counted the calls.
+    let row = h.wait_process("the proxy's counts", "connection/telegram", DEADLINE, |p| {
+        p["egress"]["allowed"].as_u64().unwrap_or(0) >= 2
+    });
+    let network = row["sandbox"]
+        .as_array()
+        .and_then(|l| l.iter().find(|e| e["limit"] == "network").cloned())
+        .expect("network limit");
+    assert_eq!(network["enforced"], true, "{network}");
+    assert!(
+        network["mechanism"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("netns+egress-proxy"),
+        "{network}"
+    );
+    for (path, text) in h.all_logs() {
+        assert!(!text.contains(TOKEN), "the token is in {}", path.display());
+    }
+}
