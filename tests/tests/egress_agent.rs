@@ -172,3 +172,57 @@ spec:
         "{m}"
     );
 }
+
+/// An Agent's egress keys are checked at `validate` as a Connector's are,
+/// each error at its place.
+#[test]
+fn an_agents_egress_keys_are_checked_at_validate() {
+    let h = Harness::new();
+    h.copy_fixture("egress_probe.py");
+    let agent = |network: &str| {
+        format!(
+            r#"
+apiVersion: goondan.ai/v1
+kind: Swarm
+metadata: {{ name: default }}
+spec: {{ entryAgent: Agent/probe, agents: [Agent/probe] }}
+---
+apiVersion: goondan.ai/v1
+kind: Agent
+metadata: {{ name: probe }}
+spec:
+  entry: python3
+  args: [egress_probe.py]
+  sandbox: {{ network: {network} }}
+"#
+        )
+    };
+    for (network, message) in [
+        ("{ mode: egress }", "network mode egress needs allowHosts"),
+        (
+            "{ mode: egress, allowHosts: [\"api.*.com\"] }",
+            "`api.*.com` is not a host name",
+        ),
+        (
+            "{ mode: loopback, allowHosts: [api.test] }",
+            "allowHosts is only allowed with network mode egress",
+        ),
+    ] {
+        h.write("bundle.yaml", &agent(network));
+        let out = h.validate("bundle.yaml");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.status.success(), "{network}: {text}");
+        assert!(text.contains(message), "{network}: {text}");
+        assert!(text.contains("bundle.yaml:"), "{network}: a place: {text}");
+    }
+    h.write(
+        "bundle.yaml",
+        &agent("{ mode: egress, allowHosts: [api.example.com, \"*.example.org\"], allowPorts: [443, 8443] }"),
+    );
+    let out = h.validate("bundle.yaml");
+    assert!(out.status.success(), "{out:?}");
+}
