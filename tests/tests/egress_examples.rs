@@ -131,6 +131,27 @@ fn each_example_bot_runs_its_shipped_connector_with_an_egress_sandbox() {
             path.display()
         );
     }
+    // A webhook port published is the port the Connection listens on.
+    for (bundle, published) in [
+        ("slack-bot/bundle.yaml", "publishTcp: [3000]"),
+        ("discord-bot/bundle.yaml", "publishTcp: [8080]"),
+        ("github-bot/bundle.yaml", "publishTcp: [\"0.0.0.0:3000\"]"),
+    ] {
+        let text = std::fs::read_to_string(e2e::examples_dir().join(bundle)).expect("bundle");
+        let port = published
+            .trim_end_matches(['"', ']'])
+            .rsplit(['[', ':'])
+            .next()
+            .expect("a port");
+        assert!(
+            text.contains(&format!("PORT: \"{port}\"")),
+            "{bundle}: its Connection listens on another port than {published}"
+        );
+        let sandbox = wanted()
+            .into_iter()
+            .any(|(_, want)| want.contains(published));
+        assert!(sandbox, "{published} is not in SANDBOXES");
+    }
     // And each example directory validates with it.
     let h = Harness::new();
     for dir in [
