@@ -13,17 +13,19 @@
 //! fake Bot API on 127.0.0.2 registered as `api.telegram.org` through the
 //! proxy's test resolver: a message comes in through getUpdates, the agent
 //! answers with sendMessage, both through the proxy. Root only, like
-//! tests/tests/egress.rs.
+//! tests/tests/egress.rs. The third runs examples/slack-bot the same way, a
+//! signed `app_mention` sent to its published port: the webhook comes in
+//! through `publishTcp`, the answer goes out through the proxy.
 
 mod egress_support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 
 use e2e::{DEADLINE, Harness};
 use egress_support::Run;
+use egress_support::fakes::{confined, fake_api, rewrite};
 
 const BEGIN: &str = "  # >>> example sandbox";
 const END: &str = "  # <<< example sandbox\n";
@@ -166,66 +168,13 @@ fn each_example_bot_runs_its_shipped_connector_with_an_egress_sandbox() {
     }
 }
 
-/// A fake Bot API on 127.0.0.2: one text message from getUpdates (until
-/// the offset passes it), sendMessage answered; keeps each request's line,
-/// Host header and body.
-struct FakeBotApi {
-    port: u16,
-    seen: Arc<Mutex<Vec<(String, String, String)>>>,
-}
-
 const TOKEN: &str = "123:example-token";
 
-fn fake_bot_api() -> FakeBotApi {
-    let listener = TcpListener::bind("127.0.0.2:0").expect("listen on 127.0.0.2");
-    let port = listener.local_addr().expect("addr").port();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let keep = seen.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            let keep = keep.clone();
-            std::thread::spawn(move || answer(stream, &keep));
-        }
-    });
-    FakeBotApi { port, seen }
-}
-
-fn answer(mut stream: std::net::TcpStream, seen: &Mutex<Vec<(String, String, String)>>) {
-    let Ok(clone) = stream.try_clone() else {
-        return;
-    };
-    let mut reader = BufReader::new(clone);
-    let mut first = String::new();
-    if reader.read_line(&mut first).is_err() {
-        return;
-    }
-    let (mut host, mut length) = (String::new(), 0usize);
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-            break;
-        }
-        let lower = line.to_ascii_lowercase();
-        if let Some(v) = lower.strip_prefix("host:") {
-            host = v.trim().to_string();
-        }
-        if let Some(v) = lower.strip_prefix("content-length:") {
-            length = v.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut body = vec![0u8; length];
-    if reader.read_exact(&mut body).is_err() {
-        return;
-    }
-    let body = String::from_utf8_lossy(&body).to_string();
-    let first = first.trim().to_string();
-    seen.lock()
-        .expect("lock")
-        .push((first.clone(), host, body.clone()));
-    let path = first.split(' ').nth(1).unwrap_or("");
+/// The Bot API: one text message from getUpdates (until the offset passes
+/// it), sendMessage answered.
+fn telegram(path: &str, body: &str) -> serde_json::Value {
     let result = if path == format!("/bot{TOKEN}/getUpdates") {
-        let params: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let params: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
         if params["offset"].as_i64().unwrap_or(0) <= 1 {
             serde_json::json!([{
                 "update_id": 1,
@@ -248,12 +197,17 @@ fn answer(mut stream: std::net::TcpStream, seen: &Mutex<Vec<(String, String, Str
     } else {
         serde_json::Value::Null
     };
-    let answer = serde_json::json!({"ok": !result.is_null(), "result": result}).to_string();
-    let _ = write!(
-        stream,
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-        answer.len()
-    );
+    serde_json::json!({"ok": !result.is_null(), "result": result})
+}
+
+/// The Slack Web API: chat.postMessage answered.
+fn slack(path: &str, _body: &str) -> serde_json::Value {
+    match path {
+        "/api/chat.postMessage" => {
+            serde_json::json!({"ok": true, "channel": "C0LAN2Q65", "ts": "1515449600.000100"})
+        }
+        _ => serde_json::json!({"ok": false, "error": "unknown_method"}),
+    }
 }
 
 #[test]
@@ -261,40 +215,25 @@ fn the_telegram_example_answers_through_its_egress_proxy() {
     if !e2e::require_root() {
         return;
     }
-    let api = fake_bot_api();
+    let api = fake_api(telegram);
     let port = api.port;
     let h = Harness::new();
     let dir = h.copy_example_dir("telegram-bot");
     h.copy_example_dir("agents");
     // The test's only changes: the API on the fake's port, over http, and
     // that port and 127.0.0.2 (where api.telegram.org resolves here) allowed.
-    let connector = dir.join("connector.yaml");
-    let text = std::fs::read_to_string(&connector).expect("connector.yaml");
-    let sandboxed = "allowHosts: [api.telegram.org] }";
-    assert!(
-        text.contains(sandboxed),
-        "the example changed; update this test"
-    );
-    let text = text.replace(
-        sandboxed,
+    rewrite(
+        &dir.join("connector.yaml"),
+        "allowHosts: [api.telegram.org] }",
         &format!(
             "allowHosts: [api.telegram.org], allowPorts: [{port}], allowCidrs: [127.0.0.2/32] }}"
         ),
     );
-    std::fs::write(&connector, text).expect("write");
-    let bundle = dir.join("bundle.yaml");
-    let text = std::fs::read_to_string(&bundle).expect("bundle.yaml");
-    let config = "  config:\n";
-    assert!(
-        text.contains(config),
-        "the example changed; update this test"
-    );
-    let text = text.replacen(
-        config,
+    rewrite(
+        &dir.join("bundle.yaml"),
+        "  config:\n",
         &format!("  config:\n    API_BASE: \"http://api.telegram.org:{port}\"\n"),
-        1,
     );
-    std::fs::write(&bundle, text).expect("write");
 
     let _run = Run::start_at(
         &h,
@@ -332,22 +271,140 @@ fn the_telegram_example_answers_through_its_egress_proxy() {
     );
 
     // The connector ran confined, and its proxy counted the calls.
-    let row = h.wait_process("the proxy's counts", "connection/telegram", DEADLINE, |p| {
-        p["egress"]["allowed"].as_u64().unwrap_or(0) >= 2
-    });
-    let network = row["sandbox"]
-        .as_array()
-        .and_then(|l| l.iter().find(|e| e["limit"] == "network").cloned())
-        .expect("network limit");
-    assert_eq!(network["enforced"], true, "{network}");
-    assert!(
-        network["mechanism"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("netns+egress-proxy"),
-        "{network}"
-    );
+    confined(&h, "connection/telegram", 2);
     for (path, text) in h.all_logs() {
         assert!(!text.contains(TOKEN), "the token is in {}", path.display());
+    }
+}
+
+const SIGNING_SECRET: &str = "example-signing-secret";
+const SLACK_TOKEN: &str = "xoxb-example-token";
+
+/// `v0=<hex HMAC-SHA256(secret, "v0:<ts>:<body>")>`, as Slack signs (by
+/// Python's hmac: this crate has no HMAC of its own).
+fn slack_signature(ts: &str, body: &std::path::Path) -> String {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import hashlib, hmac, os, sys\n\
+             msg = b'v0:' + sys.argv[1].encode() + b':' + open(sys.argv[2], 'rb').read()\n\
+             key = os.environ['SIGNING_SECRET'].encode()\n\
+             print('v0=' + hmac.new(key, msg, hashlib.sha256).hexdigest())",
+            ts,
+        ])
+        .arg(body)
+        .env("SIGNING_SECRET", SIGNING_SECRET)
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn the_slack_example_takes_webhooks_in_and_answers_out_through_its_proxy() {
+    if !e2e::require_root() {
+        return;
+    }
+    let api = fake_api(slack);
+    let port = api.port;
+    // A port free on the host now, published instead of the example's 3000
+    // (which another program may hold).
+    let hook = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let h = Harness::new();
+    let dir = h.copy_example_dir("slack-bot");
+    h.copy_example_dir("agents");
+    rewrite(
+        &dir.join("connector.yaml"),
+        "publishTcp: [3000] }",
+        &format!("allowPorts: [{port}], allowCidrs: [127.0.0.2/32], publishTcp: [{hook}] }}"),
+    );
+    rewrite(
+        &dir.join("bundle.yaml"),
+        "PORT: \"3000\"\n",
+        &format!("PORT: \"{hook}\"\n    API_BASE: \"http://slack.com:{port}/api\"\n"),
+    );
+    let _run = Run::start_at(
+        &h,
+        "slack-bot",
+        &[
+            ("ORCHESTRATOR_EGRESS_RESOLVE", "slack.com=127.0.0.2"),
+            ("SLACK_SIGNING_SECRET", SIGNING_SECRET),
+            ("SLACK_BOT_TOKEN", SLACK_TOKEN),
+        ],
+    );
+
+    // An app_mention, signed, to the host's port: forwarded into the
+    // connector's namespace.
+    let event = workspace().join("connectors/slack/testdata/events/app_mention.json");
+    let body = std::fs::read(&event).expect("app_mention.json");
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        .to_string();
+    let signature = slack_signature(&ts, &event);
+    let mut status = String::new();
+    h.wait_until("the connector to take the event", DEADLINE, || {
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", hook)) else {
+            return false;
+        };
+        let head = format!(
+            "POST /slack/events HTTP/1.1\r\nHost: bot\r\nContent-Type: application/json\r\n\
+             X-Slack-Request-Timestamp: {ts}\r\nX-Slack-Signature: {signature}\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let mut answer = String::new();
+        let sent = s
+            .write_all(head.as_bytes())
+            .and_then(|()| s.write_all(&body));
+        if sent.and_then(|()| s.read_to_string(&mut answer)).is_err() {
+            return false;
+        }
+        status = answer.lines().next().unwrap_or_default().to_string();
+        !status.is_empty()
+    });
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+
+    // The agent's answer went out through the proxy, to slack.com by name.
+    let at = "POST /api/chat.postMessage HTTP/1.1";
+    h.wait_until("the bot's answer at the fake Slack", DEADLINE, || {
+        api.seen
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|(l, _, _)| l == at)
+    });
+    let seen = api.seen.lock().expect("lock").clone();
+    let (_, host, body) = seen.iter().find(|(l, _, _)| l == at).expect("postMessage");
+    assert_eq!(
+        *host,
+        format!("slack.com:{port}"),
+        "by name, through the proxy"
+    );
+    let body: serde_json::Value = serde_json::from_str(body).expect("json body");
+    assert_eq!(body["channel"], "C0LAN2Q65", "{body}");
+    assert_eq!(body["thread_ts"], "1515449522.000016", "{body}");
+    assert!(
+        body["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("echo: ")),
+        "{body}"
+    );
+    confined(&h, "connection/slack", 1);
+    for (path, text) in h.all_logs() {
+        assert!(
+            !text.contains(SLACK_TOKEN),
+            "the token is in {}",
+            path.display()
+        );
+        assert!(
+            !text.contains(SIGNING_SECRET),
+            "the secret is in {}",
+            path.display()
+        );
     }
 }

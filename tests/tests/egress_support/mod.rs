@@ -3,6 +3,8 @@
 //! of the probe's log, `audit.log` and `/metrics`.
 #![allow(dead_code)] // each test file uses its own part
 
+pub mod fakes;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::process::Child;
