@@ -162,6 +162,15 @@ fn main() {
         let now = fuzz::clock(p[2]);
         let body = p[6];
         let window = Window::new(Duration::from_secs(300));
+        // As configuration reads it: trimmed (webhook `Settings`), and only
+        // what a header value can hold, or it could never match.
+        let prefix = prefix.trim();
+        if !prefix
+            .bytes()
+            .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
+        {
+            return;
+        }
         let mut scheme = scheme(pick, header.trim(), prefix);
         if let Scheme::HmacSha256(spec) = &scheme
             && http::HeaderName::from_bytes(spec.header.as_bytes()).is_err()
