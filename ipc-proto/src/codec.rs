@@ -182,14 +182,19 @@ impl<In, Out: Serialize> Encoder<Out> for JsonlCodec<In, Out> {
     type Error = io::Error;
 
     fn encode(&mut self, msg: Out, dst: &mut BytesMut) -> io::Result<()> {
-        let line = json::encode_line(&msg).map_err(encode_error)?;
-        if line.len() - 1 > self.max {
-            return Err(encode_error(EncodeError::TooLarge {
-                len: line.len() - 1,
-                max: self.max,
-            }));
+        // Written straight into the outgoing buffer, and taken back out if
+        // it is too large or fails halfway.
+        let start = dst.len();
+        if let Err(e) = json::encode_into(&msg, dst.writer()) {
+            dst.truncate(start);
+            return Err(encode_error(e));
         }
-        dst.extend_from_slice(line.as_bytes());
+        let len = dst.len() - start;
+        if len > self.max {
+            dst.truncate(start);
+            return Err(encode_error(EncodeError::TooLarge { len, max: self.max }));
+        }
+        dst.put_u8(b'\n');
         Ok(())
     }
 }

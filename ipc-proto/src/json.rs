@@ -2,8 +2,8 @@
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 
+use crate::skip_none::SkipNone;
 use crate::{DecodeError, EncodeError};
 
 /// Encodes one message as a JSON object without the trailing newline.
@@ -11,9 +11,10 @@ use crate::{DecodeError, EncodeError};
 /// Absent optional fields are left out rather than written as `null`, so the
 /// lines look like the ones in docs/protocol.md.
 pub fn encode<T: Serialize>(msg: &T) -> Result<String, EncodeError> {
-    let mut value = serde_json::to_value(msg).map_err(EncodeError::Json)?;
-    strip_nulls(&mut value);
-    serde_json::to_string(&value).map_err(EncodeError::Json)
+    let mut out = Vec::with_capacity(256);
+    encode_into(msg, &mut out)?;
+    // serde_json writes UTF-8 only.
+    String::from_utf8(out).map_err(|e| EncodeError::Json(serde::ser::Error::custom(e)))
 }
 
 /// Encodes one message as a `\n`-terminated line.
@@ -21,6 +22,12 @@ pub fn encode_line<T: Serialize>(msg: &T) -> Result<String, EncodeError> {
     let mut line = encode(msg)?;
     line.push('\n');
     Ok(line)
+}
+
+/// Appends one message, as [`encode`] writes it, to `out`.
+pub fn encode_into<T: Serialize, W: std::io::Write>(msg: &T, out: W) -> Result<(), EncodeError> {
+    let mut ser = serde_json::Serializer::new(out);
+    msg.serialize(SkipNone(&mut ser)).map_err(EncodeError::Json)
 }
 
 /// Decodes one line (with or without its `\n`).
@@ -40,25 +47,4 @@ fn readable_seq(line: &str) -> Option<u64> {
         seq: u64,
     }
     serde_json::from_str::<Seq>(line).ok().map(|s| s.seq)
-}
-
-/// The fields that hold any JSON of someone else's ([`crate::Json`]): a
-/// `null` inside them is data, kept as sent.
-const OPAQUE: [&str; 3] = ["input", "data", "payload"];
-
-/// Leaves out absent optional fields of the message's own structure, but
-/// never touches what is inside an opaque field.
-fn strip_nulls(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            map.retain(|_, v| !v.is_null());
-            for (key, v) in map.iter_mut() {
-                if !OPAQUE.contains(&key.as_str()) {
-                    strip_nulls(v);
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(strip_nulls),
-        _ => {}
-    }
 }

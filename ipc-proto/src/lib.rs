@@ -37,6 +37,7 @@ pub mod frame;
 pub mod json;
 mod messages;
 mod operations;
+mod skip_none;
 mod v1;
 mod wire;
 

@@ -143,5 +143,37 @@ fn jsonl_encoder_writes_one_line() {
     codec
         .encode(ToAgent::Shutdown(Shutdown { grace_ms: 5000 }), &mut buf)
         .unwrap();
-    assert_eq!(&buf[..], b"{\"graceMs\":5000,\"type\":\"shutdown\"}\n");
+    assert_eq!(&buf[..], b"{\"type\":\"shutdown\",\"graceMs\":5000}\n");
+}
+
+#[test]
+fn jsonl_leaves_out_absent_fields_but_keeps_nulls_inside_a_payload() {
+    let event = ipc_proto::Event {
+        name: "message".into(),
+        message: None,
+        properties: Default::default(),
+        instance_key: Some("k".into()),
+        payload: Some(ipc_proto::Json(serde_json::json!({"a": null, "b": [null, 1]}))),
+    };
+    let line = ipc_proto::json::encode(&event).unwrap();
+    assert_eq!(
+        line,
+        r#"{"name":"message","properties":{},"instanceKey":"k","payload":{"a":null,"b":[null,1]}}"#
+    );
+    assert_eq!(ipc_proto::json::decode::<ipc_proto::Event>(&line).unwrap(), event);
+}
+
+#[test]
+fn a_jsonl_message_over_the_limit_leaves_the_buffer_as_it_was() {
+    let mut codec = JsonlCodec::<FromAgent, ToAgent>::new(40);
+    let mut buf = BytesMut::new();
+    codec
+        .encode(ToAgent::Shutdown(Shutdown { grace_ms: 1 }), &mut buf)
+        .unwrap();
+    let before = buf.clone();
+    let big = ToAgent::Shutdown(Shutdown { grace_ms: u64::MAX });
+    let mut small = JsonlCodec::<FromAgent, ToAgent>::new(20);
+    let err = small.encode(big, &mut buf).unwrap_err();
+    assert!(err.to_string().contains("over the limit"), "{err}");
+    assert_eq!(buf, before);
 }

@@ -3,7 +3,11 @@
 //! Emits are pipelined: each one's journal write is started as soon as it is
 //! read, and the next emit is read without waiting for the commit, so many
 //! emits share one group commit (one fsync). Commits complete in order, and
-//! acks go out in that order, each only after its event is durable.
+//! acks go out in that order, each only after its event is durable. An event
+//! without a dedupe key goes to its agent while its commit is under way (the
+//! fsync is not in the delivery's latency); one with a dedupe key waits for
+//! the commit, which tells whether it is a duplicate, and so do the events
+//! after it until it is handed over (order).
 
 use std::collections::{HashSet, VecDeque};
 use std::future::Future;
@@ -46,6 +50,8 @@ impl std::fmt::Debug for InFlight {
 pub struct Pipeline {
     emits: VecDeque<InFlight>,
     seqs: HashSet<u64>,
+    /// Emits in it whose event waits for its commit before it is handed over.
+    holding: usize,
 }
 
 impl Pipeline {
@@ -71,6 +77,7 @@ impl Pipeline {
 
     fn push_back(&mut self, emit: InFlight) {
         self.seqs.insert(emit.seq);
+        self.holding += usize::from(emit.delivery.is_some());
         self.emits.push_back(emit);
     }
 
@@ -78,6 +85,7 @@ impl Pipeline {
     pub fn pop_front(&mut self) -> Option<InFlight> {
         let emit = self.emits.pop_front()?;
         self.seqs.remove(&emit.seq);
+        self.holding -= usize::from(emit.delivery.is_some());
         Some(emit)
     }
 }
@@ -226,16 +234,34 @@ impl ConnectionRole {
                 })
             }
         };
+        // Only a dedupe key can make the journal refuse an event it can
+        // store, so an event without one is handed over while its commit is
+        // under way, unless an earlier one still waits (order). The ack to
+        // the connector still waits for the commit; a crash or a failed
+        // commit before it means the connector sends the event again, which
+        // at-least-once allows.
+        let early = emit.dedupe_key.is_none() && pipeline.holding == 0;
         let commit = ctx.journal.accept(NewEvent {
             event: delivered.clone(),
             route,
             dedupe_key: emit.dedupe_key,
         });
+        let delivery = match slot {
+            Some(slot) if early => {
+                slot.send(Pending {
+                    event: Box::new(delivered),
+                    attempt: 1,
+                    held: false,
+                });
+                None
+            }
+            slot => slot.map(|slot| (slot, delivered)),
+        };
         pipeline.push_back(InFlight {
             seq: emit.seq,
             at: started,
             commit: Box::pin(commit),
-            delivery: slot.map(|slot| (slot, delivered)),
+            delivery,
         });
     }
 

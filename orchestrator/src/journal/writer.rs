@@ -5,7 +5,8 @@
 //! only then answers every caller of the batch. A batch holding anything a
 //! caller waits on commits with `Durability::Immediate` (one fsync for all of
 //! it); a batch of delivered/attempted marks only commits with
-//! `Durability::None`: visible at once, made durable by the next immediate
+//! `Durability::None`, after waiting up to [`MARK_LINGER`] for more commands
+//! to share it: visible then, made durable by the next immediate
 //! commit, which comes with the next accept or at most `mark_sync_interval`
 //! later (an idle writer wakes up for it). A storage failure fails every
 //! caller in the batch and nothing of it is kept.
@@ -26,6 +27,11 @@ use super::{Accepted, CompactStats, JournalError, JournalOptions, JournaledEvent
 
 /// Most commands in one transaction: bounds the latency one commit adds.
 const MAX_BATCH: usize = 8192;
+
+/// How long a batch of marks alone waits for more commands before it
+/// commits: one commit per delivered event would cost more than the
+/// delivery itself. A command someone waits on ends the wait at once.
+const MARK_LINGER: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Where a caller's answer goes.
 pub(super) type Reply<T> = oneshot::Sender<Result<T, JournalError>>;
@@ -193,14 +199,33 @@ impl Writer {
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             };
             let mut stop = matches!(first, Cmd::Stop);
+            let mut durable = first.durable();
             let mut cmds = vec![first];
             while !stop && cmds.len() < MAX_BATCH {
                 match self.rx.try_recv() {
                     Ok(cmd) => {
                         stop = matches!(cmd, Cmd::Stop);
+                        durable |= cmd.durable();
                         cmds.push(cmd);
                     }
                     Err(_) => break,
+                }
+            }
+            if !durable && !stop {
+                // Only marks, which nobody waits on: gather more for a moment
+                // instead of paying a commit for each delivered event.
+                let until = Instant::now() + MARK_LINGER;
+                while cmds.len() < MAX_BATCH {
+                    let left = until.saturating_duration_since(Instant::now());
+                    let Ok(cmd) = self.rx.recv_timeout(left) else {
+                        break;
+                    };
+                    stop = matches!(cmd, Cmd::Stop);
+                    let durable = cmd.durable();
+                    cmds.push(cmd);
+                    if durable || stop {
+                        break;
+                    }
                 }
             }
             self.batch(cmds, stop);

@@ -5,7 +5,8 @@
 //!
 //! ```sh
 //! cargo run --release -p e2e --bin bench-throughput -- [--quick] [N [LATENCY_N]]
-//!     [--live N] [--churn K,K…] [--no-throughput] [--no-latency] [--no-memory]
+//!     [--live N] [--churn K,K…] [--rows I,I…] [--no-throughput] [--no-latency]
+//!     [--no-memory]
 //! ```
 //!
 //! It first runs `cargo build --release --workspace --bins` (skip with
@@ -78,6 +79,8 @@ struct Opts {
     throughput: bool,
     latency: bool,
     memory: bool,
+    /// Only these throughput rows (1-based, in table order after the relays); all when empty.
+    rows: Vec<usize>,
 }
 
 fn opts(args: &[String]) -> Opts {
@@ -94,6 +97,7 @@ fn opts(args: &[String]) -> Opts {
         throughput: !args.iter().any(|a| a == "--no-throughput"),
         latency: !args.iter().any(|a| a == "--no-latency"),
         memory: !args.iter().any(|a| a == "--no-memory"),
+        rows: Vec::new(),
     };
     let mut positional = Vec::new();
     let mut it = args.iter();
@@ -102,6 +106,12 @@ fn opts(args: &[String]) -> Opts {
             "--live" => o.live = it.next().and_then(|v| v.parse().ok()).unwrap_or(o.live),
             "--churn" => {
                 o.churn = it
+                    .next()
+                    .map(|v| v.split(',').filter_map(|k| k.parse().ok()).collect())
+                    .unwrap_or_default();
+            }
+            "--rows" => {
+                o.rows = it
                     .next()
                     .map(|v| v.split(',').filter_map(|k| k.parse().ok()).collect())
                     .unwrap_or_default();
@@ -196,7 +206,10 @@ fn main() -> ExitCode {
             );
             relays.push((t, m.events_per_sec));
         }
-        for (t, durable, keys, in_flight, target, share) in ROWS {
+        for (i, (t, durable, keys, in_flight, target, share)) in ROWS.into_iter().enumerate() {
+            if !o.rows.is_empty() && !o.rows.contains(&(i + 1)) {
+                continue;
+            }
             eprintln!(
                 "orchestrator: {}, {} journal, {keys} keys, maxInFlight {in_flight}, {n} events …",
                 t.name(),
