@@ -34,7 +34,12 @@ fn main() {
                             .iter()
                             .find(|s| *s.name == *place.file)
                             .expect("a place names one of the files");
-                        let lines = source.text.split('\n').count();
+                        // YAML breaks lines at `\r\n`, `\r` and `\n`.
+                        let lines = source
+                            .text
+                            .replace("\r\n", "\n")
+                            .split(['\n', '\r'])
+                            .count();
                         assert!(
                             place.line >= 1 && place.line <= lines + 1,
                             "line {} of {lines}: {d}",
