@@ -266,7 +266,7 @@ async fn jsonl_transport_speaks_the_json_shapes() {
 
     let mut lines = BufReader::new(orch_in).lines();
     let mut next = async || within(lines.next_line()).await.unwrap().unwrap();
-    assert_eq!(next().await, r#"{"protocol":1,"type":"ready"}"#);
+    assert_eq!(next().await, r#"{"type":"ready","protocol":1}"#);
     let emit: serde_json::Value = serde_json::from_str(&next().await).unwrap();
     assert_eq!(emit["type"], "emit");
     assert_eq!(emit["seq"], 1);

@@ -153,14 +153,19 @@ fn jsonl_leaves_out_absent_fields_but_keeps_nulls_inside_a_payload() {
         message: None,
         properties: Default::default(),
         instance_key: Some("k".into()),
-        payload: Some(ipc_proto::Json(serde_json::json!({"a": null, "b": [null, 1]}))),
+        payload: Some(ipc_proto::Json(
+            serde_json::json!({"a": null, "b": [null, 1]}),
+        )),
     };
     let line = ipc_proto::json::encode(&event).unwrap();
     assert_eq!(
         line,
         r#"{"name":"message","properties":{},"instanceKey":"k","payload":{"a":null,"b":[null,1]}}"#
     );
-    assert_eq!(ipc_proto::json::decode::<ipc_proto::Event>(&line).unwrap(), event);
+    assert_eq!(
+        ipc_proto::json::decode::<ipc_proto::Event>(&line).unwrap(),
+        event
+    );
 }
 
 #[test]

@@ -46,6 +46,15 @@ fn the_example_bot_answers_commands_through_followup() {
             .is_ok_and(|c| c.contains("name: followup")),
         "the example's connector.yaml is the connector's"
     );
+    // The bot without the example's egress sandbox (port 0, the fake API on
+    // 127.0.0.1): tests/tests/egress_examples.rs covers that sandbox.
+    let connector = dir.join("connector.yaml");
+    let text = std::fs::read_to_string(&connector).unwrap();
+    let (head, rest) = text
+        .split_once("  # >>> example sandbox")
+        .expect("the example's sandbox");
+    let (_, tail) = rest.split_once("  # <<< example sandbox\n").unwrap();
+    std::fs::write(&connector, format!("{head}{tail}")).unwrap();
     h.start_file("discord-bot");
 
     let file = h.state().join("state/connections/discord/address");

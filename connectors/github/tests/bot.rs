@@ -41,6 +41,15 @@ fn the_example_bot_welcomes_an_opened_issue() {
         assert!(text.contains(from), "{from} is not in the example bundle");
         text = text.replacen(from, to, 1);
     }
+    // The bot without the example's egress sandbox (port 0, the fake API on
+    // 127.0.0.1): tests/tests/egress_examples.rs covers that sandbox.
+    let (head, rest) = text
+        .split_once("  # >>> example sandbox")
+        .expect("the example's sandbox");
+    let (_, tail) = rest
+        .split_once("  # <<< example sandbox\n")
+        .expect("its end");
+    let text = format!("{head}{tail}");
     h.write("github-bot/bundle.yaml", &text);
     h.start_file("github-bot/bundle.yaml");
     let file = h.state().join("state/connections/github/address");

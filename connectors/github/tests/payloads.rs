@@ -211,7 +211,7 @@ fn connector_yaml_is_generated_from_the_payloads() {
 }
 
 /// `examples/github-bot/bundle.yaml` ends with `connector.yaml`, after the
-/// line that says so.
+/// line that says so, plus the example's sandbox.
 #[test]
 fn the_example_bundle_carries_this_connector_yaml() {
     let connector = std::fs::read_to_string(connector_yaml_path()).unwrap();
@@ -219,12 +219,26 @@ fn the_example_bundle_carries_this_connector_yaml() {
     let bundle = std::fs::read_to_string(&path).unwrap();
     const MARK: &str = "\n---\n# The Connector resource of connector-github";
     let at = bundle.find(MARK).expect("the bundle's Connector document") + 5;
+    // The example's own sandbox, between these two lines after `spec:`
+    // (tests/tests/egress_examples.rs checks it), is kept.
+    let (begin, end) = ("  # >>> example sandbox", "  # <<< example sandbox\n");
+    let sandbox = |text: &str| -> (usize, usize) {
+        let from = text.find(begin).expect("the example's sandbox");
+        let to = text[from..].find(end).expect("its end") + from + end.len();
+        (from, to)
+    };
     if std::env::var_os("UPDATE_CONNECTOR_YAML").is_some() {
-        std::fs::write(&path, format!("{}{connector}", &bundle[..at])).unwrap();
+        let (from, to) = sandbox(&bundle[at..]);
+        let lines = &bundle[at + from..at + to];
+        let spec = connector.find("\nspec:\n").expect("spec:") + "\nspec:\n".len();
+        let copy = format!("{}{lines}{}", &connector[..spec], &connector[spec..]);
+        std::fs::write(&path, format!("{}{copy}", &bundle[..at])).unwrap();
     }
     let bundle = std::fs::read_to_string(&path).unwrap();
+    let (from, to) = sandbox(&bundle[at..]);
+    let without = format!("{}{}", &bundle[at..at + from], &bundle[at + to..]);
     assert!(
-        bundle[at..] == connector,
+        without == connector,
         "{} does not end with connector.yaml; copy it with \
          UPDATE_CONNECTOR_YAML=1 cargo test -p connector-github --test payloads",
         path.display()

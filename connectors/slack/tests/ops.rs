@@ -390,7 +390,7 @@ fn a_file_round_trips_and_an_invalid_event_is_retried_not_lost() {
     assert!(r.h.stop().success(), "{}", r.h.dump());
 }
 
-/// The example bundle (its Connector a link to this crate's connector.yaml) is valid.
+/// The example bundle (its Connector this crate's connector.yaml plus an egress sandbox) is valid.
 #[test]
 fn the_example_bundle_is_valid() {
     let h = Harness::new();

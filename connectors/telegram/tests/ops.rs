@@ -264,7 +264,7 @@ fn an_attachment_round_trips_through_get_file_without_the_token() {
     let _ = testdata;
 }
 
-/// The example bundle (its Connector a link to this crate's connector.yaml) is valid.
+/// The example bundle (its Connector this crate's connector.yaml plus an egress sandbox) is valid.
 #[test]
 fn the_example_bundle_is_valid() {
     let h = Harness::new();

@@ -105,9 +105,9 @@ async fn jsonl_keeps_stdout_for_the_protocol() {
     assert_eq!(line(&mut stderr).await, RECEIVED);
     assert_eq!(
         line(&mut stdout).await,
-        r#"{"features":["payload"],"protocol":1,"type":"ready"}"#
+        r#"{"type":"ready","protocol":1,"features":["payload"]}"#
     );
-    assert_eq!(line(&mut stdout).await, r#"{"id":"e1","type":"ack"}"#);
+    assert_eq!(line(&mut stdout).await, r#"{"type":"ack","id":"e1"}"#);
 
     stdin
         .write_all(b"{\"type\":\"shutdown\",\"graceMs\":5000}\n")

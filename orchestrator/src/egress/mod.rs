@@ -34,17 +34,22 @@
 //! each way are counted on the upstream side. The counters are in the
 //! process's `status` row (`egress`) and in `/metrics`.
 //!
-//! For tests only, `ORCHESTRATOR_EGRESS_RESOLVE` (`name=ip,name=ip`)
-//! replaces the resolver: a name it does not list does not resolve.
+//! The name is resolved once per request, and only the addresses of that
+//! one answer are checked and connected to.
+//!
+//! For tests only, `ORCHESTRATOR_EGRESS_RESOLVE` replaces the resolver
+//! (`resolve.rs`): `name=ip,name=ip1|ip2`, where `ip1|ip2` answers `ip1`
+//! to the first lookup of the name and `ip2` to every later one (a DNS
+//! answer that changes); a name it does not list does not resolve.
 
 mod counters;
 mod handoff;
 mod inbound;
 mod policy;
 mod proxy;
+mod resolve;
 
-use std::net::IpAddr;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use tokio::io::unix::AsyncFd;
 use tokio::sync::Semaphore;
@@ -52,12 +57,11 @@ use tokio::sync::Semaphore;
 pub use counters::{Counters, EgressSnapshot};
 pub use handoff::{EGRESS_FD, Handoff, hand_over};
 pub use policy::{Cidr, Policy, Refusal, blocked_class, normalize_host};
+pub use resolve::RESOLVE_ENV;
+use resolve::resolve;
 
 use crate::logs::AuditLog;
 use crate::status::{ProcessKind, ProcessStatus};
-
-/// The test resolver: `name=ip,name=ip` (no other name resolves).
-pub const RESOLVE_ENV: &str = "ORCHESTRATOR_EGRESS_RESOLVE";
 
 /// Connections one child may have open through its proxy at once; more
 /// are closed as they arrive (and counted as refused, `too_many_connections`).
@@ -83,40 +87,6 @@ fn audit(record: serde_json::Value) {
         Some(a) => a.record(record),
         None => tracing::warn!("egress refused (no audit log): {record}"),
     }
-}
-
-/// The test resolver's table, if the environment sets one.
-fn overrides() -> Option<&'static Vec<(String, IpAddr)>> {
-    static TABLE: OnceLock<Option<Vec<(String, IpAddr)>>> = OnceLock::new();
-    TABLE
-        .get_or_init(|| {
-            let text = std::env::var(RESOLVE_ENV).ok()?;
-            let entries = text.split(',').filter_map(|e| {
-                let (name, ip) = e.trim().split_once('=')?;
-                Some((normalize_host(name), ip.trim().parse().ok()?))
-            });
-            Some(entries.collect())
-        })
-        .as_ref()
-}
-
-/// The addresses of `host`: from the test table, or the system's resolver.
-async fn resolve(host: &str, port: u16) -> std::io::Result<Vec<IpAddr>> {
-    if let Some(table) = overrides() {
-        return Ok(table
-            .iter()
-            .filter(|(name, _)| name == host)
-            .map(|(_, ip)| *ip)
-            .collect());
-    }
-    let found = tokio::net::lookup_host((host, port)).await?;
-    let mut addrs: Vec<IpAddr> = Vec::new();
-    for a in found {
-        if !addrs.contains(&a.ip()) {
-            addrs.push(a.ip());
-        }
-    }
-    Ok(addrs)
 }
 
 /// One child as its proxy knows it.

@@ -91,3 +91,25 @@ fn cidrs_parse_and_clear_host_bits() {
     assert!("10.0.0.0/33".parse::<Cidr>().is_err());
     assert!("example.com/8".parse::<Cidr>().is_err());
 }
+
+#[test]
+fn the_test_resolver_answers_a_sequence_in_turn() {
+    let t = super::resolve::Table::parse(
+        "api.test=127.0.0.2, Flip.Test=127.0.0.2|10.0.0.1, two.test=192.0.2.1, two.test=192.0.2.2, bad.test=x",
+    );
+    assert_eq!(t.answer("api.test"), vec![ip("127.0.0.2")]);
+    assert_eq!(t.answer("api.test"), vec![ip("127.0.0.2")]);
+    assert_eq!(t.answer("flip.test"), vec![ip("127.0.0.2")], "first lookup");
+    assert_eq!(t.answer("flip.test"), vec![ip("10.0.0.1")], "second lookup");
+    assert_eq!(
+        t.answer("flip.test"),
+        vec![ip("10.0.0.1")],
+        "the last repeats"
+    );
+    assert_eq!(t.answer("two.test"), vec![ip("192.0.2.1"), ip("192.0.2.2")]);
+    assert!(
+        t.answer("bad.test").is_empty(),
+        "an entry that does not parse"
+    );
+    assert!(t.answer("other.test").is_empty(), "an unlisted name");
+}

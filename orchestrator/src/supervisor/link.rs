@@ -22,8 +22,8 @@ type Incoming<In> = Pin<Box<dyn Stream<Item = io::Result<Result<In, DecodeError>
 /// reading its input fills it.
 pub const OUTBOX: usize = 8192;
 
-/// How long one write to a child may stay blocked before the child counts as
-/// not reading its input.
+/// How long writing one batch (at most 256 queued messages) to a child may
+/// stay blocked before the child counts as not reading its input.
 pub const WRITE_STALL: Duration = Duration::from_secs(60);
 
 /// The sending half: cloneable, and cheap to hold in many places.
@@ -35,7 +35,9 @@ pub const WRITE_STALL: Duration = Duration::from_secs(60);
 /// the supervisor kills the child as "not reading its input".
 #[derive(Debug)]
 pub struct Outbox<Out> {
-    tx: mpsc::Sender<Out>,
+    /// Boxed: tokio allocates a channel's first block of 32 slots up front,
+    /// which for a message type of ~300 bytes was 9 KiB per live child.
+    tx: mpsc::Sender<Box<Out>>,
     stall: Stall,
 }
 
@@ -53,7 +55,7 @@ impl<Out: Send + 'static> Outbox<Out> {
     /// channel is gone or the child stopped reading (the message is dropped:
     /// the child is about to be killed).
     pub fn send(&self, msg: Out) -> bool {
-        match self.tx.try_send(msg) {
+        match self.tx.try_send(Box::new(msg)) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.stall
@@ -230,7 +232,7 @@ impl<In: Send + 'static, Out: Send + 'static> Link<In, Out> {
     }
 }
 
-async fn write_loop<Out, S>(mut sink: S, mut rx: mpsc::Receiver<Out>, stall: Stall)
+async fn write_loop<Out, S>(mut sink: S, mut rx: mpsc::Receiver<Box<Out>>, stall: Stall)
 where
     S: Sink<Out, Error = io::Error> + Unpin,
 {
@@ -242,20 +244,21 @@ where
     };
     let mut batch = Vec::with_capacity(256);
     // Feed everything that is queued, then flush once: many acks, one write.
+    // One deadline for the whole batch: a timer per message costs more than
+    // the message.
     while rx.recv_many(&mut batch, 256).await > 0 {
-        for msg in batch.drain(..) {
-            match tokio::time::timeout(WRITE_STALL, sink.feed(msg)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    tracing::debug!("child channel write failed: {e}");
-                    return;
-                }
-                Err(_) => return stalled(&stall),
+        let write = async {
+            for msg in batch.drain(..) {
+                sink.feed(*msg).await?;
             }
-        }
-        match tokio::time::timeout(WRITE_STALL, sink.flush()).await {
+            sink.flush().await
+        };
+        match tokio::time::timeout(WRITE_STALL, write).await {
             Ok(Ok(())) => {}
-            Ok(Err(_)) => return,
+            Ok(Err(e)) => {
+                tracing::debug!("child channel write failed: {e}");
+                return;
+            }
             Err(_) => return stalled(&stall),
         }
     }

@@ -374,9 +374,8 @@ where
             sock.set_nonblocking(true)?;
             let sock = tokio::net::UnixStream::from_std(sock)?;
             let (read, write) = sock.into_split();
-            let incoming = FramedRead::new(read, FrameCodec::<In, Out>::new(spec.max_frame_bytes));
-            let outgoing =
-                FramedWrite::new(write, FrameCodec::<In, Out>::new(spec.max_frame_bytes));
+            let incoming = reader(read, FrameCodec::<In, Out>::new(spec.max_frame_bytes));
+            let outgoing = writer(write, FrameCodec::<In, Out>::new(spec.max_frame_bytes));
             Link::new(
                 incoming.boxed(),
                 outgoing,
@@ -387,10 +386,8 @@ where
         None => {
             unit = "line";
             let stdin = child.stdin.take().expect("stdin is piped");
-            let incoming =
-                FramedRead::new(stdout, JsonlCodec::<In, Out>::new(spec.max_frame_bytes));
-            let outgoing =
-                FramedWrite::new(stdin, JsonlCodec::<In, Out>::new(spec.max_frame_bytes));
+            let incoming = reader(stdout, JsonlCodec::<In, Out>::new(spec.max_frame_bytes));
+            let outgoing = writer(stdin, JsonlCodec::<In, Out>::new(spec.max_frame_bytes));
             Link::new(
                 incoming.boxed(),
                 outgoing,
@@ -470,6 +467,28 @@ fn place_fd(fd: i32, target: i32) -> io::Result<()> {
     Ok(())
 }
 
+/// First size of a channel's read and write buffers. They grow to what a
+/// child sends and is sent (and keep that size); most children, idle agent
+/// instances above all, never need tokio-util's 8 KiB default, which cost
+/// 24–32 KiB per live process.
+const BUFFER: usize = 512;
+
+/// Writes are gathered up to this many bytes before one is forced.
+const WRITE_BATCH: usize = 64 * 1024;
+
+/// A child channel's reading half, with a small first buffer.
+fn reader<R: AsyncRead, D>(read: R, codec: D) -> FramedRead<R, D> {
+    FramedRead::with_capacity(read, codec, BUFFER)
+}
+
+/// A child channel's writing half, with a small first buffer that still
+/// gathers many messages into one write.
+fn writer<W: tokio::io::AsyncWrite, E>(write: W, codec: E) -> FramedWrite<W, E> {
+    let mut out = FramedWrite::with_capacity(write, codec, BUFFER);
+    out.set_backpressure_boundary(WRITE_BATCH);
+    out
+}
+
 /// Copies a child's output stream into its log, a line at a time.
 fn pump<R: AsyncRead + Send + Unpin + 'static>(
     reader: R,
@@ -478,7 +497,7 @@ fn pump<R: AsyncRead + Send + Unpin + 'static>(
     tail: Option<StderrTail>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut lines = FramedRead::new(reader, LossyLines::new(MAX_LOG_LINE));
+        let mut lines = FramedRead::with_capacity(reader, LossyLines::new(MAX_LOG_LINE), BUFFER);
         while let Some(Ok(line)) = lines.next().await {
             log.line(source, &line);
             if let Some(tail) = &tail {

@@ -9,14 +9,17 @@
 //! are coalesced (one `write(2)` per side for all the emits one `read(2)` brought).
 //!
 //! ```text
-//! bench-relay TRANSPORT CONNECTOR AGENT DIR COUNT RATE STAMP
+//! bench-relay TRANSPORT CONNECTOR AGENT DIR COUNT RATE STAMP [WINDOW]
 //! ```
 //!
 //! TRANSPORT is `jsonl` or `frames`; CONNECTOR and AGENT are programs (the
 //! `bench-*connector` and `bench-*agent` bins); the connector's state dir is
 //! `DIR/connector`, the agent's `DIR/agent` (where they write their
 //! `result.json`); COUNT events on one key, offered at RATE/s (0: unpaced),
-//! STAMP `true` to carry send times. Prints one line:
+//! STAMP `true` to carry send times. WINDOW (default 0: none) is the most
+//! deliveries the agent may have unanswered, like `maxInFlight`: with 1 every
+//! event waits for the previous one's ack, one round trip each, read on the
+//! forwarding thread itself. Prints one line:
 //! `acks=<n> cpu_relay=<s> cpu_connector=<s> cpu_agent=<s>` (CPU seconds).
 
 use std::collections::BTreeMap;
@@ -201,8 +204,17 @@ fn cpu_of(pid: u32) -> f64 {
 }
 
 fn run(args: &[String]) -> Res<()> {
-    let [t, connector, agent, dir, count, rate, stamp] = args else {
-        return Err("usage: bench-relay TRANSPORT CONNECTOR AGENT DIR COUNT RATE STAMP".into());
+    let (t, connector, agent, dir, count, rate, stamp, window) = match args {
+        [t, c, a, d, n, r, s] => (t, c, a, d, n, r, s, 0),
+        [t, c, a, d, n, r, s, w] => {
+            let w: u64 = w.parse().map_err(|e| format!("WINDOW {w:?}: {e}"))?;
+            (t, c, a, d, n, r, s, w)
+        }
+        _ => {
+            return Err(
+                "usage: bench-relay TRANSPORT CONNECTOR AGENT DIR COUNT RATE STAMP [WINDOW]".into(),
+            );
+        }
     };
     let t = match t.as_str() {
         "jsonl" => Transport::Jsonl,
@@ -258,18 +270,24 @@ fn run(args: &[String]) -> Res<()> {
     }))?;
     c_tx.flush()?;
 
-    // Count the agent's acks on another thread.
-    let acks = std::thread::spawn(move || -> Res<u64> {
-        let mut n = 0;
-        while n < count {
-            match a_rx.recv::<FromAgent>()? {
-                Some(FromAgent::Ack(_)) => n += 1,
-                Some(_) => {}
-                None => break,
+    // Count the agent's acks on another thread, or, with a window, here.
+    let (mut own_rx, acks) = if window > 0 {
+        (Some(a_rx), None)
+    } else {
+        let counter = std::thread::spawn(move || -> Res<u64> {
+            let mut n = 0;
+            while n < count {
+                match a_rx.recv::<FromAgent>()? {
+                    Some(FromAgent::Ack(_)) => n += 1,
+                    Some(_) => {}
+                    None => break,
+                }
             }
-        }
-        Ok(n)
-    });
+            Ok(n)
+        });
+        (None, Some(counter))
+    };
+    let mut acked_here = 0u64;
 
     let received_at = "2026-11-30T00:00:00Z".to_owned();
     let mut emits = 0u64;
@@ -301,16 +319,43 @@ fn run(args: &[String]) -> Res<()> {
                 },
             }))?;
         }
-        if !c_rx.buffered() {
+        if let Some(rx) = &mut own_rx {
+            // The window is full: this delivery goes out now, and the next
+            // waits for an ack.
+            if emits - acked_here >= window {
+                c_tx.flush()?;
+                a_tx.flush()?;
+                while emits - acked_here >= window {
+                    match rx.recv::<FromAgent>()? {
+                        Some(FromAgent::Ack(_)) => acked_here += 1,
+                        Some(_) => {}
+                        None => return Err(format!("the agent ended after {acked_here} acks")),
+                    }
+                }
+            }
+        } else if !c_rx.buffered() {
             c_tx.flush()?;
             a_tx.flush()?;
         }
     }
     c_tx.flush()?;
     a_tx.flush()?;
-    let acked = acks
-        .join()
-        .map_err(|_| "the ack counter panicked".to_owned())??;
+    let acked = match (acks, &mut own_rx) {
+        (Some(counter), _) => counter
+            .join()
+            .map_err(|_| "the ack counter panicked".to_owned())??,
+        (None, Some(rx)) => {
+            while acked_here < count {
+                match rx.recv::<FromAgent>()? {
+                    Some(FromAgent::Ack(_)) => acked_here += 1,
+                    Some(_) => {}
+                    None => break,
+                }
+            }
+            acked_here
+        }
+        (None, None) => 0,
+    };
     let (cpu_c, cpu_a) = (cpu_of(conn_child.id()), cpu_of(agent_child.id()));
     let cpu_r = cpu_of(std::process::id());
     println!("acks={acked} cpu_relay={cpu_r} cpu_connector={cpu_c} cpu_agent={cpu_a}");
@@ -327,7 +372,7 @@ fn run(args: &[String]) -> Res<()> {
     let _ = c_tx.flush();
     let _ = a_tx.send(&ToAgent::Shutdown(bye));
     let _ = a_tx.flush();
-    drop((c_tx, a_tx, c_rx));
+    drop((c_tx, a_tx, c_rx, own_rx));
     let _ = conn_child.wait();
     let _ = agent_child.wait();
     Ok(())

@@ -8,15 +8,21 @@ use e2e::{Harness, bin};
 
 use crate::orch::{Measured, Transport, collect};
 
-/// `count` events on one key through `bench-relay`, at `rate`/s (0: unpaced).
-pub fn measure(t: Transport, count: u64, rate: u64, stamp: bool) -> Measured {
+/// `count` events on one key through `bench-relay`, at `rate`/s (0: unpaced),
+/// at most `window` unanswered deliveries (0: no limit).
+pub fn measure(t: Transport, count: u64, rate: u64, stamp: bool, window: u64) -> Measured {
     let h = Harness::new();
     let out = Command::new(bin("bench-relay"))
         .arg(t.name())
         .arg(bin(t.connector()))
         .arg(bin(t.agent()))
         .arg(h.dir())
-        .args([count.to_string(), rate.to_string(), stamp.to_string()])
+        .args([
+            count.to_string(),
+            rate.to_string(),
+            stamp.to_string(),
+            window.to_string(),
+        ])
         .output()
         .expect("run bench-relay");
     let text = String::from_utf8_lossy(&out.stdout);
