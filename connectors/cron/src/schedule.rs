@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
@@ -45,6 +45,20 @@ impl Schedule {
             .build()
             .parse(text)
             .map_err(|e| format!("SCHEDULE {text:?} is not a cron expression: {e}"))?;
+        // croner accepts some expressions no time matches (an empty list
+        // item as in `*/5 * , * *`, a lone `+` weekday, 30 February): such a
+        // schedule would start and never fire. One that can fire does so
+        // within 400 years (the Gregorian cycle) of any instant, well inside
+        // croner's search limit (the year 5000).
+        let reference = DateTime::<Utc>::UNIX_EPOCH + TimeDelta::days(10_957); // 2000-01-01
+        if cron
+            .find_next_occurrence(&reference.with_timezone(&tz), false)
+            .is_err()
+        {
+            return Err(format!(
+                "SCHEDULE {text:?} never fires: no time matches every field"
+            ));
+        }
         Ok(Schedule::Cron {
             cron: Box::new(cron),
             tz,

@@ -81,3 +81,10 @@ pub async fn run(ctx: Context) -> Result<(), BoxError> {
     });
     listen::serve(&ctx, listener, server::router(app), limits).await
 }
+
+/// The request mapping for the fuzz targets in `fuzz/`: not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::config::{Config, Mapping};
+    pub use crate::extract::event;
+}

@@ -157,7 +157,7 @@ pub(super) fn check_input(op: &Compiled, input: &serde_json::Value) -> Result<()
 /// Output schema, then redactions, then the size cap.
 pub(super) fn finish_output(
     op: &Compiled,
-    mut data: serde_json::Value,
+    data: serde_json::Value,
 ) -> Result<(serde_json::Value, Vec<String>, bool), Failure> {
     if let Some(schema) = &op.output
         && let Err(e) = schema.validate(&data)
@@ -171,25 +171,42 @@ pub(super) fn finish_output(
             ),
         ));
     }
+    Ok(normalize_output(
+        data,
+        &op.decl.redact,
+        op.decl.max_output_bytes,
+    ))
+}
+
+/// An operation's output after its checked schema: each `redact` pointer
+/// that is present replaced by `"<redacted>"` (and listed), then, if the
+/// compact JSON is over `max_output_bytes`, that JSON cut to fit (on a
+/// character boundary) as a string, marked truncated.
+#[doc(hidden)]
+pub fn normalize_output(
+    mut data: serde_json::Value,
+    redact: &[String],
+    max_output_bytes: u64,
+) -> (serde_json::Value, Vec<String>, bool) {
     let mut redactions = Vec::new();
-    for pointer in &op.decl.redact {
+    for pointer in redact {
         if let Some(v) = data.pointer_mut(pointer) {
             *v = serde_json::Value::String("<redacted>".into());
             redactions.push(pointer.clone());
         }
     }
     let text = serde_json::to_string(&data).unwrap_or_default();
-    let max = op.decl.max_output_bytes as usize;
+    let max = usize::try_from(max_output_bytes).unwrap_or(usize::MAX);
     if text.len() <= max {
-        return Ok((data, redactions, false));
+        return (data, redactions, false);
     }
     let mut cut = max;
     while !text.is_char_boundary(cut) {
         cut -= 1;
     }
-    Ok((
+    (
         serde_json::Value::String(text[..cut].to_string()),
         redactions,
         true,
-    ))
+    )
 }

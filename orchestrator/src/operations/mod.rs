@@ -40,6 +40,8 @@ use std::time::Instant;
 use ipc_proto::{CallResult, ToConnector};
 use tokio::sync::{Notify, Semaphore, oneshot};
 
+#[doc(hidden)]
+pub use checks::normalize_output;
 pub use govern::Caller;
 pub use jobs::{JobRecord, JobSummary, MAX_OPEN_JOBS};
 pub use stats::OperationStats;
