@@ -159,48 +159,27 @@ impl<S: Serializer> Serializer for SkipNone<S> {
     }
 }
 
-impl<C: SerializeSeq> SerializeSeq for Compound<C> {
-    type Ok = C::Ok;
-    type Error = C::Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), C::Error> {
-        self.0.serialize_element(&Wrap(v))
-    }
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.0.end()
-    }
+/// The compounds whose elements are only wrapped.
+macro_rules! elements {
+    ($($trait:ident::$method:ident),* $(,)?) => {
+        $(impl<C: $trait> $trait for Compound<C> {
+            type Ok = C::Ok;
+            type Error = C::Error;
+            fn $method<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), C::Error> {
+                self.0.$method(&Wrap(v))
+            }
+            fn end(self) -> Result<C::Ok, C::Error> {
+                self.0.end()
+            }
+        })*
+    };
 }
 
-impl<C: SerializeTuple> SerializeTuple for Compound<C> {
-    type Ok = C::Ok;
-    type Error = C::Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), C::Error> {
-        self.0.serialize_element(&Wrap(v))
-    }
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.0.end()
-    }
-}
-
-impl<C: SerializeTupleStruct> SerializeTupleStruct for Compound<C> {
-    type Ok = C::Ok;
-    type Error = C::Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), C::Error> {
-        self.0.serialize_field(&Wrap(v))
-    }
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.0.end()
-    }
-}
-
-impl<C: SerializeTupleVariant> SerializeTupleVariant for Compound<C> {
-    type Ok = C::Ok;
-    type Error = C::Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), C::Error> {
-        self.0.serialize_field(&Wrap(v))
-    }
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.0.end()
-    }
+elements! {
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field,
 }
 
 impl<C: SerializeMap> SerializeMap for Compound<C> {
@@ -217,47 +196,34 @@ impl<C: SerializeMap> SerializeMap for Compound<C> {
     }
 }
 
-impl<C: SerializeStruct> SerializeStruct for Compound<C> {
-    type Ok = C::Ok;
-    type Error = C::Error;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        v: &T,
-    ) -> Result<(), C::Error> {
-        if is_none(v) {
-            self.0.skip_field(key)
-        } else if OPAQUE.contains(&key) {
-            self.0.serialize_field(key, v)
-        } else {
-            self.0.serialize_field(key, &Wrap(v))
-        }
-    }
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.0.end()
-    }
+/// The compounds with named fields: a `None` field is left out, an opaque
+/// one written as it is.
+macro_rules! fields {
+    ($($trait:ident),* $(,)?) => {
+        $(impl<C: $trait> $trait for Compound<C> {
+            type Ok = C::Ok;
+            type Error = C::Error;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                v: &T,
+            ) -> Result<(), C::Error> {
+                if is_none(v) {
+                    self.0.skip_field(key)
+                } else if OPAQUE.contains(&key) {
+                    self.0.serialize_field(key, v)
+                } else {
+                    self.0.serialize_field(key, &Wrap(v))
+                }
+            }
+            fn end(self) -> Result<C::Ok, C::Error> {
+                self.0.end()
+            }
+        })*
+    };
 }
 
-impl<C: SerializeStructVariant> SerializeStructVariant for Compound<C> {
-    type Ok = C::Ok;
-    type Error = C::Error;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        v: &T,
-    ) -> Result<(), C::Error> {
-        if is_none(v) {
-            self.0.skip_field(key)
-        } else if OPAQUE.contains(&key) {
-            self.0.serialize_field(key, v)
-        } else {
-            self.0.serialize_field(key, &Wrap(v))
-        }
-    }
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.0.end()
-    }
-}
+fields!(SerializeStruct, SerializeStructVariant);
 
 /// Whether `v` serializes as `None` (or unit), found without serializing
 /// anything else: the probe stops at the first call.
