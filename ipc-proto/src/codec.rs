@@ -11,10 +11,10 @@
 use std::io;
 use std::marker::PhantomData;
 
-use bytes::{BufMut, BytesMut};
+use bytes::{Buf, BufMut, BytesMut};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec, LinesCodec, LinesCodecError};
+use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
 use crate::{DecodeError, EncodeError, frame, json};
 
@@ -114,10 +114,17 @@ impl<In, Out: Serialize> Encoder<Out> for FrameCodec<In, Out> {
 }
 
 /// jsonl: one JSON object per `\n`-terminated UTF-8 line of at most `max` bytes.
+///
+/// Lines are decoded where they lie in the read buffer (no `String` per
+/// line). A line over the limit is one `TooLarge` item, and the rest of it is
+/// skipped; blank lines are skipped.
 #[derive(Debug)]
 pub struct JsonlCodec<In, Out> {
-    inner: LinesCodec,
     max: usize,
+    /// Bytes at the start of the buffer already searched for a newline.
+    searched: usize,
+    /// Skipping the rest of a line that was over the limit.
+    discarding: bool,
     _types: PhantomData<fn(Out) -> In>,
 }
 
@@ -125,32 +132,23 @@ impl<In, Out> JsonlCodec<In, Out> {
     /// A codec that accepts lines of at most `max_line_bytes`.
     pub fn new(max_line_bytes: usize) -> Self {
         Self {
-            inner: LinesCodec::new_with_max_length(max_line_bytes),
             max: max_line_bytes,
+            searched: 0,
+            discarding: false,
             _types: PhantomData,
         }
     }
 
-    fn item(
-        &self,
-        r: Result<Option<String>, LinesCodecError>,
-    ) -> io::Result<Option<Result<In, DecodeError>>>
+    /// One line's item (without its `\n`); `None` for a blank line.
+    fn item(line: &[u8]) -> Option<Result<In, DecodeError>>
     where
         In: DeserializeOwned,
     {
-        match r {
-            Ok(Some(line)) if line.trim().is_empty() => Ok(None),
-            Ok(Some(line)) => Ok(Some(json::decode(&line))),
-            Ok(None) => Ok(None),
-            // LinesCodec discards the rest of the long line by itself.
-            Err(LinesCodecError::MaxLineLengthExceeded) => Ok(Some(Err(DecodeError::TooLarge {
-                len: self.max + 1,
-                max: self.max,
-            }))),
-            Err(LinesCodecError::Io(e)) if e.kind() == io::ErrorKind::InvalidData => {
-                Ok(Some(Err(DecodeError::NotUtf8)))
-            }
-            Err(LinesCodecError::Io(e)) => Err(e),
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        match std::str::from_utf8(line) {
+            Ok(text) if text.trim().is_empty() => None,
+            Ok(text) => Some(json::decode(text)),
+            Err(_) => Some(Err(DecodeError::NotUtf8)),
         }
     }
 }
@@ -161,20 +159,60 @@ impl<In: DeserializeOwned, Out> Decoder for JsonlCodec<In, Out> {
 
     fn decode(&mut self, src: &mut BytesMut) -> io::Result<Option<Self::Item>> {
         loop {
-            let before = src.len();
-            let r = self.inner.decode(src);
-            let blank = matches!(&r, Ok(Some(l)) if l.trim().is_empty());
-            let item = self.item(r)?;
-            // A blank line is skipped; keep going while it consumed input.
-            if item.is_some() || !blank || src.len() == before {
-                return Ok(item);
+            // A line of `max` bytes has its newline at index `max` at the latest.
+            let window = src.len().min(self.max.saturating_add(1));
+            let newline = src[self.searched.min(window)..window]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map(|at| at + self.searched.min(window));
+            match (self.discarding, newline) {
+                (true, Some(at)) => {
+                    src.advance(at + 1);
+                    self.searched = 0;
+                    self.discarding = false;
+                }
+                (true, None) => {
+                    src.advance(window);
+                    self.searched = 0;
+                    if src.is_empty() {
+                        return Ok(None);
+                    }
+                }
+                (false, Some(at)) => {
+                    self.searched = 0;
+                    let line = src.split_to(at + 1);
+                    if let Some(item) = Self::item(&line[..at]) {
+                        return Ok(Some(item));
+                    }
+                }
+                (false, None) if src.len() > self.max => {
+                    self.discarding = true;
+                    self.searched = 0;
+                    return Ok(Some(Err(DecodeError::TooLarge {
+                        len: self.max + 1,
+                        max: self.max,
+                    })));
+                }
+                (false, None) => {
+                    self.searched = window;
+                    return Ok(None);
+                }
             }
         }
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> io::Result<Option<Self::Item>> {
-        let r = self.inner.decode_eof(src);
-        self.item(r)
+        if let Some(item) = self.decode(src)? {
+            return Ok(Some(item));
+        }
+        // The last line, without its newline.
+        self.searched = 0;
+        if self.discarding || src.is_empty() {
+            src.clear();
+            return Ok(None);
+        }
+        let line = src.split();
+        Ok(Self::item(&line))
     }
 }
 

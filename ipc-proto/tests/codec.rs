@@ -182,3 +182,60 @@ fn a_jsonl_message_over_the_limit_leaves_the_buffer_as_it_was() {
     assert!(err.to_string().contains("over the limit"), "{err}");
     assert_eq!(buf, before);
 }
+
+#[test]
+fn jsonl_lines_arriving_in_pieces_decode_once_whole() {
+    let mut orch = JsonlCodec::<FromConnector, ToConnector>::new(32);
+    let mut buf = BytesMut::new();
+    // A long line in three reads is one error; the line after it, split
+    // mid-way, decodes once its newline comes; CRLF and blank lines are fine.
+    for piece in [&[b'x'; 20][..], &[b'y'; 20][..], b"zz\n{\"type\":\"po"] {
+        buf.extend_from_slice(piece);
+        if let Some(item) = orch.decode(&mut buf).unwrap() {
+            assert!(
+                matches!(item, Err(DecodeError::TooLarge { .. })),
+                "{item:?}"
+            );
+        }
+    }
+    assert!(
+        orch.decode(&mut buf).unwrap().is_none(),
+        "half a line waits"
+    );
+    buf.extend_from_slice(b"ng\",\"nonce\":5}\r\n\n  \n{\"type\":\"ready\"}");
+    assert_eq!(
+        orch.decode(&mut buf).unwrap().unwrap().unwrap(),
+        FromConnector::Pong(Pong { nonce: 5 })
+    );
+    assert!(orch.decode(&mut buf).unwrap().is_none(), "no newline yet");
+    assert_eq!(
+        orch.decode_eof(&mut buf).unwrap().unwrap().unwrap(),
+        FromConnector::Ready(Ready::default()),
+        "the last line needs no newline at the end of the stream"
+    );
+    assert!(orch.decode_eof(&mut buf).unwrap().is_none());
+}
+
+#[test]
+fn jsonl_long_line_reports_once_even_across_reads() {
+    let mut orch = JsonlCodec::<FromConnector, ToConnector>::new(20);
+    let mut buf = BytesMut::new();
+    let mut errors = 0;
+    for _ in 0..10 {
+        buf.extend_from_slice(b"aaaaaaa");
+        while let Some(item) = orch.decode(&mut buf).unwrap() {
+            assert!(
+                matches!(item, Err(DecodeError::TooLarge { .. })),
+                "{item:?}"
+            );
+            errors += 1;
+        }
+    }
+    buf.extend_from_slice(b"\n{\"type\":\"ready\"}\n");
+    assert_eq!(
+        orch.decode(&mut buf).unwrap().unwrap().unwrap(),
+        FromConnector::Ready(Ready::default())
+    );
+    assert_eq!(errors, 1);
+    assert!(buf.is_empty());
+}
