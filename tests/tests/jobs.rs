@@ -229,9 +229,19 @@ fn a_job_survives_an_orchestrator_restart() {
     ]}]);
     let ops = "[{ name: slowi, mode: async, idempotent: true }, { name: slown, mode: async }]";
     h.start(&bundle(&h, ops, &steps, 0));
-    h.wait_until("both calls", DEADLINE, || {
-        calls_of(&h, "slowi") == 1 && calls_of(&h, "slown") == 1
-    });
+    // The connector may see the calls before the agent has logged the job
+    // ids it was answered with: wait for both.
+    h.wait_until(
+        "both calls, and their job ids at the agent",
+        DEADLINE,
+        || {
+            let r = results(&h.agent_log("invoker", "k"));
+            calls_of(&h, "slowi") == 1
+                && calls_of(&h, "slown") == 1
+                && r.contains_key("i")
+                && r.contains_key("n")
+        },
+    );
     let r = results(&h.agent_log("invoker", "k"));
     let (i, n) = (job_id(&r["i"]), job_id(&r["n"]));
     h.signal(libc::SIGKILL);
