@@ -11,6 +11,7 @@
 mod egress_support;
 
 use e2e::{DEADLINE, Harness};
+use egress_support::fakes::confined;
 use egress_support::{Run, audit_records, metric, outcome, python, scrape, upstream};
 
 #[test]
@@ -134,21 +135,7 @@ spec:
     assert_eq!(r["reason"], "host_not_allowed", "{r}");
 
     // status: the instance's mechanism and its counts.
-    let row = h
-        .process("agent/probe/k1")
-        .expect("the instance's status row");
-    let network = row["sandbox"]
-        .as_array()
-        .and_then(|l| l.iter().find(|e| e["limit"] == "network").cloned())
-        .expect("network limit");
-    assert_eq!(network["enforced"], true, "{network}");
-    assert!(
-        network["mechanism"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("netns+egress-proxy"),
-        "{network}"
-    );
+    let row = confined(&h, "agent/probe/k1", 2);
     assert_eq!(row["egress"]["allowed"], 2, "{row:#}");
     assert_eq!(row["egress"]["refused"]["host_not_allowed"], 1, "{row:#}");
     let text = String::from_utf8_lossy(&h.cli(&["status", "agent/probe/k1"]).stdout).to_string();

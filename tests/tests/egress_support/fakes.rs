@@ -87,8 +87,9 @@ pub fn rewrite(path: &std::path::Path, from: &str, to: &str) {
     std::fs::write(path, text.replacen(from, to, 1)).expect("write");
 }
 
-/// The status row's network limit of `target`, once it counted `allowed`.
-pub fn confined(h: &Harness, target: &str, allowed: u64) {
+/// Checks that `target`'s status row shows it confined by the egress proxy,
+/// once it counted `allowed` connections; returns the row.
+pub fn confined(h: &Harness, target: &str, allowed: u64) -> serde_json::Value {
     let row = h.wait_process("the proxy's counts", target, DEADLINE, |p| {
         p["egress"]["allowed"].as_u64().unwrap_or(0) >= allowed
     });
@@ -104,4 +105,5 @@ pub fn confined(h: &Harness, target: &str, allowed: u64) {
             .contains("netns+egress-proxy"),
         "{network}"
     );
+    row
 }
