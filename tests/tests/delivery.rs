@@ -885,6 +885,51 @@ fn delivery_poison_event_goes_to_the_dlq_and_the_dlq_verbs_work() {
 
 // ---------------------------------------------------------------- 5. dedupe
 
+/// Events without a dedupe key go to their agent while their commit is
+/// under way; one with a key waits for its commit (a duplicate is known only
+/// then), and the events behind it wait with it: a burst mixing both keeps
+/// its order on one instance, and the duplicate is not delivered.
+#[test]
+fn delivery_events_with_and_without_dedupe_keys_keep_their_order() {
+    let h = Harness::new();
+    let keyed = |t: &str, key: &str| json!({"event": item(t, "m"), "dedupeKey": key}).to_string();
+    let plain = |t: &str| json!({"event": item(t, "m")}).to_string();
+    let events = h.write(
+        "events.jsonl",
+        &[
+            plain("p-0"),
+            keyed("k-1", "a"),
+            plain("p-1"),
+            keyed("k-dup", "a"),
+            plain("p-2"),
+            keyed("k-2", "b"),
+            plain("p-3"),
+        ]
+        .join("\n"),
+    );
+    let bundle = format!(
+        "{DCONN}{}{}",
+        connection(
+            "mix",
+            "dconn",
+            &format!("{{ EVENTS: \"{}\" }}", events.display()),
+            ""
+        ),
+        worker(&h, "")
+    );
+    h.write("bundle.yaml", &bundle);
+    let mut orch = Orch::start(&h, "bundle.yaml", &[]);
+    h.wait_until("the last event to arrive", DEADLINE, || {
+        records(&h, "m").iter().any(|r| text(r) == "p-3")
+    });
+    assert_eq!(
+        texts(&records(&h, "m")),
+        ["p-0", "k-1", "p-1", "p-2", "k-2", "p-3"],
+        "in emit order, without the duplicate"
+    );
+    assert!(orch.stop(&h).success(), "{}", h.dump());
+}
+
 /// Two emits with the same dedupe key (pipelined, so possibly in one group
 /// commit): the second is acked as a duplicate and only the first is delivered.
 #[test]
