@@ -89,6 +89,7 @@ pub async fn replay_running(ctx: &ControlContext, id: Option<String>) -> Respons
                 event: Box::new(je.event),
                 attempt: 1,
                 held: false,
+                receipt: None,
             }),
             // It stays pending in the journal: the next start delivers it.
             Err(e) => {

@@ -175,6 +175,8 @@ pub struct ControlContext {
     pub operations: Arc<crate::operations::Operations>,
     /// For `diff` and `apply`.
     pub reconciler: crate::reconcile::Reconciler,
+    /// Cluster mode: `status` shows every node's processes.
+    pub cluster: Option<crate::cluster::Cluster>,
 }
 
 /// Binds `control.sock` at `path`, replacing a stale one — never one that
@@ -243,11 +245,20 @@ async fn handle(conn: Stream, ctx: ControlContext) {
 pub async fn answer(req: Request, ctx: &ControlContext) -> Response {
     let cancel = matches!(req, Request::JobCancel { .. });
     match req {
-        Request::Status => Response {
-            processes: Some(with_operations(ctx.registry.snapshot(), &ctx.operations)),
-            agents: Some(ctx.router.agent_summaries()),
-            ..Response::ok()
-        },
+        Request::Status => {
+            let mut processes = with_operations(ctx.registry.snapshot(), &ctx.operations);
+            if let Some(cluster) = &ctx.cluster {
+                for row in &mut processes {
+                    row.node = Some(cluster.node().to_string());
+                }
+                processes.extend(cluster.peer_status().await);
+            }
+            Response {
+                processes: Some(processes),
+                agents: Some(ctx.router.agent_summaries()),
+                ..Response::ok()
+            }
+        }
         Request::Restart { target } => restart(&ctx.registry, &target),
         Request::DlqList => match ctx.journal.dead_letters() {
             Ok(letters) => Response {

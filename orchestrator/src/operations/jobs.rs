@@ -175,6 +175,7 @@ impl Operations {
                     event: Box::new(event.clone()),
                     attempt: 1,
                     held: false,
+                    receipt: None,
                 }),
                 // Journaled: the next start delivers it.
                 (Ok(Accepted::New), Err(e)) => {
