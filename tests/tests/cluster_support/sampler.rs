@@ -47,6 +47,17 @@ pub struct Sampler {
 }
 
 /// Whether `pid` is a live `delivery-agent` that started at `start`.
+/// The process group of `pid` (field 5 of `/proc/<pid>/stat`).
+fn process_group(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(2)?
+        .parse()
+        .ok()
+}
+
 fn live_agent(pid: u32, start: u64) -> bool {
     e2e::same_process_alive(pid, start)
         && std::fs::read(format!("/proc/{pid}/cmdline"))
@@ -105,10 +116,15 @@ impl Sampler {
                 // One instant: which of the named pids live now.
                 let mut live_nodes = BTreeSet::new();
                 for ((agent, key), pids) in &named {
-                    let live: Vec<(&u32, &BTreeSet<String>)> = pids
+                    let mut live: Vec<(&u32, &BTreeSet<String>)> = pids
                         .iter()
                         .filter(|(pid, _)| live_agent(**pid, starts[*pid]))
                         .collect();
+                    // One process group is one agent process: the shim that
+                    // leads it (a row's pid until the program is up) and the
+                    // program itself (the pid after).
+                    let mut groups = BTreeSet::new();
+                    live.retain(|(pid, _)| groups.insert(process_group(**pid).unwrap_or(**pid)));
                     report.live_rows += live.len();
                     for (_, nodes) in &live {
                         live_nodes.extend(nodes.iter().cloned());
