@@ -1,0 +1,230 @@
+//! `bench-cluster`: the figures of issue 15 — events/s and latency of one
+//! orchestrator on redb, one node on a single NATS server, and three nodes on
+//! a three-server NATS cluster, in one run. Prints one table; asserts nothing.
+//!
+//! ```sh
+//! cargo build --release --workspace --bins
+//! E2E_NO_BUILD=1 target/release/bench-cluster [N] [--keys K]
+//! ```
+//!
+//! The programs are `bench-throughput`'s frames pair (`bench-connector`,
+//! `bench-agent`): N events (default 20,000) over K keys (default 32), agent
+//! instances warmed up before the clock starts, `maxInFlight: 16`,
+//! `overflow: wait`, durable. Events/s is first emit to last receipt in any
+//! agent. Latency is a second, paced run (1,000 events/s offered, 5,000
+//! events, 1 key): receipt − send per event, CLOCK_REALTIME of one machine.
+//! Every process (NATS servers included) shares this machine's cores: the
+//! three-node row measures the protocol's cost, not three machines' worth.
+
+#[path = "bench-throughput/orch.rs"]
+#[allow(dead_code)]
+mod orch;
+#[path = "bench-throughput/report.rs"]
+#[allow(dead_code)]
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::Duration;
+
+use e2e::Harness;
+use e2e::nats::{NatsCluster, NatsServer};
+use orch::{Run, Transport, bundle, read_json, start, stop};
+use report::{percentile_us, thousands};
+
+/// The text of each event, in bytes (as in `bench-throughput`).
+pub const PAYLOAD: usize = 64;
+
+const DEADLINE: Duration = Duration::from_secs(180);
+const POLL: Duration = Duration::from_millis(10);
+
+/// Where the nodes of one row run.
+enum Place<'a> {
+    Redb,
+    Nats(&'a str, usize),
+}
+
+struct Row {
+    name: &'static str,
+    events_per_sec: f64,
+    p50_us: f64,
+    p99_us: f64,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let count: u64 = args
+        .iter()
+        .find(|a| !a.starts_with("--") && a.parse::<u64>().is_ok())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(20_000);
+    let keys: u64 = args
+        .iter()
+        .position(|a| a == "--keys")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(32);
+    let count = count - count % keys;
+    // Builds the binaries unless E2E_NO_BUILD=1 (the e2e harness's rule).
+    let dir = e2e::bin_dir();
+    if !dir.ends_with("release") {
+        eprintln!("warning: {} is not a release build", dir.display());
+    }
+    let mut rows = Vec::new();
+    rows.push(measure_row("1 node, redb journal", &Place::Redb, count, keys));
+    {
+        let nats = NatsServer::start();
+        let url = nats.url();
+        rows.push(measure_row(
+            "1 node, 1 NATS server",
+            &Place::Nats(&url, 1),
+            count,
+            keys,
+        ));
+    }
+    {
+        let nats = NatsCluster::start(3);
+        let urls = nats.urls();
+        rows.push(measure_row(
+            "3 nodes, 3 NATS servers (R3)",
+            &Place::Nats(&urls, 3),
+            count,
+            keys,
+        ));
+    }
+    println!();
+    println!("bench-cluster: {count} events over {keys} keys (frames, maxInFlight 16, durable); latency: 5,000 events at 1,000/s, 1 key");
+    for (k, v) in report::machine() {
+        println!("  {k}: {v}");
+    }
+    println!();
+    println!("| setup | events/s | latency p50 | latency p99 |");
+    println!("| --- | ---: | ---: | ---: |");
+    for r in &rows {
+        println!(
+            "| {} | {} | {:.0} µs | {:.0} µs |",
+            r.name,
+            thousands(r.events_per_sec),
+            r.p50_us,
+            r.p99_us
+        );
+    }
+}
+
+fn measure_row(name: &'static str, place: &Place<'_>, count: u64, keys: u64) -> Row {
+    eprintln!("bench-cluster: {name}: throughput");
+    let throughput = Run {
+        transport: Transport::Frames,
+        durable: true,
+        keys,
+        count,
+        rate: 0,
+        stamp: false,
+        in_flight: 16,
+    };
+    let (events_per_sec, _) = run(place, &throughput, "tp");
+    eprintln!("bench-cluster: {name}: latency");
+    let paced = Run {
+        transport: Transport::Frames,
+        durable: true,
+        keys: 1,
+        count: 5_000,
+        rate: 1_000,
+        stamp: true,
+        in_flight: 16,
+    };
+    let (_, latencies) = run(place, &paced, "lat");
+    Row {
+        name,
+        events_per_sec,
+        p50_us: percentile_us(&latencies, 0.50),
+        p99_us: percentile_us(&latencies, 0.99),
+    }
+}
+
+/// One run of `spec` on the row's nodes: events/s and the sorted latencies.
+fn run(place: &Place<'_>, spec: &Run, tag: &str) -> (f64, Vec<u64>) {
+    let warm_dir = tempfile::tempdir().expect("warm dir");
+    let text = bundle(spec, Some(warm_dir.path()), "");
+    let nodes: Vec<Harness> = match place {
+        Place::Redb => vec![Harness::new()],
+        Place::Nats(_, n) => (0..*n).map(|_| Harness::new()).collect(),
+    };
+    let mut children: Vec<Child> = Vec::new();
+    for (i, h) in nodes.iter().enumerate() {
+        let child = match place {
+            Place::Redb => start(h, &text, true, &[]),
+            Place::Nats(urls, _) => {
+                let node = format!("n{i}");
+                // A cluster name per run: every run starts from empty streams.
+                let cluster = format!("bench-{tag}-{}", std::process::id());
+                let args = ["--cluster", urls, "--node", &node, "--cluster-name", &cluster];
+                start(h, &text, true, &args)
+            }
+        };
+        children.push(child);
+    }
+    let states: Vec<PathBuf> = nodes.iter().map(Harness::state).collect();
+    let conn_result = wait_for_file(&mut children, || {
+        states
+            .iter()
+            .map(|s| s.join("state/connections/bench/result.json"))
+            .find(|p| p.exists())
+    });
+    let agent_dirs: Vec<PathBuf> = (0..spec.keys)
+        .map(|k| {
+            wait_for_file(&mut children, || {
+                states
+                    .iter()
+                    .map(|s| s.join(format!("state/agents/sink/k{k}")))
+                    .find(|d| d.join("result.json").exists())
+            })
+        })
+        .collect();
+    let measured = collect(&conn_result, &agent_dirs, spec.count);
+    for child in &mut children {
+        stop(child);
+    }
+    measured
+}
+
+/// Polls `found` until it gives a path (panics past [`DEADLINE`], or when a node exits).
+fn wait_for_file(children: &mut [Child], mut found: impl FnMut() -> Option<PathBuf>) -> PathBuf {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(p) = found() {
+            return p;
+        }
+        for c in children.iter_mut() {
+            if let Ok(Some(status)) = c.try_wait() {
+                panic!("a node exited ({status}) before the run finished");
+            }
+        }
+        assert!(start.elapsed() < DEADLINE, "the run did not finish in {DEADLINE:?}");
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Events/s from the connector's first emit to the last receipt, and the
+/// sorted latencies the agents recorded.
+fn collect(conn_result: &Path, agent_dirs: &[PathBuf], count: u64) -> (f64, Vec<u64>) {
+    let c = read_json(conn_result).expect("connector result");
+    let first_emit = c["firstEmitNs"].as_u64().expect("firstEmitNs");
+    let (mut last, mut received, mut latencies) = (0, 0, Vec::new());
+    for dir in agent_dirs {
+        let a = read_json(&dir.join("result.json")).expect("agent result");
+        last = last.max(a["lastNs"].as_u64().expect("lastNs"));
+        received += a["count"].as_u64().expect("count");
+        if let Ok(bytes) = std::fs::read(dir.join("latency.bin")) {
+            latencies.extend(
+                bytes
+                    .chunks_exact(8)
+                    .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))),
+            );
+        }
+    }
+    assert_eq!(received, count, "every event reached an agent");
+    latencies.sort_unstable();
+    let secs = (last.saturating_sub(first_emit)).max(1) as f64 / 1e9;
+    (count as f64 / secs, latencies)
+}
