@@ -126,6 +126,41 @@ fn tail(text: &str, max: usize) -> &str {
     &text[start..]
 }
 
+/// A temp dir, removed on drop unless `E2E_KEEP` is set (as the e2e
+/// harness keeps its own: the servers' logs and stores stay to be read).
+#[derive(Debug)]
+struct Kept {
+    dir: Option<TempDir>,
+    path: PathBuf,
+}
+
+impl Kept {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        if std::env::var_os("E2E_KEEP").is_some()
+            && let Some(dir) = self.dir.take()
+        {
+            eprintln!("keeping {}", dir.keep().display());
+        }
+    }
+}
+
+fn temp_dir(prefix: &str) -> Kept {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("tempdir");
+    Kept {
+        path: dir.path().to_path_buf(),
+        dir: Some(dir),
+    }
+}
+
 /// One `nats-server` process and what it needs to be started again.
 #[derive(Debug)]
 struct Server {
@@ -316,16 +351,13 @@ fn wait_ready(
 #[derive(Debug)]
 pub struct NatsServer {
     server: Server,
-    _dir: TempDir,
+    _dir: Kept,
 }
 
 impl NatsServer {
     /// Starts it and waits until JetStream is ready.
     pub fn start() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("nats-")
-            .tempdir()
-            .expect("tempdir");
+        let dir = temp_dir("nats-");
         let mut server = Server::new("n0", dir.path().to_path_buf(), false);
         for attempt in 1..=PORT_TRIES {
             server.spawn(None);
@@ -410,7 +442,7 @@ impl NatsServer {
 pub struct NatsCluster {
     name: String,
     servers: Vec<Server>,
-    _dir: TempDir,
+    _dir: Kept,
 }
 
 impl NatsCluster {
@@ -418,10 +450,7 @@ impl NatsCluster {
     /// JetStream ready and the cluster has a meta leader.
     pub fn start(n: usize) -> Self {
         assert!(n >= 1, "a cluster of {n} servers");
-        let dir = tempfile::Builder::new()
-            .prefix("nats-cluster-")
-            .tempdir()
-            .expect("tempdir");
+        let dir = temp_dir("nats-cluster-");
         let servers = (0..n)
             .map(|i| Server::new(&format!("n{i}"), dir.path().join(format!("n{i}")), true))
             .collect();

@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 use cluster_support::sampler::Sampler;
 use cluster_support::{
     JOIN, LONG, Node, acked, all_records, attempt, bundle, check_order_and_repeats, delivered,
-    dump_all, index, is_done, node_of, record_count, records, refusals, text, wait_connection_node,
-    wait_for,
+    dump_all, index, is_done, node_of, record_count, records, refusals, start_nodes, text,
+    wait_connection_node, wait_for,
 };
 use e2e::nats::{NatsCluster, NatsServer, unused_port};
 use e2e::{DEADLINE, Harness};
@@ -69,7 +69,7 @@ fn one_node_on_one_nats_server_delivers_each_event_once_in_order() {
         "  overflow: wait",
     );
     let mut a = Node::start("a", &b, &nats.url(), &["--lease-ttl", LEASE_TTL]);
-    a.wait_joined();
+    a.wait_joined(|| nats.dump());
     let dump = || dump_all(&[&a], &nats.dump());
 
     wait_for(
@@ -170,11 +170,11 @@ fn a_node_with_a_different_bundle_refuses_to_join_naming_both_hashes() {
     );
 
     let mut a = Node::start("a", &first, &nats.url(), &[]);
-    let hash_a = a.wait_joined();
+    let hash_a = a.wait_joined(|| nats.dump());
     // The changed bundle's own hash, from a node that joins a swarm of its
     // own (another cluster name on the same NATS).
     let mut solo = Node::start("b", &changed, &nats.url(), &["--cluster-name", "solo"]);
-    let hash_b = solo.wait_joined();
+    let hash_b = solo.wait_joined(|| nats.dump());
     assert!(solo.h.stop().success(), "{}", solo.h.dump());
     assert_ne!(hash_a, hash_b, "one changed line changes the hash");
 
@@ -191,6 +191,27 @@ fn a_node_with_a_different_bundle_refuses_to_join_naming_both_hashes() {
         "it never joined: {stderr}"
     );
     assert!(a.h.is_running(), "node a keeps running\n{}", a.h.dump());
+}
+
+// ---------------------------------------------------------------- nodes starting at once
+
+/// Three nodes started at the same moment on a fresh three-server cluster
+/// (as a deployment starting every machine at once does) all join: their
+/// concurrent creation of the same streams and buckets must not fail any.
+#[test]
+fn three_nodes_starting_at_once_on_a_fresh_nats_cluster_all_join() {
+    let nats = NatsCluster::start(3);
+    let rec = record_dir();
+    let b = bundle(rec.path(), "stream", "{ COUNT: 10 }", "");
+    let mut nodes: Vec<Node> = ["a", "b", "c"]
+        .iter()
+        .map(|name| Node::start(name, &b, &nats.urls(), &[]))
+        .collect();
+    let mut hashes = BTreeSet::new();
+    for n in &mut nodes {
+        hashes.insert(n.wait_joined(|| nats.dump()));
+    }
+    assert_eq!(hashes.len(), 1, "one bundle, one hash: {hashes:?}");
 }
 
 // ---------------------------------------------------------------- 4 (and 8). kill -9 a node
@@ -221,13 +242,13 @@ fn three_nodes_survive_kill_9_of_the_node_running_the_connection() {
         &format!("{{ COUNT: {N}, KEYS: {KEYS}, DEDUPE: \"true\", WINDOW: 256, RATE: 2000 }}"),
         "  overflow: wait",
     );
-    let mut nodes: Vec<Node> = ["a", "b", "c"]
-        .iter()
-        .map(|name| Node::start(name, &b, &nats.urls(), &["--lease-ttl", LEASE_TTL]))
-        .collect();
-    for n in &mut nodes {
-        n.wait_joined();
-    }
+    let mut nodes = start_nodes(
+        &["a", "b", "c"],
+        &b,
+        &nats.urls(),
+        &["--lease-ttl", LEASE_TTL],
+        || nats.dump(),
+    );
     let sampler = Sampler::start(nodes.iter().map(Node::address).collect());
     let dump = |nodes: &[Node]| dump_all(&nodes.iter().collect::<Vec<_>>(), &nats.dump());
 
@@ -402,13 +423,13 @@ fn kill_9_of_one_nats_server_mid_stream_loses_no_acked_event() {
         &format!("{{ COUNT: {N}, KEYS: {KEYS}, DEDUPE: \"true\", WINDOW: 256, RATE: 1500 }}"),
         "  overflow: wait",
     );
-    let mut nodes: Vec<Node> = ["a", "b", "c"]
-        .iter()
-        .map(|name| Node::start(name, &b, &nats.urls(), &["--lease-ttl", LEASE_TTL]))
-        .collect();
-    for n in &mut nodes {
-        n.wait_joined();
-    }
+    let nodes = start_nodes(
+        &["a", "b", "c"],
+        &b,
+        &nats.urls(),
+        &["--lease-ttl", LEASE_TTL],
+        || nats.dump(),
+    );
     let host = wait_connection_node(&nodes[0], "stream", || {
         dump_all(&nodes.iter().collect::<Vec<_>>(), &nats.dump())
     });
@@ -528,13 +549,13 @@ fn sigterm_moves_partitions_without_redelivery_and_exits_0() {
         &format!("{{ COUNT: {N}, KEYS: {KEYS}, DEDUPE: \"true\", WINDOW: 256, RATE: 1000 }}"),
         "  overflow: wait",
     );
-    let mut nodes: Vec<Node> = ["a", "b", "c"]
-        .iter()
-        .map(|name| Node::start(name, &b, &nats.url(), &["--lease-ttl", LEASE_TTL]))
-        .collect();
-    for n in &mut nodes {
-        n.wait_joined();
-    }
+    let mut nodes = start_nodes(
+        &["a", "b", "c"],
+        &b,
+        &nats.url(),
+        &["--lease-ttl", LEASE_TTL],
+        || nats.dump(),
+    );
     let sampler = Sampler::start(nodes.iter().map(Node::address).collect());
     let dump = |nodes: &[Node]| dump_all(&nodes.iter().collect::<Vec<_>>(), &nats.dump());
     let host = wait_connection_node(&nodes[0], "stream", || dump(&nodes));
@@ -700,7 +721,7 @@ fn a_dedupe_key_emitted_on_two_nodes_is_delivered_once() {
         });
     }
     for n in &mut nodes {
-        n.wait_joined();
+        n.wait_joined(|| nats.dump());
     }
     let dump = || dump_all(&nodes.iter().collect::<Vec<_>>(), &nats.dump());
     wait_for(

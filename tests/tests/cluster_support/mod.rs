@@ -105,8 +105,9 @@ impl Node {
         (hex.len() == 64).then_some(hex)
     }
 
-    /// Waits until it has joined; returns its bundle hash.
-    pub fn wait_joined(&mut self) -> String {
+    /// Waits until it has joined; returns its bundle hash. A failure shows
+    /// its logs, then `extra()` (the NATS servers' logs).
+    pub fn wait_joined(&mut self, extra: impl Fn() -> String) -> String {
         let what = format!("node {} to join the cluster", self.name);
         let mut hash = None;
         let start = Instant::now();
@@ -117,14 +118,16 @@ impl Node {
             }
             assert!(
                 self.h.is_running(),
-                "node {} exited before joining\n{}",
+                "node {} exited before joining\n{}{}",
                 self.name,
-                self.h.dump()
+                self.h.dump(),
+                extra()
             );
             assert!(
                 start.elapsed() < JOIN,
-                "timed out after {JOIN:?} waiting for {what}\n{}",
-                self.h.dump()
+                "timed out after {JOIN:?} waiting for {what}\n{}{}",
+                self.h.dump(),
+                extra()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -155,6 +158,28 @@ impl Node {
             self.h.state(),
         )
     }
+}
+
+/// Starts nodes `names` on `urls`, each with `extra` arguments, and waits
+/// until every one has joined. The first joins alone (creating the
+/// cluster's streams and buckets), the others then start together: a fresh
+/// cluster joined by several nodes at once is its own test.
+pub fn start_nodes(
+    names: &[&str],
+    bundle: &str,
+    urls: &str,
+    extra: &[&str],
+    nats_dump: impl Fn() -> String,
+) -> Vec<Node> {
+    let mut nodes = vec![Node::start(names[0], bundle, urls, extra)];
+    nodes[0].wait_joined(&nats_dump);
+    for name in &names[1..] {
+        nodes.push(Node::start(name, bundle, urls, extra));
+    }
+    for n in &mut nodes[1..] {
+        n.wait_joined(&nats_dump);
+    }
+    nodes
 }
 
 /// Every node's dump, then `extra` (the NATS servers' logs).
