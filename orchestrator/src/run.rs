@@ -179,6 +179,7 @@ pub async fn run(
             .unwrap_or(std::time::Duration::from_secs(24 * 3600)),
         ..JournalOptions::default()
     };
+    let keep_results = journal_options.idempotency_ttl;
     let journal = match opts.journal {
         JournalMode::Durable => open_journal(&state.journal(), journal_options).await?,
         JournalMode::Memory => {
@@ -187,7 +188,13 @@ pub async fn run(
         }
     };
     let cluster = match &opts.cluster {
-        Some(options) => Some(join_cluster(options.clone(), &opts.bundle).await?),
+        Some(options) => {
+            let options = crate::cluster::ClusterOptions {
+                keep_results,
+                ..options.clone()
+            };
+            Some(join_cluster(options, &opts.bundle).await?)
+        }
         None => None,
     };
     let audit = AuditLog::open(state.audit_log()).map_err(|source| RunError::Io {
@@ -203,6 +210,9 @@ pub async fn run(
         journal.clone(),
         opts.operations,
     );
+    if let Some(cluster) = &cluster {
+        operations.set_cluster(cluster.clone());
+    }
     let registry = Arc::new(Registry::default());
     let agent_stop = CancellationToken::new();
     let agent_tasks = TaskTracker::new();

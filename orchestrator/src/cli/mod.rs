@@ -311,6 +311,8 @@ pub fn dispatch(cli: Cli) -> u8 {
                     name: cluster_name,
                     partitions,
                     lease_ttl: lease_ttl.max(std::time::Duration::from_secs(2)),
+                    // `run` sets it from the bundle.
+                    keep_results: std::time::Duration::from_secs(24 * 3600),
                 }),
             })
         }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::Cluster;
@@ -47,7 +46,8 @@ struct Held {
 
 struct Consumer {
     stop: CancellationToken,
-    task: JoinHandle<()>,
+    /// Cancelled when its task has ended: no event can reach the router from it after.
+    done: CancellationToken,
     outstanding: Arc<Outstanding>,
 }
 
@@ -147,9 +147,11 @@ impl State {
         }
     }
 
-    /// Heartbeat, status, then every target: renew, claim, hand over or fence.
+    /// Renewals first, then heartbeat and status, then every target: claim,
+    /// hand over or fence.
     async fn tick(&mut self) {
         let cluster = self.setup.cluster.clone();
+        self.renew_all().await;
         if let Err(e) = cluster.heartbeat().await {
             tracing::warn!("cluster: heartbeat failed: {e}");
         }
@@ -157,7 +159,6 @@ impl State {
         cluster.publish_status(rows).await;
         if self.draining {
             // Stopping: keep what is held until `leave`, claim nothing.
-            self.renew_all().await;
             self.fence_expired();
             return;
         }
@@ -251,11 +252,6 @@ impl State {
         let (store, node, ttl) = (&cluster.inner.leases, cluster.node(), cluster.lease_ttl());
         match self.held.get_mut(&target) {
             Some(held) => {
-                if !held.lease.renew(store, node, ttl).await {
-                    tracing::warn!(lease = %held.lease.key, "cluster: lease lost");
-                    self.lost(&target);
-                    return;
-                }
                 // Partitions follow the ranking (they rebalance when a node
                 // joins); a Connection stays where it runs until that node
                 // goes (moving it would restart its connector for nothing).
@@ -264,7 +260,7 @@ impl State {
                     held.releasing = true;
                     self.hand_over(&target);
                 } else if let Some(c) = &held.consumer
-                    && c.task.is_finished()
+                    && c.done.is_cancelled()
                     && !held.releasing
                     && let Target::Partition(p) = target
                 {
@@ -273,7 +269,9 @@ impl State {
                 }
             }
             None if mine => {
-                let Some(lease) = Lease::acquire(store, &target.key(), node, ttl).await else {
+                let key = target.key();
+                let claim = Lease::acquire(store, &key, node, ttl);
+                let Ok(Some(lease)) = tokio::time::timeout(ttl / 5, claim).await else {
                     return;
                 };
                 tracing::debug!(lease = %lease.key, "cluster: claimed");
@@ -305,15 +303,16 @@ impl State {
         let consumer = held
             .consumer
             .as_ref()
-            .map(|c| (c.stop.clone(), c.outstanding.clone()));
+            .map(|c| (c.stop.clone(), c.done.clone(), c.outstanding.clone()));
         let (router, reconciler) = (self.setup.router.clone(), self.setup.reconciler.clone());
         let partitions = self.setup.cluster.partitions();
         let client = self.setup.cluster.inner.client.clone();
         tokio::spawn(async move {
             match &target {
                 Target::Partition(p) => {
-                    if let Some((stop, outstanding)) = consumer {
+                    if let Some((stop, done, outstanding)) = consumer {
                         stop.cancel();
+                        done.cancelled().await;
                         if !outstanding.drained(DRAIN_WITHIN).await {
                             tracing::warn!(
                                 partition = p,
@@ -349,14 +348,18 @@ impl State {
             return;
         };
         let partitions = self.setup.cluster.partitions();
-        if let Some(c) = held.consumer {
+        let done = held.consumer.map(|c| {
             c.stop.cancel();
-        }
+            c.done
+        });
         let (router, reconciler) = (self.setup.router.clone(), self.setup.reconciler.clone());
         let target = target.clone();
         tokio::spawn(async move {
             match target {
                 Target::Partition(p) => {
+                    if let Some(done) = done {
+                        done.cancelled().await;
+                    }
                     router
                         .release_where(move |agent, key| {
                             super::partition_of(agent, key, partitions) == p
@@ -401,16 +404,30 @@ impl State {
                     break;
                 }
                 self.renew_all().await;
+                let _ = self.setup.cluster.heartbeat().await;
             }
         }
     }
 
+    /// Renews every lease at once (each bounded by TTL/3: a slow NATS must
+    /// not make one renewal wait for another); one found taken is lost.
     async fn renew_all(&mut self) {
         let cluster = self.setup.cluster.clone();
         let (store, node, ttl) = (&cluster.inner.leases, cluster.node(), cluster.lease_ttl());
-        let _ = cluster.heartbeat().await;
-        for held in self.held.values_mut() {
-            held.lease.renew(store, node, ttl).await;
+        let renewals = self.held.iter_mut().map(|(target, held)| async move {
+            let renew = held.lease.renew(store, node, ttl);
+            // A timeout is not a loss: the lease stays ours until it is not valid.
+            let kept = tokio::time::timeout(ttl / 3, renew).await.unwrap_or(true);
+            (!kept).then(|| target.clone())
+        });
+        let lost: Vec<Target> = futures::future::join_all(renewals)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        for target in lost {
+            tracing::warn!(lease = %target.key(), "cluster: lease lost");
+            self.lost(&target);
         }
     }
 
@@ -428,18 +445,19 @@ impl State {
 
 /// Starts consuming partition `p` into the router.
 fn start_consumer(setup: &Setup, p: u32) -> Consumer {
-    let stop = CancellationToken::new();
+    let (stop, done) = (CancellationToken::new(), CancellationToken::new());
     let outstanding = Arc::new(Outstanding::default());
     let (cluster, router) = (setup.cluster.clone(), setup.router.clone());
-    let (s, o) = (stop.clone(), outstanding.clone());
-    let task = tokio::spawn(async move {
+    let (s, d, o) = (stop.clone(), done.clone(), outstanding.clone());
+    tokio::spawn(async move {
+        let _done = d.drop_guard();
         if let Err(e) = consume(cluster, router, p, s, o).await {
             tracing::warn!(partition = p, "cluster: {e}");
         }
     });
     Consumer {
         stop,
-        task,
+        done,
         outstanding,
     }
 }

@@ -12,8 +12,11 @@
 //! - stream `N-dlq`, subject `N.dlq`: dead letters.
 //! - key-value buckets `N-nodes` (one heartbeat per live node, expiring
 //!   after the lease TTL), `N-leases` (who owns which partition and which
-//!   Connection, same TTL), `N-status` (each node's status rows) and
-//!   `N-meta` (the partition count, fixed when the cluster is first used).
+//!   Connection, same TTL), `N-status` (each node's status rows),
+//!   `N-meta` (the partition count, fixed when the cluster is first used),
+//!   `N-idempotency` and `N-jobs` (what operations keep).
+//! - subjects `N.invoke.<connection>`: an invoke of a Connection that runs
+//!   on another node is a NATS request to the node that runs it.
 //!
 //! **The path of one event.** The node that runs a Connection routes each
 //! emit by the Connection's ingress rules as a single node does, hashes
@@ -51,9 +54,12 @@
 //! bad one is logged, counted and acknowledged away).
 
 mod coordinator;
+mod dlq;
+mod invoke;
 mod lease;
 mod partition;
 mod publish;
+mod records;
 mod status;
 
 use std::sync::Arc;
@@ -82,6 +88,9 @@ pub struct ClusterOptions {
     pub partitions: u32,
     /// How long a lease (and a node's heartbeat) outlives its last renewal.
     pub lease_ttl: Duration,
+    /// How long idempotency results and job records are kept (the longest
+    /// `idempotencyTtl` of the bundle).
+    pub keep_results: Duration,
 }
 
 /// Why cluster mode could not start, or an operation on NATS failed.
@@ -196,11 +205,16 @@ struct Inner {
     nodes: kv::Store,
     leases: kv::Store,
     status: kv::Store,
+    results: kv::Store,
+    jobs: kv::Store,
     partitions: u32,
     bundle_hash: String,
     publisher: Publisher,
     /// Messages from the stream that did not decode (acknowledged away).
     bad_messages: AtomicU64,
+    /// The Connections whose invokes this node serves (it runs them).
+    serving:
+        std::sync::Mutex<std::collections::HashMap<String, tokio_util::sync::CancellationToken>>,
 }
 
 /// One event as it is stored in the events stream.
@@ -322,13 +336,17 @@ impl Cluster {
         .await?;
         let status_ttl = opts.lease_ttl.max(Duration::from_secs(3));
         let status = open_kv(&js, kv_config(format!("{}-status", opts.name), status_ttl)).await?;
+        let keep = opts.keep_results;
+        let results = open_kv(&js, kv_config(format!("{}-idempotency", opts.name), keep)).await?;
+        let jobs = open_kv(&js, kv_config(format!("{}-jobs", opts.name), keep)).await?;
         let events = stream::Config {
             name: names.events_stream(),
             subjects: vec![format!("{}.events.*", opts.name)],
             retention: stream::RetentionPolicy::WorkQueue,
             discard: stream::DiscardPolicy::New,
+            // A byte limit would be reserved up front on every server;
+            // the message count bounds it (with each event's size cap).
             max_messages: 10_000_000,
-            max_bytes: 8 << 30,
             num_replicas: replicas,
             duplicate_window: Duration::from_secs(120),
             ..Default::default()
@@ -352,10 +370,13 @@ impl Cluster {
             nodes,
             leases,
             status,
+            results,
+            jobs,
             partitions,
             bundle_hash,
             publisher,
             bad_messages: AtomicU64::new(0),
+            serving: Default::default(),
         };
         let cluster = Self {
             inner: Arc::new(inner),

@@ -10,7 +10,7 @@ use futures::StreamExt;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::{Cluster, StoredDeadLetter, StoredEvent};
+use super::{Cluster, StoredEvent};
 use crate::bundle::Overflow;
 use crate::journal::RouteRecord;
 use crate::router::{DispatchError, Pending, Router};
@@ -111,31 +111,13 @@ impl Receipt {
         error: &str,
     ) -> impl Future<Output = Result<(), String>> + Send + 'static {
         let this = self.clone();
-        let record = StoredDeadLetter {
-            route: this.0.route.clone(),
-            event: event.clone(),
-            attempts,
-            error: error.to_string(),
-            node: this.0.cluster.node().to_string(),
-            at: crate::logs::timestamp(std::time::SystemTime::now()),
-        };
+        let (event, error) = (event.clone(), error.to_string());
         async move {
             let inner = &this.0;
-            let payload = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
-            let subject = inner.cluster.inner.names.dlq_subject();
-            let msg_id = format!("dead/{}", record.event.id);
-            let publish = async_nats::jetstream::message::PublishMessage::build()
-                .payload(payload.into())
-                .message_id(msg_id);
-            let ack = inner
+            inner
                 .cluster
-                .inner
-                .js
-                .send_publish(subject, publish)
-                .await
-                .map_err(|e| format!("cannot publish the dead letter: {e}"))?;
-            ack.await
-                .map_err(|e| format!("NATS did not store the dead letter: {e}"))?;
+                .put_dead_letter(inner.route.clone(), event, attempts, &error)
+                .await?;
             inner
                 .acker
                 .ack_with(AckKind::Ack)

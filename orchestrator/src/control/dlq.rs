@@ -106,6 +106,35 @@ pub async fn replay_running(ctx: &ControlContext, id: Option<String>) -> Respons
     }
 }
 
+/// The dlq verbs in cluster mode: on the cluster's dead-letter stream,
+/// whichever node is asked.
+pub async fn cluster(ctx: &ControlContext, req: super::Request) -> Response {
+    let Some(cluster) = &ctx.cluster else {
+        return Response::error("not in cluster mode".to_string());
+    };
+    let result = match req {
+        super::Request::DlqList => {
+            return match cluster.dead_letters().await {
+                Ok(letters) => Response {
+                    dead_letters: Some(letters.iter().map(|(_, d)| DlqEntry::from(d)).collect()),
+                    ..Response::ok()
+                },
+                Err(e) => Response::error(e),
+            };
+        }
+        super::Request::DlqReplay { id } => cluster.replay(id.as_deref()).await,
+        super::Request::DlqDrop { id } => cluster.drop_dead(&id).await.map(|()| vec![id]),
+        _ => return Response::error("not a dlq verb".to_string()),
+    };
+    match result {
+        Ok(ids) => Response {
+            events: Some(ids),
+            ..Response::ok()
+        },
+        Err(e) => Response::error(e),
+    }
+}
+
 /// The dlq verbs on the journal file itself (the orchestrator is not running):
 /// a replayed event becomes pending and is delivered at the next start.
 pub async fn offline(journal_path: &Path, req: super::Request) -> Response {

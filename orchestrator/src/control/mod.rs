@@ -260,6 +260,13 @@ pub async fn answer(req: Request, ctx: &ControlContext) -> Response {
             }
         }
         Request::Restart { target } => restart(&ctx.registry, &target),
+        Request::DlqList if ctx.cluster.is_some() => dlq::cluster(ctx, Request::DlqList).await,
+        Request::DlqReplay { id } if ctx.cluster.is_some() => {
+            dlq::cluster(ctx, Request::DlqReplay { id }).await
+        }
+        Request::DlqDrop { id } if ctx.cluster.is_some() => {
+            dlq::cluster(ctx, Request::DlqDrop { id }).await
+        }
         Request::DlqList => match ctx.journal.dead_letters() {
             Ok(letters) => Response {
                 dead_letters: Some(letters.iter().map(DlqEntry::from).collect()),
@@ -293,17 +300,13 @@ pub async fn answer(req: Request, ctx: &ControlContext) -> Response {
                 ..Response::ok()
             }
         }
-        Request::JobsList => {
-            let ops = ctx.operations.clone();
-            match tokio::task::spawn_blocking(move || ops.jobs()).await {
-                Ok(Ok(jobs)) => Response {
-                    jobs: Some(jobs.iter().map(Into::into).collect()),
-                    ..Response::ok()
-                },
-                Ok(Err(e)) => Response::error(format!("journal: {e}")),
-                Err(e) => Response::error(format!("journal: {e}")),
-            }
-        }
+        Request::JobsList => match ctx.operations.jobs().await {
+            Ok(jobs) => Response {
+                jobs: Some(jobs.iter().map(Into::into).collect()),
+                ..Response::ok()
+            },
+            Err(e) => Response::error(format!("journal: {e}")),
+        },
         Request::JobGet { id } | Request::JobCancel { id } => {
             let operator = crate::operations::Caller::operator();
             let found = if cancel {

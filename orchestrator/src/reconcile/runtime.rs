@@ -225,6 +225,10 @@ impl Runtime {
             self.children.insert(c.name.clone(), child);
             return Ok(());
         };
+        if let Some(cluster) = &deps.cluster {
+            // Invokes of it from other nodes come here while it runs here.
+            cluster.serve(&c.name, deps.operations.clone());
+        }
         let swarm = bundle.swarms[&c.swarm].clone();
         let log_path = deps.state.connection_log(&c.name);
         let log = LogSink::open(&log_path).map_err(|source| RunError::Io {
@@ -321,6 +325,9 @@ impl Runtime {
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let child = self.children.remove(name);
         let registry = self.deps.registry.clone();
+        if let Some(cluster) = &self.deps.cluster {
+            cluster.stop_serving(name);
+        }
         async move {
             let Some(child) = child else {
                 return;
