@@ -26,7 +26,7 @@
 //! started them ends (`PR_SET_PDEATHSIG`), so a test killed by its timeout
 //! leaves none behind: start them on the test's own thread.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
@@ -107,7 +107,8 @@ pub fn unused_port() -> u16 {
 fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    // HTTP/1.0: a whole body, never chunked.
+    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
     stream.write_all(request.as_bytes()).ok()?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).ok()?;
@@ -347,6 +348,17 @@ fn wait_ready(
     }
 }
 
+/// A JetStream stream as the monitoring endpoint shows it.
+#[derive(Clone, Debug)]
+pub struct StreamInfo {
+    /// Its name (`KV_<bucket>` for a key-value bucket).
+    pub name: String,
+    /// The server leading it, if any.
+    pub leader: Option<String>,
+    /// Its configured replicas.
+    pub replicas: u64,
+}
+
 /// One `nats-server` with JetStream on free loopback ports.
 #[derive(Debug)]
 pub struct NatsServer {
@@ -560,31 +572,42 @@ impl NatsCluster {
             .find_map(Server::meta_leader)
     }
 
-    /// `(stream, leader server name)` of every JetStream stream, as the
-    /// first running server that answers sees them.
-    pub fn stream_leaders(&self) -> Vec<(String, String)> {
-        self.servers
-            .iter()
-            .filter(|s| s.child.is_some())
-            .find_map(|s| {
-                let (status, body) = http_get(s.monitor, "/jsz?accounts=true&streams=true")?;
-                let jsz: Value = serde_json::from_str(&body).ok().filter(|_| status == 200)?;
-                let accounts = jsz["account_details"].as_array()?;
-                Some(
-                    accounts
-                        .iter()
-                        .filter_map(|a| a["stream_detail"].as_array())
-                        .flatten()
-                        .filter_map(|st| {
-                            Some((
-                                st["name"].as_str()?.to_owned(),
-                                st["cluster"]["leader"].as_str()?.to_owned(),
-                            ))
-                        })
-                        .collect(),
-                )
-            })
-            .unwrap_or_default()
+    /// Every JetStream stream of the cluster (each server lists those it
+    /// holds a replica of: the union of what the running servers say).
+    pub fn streams(&self) -> Vec<StreamInfo> {
+        let mut out: BTreeMap<String, StreamInfo> = BTreeMap::new();
+        for s in self.servers.iter().filter(|s| s.child.is_some()) {
+            let Some((200, body)) =
+                http_get(s.monitor, "/jsz?accounts=true&streams=true&config=true")
+            else {
+                continue;
+            };
+            let Ok(jsz) = serde_json::from_str::<Value>(&body) else {
+                continue;
+            };
+            let details = jsz["account_details"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            for st in details
+                .iter()
+                .filter_map(|a| a["stream_detail"].as_array())
+                .flatten()
+            {
+                let Some(name) = st["name"].as_str() else {
+                    continue;
+                };
+                let info = out.entry(name.to_owned()).or_insert_with(|| StreamInfo {
+                    name: name.to_owned(),
+                    leader: None,
+                    replicas: st["config"]["num_replicas"].as_u64().unwrap_or(0),
+                });
+                if info.leader.is_none() {
+                    info.leader = st["cluster"]["leader"].as_str().map(str::to_owned);
+                }
+            }
+        }
+        out.into_values().collect()
     }
 
     /// The index of the server named `name` (`n0`, `n1`, …).
