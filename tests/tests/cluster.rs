@@ -665,6 +665,7 @@ fn sigterm_moves_partitions_without_redelivery_and_exits_0() {
 
     let all = all_records(rec.path());
     let mut moved = 0;
+    let mut marked_again = Vec::new();
     for (key, rs) in &all {
         let got: Vec<u64> = rs.iter().map(index).collect();
         let expected: Vec<u64> = (0..N)
@@ -676,11 +677,7 @@ fn sigterm_moves_partitions_without_redelivery_and_exits_0() {
             "{key}: each event exactly once, in emit order\n{}",
             dump(&nodes)
         );
-        let later: Vec<&serde_json::Value> = rs.iter().filter(|r| attempt(r) > 1).collect();
-        assert!(
-            later.is_empty(),
-            "{key}: redelivered after a SIGTERM: {later:?}"
-        );
+        marked_again.extend(rs.iter().filter(|r| attempt(r) > 1).cloned());
         // A key the victim served: its last events came from a new process.
         let pid = |r: &serde_json::Value| r["pid"].as_u64().expect("pid") as u32;
         if rs.iter().any(|r| victim_pids.contains(&pid(r))) {
@@ -711,6 +708,16 @@ fn sigterm_moves_partitions_without_redelivery_and_exits_0() {
     assert!(
         report.multi_node_rounds > 0,
         "the sampler saw agents on several nodes at once (else it proved nothing): {report:?}"
+    );
+    // Every event above arrived exactly once; none may say otherwise: a
+    // handover that lets the deliveries in hand finish leaves nothing that
+    // "may have been delivered before".
+    assert!(
+        marked_again.is_empty(),
+        "{} deliveries after a SIGTERM handover carry attempt > 1, though each event \
+         arrived once (first: {:?})",
+        marked_again.len(),
+        marked_again.iter().take(5).collect::<Vec<_>>()
     );
 }
 
