@@ -24,7 +24,9 @@
 //! directory; `dump()` shows their tails for a failing test. Servers are
 //! SIGKILLed when their owner is dropped, and also when the thread that
 //! started them ends (`PR_SET_PDEATHSIG`), so a test killed by its timeout
-//! leaves none behind: start them on the test's own thread.
+//! leaves none behind: start them on the test's own thread. With
+//! `E2E_KEEP=1` (as for the e2e harness) their directories stay behind, logs
+//! and stores, to be read afterwards.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
