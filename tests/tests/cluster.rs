@@ -384,7 +384,11 @@ fn three_nodes_survive_kill_9_of_the_node_running_the_connection() {
         .flat_map(|n| n.answer_runs("stream"))
         .map(|r| acked(&r, "new"))
         .collect();
-    let repeats = check_order_and_repeats(rec.path(), &runs, || dump(&nodes));
+    let repeats = check_order_and_repeats(rec.path(), &acked_all, &runs, || dump(&nodes));
+    assert_eq!(
+        repeats.refused_but_delivered, 0,
+        "the survivor's run acked every event, so every delivery was of an acked one"
+    );
     let keys = all_records(rec.path()).len() as u64;
     assert_eq!(keys, KEYS, "every key received events");
     eprintln!(
@@ -548,7 +552,7 @@ fn kill_9_of_one_nats_server_mid_stream_loses_no_acked_event() {
         .flat_map(|n| n.answer_runs("stream"))
         .map(|r| acked(&r, "new"))
         .collect();
-    let repeats = check_order_and_repeats(rec.path(), &runs, dump);
+    let repeats = check_order_and_repeats(rec.path(), &acked_all, &runs, dump);
     eprintln!(
         "killed nats-server {leader}; {} of {N} acked, {refused} refused, {repeats:?}",
         acked_all.len()

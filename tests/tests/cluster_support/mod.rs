@@ -320,9 +320,10 @@ pub fn delivered(dir: &Path) -> BTreeSet<u64> {
 pub struct Repeats {
     /// Deliveries of an event after its first.
     pub redelivered: usize,
-    /// Deliveries of events no run of the connector had acked (a publish
-    /// whose ack was lost: JetStream may still have stored it). Out of the
-    /// checks: the connector was told it failed, so nothing was promised.
+    /// Deliveries of events no run of the connector had acked, new or as a
+    /// duplicate (a publish whose ack was lost: JetStream may still have
+    /// stored it). Out of the checks: the connector was told it failed, so
+    /// nothing was promised.
     pub refused_but_delivered: usize,
 }
 
@@ -332,16 +333,17 @@ pub struct Repeats {
 /// run's emit order (the order they were accepted in; an event refused in
 /// one run and accepted in a later one is in the later one's place), and
 /// each repeat of an acked event is the same event (same id) on a later
-/// attempt. `runs` holds each run's acked-new set.
+/// attempt. `acked` is every event acked by some run (new or duplicate),
+/// `runs` each run's acked-new set.
 pub fn check_order_and_repeats(
     dir: &Path,
+    acked: &BTreeSet<u64>,
     runs: &[BTreeSet<u64>],
     dump: impl Fn() -> String,
 ) -> Repeats {
-    let acked: BTreeSet<u64> = runs.iter().flatten().copied().collect();
     let mut counts = Repeats::default();
     for (key, rs) in all_records(dir) {
-        let mut id_of: BTreeMap<u64, String> = BTreeMap::new();
+        let mut first_of: BTreeMap<u64, &Value> = BTreeMap::new();
         let mut firsts = Vec::new();
         for r in &rs {
             let i = index(r);
@@ -349,17 +351,16 @@ pub fn check_order_and_repeats(
                 counts.refused_but_delivered += 1;
                 continue;
             }
-            let id = r["id"].as_str().expect("record id").to_owned();
-            match id_of.get(&i) {
+            match first_of.get(&i) {
                 None => {
                     firsts.push(i);
-                    id_of.insert(i, id);
+                    first_of.insert(i, r);
                 }
-                Some(first_id) => {
+                Some(first) => {
                     counts.redelivered += 1;
                     assert!(
-                        *first_id == id && attempt(r) > 1,
-                        "{key}: e-{i} delivered again as {r}, first as id {first_id}: a repeat \
+                        first["id"] == r["id"] && attempt(r) > 1,
+                        "{key}: e-{i} delivered again as {r}, first as {first}: a repeat \
                          must be a redelivery of the same event marked attempt > 1\n{}",
                         dump()
                     );
