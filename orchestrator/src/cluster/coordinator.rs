@@ -42,6 +42,8 @@ struct Held {
     consumer: Option<Consumer>,
     /// Being handed over: it is given up when the handover says so.
     releasing: bool,
+    /// Drained for a stop with nothing left in hand.
+    clean: bool,
 }
 
 struct Consumer {
@@ -152,17 +154,30 @@ impl State {
     async fn tick(&mut self) {
         let cluster = self.setup.cluster.clone();
         self.renew_all().await;
-        if let Err(e) = cluster.heartbeat().await {
-            tracing::warn!("cluster: heartbeat failed: {e}");
+        self.fence_expired();
+        // Each step is bounded by a fifth of the TTL, so that a slow NATS
+        // cannot hold off the next renewal until the leases expire.
+        let bound = cluster.lease_ttl() / 5;
+        match tokio::time::timeout(bound, cluster.heartbeat()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("cluster: heartbeat failed: {e}"),
+            Err(_) => tracing::warn!("cluster: heartbeat timed out"),
         }
         let rows = self.setup.registry.snapshot();
-        cluster.publish_status(rows).await;
+        let _ = tokio::time::timeout(bound, cluster.publish_status(rows)).await;
         if self.draining {
             // Stopping: keep what is held until `leave`, claim nothing.
-            self.fence_expired();
             return;
         }
-        let live = match cluster.live_nodes().await {
+        let listed = tokio::time::timeout(bound, cluster.live_nodes())
+            .await
+            .unwrap_or_else(|_| {
+                Err(super::ClusterError::Setup {
+                    what: "the node list".into(),
+                    message: "timed out".into(),
+                })
+            });
+        let live = match listed {
             Ok(nodes) => {
                 let mut names: Vec<String> = nodes.into_iter().map(|(n, _)| n).collect();
                 if !names.iter().any(|n| n == cluster.node()) {
@@ -265,7 +280,9 @@ impl State {
                     && let Target::Partition(p) = target
                 {
                     // Its consumer failed (NATS hiccup): start it again.
-                    held.consumer = Some(start_consumer(&self.setup, p));
+                    // What it handed out is still counted by the same tally.
+                    let outstanding = c.outstanding.clone();
+                    held.consumer = Some(start_consumer(&self.setup, p, Some(outstanding)));
                 }
             }
             None if mine => {
@@ -276,7 +293,7 @@ impl State {
                 };
                 tracing::debug!(lease = %lease.key, "cluster: claimed");
                 let consumer = match &target {
-                    Target::Partition(p) => Some(start_consumer(&self.setup, *p)),
+                    Target::Partition(p) => Some(start_consumer(&self.setup, *p, None)),
                     Target::Connection(name) => {
                         self.setup.reconciler.place(name, true).await;
                         None
@@ -286,6 +303,7 @@ impl State {
                     lease,
                     consumer,
                     releasing: false,
+                    clean: false,
                 };
                 self.held.insert(target, held);
             }
@@ -307,13 +325,19 @@ impl State {
         let (router, reconciler) = (self.setup.router.clone(), self.setup.reconciler.clone());
         let partitions = self.setup.cluster.partitions();
         let client = self.setup.cluster.inner.client.clone();
+        let cluster = self.setup.cluster.clone();
         tokio::spawn(async move {
             match &target {
                 Target::Partition(p) => {
                     if let Some((stop, done, outstanding)) = consumer {
                         stop.cancel();
                         done.cancelled().await;
-                        if !outstanding.drained(DRAIN_WITHIN).await {
+                        if outstanding.drained(DRAIN_WITHIN).await {
+                            // Nothing in hand: what is left in the stream
+                            // never reached an agent; the next owner finds no
+                            // consumer and delivers it as a first attempt.
+                            cluster.forget_consumer(*p).await;
+                        } else {
                             tracing::warn!(
                                 partition = p,
                                 left = outstanding.count(),
@@ -387,24 +411,31 @@ impl State {
     async fn drain(&mut self) {
         self.draining = true;
         let mut waits = Vec::new();
-        for held in self.held.values() {
+        for (target, held) in &self.held {
             if let Some(c) = &held.consumer {
                 c.stop.cancel();
-                waits.push(c.outstanding.clone());
+                waits.push((target.clone(), c.done.clone(), c.outstanding.clone()));
             }
         }
         // Leases keep being renewed meanwhile: this task is busy, so renew here.
         let until = tokio::time::Instant::now() + DRAIN_WITHIN;
-        for o in waits {
+        for (target, done, o) in waits {
+            let mut clean = false;
             while tokio::time::Instant::now() < until {
                 let left = until - tokio::time::Instant::now();
-                if o.drained(left.min(self.setup.cluster.lease_ttl() / 5))
-                    .await
-                {
+                let step = left.min(self.setup.cluster.lease_ttl() / 5);
+                if done.is_cancelled() && o.drained(step).await {
+                    clean = true;
                     break;
+                }
+                if !done.is_cancelled() {
+                    let _ = tokio::time::timeout(step, done.cancelled()).await;
                 }
                 self.renew_all().await;
                 let _ = self.setup.cluster.heartbeat().await;
+            }
+            if let Some(held) = self.held.get_mut(&target) {
+                held.clean = clean;
             }
         }
     }
@@ -434,7 +465,12 @@ impl State {
     async fn leave(&mut self) {
         let cluster = self.setup.cluster.clone();
         let _ = cluster.inner.client.flush().await;
-        for (_, held) in std::mem::take(&mut self.held) {
+        for (target, held) in std::mem::take(&mut self.held) {
+            if let (Target::Partition(p), true) = (&target, held.clean) {
+                // Drained before the agents stopped: nothing in the stream
+                // reached an agent here (see `hand_over`).
+                cluster.forget_consumer(*p).await;
+            }
             held.lease.release(&cluster.inner.leases).await;
         }
         cluster.clear_status().await;
@@ -443,10 +479,11 @@ impl State {
     }
 }
 
-/// Starts consuming partition `p` into the router.
-fn start_consumer(setup: &Setup, p: u32) -> Consumer {
+/// Starts consuming partition `p` into the router; `again` is the tally of
+/// the consumer task that ended, when this one replaces it.
+fn start_consumer(setup: &Setup, p: u32, again: Option<Arc<Outstanding>>) -> Consumer {
     let (stop, done) = (CancellationToken::new(), CancellationToken::new());
-    let outstanding = Arc::new(Outstanding::default());
+    let outstanding = again.unwrap_or_default();
     let (cluster, router) = (setup.cluster.clone(), setup.router.clone());
     let (s, d, o) = (stop.clone(), done.clone(), outstanding.clone());
     tokio::spawn(async move {

@@ -67,7 +67,31 @@ impl Lease {
                 self.valid_until = started + ttl.saturating_sub(MARGIN);
                 true
             }
-            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => false,
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                // Our own earlier renewal may have been stored with its
+                // answer lost: a lease that still names us is ours (nobody
+                // else writes a lease someone holds).
+                match store.entry(self.key.clone()).await {
+                    Ok(Some(entry))
+                        if entry.operation == kv::Operation::Put
+                            && entry.value.as_ref() == node.as_bytes() =>
+                    {
+                        self.revision = entry.revision;
+                        match store
+                            .update(&self.key, node.to_string().into(), self.revision)
+                            .await
+                        {
+                            Ok(revision) => {
+                                self.revision = revision;
+                                self.valid_until = started + ttl.saturating_sub(MARGIN);
+                                true
+                            }
+                            Err(e) => e.kind() != kv::UpdateErrorKind::WrongLastRevision,
+                        }
+                    }
+                    _ => false,
+                }
+            }
             // NATS unreachable: still ours until `valid_until`.
             Err(e) => {
                 tracing::warn!(lease = %self.key, "cluster: lease renewal failed: {e}");

@@ -318,30 +318,17 @@ impl Cluster {
             num_replicas: replicas,
             ..Default::default()
         };
-        let meta = open_kv(
-            &js,
-            kv_config(format!("{}-meta", opts.name), Duration::ZERO),
-        )
-        .await?;
-        let partitions = agree_on_partitions(&meta, opts.partitions).await?;
-        let nodes = open_kv(
-            &js,
-            kv_config(format!("{}-nodes", opts.name), opts.lease_ttl),
-        )
-        .await?;
-        let leases = open_kv(
-            &js,
-            kv_config(format!("{}-leases", opts.name), opts.lease_ttl),
-        )
-        .await?;
+        // Creating a replicated stream elects its group's leader, which
+        // takes seconds on a busy NATS cluster: a longer deadline here, and
+        // every stream and bucket at once.
+        let mut setup = js.clone();
+        setup.set_timeout(Duration::from_secs(20));
+        let name = &opts.name;
         let status_ttl = opts.lease_ttl.max(Duration::from_secs(3));
-        let status = open_kv(&js, kv_config(format!("{}-status", opts.name), status_ttl)).await?;
         let keep = opts.keep_results;
-        let results = open_kv(&js, kv_config(format!("{}-idempotency", opts.name), keep)).await?;
-        let jobs = open_kv(&js, kv_config(format!("{}-jobs", opts.name), keep)).await?;
         let events = stream::Config {
             name: names.events_stream(),
-            subjects: vec![format!("{}.events.*", opts.name)],
+            subjects: vec![format!("{name}.events.*")],
             retention: stream::RetentionPolicy::WorkQueue,
             discard: stream::DiscardPolicy::New,
             // A byte limit would be reserved up front on every server;
@@ -351,7 +338,6 @@ impl Cluster {
             duplicate_window: Duration::from_secs(120),
             ..Default::default()
         };
-        ensure_stream(&js, events).await?;
         let dlq = stream::Config {
             name: names.dlq_stream(),
             subjects: vec![names.dlq_subject()],
@@ -360,7 +346,22 @@ impl Cluster {
             num_replicas: replicas,
             ..Default::default()
         };
-        ensure_stream(&js, dlq).await?;
+        let (buckets, streams) = tokio::join!(
+            futures::future::try_join_all([
+                open_kv(&setup, kv_config(format!("{name}-meta"), Duration::ZERO)),
+                open_kv(&setup, kv_config(format!("{name}-nodes"), opts.lease_ttl)),
+                open_kv(&setup, kv_config(format!("{name}-leases"), opts.lease_ttl)),
+                open_kv(&setup, kv_config(format!("{name}-status"), status_ttl)),
+                open_kv(&setup, kv_config(format!("{name}-idempotency"), keep)),
+                open_kv(&setup, kv_config(format!("{name}-jobs"), keep)),
+            ]),
+            futures::future::try_join(ensure_stream(&setup, events), ensure_stream(&setup, dlq)),
+        );
+        streams?;
+        let [meta, nodes, leases, status, results, jobs]: [kv::Store; 6] = buckets?
+            .try_into()
+            .map_err(|_| setup_err("the buckets", "not all were opened"))?;
+        let partitions = agree_on_partitions(&meta, opts.partitions).await?;
         let publisher = Publisher::start(js.clone());
         let inner = Inner {
             opts,
@@ -422,7 +423,13 @@ impl Cluster {
     ) -> publish::Commit {
         let p = partition_of(&route.agent, &event.instance_key, self.inner.partitions);
         let subject = self.inner.names.partition_subject(p);
-        let msg_id = dedupe_key.map(|k| format!("{}/{k}", event.connection));
+        // The message id makes a publish sent again harmless: a dedupe key
+        // (scoped by connection) when the connector gave one, else the
+        // event's own id.
+        let msg_id = Some(match dedupe_key {
+            Some(k) => format!("{}/{k}", event.connection),
+            None => event.id.clone(),
+        });
         let record = StoredEvent { route, event };
         self.inner.publisher.publish(subject, msg_id, &record)
     }
@@ -532,37 +539,74 @@ fn replicas(client: &async_nats::Client) -> usize {
     info.connect_urls.len().clamp(1, 3)
 }
 
-async fn open_kv(js: &jetstream::Context, config: kv::Config) -> Result<kv::Store, ClusterError> {
-    let bucket = config.bucket.clone();
-    match js.create_or_update_key_value(config).await {
-        Ok(store) => Ok(store),
-        Err(e) => Err(setup_err(format!("bucket {bucket}"), e)),
+/// How long setting up a stream or bucket keeps trying: nodes started
+/// together against a NATS cluster that is still electing its leaders see
+/// timeouts and "no suitable peers" for a while.
+const SETUP_PATIENCE: Duration = Duration::from_secs(45);
+
+/// Runs `attempt` until it succeeds or [`SETUP_PATIENCE`] is spent, with
+/// backon's exponential delays (100 ms doubling, at most 2 s) in between.
+async fn patiently<T, E: std::fmt::Display, F, Fut>(
+    what: &str,
+    attempt: F,
+) -> Result<T, ClusterError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    use backon::BackoffBuilder;
+    let until = tokio::time::Instant::now() + SETUP_PATIENCE;
+    let mut delays = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(2))
+        .without_max_times()
+        .build();
+    loop {
+        match attempt().await {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                let delay = delays.next().unwrap_or(Duration::from_secs(2));
+                if tokio::time::Instant::now() + delay > until {
+                    return Err(setup_err(what, e));
+                }
+                tracing::info!("NATS JetStream: {what}: {e}; trying again");
+                tokio::time::sleep(delay).await;
+            }
+        }
     }
+}
+
+async fn open_kv(js: &jetstream::Context, config: kv::Config) -> Result<kv::Store, ClusterError> {
+    let what = format!("bucket {}", config.bucket);
+    patiently(&what, || js.create_or_update_key_value(config.clone())).await
 }
 
 async fn ensure_stream(
     js: &jetstream::Context,
     config: stream::Config,
 ) -> Result<(), ClusterError> {
-    let name = config.name.clone();
-    js.create_or_update_stream(config)
+    let what = format!("stream {}", config.name);
+    patiently(&what, || js.create_or_update_stream(config.clone()))
         .await
         .map(|_| ())
-        .map_err(|e| setup_err(format!("stream {name}"), e))
 }
 
 /// The partition count: the one stored for this cluster name, or `wanted` for a new cluster.
 async fn agree_on_partitions(meta: &kv::Store, wanted: u32) -> Result<u32, ClusterError> {
     let value = wanted.to_string();
-    match meta.create("partitions", value.into()).await {
-        Ok(_) => return Ok(wanted),
-        Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
-        Err(e) => return Err(setup_err("the partition count", e)),
+    let created = patiently("the partition count", || async {
+        match meta.create("partitions", value.clone().into()).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e),
+        }
+    })
+    .await?;
+    if created {
+        return Ok(wanted);
     }
-    let stored = meta
-        .get("partitions")
-        .await
-        .map_err(|e| setup_err("the partition count", e))?
+    let stored = patiently("the partition count", || meta.get("partitions"))
+        .await?
         .and_then(|v| std::str::from_utf8(&v).ok()?.parse::<u32>().ok())
         .filter(|&p| p > 0)
         .ok_or_else(|| setup_err("the partition count", "the stored value is not a number"))?;

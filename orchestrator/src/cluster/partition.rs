@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+use async_nats::jetstream::context::ConsumerInfoErrorKind;
 use async_nats::jetstream::message::{AckKind, Acker};
 use futures::StreamExt;
 use tokio::sync::Notify;
@@ -27,6 +28,56 @@ const MAX_ACK_PENDING: i64 = 20_000;
 pub(super) struct Outstanding {
     count: AtomicUsize,
     zero: Notify,
+    /// This owner's consumer exists (after a fresh start): a restart of the
+    /// consumer task keeps it instead of resetting it.
+    pub created: std::sync::atomic::AtomicBool,
+    /// The last owner's consumer had delivered up to this stream sequence.
+    last_owner_upto: std::sync::atomic::AtomicU64,
+    /// Stream sequences handed out by this owner: those in hand now, and
+    /// the last [`SEEN`] handed out at all.
+    seen: std::sync::Mutex<Seen>,
+}
+
+/// Sequences remembered as handed out, per partition and owner.
+const SEEN: usize = 65_536;
+
+#[derive(Debug, Default)]
+struct Seen {
+    in_hand: std::collections::HashSet<u64>,
+    recent: std::collections::HashSet<u64>,
+    order: std::collections::VecDeque<u64>,
+}
+
+/// What to do with a message of the partition, by what this owner handed out.
+#[derive(Debug, PartialEq)]
+enum Sighting {
+    /// Not seen: hand it out.
+    New,
+    /// Handed out before and done (or dropped): a redelivery.
+    Again,
+    /// Still in hand: JetStream sent it again meanwhile (a consumer leader
+    /// change); the receipt in hand will ack it.
+    InHand,
+}
+
+impl Seen {
+    fn sight(&mut self, seq: u64) -> Sighting {
+        if self.in_hand.contains(&seq) {
+            return Sighting::InHand;
+        }
+        self.in_hand.insert(seq);
+        if self.recent.contains(&seq) {
+            return Sighting::Again;
+        }
+        self.recent.insert(seq);
+        self.order.push_back(seq);
+        if self.order.len() > SEEN
+            && let Some(old) = self.order.pop_front()
+        {
+            self.recent.remove(&old);
+        }
+        Sighting::New
+    }
 }
 
 impl Outstanding {
@@ -69,6 +120,9 @@ struct ReceiptInner {
 
 impl Drop for ReceiptInner {
     fn drop(&mut self) {
+        if let Ok(mut seen) = self.outstanding.seen.lock() {
+            seen.in_hand.remove(&self.seq);
+        }
         if self.outstanding.count.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.outstanding.zero.notify_waiters();
         }
@@ -90,11 +144,25 @@ impl PartialEq for Receipt {
 impl Eq for Receipt {}
 
 impl Receipt {
-    /// The agent acknowledged the event: it leaves the stream.
+    /// The agent acknowledged the event: it leaves the stream. The ack is
+    /// confirmed by the server before the receipt is let go, so a partition
+    /// drained for a handover has nothing left to come again.
     pub fn delivered(&self) {
         let this = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = this.0.acker.ack().await {
+            // A lost answer (a NATS server going away) is tried again: an
+            // ack that never lands means a redelivery.
+            let mut delay = Duration::from_millis(200);
+            let mut result = this.0.acker.double_ack().await;
+            for _ in 0..5 {
+                if result.is_ok() {
+                    break;
+                }
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                result = this.0.acker.double_ack().await;
+            }
+            if let Err(e) = result {
                 tracing::warn!(
                     seq = this.0.seq,
                     "cluster: ack to JetStream failed (the event will come again): {e}"
@@ -127,6 +195,19 @@ impl Receipt {
     }
 }
 
+impl Cluster {
+    /// Deletes partition `p`'s consumer (its owner drained it and lets it
+    /// go: its next owner starts from a clean slate).
+    pub(super) async fn forget_consumer(&self, p: u32) {
+        let names = &self.inner.names;
+        if let Ok(stream) = self.inner.js.get_stream(names.events_stream()).await
+            && let Err(e) = stream.delete_consumer(&names.consumer(p)).await
+        {
+            tracing::debug!(partition = p, "cluster: cannot delete the consumer: {e}");
+        }
+    }
+}
+
 /// Consumes partition `p` into `router` until `stop` is cancelled. Events
 /// are handed over in stream order; each holds a [`Receipt`] counted in
 /// `outstanding` until its agent is done with it.
@@ -145,19 +226,32 @@ pub(super) async fn consume(
         .await
         .map_err(|e| format!("cannot open stream {}: {e}", names.events_stream()))?;
     let name = names.consumer(p);
-    // A fresh consumer: whatever the last owner left unacknowledged comes
-    // again; what it may have handed to an agent is marked as a redelivery.
-    let maybe_delivered = match stream.consumer_info(&name).await {
+    // Always a fresh consumer: whatever is unacknowledged comes again, in
+    // stream order. Sequences up to what the last owner's consumer had
+    // delivered may have reached an agent there: they come as attempt 2
+    // (remembered across retries of this claim, since the first attempt
+    // may have deleted that consumer). What this owner handed out itself is
+    // told apart by `seen`.
+    let claiming = !outstanding.created.load(Ordering::Acquire);
+    match stream.consumer_info(&name).await {
         Ok(info) => {
-            let upto = info.delivered.stream_sequence;
+            if claiming {
+                // Kept before the delete: a delete whose answer is lost
+                // must not make a retry forget it.
+                let upto = info.delivered.stream_sequence;
+                outstanding
+                    .last_owner_upto
+                    .fetch_max(upto, Ordering::AcqRel);
+            }
             stream
                 .delete_consumer(&name)
                 .await
                 .map_err(|e| format!("cannot reset consumer {name}: {e}"))?;
-            upto
         }
-        Err(_) => 0,
-    };
+        Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot read consumer {name}: {e}")),
+    }
+    let maybe_delivered = outstanding.last_owner_upto.load(Ordering::Acquire);
     let config = pull::Config {
         durable_name: Some(name.clone()),
         filter_subject: names.partition_subject(p),
@@ -169,9 +263,10 @@ pub(super) async fn consume(
         ..Default::default()
     };
     let consumer = stream
-        .create_consumer(config)
+        .get_or_create_consumer(&name, config)
         .await
         .map_err(|e| format!("cannot create consumer {name}: {e}"))?;
+    outstanding.created.store(true, Ordering::Release);
     let mut messages = consumer
         .stream()
         .max_messages_per_batch(256)
@@ -188,10 +283,10 @@ pub(super) async fn consume(
         };
         let msg = match msg {
             None => return Err(format!("consumer {name} ended")),
-            Some(Err(e)) => {
-                tracing::warn!(partition = p, "cluster: pulling: {e}");
-                continue;
-            }
+            // A broken pull may have lost messages the server counts as
+            // delivered (they would come again only after ACK_WAIT, behind
+            // later ones): start over with a fresh consumer, in stream order.
+            Some(Err(e)) => return Err(format!("pulling from consumer {name}: {e}")),
             Some(Ok(msg)) => msg,
         };
         let (seq, delivered) = match msg.info() {
@@ -215,6 +310,22 @@ pub(super) async fn consume(
         let mut attempt = u32::try_from(delivered.max(1)).unwrap_or(u32::MAX);
         if seq <= maybe_delivered {
             attempt = attempt.max(2);
+        }
+        let sighting = outstanding
+            .seen
+            .lock()
+            .map_or(Sighting::New, |mut s| s.sight(seq));
+        match sighting {
+            Sighting::InHand => {
+                tracing::debug!(
+                    partition = p,
+                    seq,
+                    "cluster: sent again while in hand: skipped"
+                );
+                continue;
+            }
+            Sighting::Again => attempt = attempt.max(2),
+            Sighting::New => {}
         }
         let StoredEvent { route, event } = record;
         let (_, acker) = msg.split();
@@ -268,5 +379,26 @@ pub(super) async fn consume(
                 return Ok(());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sequence_seen_again_is_a_redelivery_or_skipped_while_in_hand() {
+        let mut seen = Seen::default();
+        assert_eq!(seen.sight(7), Sighting::New);
+        assert_eq!(seen.sight(7), Sighting::InHand, "still with an agent");
+        seen.in_hand.remove(&7);
+        assert_eq!(seen.sight(7), Sighting::Again, "handed out before");
+        seen.in_hand.clear();
+        for seq in 100..100 + SEEN as u64 {
+            assert_eq!(seen.sight(seq), Sighting::New);
+            seen.in_hand.remove(&seq);
+        }
+        assert_eq!(seen.recent.len(), SEEN, "bounded");
+        assert_eq!(seen.sight(7), Sighting::New, "forgotten past the bound");
     }
 }

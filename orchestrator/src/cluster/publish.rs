@@ -3,15 +3,21 @@
 //! One task per node sends every publish in the order `publish` was
 //! called (so events of one connection keep their order in the stream)
 //! without waiting for the previous one's ack; acks resolve each caller's
-//! [`Commit`] as they come.
+//! [`Commit`] in that order. A publish NATS could not store (a stream
+//! without a leader for a moment) is sent again, with the same message id,
+//! before anything newer, for up to [`RETRY_FOR`]; only then is it refused.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use async_nats::jetstream::{self, message::PublishMessage};
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::publish::PublishAck;
 use futures::StreamExt;
-use futures::stream::FuturesUnordered;
+use futures::stream::FuturesOrdered;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::journal::{Accepted, JournalError};
@@ -24,6 +30,8 @@ struct Job {
     msg_id: Option<String>,
     payload: bytes::Bytes,
     done: oneshot::Sender<Result<Accepted, JournalError>>,
+    /// When it was first queued.
+    since: Instant,
 }
 
 /// The handle of the publishing task.
@@ -87,6 +95,7 @@ impl Publisher {
             msg_id,
             payload,
             done,
+            since: Instant::now(),
         };
         match self.tx.try_send(job) {
             Ok(()) => Commit(CommitState::Waiting(rx)),
@@ -100,38 +109,72 @@ impl Publisher {
     }
 }
 
-type Acked = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// How long a publish is tried again (in order, before anything newer)
+/// while NATS cannot store it: electing a stream's new leader after a
+/// server died takes seconds.
+const RETRY_FOR: Duration = Duration::from_secs(15);
+
+type Acked = Pin<Box<dyn Future<Output = (Job, Result<PublishAck, String>)> + Send>>;
 
 async fn run(js: jetstream::Context, mut rx: mpsc::Receiver<Job>) {
-    let mut acks: FuturesUnordered<Acked> = FuturesUnordered::new();
+    // Acks are taken in the order the publishes went out.
+    let mut acks: FuturesOrdered<Acked> = FuturesOrdered::new();
+    let mut retry: VecDeque<Job> = VecDeque::new();
+    let mut delay = Duration::from_millis(100);
     loop {
-        tokio::select! {
-            job = rx.recv() => {
-                let Some(job) = job else { break };
-                let mut publish = PublishMessage::build().payload(job.payload);
-                if let Some(id) = &job.msg_id {
-                    publish = publish.message_id(id);
-                }
-                // Sent now, in order; only the ack is awaited concurrently.
-                match js.send_publish(job.subject, publish).await {
-                    Ok(ack) => acks.push(Box::pin(async move {
-                        let result = match ack.await {
-                            Ok(ack) if ack.duplicate => Ok(Accepted::Duplicate {
-                                original_id: format!("stream sequence {}", ack.sequence),
-                            }),
-                            Ok(_) => Ok(Accepted::New),
-                            Err(e) => Err(JournalError::Cluster(format!("NATS did not store the event: {e}"))),
-                        };
-                        let _ = job.done.send(result);
-                    })),
-                    Err(e) => {
-                        let e = JournalError::Cluster(format!("cannot publish to NATS: {e}"));
-                        let _ = job.done.send(Err(e));
-                    }
-                }
+        if acks.is_empty() && !retry.is_empty() {
+            // Everything sent before has answered: the failed ones go again,
+            // in their order, before anything new (the same message id, so
+            // one that was stored after all is a duplicate, not a second copy).
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(1));
+            for job in retry.drain(..) {
+                send(&js, job, &mut acks).await;
             }
-            Some(()) = acks.next(), if !acks.is_empty() => {}
+            continue;
+        }
+        tokio::select! {
+            job = rx.recv(), if retry.is_empty() => {
+                let Some(job) = job else { break };
+                send(&js, job, &mut acks).await;
+            }
+            Some((job, result)) = acks.next(), if !acks.is_empty() => match result {
+                Ok(ack) => {
+                    delay = Duration::from_millis(100);
+                    let accepted = if ack.duplicate {
+                        Accepted::Duplicate {
+                            original_id: format!("stream sequence {}", ack.sequence),
+                        }
+                    } else {
+                        Accepted::New
+                    };
+                    let _ = job.done.send(Ok(accepted));
+                }
+                Err(e) if job.since.elapsed() < RETRY_FOR => {
+                    tracing::debug!("cluster: publish to {} failed ({e}); trying again", job.subject);
+                    retry.push_back(job);
+                }
+                Err(e) => {
+                    let e = JournalError::Cluster(format!("NATS did not store the event: {e}"));
+                    let _ = job.done.send(Err(e));
+                }
+            },
         }
     }
     while acks.next().await.is_some() {}
+}
+
+/// Sends `job` now; its ack (or the error) joins `acks` in order.
+async fn send(js: &jetstream::Context, job: Job, acks: &mut FuturesOrdered<Acked>) {
+    let mut publish = PublishMessage::build().payload(job.payload.clone());
+    if let Some(id) = &job.msg_id {
+        publish = publish.message_id(id);
+    }
+    match js.send_publish(job.subject.clone(), publish).await {
+        Ok(ack) => acks.push_back(Box::pin(async move {
+            let result = ack.await.map_err(|e| e.to_string());
+            (job, result)
+        })),
+        Err(e) => acks.push_back(Box::pin(std::future::ready((job, Err(e.to_string()))))),
+    }
 }
