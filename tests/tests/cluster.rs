@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 use cluster_support::sampler::Sampler;
 use cluster_support::{
     JOIN, LONG, Node, acked, all_records, attempt, bundle, check_order_and_repeats, delivered,
-    dump_all, index, is_done, node_of, record_count, records, refusals, text, wait_connection_node,
-    wait_for,
+    dump_all, index, is_done, node_of, record_count, records, refusals, start_nodes, text,
+    wait_connection_node, wait_for,
 };
 use e2e::nats::{NatsCluster, NatsServer, unused_port};
 use e2e::{DEADLINE, Harness};
@@ -69,7 +69,7 @@ fn one_node_on_one_nats_server_delivers_each_event_once_in_order() {
         "  overflow: wait",
     );
     let mut a = Node::start("a", &b, &nats.url(), &["--lease-ttl", LEASE_TTL]);
-    a.wait_joined();
+    a.wait_joined(|| nats.dump());
     let dump = || dump_all(&[&a], &nats.dump());
 
     wait_for(
@@ -170,11 +170,11 @@ fn a_node_with_a_different_bundle_refuses_to_join_naming_both_hashes() {
     );
 
     let mut a = Node::start("a", &first, &nats.url(), &[]);
-    let hash_a = a.wait_joined();
+    let hash_a = a.wait_joined(|| nats.dump());
     // The changed bundle's own hash, from a node that joins a swarm of its
     // own (another cluster name on the same NATS).
     let mut solo = Node::start("b", &changed, &nats.url(), &["--cluster-name", "solo"]);
-    let hash_b = solo.wait_joined();
+    let hash_b = solo.wait_joined(|| nats.dump());
     assert!(solo.h.stop().success(), "{}", solo.h.dump());
     assert_ne!(hash_a, hash_b, "one changed line changes the hash");
 
@@ -191,6 +191,27 @@ fn a_node_with_a_different_bundle_refuses_to_join_naming_both_hashes() {
         "it never joined: {stderr}"
     );
     assert!(a.h.is_running(), "node a keeps running\n{}", a.h.dump());
+}
+
+// ---------------------------------------------------------------- nodes starting at once
+
+/// Three nodes started at the same moment on a fresh three-server cluster
+/// (as a deployment starting every machine at once does) all join: their
+/// concurrent creation of the same streams and buckets must not fail any.
+#[test]
+fn three_nodes_starting_at_once_on_a_fresh_nats_cluster_all_join() {
+    let nats = NatsCluster::start(3);
+    let rec = record_dir();
+    let b = bundle(rec.path(), "stream", "{ COUNT: 10 }", "");
+    let mut nodes: Vec<Node> = ["a", "b", "c"]
+        .iter()
+        .map(|name| Node::start(name, &b, &nats.urls(), &[]))
+        .collect();
+    let mut hashes = BTreeSet::new();
+    for n in &mut nodes {
+        hashes.insert(n.wait_joined(|| nats.dump()));
+    }
+    assert_eq!(hashes.len(), 1, "one bundle, one hash: {hashes:?}");
 }
 
 // ---------------------------------------------------------------- 4 (and 8). kill -9 a node
@@ -221,13 +242,13 @@ fn three_nodes_survive_kill_9_of_the_node_running_the_connection() {
         &format!("{{ COUNT: {N}, KEYS: {KEYS}, DEDUPE: \"true\", WINDOW: 256, RATE: 2000 }}"),
         "  overflow: wait",
     );
-    let mut nodes: Vec<Node> = ["a", "b", "c"]
-        .iter()
-        .map(|name| Node::start(name, &b, &nats.urls(), &["--lease-ttl", LEASE_TTL]))
-        .collect();
-    for n in &mut nodes {
-        n.wait_joined();
-    }
+    let mut nodes = start_nodes(
+        &["a", "b", "c"],
+        &b,
+        &nats.urls(),
+        &["--lease-ttl", LEASE_TTL],
+        || nats.dump(),
+    );
     let sampler = Sampler::start(nodes.iter().map(Node::address).collect());
     let dump = |nodes: &[Node]| dump_all(&nodes.iter().collect::<Vec<_>>(), &nats.dump());
 
@@ -358,11 +379,20 @@ fn three_nodes_survive_kill_9_of_the_node_running_the_connection() {
             format!("missing (first 10): {missing:?}\n{}", dump(&nodes))
         },
     );
-    let repeats = check_order_and_repeats(rec.path(), || dump(&nodes));
+    let runs: Vec<BTreeSet<u64>> = nodes
+        .iter()
+        .flat_map(|n| n.answer_runs("stream"))
+        .map(|r| acked(&r, "new"))
+        .collect();
+    let repeats = check_order_and_repeats(rec.path(), &acked_all, &runs, || dump(&nodes));
+    assert_eq!(
+        repeats.refused_but_delivered, 0,
+        "the survivor's run acked every event, so every delivery was of an acked one"
+    );
     let keys = all_records(rec.path()).len() as u64;
     assert_eq!(keys, KEYS, "every key received events");
     eprintln!(
-        "{} events acked, {repeats} redelivered; sampler: {report:?}",
+        "{} events acked, {repeats:?}; sampler: {report:?}",
         acked_all.len()
     );
 
@@ -384,31 +414,32 @@ fn three_nodes_survive_kill_9_of_the_node_running_the_connection() {
 
 // ---------------------------------------------------------------- 5. kill -9 a NATS server
 
-/// Three nodes on a three-server NATS cluster; the server leading the most
-/// JetStream streams is killed with SIGKILL mid-stream. Streams have three
-/// replicas, so the survivors keep accepting: the stream finishes, every
-/// acked event reaches an agent, refusals are at most `transient` (an emit
-/// whose publish ack was lost with the server: refused, never acked
-/// unstored), and order and repeats hold as in the node-kill test.
+/// Three nodes on a three-server NATS cluster; the server leading the
+/// events stream is killed with SIGKILL mid-stream. Streams have three
+/// replicas, so the survivors keep accepting once they have elected its new
+/// leader: acks follow the refusals, every acked event reaches an agent,
+/// refusals are at most `transient` (an emit whose publish was not acked
+/// while the stream had no leader: refused, never acked unstored), and
+/// order and repeats hold as in the node-kill test.
 #[test]
 fn kill_9_of_one_nats_server_mid_stream_loses_no_acked_event() {
-    const N: u64 = 6_000;
+    const N: u64 = 20_000;
     const KEYS: u64 = 30;
     let mut nats = NatsCluster::start(3);
     let rec = record_dir();
     let b = bundle(
         rec.path(),
         "stream",
-        &format!("{{ COUNT: {N}, KEYS: {KEYS}, DEDUPE: \"true\", WINDOW: 256, RATE: 1500 }}"),
+        &format!("{{ COUNT: {N}, KEYS: {KEYS}, DEDUPE: \"true\", WINDOW: 256, RATE: 1000 }}"),
         "  overflow: wait",
     );
-    let mut nodes: Vec<Node> = ["a", "b", "c"]
-        .iter()
-        .map(|name| Node::start(name, &b, &nats.urls(), &["--lease-ttl", LEASE_TTL]))
-        .collect();
-    for n in &mut nodes {
-        n.wait_joined();
-    }
+    let nodes = start_nodes(
+        &["a", "b", "c"],
+        &b,
+        &nats.urls(),
+        &["--lease-ttl", LEASE_TTL],
+        || nats.dump(),
+    );
     let host = wait_connection_node(&nodes[0], "stream", || {
         dump_all(&nodes.iter().collect::<Vec<_>>(), &nats.dump())
     });
@@ -425,23 +456,26 @@ fn kill_9_of_one_nats_server_mid_stream_loses_no_acked_event() {
         },
         || dump_all(&nodes.iter().collect::<Vec<_>>(), &nats.dump()),
     );
-    // The server that leads the most streams (the events' among them), so
-    // that publishing must move to a new leader; the meta leader if none.
-    let leaders = nats.stream_leaders();
-    let mut count: std::collections::BTreeMap<&str, usize> = Default::default();
-    for (_, l) in &leaders {
-        *count.entry(l.as_str()).or_default() += 1;
-    }
-    let leader = count
+    // The events stream has three replicas (min(3, servers)), so one
+    // server may die; kill the one leading it, so that publishing must move
+    // to a new leader.
+    let streams = nats.streams();
+    let events = streams
         .iter()
-        .max_by_key(|(_, c)| **c)
-        .map(|(l, _)| l.to_string())
-        .or_else(|| nats.meta_leader())
-        .expect("a stream or meta leader");
+        .find(|s| s.name.ends_with("-events"))
+        .unwrap_or_else(|| panic!("no events stream in {streams:?}\n{}", nats.dump()));
+    assert_eq!(
+        events.replicas, 3,
+        "the events stream is replicated on all three servers: {streams:?}"
+    );
+    let leader = events
+        .leader
+        .clone()
+        .unwrap_or_else(|| panic!("the events stream has no leader: {streams:?}"));
     let victim = nats
         .index_of(&leader)
         .unwrap_or_else(|| panic!("leader {leader:?} is not one of the servers"));
-    eprintln!("stream leaders {leaders:?}: killing {leader}");
+    eprintln!("streams {streams:?}: killing {leader}");
     nats.kill(victim);
     let acked_at_kill: usize = nodes
         .iter()
@@ -482,9 +516,25 @@ fn kill_9_of_one_nats_server_mid_stream_loses_no_acked_event() {
             }
         }
     }
+    // The stream keeps accepting: once its replicas have elected a new
+    // leader (NATS takes some seconds; emits in between are refused
+    // `transient`), acks come again. The stream lasts long enough after the
+    // kill (about 18 s) for that.
+    let mut refused = 0;
+    let mut resumed = false;
+    for n in &nodes {
+        for run in n.answer_runs("stream") {
+            let first_refusal = run.iter().position(|l| l.starts_with("nack "));
+            refused += refusals(&run).len();
+            resumed |=
+                first_refusal.is_none_or(|at| run[at..].iter().any(|l| l.starts_with("ack ")));
+        }
+    }
     assert!(
-        acked_all.contains(&(N - 1)),
-        "the stream kept accepting after the server died: its last event was acked\n{}",
+        resumed,
+        "the stream accepted again after the server died: an ack follows the refusals \
+         ({refused} refused, {} acked)\n{}",
+        acked_all.len(),
         dump()
     );
     wait_for(
@@ -497,9 +547,14 @@ fn kill_9_of_one_nats_server_mid_stream_loses_no_acked_event() {
         },
         dump,
     );
-    let repeats = check_order_and_repeats(rec.path(), dump);
+    let runs: Vec<BTreeSet<u64>> = nodes
+        .iter()
+        .flat_map(|n| n.answer_runs("stream"))
+        .map(|r| acked(&r, "new"))
+        .collect();
+    let repeats = check_order_and_repeats(rec.path(), &acked_all, &runs, dump);
     eprintln!(
-        "killed nats-server {leader}; {} of {N} acked, {repeats} redelivered",
+        "killed nats-server {leader}; {} of {N} acked, {refused} refused, {repeats:?}",
         acked_all.len()
     );
     nats.wait_healthy();
@@ -528,13 +583,13 @@ fn sigterm_moves_partitions_without_redelivery_and_exits_0() {
         &format!("{{ COUNT: {N}, KEYS: {KEYS}, DEDUPE: \"true\", WINDOW: 256, RATE: 1000 }}"),
         "  overflow: wait",
     );
-    let mut nodes: Vec<Node> = ["a", "b", "c"]
-        .iter()
-        .map(|name| Node::start(name, &b, &nats.url(), &["--lease-ttl", LEASE_TTL]))
-        .collect();
-    for n in &mut nodes {
-        n.wait_joined();
-    }
+    let mut nodes = start_nodes(
+        &["a", "b", "c"],
+        &b,
+        &nats.url(),
+        &["--lease-ttl", LEASE_TTL],
+        || nats.dump(),
+    );
     let sampler = Sampler::start(nodes.iter().map(Node::address).collect());
     let dump = |nodes: &[Node]| dump_all(&nodes.iter().collect::<Vec<_>>(), &nats.dump());
     let host = wait_connection_node(&nodes[0], "stream", || dump(&nodes));
@@ -614,6 +669,7 @@ fn sigterm_moves_partitions_without_redelivery_and_exits_0() {
 
     let all = all_records(rec.path());
     let mut moved = 0;
+    let mut marked_again = Vec::new();
     for (key, rs) in &all {
         let got: Vec<u64> = rs.iter().map(index).collect();
         let expected: Vec<u64> = (0..N)
@@ -625,11 +681,7 @@ fn sigterm_moves_partitions_without_redelivery_and_exits_0() {
             "{key}: each event exactly once, in emit order\n{}",
             dump(&nodes)
         );
-        let later: Vec<&serde_json::Value> = rs.iter().filter(|r| attempt(r) > 1).collect();
-        assert!(
-            later.is_empty(),
-            "{key}: redelivered after a SIGTERM: {later:?}"
-        );
+        marked_again.extend(rs.iter().filter(|r| attempt(r) > 1).cloned());
         // A key the victim served: its last events came from a new process.
         let pid = |r: &serde_json::Value| r["pid"].as_u64().expect("pid") as u32;
         if rs.iter().any(|r| victim_pids.contains(&pid(r))) {
@@ -660,6 +712,16 @@ fn sigterm_moves_partitions_without_redelivery_and_exits_0() {
     assert!(
         report.multi_node_rounds > 0,
         "the sampler saw agents on several nodes at once (else it proved nothing): {report:?}"
+    );
+    // Every event above arrived exactly once; none may say otherwise: a
+    // handover that lets the deliveries in hand finish leaves nothing that
+    // "may have been delivered before".
+    assert!(
+        marked_again.is_empty(),
+        "{} deliveries after a SIGTERM handover carry attempt > 1, though each event \
+         arrived once (first: {:?})",
+        marked_again.len(),
+        marked_again.iter().take(5).collect::<Vec<_>>()
     );
 }
 
@@ -700,7 +762,7 @@ fn a_dedupe_key_emitted_on_two_nodes_is_delivered_once() {
         });
     }
     for n in &mut nodes {
-        n.wait_joined();
+        n.wait_joined(|| nats.dump());
     }
     let dump = || dump_all(&nodes.iter().collect::<Vec<_>>(), &nats.dump());
     wait_for(

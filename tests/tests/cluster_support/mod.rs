@@ -105,8 +105,9 @@ impl Node {
         (hex.len() == 64).then_some(hex)
     }
 
-    /// Waits until it has joined; returns its bundle hash.
-    pub fn wait_joined(&mut self) -> String {
+    /// Waits until it has joined; returns its bundle hash. A failure shows
+    /// its logs, then `extra()` (the NATS servers' logs).
+    pub fn wait_joined(&mut self, extra: impl Fn() -> String) -> String {
         let what = format!("node {} to join the cluster", self.name);
         let mut hash = None;
         let start = Instant::now();
@@ -117,14 +118,16 @@ impl Node {
             }
             assert!(
                 self.h.is_running(),
-                "node {} exited before joining\n{}",
+                "node {} exited before joining\n{}{}",
                 self.name,
-                self.h.dump()
+                self.h.dump(),
+                extra()
             );
             assert!(
                 start.elapsed() < JOIN,
-                "timed out after {JOIN:?} waiting for {what}\n{}",
-                self.h.dump()
+                "timed out after {JOIN:?} waiting for {what}\n{}{}",
+                self.h.dump(),
+                extra()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -155,6 +158,28 @@ impl Node {
             self.h.state(),
         )
     }
+}
+
+/// Starts nodes `names` on `urls`, each with `extra` arguments, and waits
+/// until every one has joined. The first joins alone (creating the
+/// cluster's streams and buckets), the others then start together: a fresh
+/// cluster joined by several nodes at once is its own test.
+pub fn start_nodes(
+    names: &[&str],
+    bundle: &str,
+    urls: &str,
+    extra: &[&str],
+    nats_dump: impl Fn() -> String,
+) -> Vec<Node> {
+    let mut nodes = vec![Node::start(names[0], bundle, urls, extra)];
+    nodes[0].wait_joined(&nats_dump);
+    for name in &names[1..] {
+        nodes.push(Node::start(name, bundle, urls, extra));
+    }
+    for n in &mut nodes[1..] {
+        n.wait_joined(&nats_dump);
+    }
+    nodes
 }
 
 /// Every node's dump, then `extra` (the NATS servers' logs).
@@ -290,42 +315,73 @@ pub fn delivered(dir: &Path) -> BTreeSet<u64> {
     all_records(dir).values().flatten().map(index).collect()
 }
 
+/// What [`check_order_and_repeats`] counted.
+#[derive(Debug, Default)]
+pub struct Repeats {
+    /// Deliveries of an event after its first.
+    pub redelivered: usize,
+    /// Deliveries of events no run of the connector had acked, new or as a
+    /// duplicate (a publish whose ack was lost: JetStream may still have
+    /// stored it). Out of the checks: the connector was told it failed, so
+    /// nothing was promised.
+    pub refused_but_delivered: usize,
+}
+
 /// Checks the records of a COUNT stream where events may be repeated (after
-/// a failover): per key, the first deliveries come in emit order, and each
-/// repeat of an event is the same event (same id) on a later attempt.
-/// Returns how many repeats there were.
-pub fn check_order_and_repeats(dir: &Path, dump: impl Fn() -> String) -> usize {
-    let mut repeats = 0;
+/// a failover) and runs of the connector may have re-emitted it: per key,
+/// the first deliveries of the events one run had acked as new come in that
+/// run's emit order (the order they were accepted in; an event refused in
+/// one run and accepted in a later one is in the later one's place), and
+/// each repeat of an acked event is the same event (same id) on a later
+/// attempt. `acked` is every event acked by some run (new or duplicate),
+/// `runs` each run's acked-new set.
+pub fn check_order_and_repeats(
+    dir: &Path,
+    acked: &BTreeSet<u64>,
+    runs: &[BTreeSet<u64>],
+    dump: impl Fn() -> String,
+) -> Repeats {
+    let mut counts = Repeats::default();
     for (key, rs) in all_records(dir) {
-        let mut id_of: BTreeMap<u64, String> = BTreeMap::new();
-        let mut last_first = None;
+        let mut first_of: BTreeMap<u64, &Value> = BTreeMap::new();
+        let mut firsts = Vec::new();
         for r in &rs {
             let i = index(r);
-            let id = r["id"].as_str().expect("record id").to_owned();
-            match id_of.get(&i) {
+            if !acked.contains(&i) {
+                counts.refused_but_delivered += 1;
+                continue;
+            }
+            match first_of.get(&i) {
                 None => {
-                    assert!(
-                        last_first.is_none_or(|last| last < i),
-                        "{key}: e-{i} first arrived after e-{} (order per key broken)\n{}",
-                        last_first.unwrap_or_default(),
-                        dump()
-                    );
-                    last_first = Some(i);
-                    id_of.insert(i, id);
+                    firsts.push(i);
+                    first_of.insert(i, r);
                 }
-                Some(first_id) => {
-                    repeats += 1;
+                Some(first) => {
+                    counts.redelivered += 1;
                     assert!(
-                        *first_id == id && attempt(r) > 1,
-                        "{key}: e-{i} delivered again as {r}, first as id {first_id}: a repeat \
+                        first["id"] == r["id"] && attempt(r) > 1,
+                        "{key}: e-{i} delivered again as {r}, first as {first}: a repeat \
                          must be a redelivery of the same event marked attempt > 1\n{}",
                         dump()
                     );
                 }
             }
         }
+        for (n, run) in runs.iter().enumerate() {
+            let mut last = None;
+            for &i in firsts.iter().filter(|i| run.contains(i)) {
+                assert!(
+                    last.is_none_or(|l| l < i),
+                    "{key}: e-{i} first arrived after e-{} though run {n} of the connector \
+                     had them accepted the other way round (order per key broken)\n{}",
+                    last.unwrap_or_default(),
+                    dump()
+                );
+                last = Some(i);
+            }
+        }
     }
-    repeats
+    counts
 }
 
 /// The `processes` of `orchestrator status --json` run in `dir` on `state`, or why not.

@@ -5,11 +5,13 @@
 //! A node's view of the others is up to ~2 s old, and the nodes are asked
 //! one after another, so two rows alone prove nothing (an instance that moved
 //! shows on its old node for a while). Every node runs on this machine,
-//! though, so each round ends by looking at the pids the rows name, all at
-//! one instant: a violation is two *live* `delivery-agent` processes that
-//! rows give as the same (agent, key), at that instant. A pid is only
-//! trusted with the start time it had when a row first named it (pids are
-//! reused).
+//! though, so each round ends by looking at the processes the rows name,
+//! all at one instant: a violation is two *live* instances that rows give
+//! as the same (agent, key), at that instant. An instance is named by its
+//! process group (`pgid`: the shim that leads it, whose command line names
+//! the program), so the shim and the program of one instance count once.
+//! A pid is only trusted with the start time it had when a row first named
+//! it (pids are reused).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -39,6 +41,15 @@ pub struct Report {
     pub violations: Vec<String>,
 }
 
+/// One status row naming a pid: the node it says runs it, the node whose
+/// `status` showed it, and the row's state.
+#[derive(Debug)]
+struct Sighting {
+    node: String,
+    viewer: String,
+    state: String,
+}
+
 /// A running sampler; [`Sampler::finish`] stops it and returns its [`Report`].
 #[derive(Debug)]
 pub struct Sampler {
@@ -46,18 +57,8 @@ pub struct Sampler {
     thread: Option<JoinHandle<Report>>,
 }
 
-/// Whether `pid` is a live `delivery-agent` that started at `start`.
-/// The process group of `pid` (field 5 of `/proc/<pid>/stat`).
-fn process_group(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .nth(2)?
-        .parse()
-        .ok()
-}
-
+/// Whether `pid` is a live `delivery-agent` (or the shim running one) that
+/// started at `start`.
 fn live_agent(pid: u32, start: u64) -> bool {
     e2e::same_process_alive(pid, start)
         && std::fs::read(format!("/proc/{pid}/cmdline"))
@@ -74,10 +75,10 @@ impl Sampler {
             // pid → its start time when a row first named it.
             let mut starts: HashMap<u32, u64> = HashMap::new();
             while !flag.load(Ordering::Relaxed) {
-                // (agent, key) → pid → nodes whose rows named it.
-                let mut named: BTreeMap<(String, String), BTreeMap<u32, BTreeSet<String>>> =
+                // (agent, key) → pid → the rows that named it.
+                let mut named: BTreeMap<(String, String), BTreeMap<u32, Vec<Sighting>>> =
                     BTreeMap::new();
-                for (_, dir, state) in &nodes {
+                for (viewer, dir, state) in &nodes {
                     let rows: Vec<Value> = match status_rows(dir, state) {
                         Ok(rows) => rows,
                         Err(_) => {
@@ -90,11 +91,15 @@ impl Sampler {
                             report.rows_without_node += 1;
                             continue;
                         };
+                        // An instance is its process group (led by the
+                        // shim between the orchestrator and the program:
+                        // a `starting` row names the shim, a `ready` one
+                        // the program, both in that group).
                         let (Some("agent"), Some(name), Some(key), Some(pid)) = (
                             row["kind"].as_str(),
                             row["name"].as_str(),
                             row["instanceKey"].as_str(),
-                            row["pid"].as_u64(),
+                            row["pgid"].as_u64().or_else(|| row["pid"].as_u64()),
                         ) else {
                             continue;
                         };
@@ -110,29 +115,29 @@ impl Sampler {
                             .or_default()
                             .entry(pid)
                             .or_default()
-                            .insert(node.to_owned());
+                            .push(Sighting {
+                                node: node.to_owned(),
+                                viewer: viewer.clone(),
+                                state: row["state"].as_str().unwrap_or("?").to_owned(),
+                            });
                     }
                 }
                 // One instant: which of the named pids live now.
                 let mut live_nodes = BTreeSet::new();
                 for ((agent, key), pids) in &named {
-                    let mut live: Vec<(&u32, &BTreeSet<String>)> = pids
+                    let live: Vec<(&u32, &Vec<Sighting>)> = pids
                         .iter()
                         .filter(|(pid, _)| live_agent(**pid, starts[*pid]))
                         .collect();
-                    // One process group is one agent process: the shim that
-                    // leads it (a row's pid until the program is up) and the
-                    // program itself (the pid after).
-                    let mut groups = BTreeSet::new();
-                    live.retain(|(pid, _)| groups.insert(process_group(**pid).unwrap_or(**pid)));
                     report.live_rows += live.len();
-                    for (_, nodes) in &live {
-                        live_nodes.extend(nodes.iter().cloned());
+                    for (_, sightings) in &live {
+                        live_nodes.extend(sightings.iter().map(|s| s.node.clone()));
                     }
                     if live.len() > 1 {
                         report.violations.push(format!(
-                            "round {}: agent/{agent}/{key} has {} live processes: {:?}",
+                            "round {} ({}): agent/{agent}/{key} has {} live instances (process groups): {:?}",
                             report.rounds,
+                            humantime::format_rfc3339_millis(std::time::SystemTime::now()),
                             live.len(),
                             live
                         ));
