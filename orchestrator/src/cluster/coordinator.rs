@@ -282,7 +282,9 @@ impl State {
                     // Its consumer failed (NATS hiccup): start it again.
                     // What it handed out is still counted by the same tally.
                     let outstanding = c.outstanding.clone();
-                    held.consumer = Some(start_consumer(&self.setup, p, Some(outstanding)));
+                    let consumer = start_consumer(&self.setup, p, Some(outstanding));
+                    fence(&self.setup, &target, &held.lease, Some(&consumer));
+                    held.consumer = Some(consumer);
                 }
             }
             None if mine => {
@@ -299,6 +301,7 @@ impl State {
                         None
                     }
                 };
+                fence(&self.setup, &target, &lease, consumer.as_ref());
                 let held = Held {
                     lease,
                     consumer,
@@ -403,7 +406,7 @@ impl State {
             .map(|(t, _)| t.clone())
             .collect();
         for target in expired {
-            tracing::warn!(lease = %target.key(), "cluster: lease not renewed in time: stopping what runs under it");
+            // Its fence has stopped what ran under it already.
             self.lost(&target);
         }
     }
@@ -497,4 +500,36 @@ fn start_consumer(setup: &Setup, p: u32, again: Option<Arc<Outstanding>>) -> Con
         done,
         outstanding,
     }
+}
+
+/// Stops what runs under a held lease the moment its validity runs out,
+/// on a task of its own: the coordinator's loop may be slow (NATS
+/// timeouts) but the fence is not, so no partition's agents or
+/// Connection keep running after another node may have claimed them.
+fn fence(setup: &Setup, target: &Target, lease: &Lease, consumer: Option<&Consumer>) {
+    let expiry = lease.expiry();
+    let stop = consumer.map(|c| (c.stop.clone(), c.done.clone()));
+    let (router, reconciler) = (setup.router.clone(), setup.reconciler.clone());
+    let partitions = setup.cluster.partitions();
+    let target = target.clone();
+    tokio::spawn(async move {
+        if !expiry.await {
+            return;
+        }
+        tracing::warn!(lease = %target.key(), "cluster: lease not renewed in time: stopping what runs under it");
+        match target {
+            Target::Partition(p) => {
+                if let Some((stop, done)) = stop {
+                    stop.cancel();
+                    done.cancelled().await;
+                }
+                router
+                    .release_where(move |agent, key| {
+                        super::partition_of(agent, key, partitions) == p
+                    })
+                    .await;
+            }
+            Target::Connection(name) => reconciler.place(&name, false).await,
+        }
+    });
 }

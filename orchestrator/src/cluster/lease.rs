@@ -33,8 +33,8 @@ pub struct Lease {
     pub key: String,
     revision: u64,
     /// Until when it is surely still ours (the TTL less a margin, from the
-    /// start of the last successful write).
-    valid_until: Instant,
+    /// start of the last successful write); watched by its fence.
+    valid_until: tokio::sync::watch::Sender<Instant>,
 }
 
 /// How long before the server would expire a lease its holder stops using it.
@@ -48,7 +48,7 @@ impl Lease {
             Ok(revision) => Some(Lease {
                 key: key.to_string(),
                 revision,
-                valid_until: started + ttl.saturating_sub(MARGIN),
+                valid_until: tokio::sync::watch::Sender::new(started + ttl.saturating_sub(MARGIN)),
             }),
             Err(_) => None,
         }
@@ -64,7 +64,8 @@ impl Lease {
         {
             Ok(revision) => {
                 self.revision = revision;
-                self.valid_until = started + ttl.saturating_sub(MARGIN);
+                self.valid_until
+                    .send_replace(started + ttl.saturating_sub(MARGIN));
                 true
             }
             Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
@@ -83,7 +84,8 @@ impl Lease {
                         {
                             Ok(revision) => {
                                 self.revision = revision;
-                                self.valid_until = started + ttl.saturating_sub(MARGIN);
+                                self.valid_until
+                                    .send_replace(started + ttl.saturating_sub(MARGIN));
                                 true
                             }
                             Err(e) => e.kind() != kv::UpdateErrorKind::WrongLastRevision,
@@ -102,7 +104,32 @@ impl Lease {
 
     /// Still surely ours.
     pub fn valid(&self) -> bool {
-        Instant::now() < self.valid_until
+        Instant::now() < *self.valid_until.borrow()
+    }
+
+    /// Resolves `true` when the lease stops being surely ours without having
+    /// been let go (no renewal in time), `false` once it is released or
+    /// dropped. Independent of whoever renews it, so a stalled renewer
+    /// cannot keep a stale owner working.
+    pub fn expiry(&self) -> impl std::future::Future<Output = bool> + Send + 'static {
+        let mut valid = self.valid_until.subscribe();
+        async move {
+            loop {
+                let until = *valid.borrow_and_update();
+                tokio::select! {
+                    () = tokio::time::sleep_until(until) => {
+                        if *valid.borrow() <= Instant::now() {
+                            return true;
+                        }
+                    }
+                    changed = valid.changed() => {
+                        if changed.is_err() {
+                            return false;
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Gives it up (only if it is still ours).

@@ -308,7 +308,11 @@ pub(super) async fn consume(
             }
         };
         let mut attempt = u32::try_from(delivered.max(1)).unwrap_or(u32::MAX);
-        if seq <= maybe_delivered {
+        let resent = msg
+            .headers
+            .as_ref()
+            .is_some_and(|h| h.get(super::publish::RESENT).is_some());
+        if seq <= maybe_delivered || resent {
             attempt = attempt.max(2);
         }
         let sighting = outstanding

@@ -32,7 +32,15 @@ struct Job {
     done: oneshot::Sender<Result<Accepted, JournalError>>,
     /// When it was first queued.
     since: Instant,
+    /// Sent again after a failure: it may be stored after events emitted
+    /// later, so it is delivered marked as a redelivery (see [`RESENT`]).
+    resent: bool,
 }
+
+/// The header of an event published again after a failure: later events
+/// may have been stored before it, so its delivery carries `attempt` ≥ 2,
+/// the mark of an event that may come out of order.
+pub const RESENT: &str = "Goondan-Resent";
 
 /// The handle of the publishing task.
 #[derive(Clone, Debug)]
@@ -96,6 +104,7 @@ impl Publisher {
             payload,
             done,
             since: Instant::now(),
+            resent: false,
         };
         match self.tx.try_send(job) {
             Ok(()) => Commit(CommitState::Waiting(rx)),
@@ -128,7 +137,8 @@ async fn run(js: jetstream::Context, mut rx: mpsc::Receiver<Job>) {
             // one that was stored after all is a duplicate, not a second copy).
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(1));
-            for job in retry.drain(..) {
+            for mut job in retry.drain(..) {
+                job.resent = true;
                 send(&js, job, &mut acks).await;
             }
             continue;
@@ -169,6 +179,9 @@ async fn send(js: &jetstream::Context, job: Job, acks: &mut FuturesOrdered<Acked
     let mut publish = PublishMessage::build().payload(job.payload.clone());
     if let Some(id) = &job.msg_id {
         publish = publish.message_id(id);
+    }
+    if job.resent {
+        publish = publish.header(RESENT, "1");
     }
     match js.send_publish(job.subject.clone(), publish).await {
         Ok(ack) => acks.push_back(Box::pin(async move {

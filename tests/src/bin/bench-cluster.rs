@@ -71,7 +71,12 @@ fn main() {
         eprintln!("warning: {} is not a release build", dir.display());
     }
     let mut rows = Vec::new();
-    rows.push(measure_row("1 node, redb journal", &Place::Redb, count, keys));
+    rows.push(measure_row(
+        "1 node, redb journal",
+        &Place::Redb,
+        count,
+        keys,
+    ));
     {
         let nats = NatsServer::start();
         let url = nats.url();
@@ -93,7 +98,9 @@ fn main() {
         ));
     }
     println!();
-    println!("bench-cluster: {count} events over {keys} keys (frames, maxInFlight 16, durable); latency: 5,000 events at 1,000/s, 1 key");
+    println!(
+        "bench-cluster: {count} events over {keys} keys (frames, maxInFlight 16, durable); latency: 5,000 events at 1,000/s, 1 key"
+    );
     for (k, v) in report::machine() {
         println!("  {k}: {v}");
     }
@@ -158,7 +165,14 @@ fn run(place: &Place<'_>, spec: &Run, tag: &str) -> (f64, Vec<u64>) {
                 let node = format!("n{i}");
                 // A cluster name per run: every run starts from empty streams.
                 let cluster = format!("bench-{tag}-{}", std::process::id());
-                let args = ["--cluster", urls, "--node", &node, "--cluster-name", &cluster];
+                let args = [
+                    "--cluster",
+                    urls,
+                    "--node",
+                    &node,
+                    "--cluster-name",
+                    &cluster,
+                ];
                 start(h, &text, true, &args)
             }
         };
@@ -200,7 +214,10 @@ fn wait_for_file(children: &mut [Child], mut found: impl FnMut() -> Option<PathB
                 panic!("a node exited ({status}) before the run finished");
             }
         }
-        assert!(start.elapsed() < DEADLINE, "the run did not finish in {DEADLINE:?}");
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the run did not finish in {DEADLINE:?}"
+        );
         std::thread::sleep(POLL);
     }
 }

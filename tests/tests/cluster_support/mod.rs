@@ -353,7 +353,12 @@ pub fn check_order_and_repeats(
             }
             match first_of.get(&i) {
                 None => {
-                    firsts.push(i);
+                    // Order holds "except redeliveries marked attempt > 1":
+                    // an event published again after a NATS failure arrives
+                    // marked so, and may follow later ones.
+                    if attempt(r) == 1 {
+                        firsts.push(i);
+                    }
                     first_of.insert(i, r);
                 }
                 Some(first) => {
