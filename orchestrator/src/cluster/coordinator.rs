@@ -335,11 +335,17 @@ impl State {
                     if let Some((stop, done, outstanding)) = consumer {
                         stop.cancel();
                         done.cancelled().await;
+                        let inherited = outstanding
+                            .last_owner_upto
+                            .load(std::sync::atomic::Ordering::Acquire);
                         if outstanding.drained(DRAIN_WITHIN).await {
-                            // Nothing in hand: what is left in the stream
-                            // never reached an agent; the next owner finds no
-                            // consumer and delivers it as a first attempt.
-                            cluster.forget_consumer(*p).await;
+                            // Nothing in hand and nothing inherited: what is
+                            // left in the stream never reached an agent; the
+                            // next owner finds no consumer and delivers it as
+                            // first attempts.
+                            if inherited == 0 {
+                                cluster.forget_consumer(*p).await;
+                            }
                         } else {
                             tracing::warn!(
                                 partition = p,
@@ -438,7 +444,9 @@ impl State {
                 let _ = self.setup.cluster.heartbeat().await;
             }
             if let Some(held) = self.held.get_mut(&target) {
-                held.clean = clean;
+                // Clean only if this owner inherited nothing (see `hand_over`).
+                held.clean =
+                    clean && o.last_owner_upto.load(std::sync::atomic::Ordering::Acquire) == 0;
             }
         }
     }

@@ -20,6 +20,10 @@ use crate::router::{DispatchError, Pending, Router};
 /// to the same owner (a delivery lost inside a live node).
 const ACK_WAIT: Duration = Duration::from_secs(600);
 
+/// The consumer metadata key of the stream sequence up to which earlier
+/// owners may have handed events to agents.
+const INHERITED: &str = "maybe_delivered_upto";
+
 /// Events of one partition handed to agents and not yet acknowledged, at most.
 const MAX_ACK_PENDING: i64 = 20_000;
 
@@ -31,8 +35,9 @@ pub(super) struct Outstanding {
     /// This owner's consumer exists (after a fresh start): a restart of the
     /// consumer task keeps it instead of resetting it.
     pub created: std::sync::atomic::AtomicBool,
-    /// The last owner's consumer had delivered up to this stream sequence.
-    last_owner_upto: std::sync::atomic::AtomicU64,
+    /// Earlier owners may have handed events up to this stream sequence to
+    /// agents (0: this owner started from a clean slate).
+    pub last_owner_upto: std::sync::atomic::AtomicU64,
     /// Stream sequences handed out by this owner: those in hand now, and
     /// the last [`SEEN`] handed out at all.
     seen: std::sync::Mutex<Seen>,
@@ -237,8 +242,15 @@ pub(super) async fn consume(
         Ok(info) => {
             if claiming {
                 // Kept before the delete: a delete whose answer is lost
-                // must not make a retry forget it.
-                let upto = info.delivered.stream_sequence;
+                // must not make a retry forget it. What that owner had
+                // itself inherited is in its consumer's metadata.
+                let inherited = info
+                    .config
+                    .metadata
+                    .get(INHERITED)
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+                let upto = info.delivered.stream_sequence.max(inherited);
                 outstanding
                     .last_owner_upto
                     .fetch_max(upto, Ordering::AcqRel);
@@ -260,6 +272,9 @@ pub(super) async fn consume(
         ack_wait: ACK_WAIT,
         max_ack_pending: MAX_ACK_PENDING,
         max_deliver: -1,
+        // Handed on to the next owner with the consumer: it may not have
+        // pulled that far before it lets the partition go.
+        metadata: [(INHERITED.to_string(), maybe_delivered.to_string())].into(),
         ..Default::default()
     };
     let consumer = stream
