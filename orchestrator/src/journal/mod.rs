@@ -18,7 +18,8 @@
 //!    A `dedupe_key` seen for the same connection within `dedupe_ttl`
 //!    resolves as [`Accepted::Duplicate`] and stores nothing.
 //! 3. [`Journal::delivered`] (the agent's ack) is fire-and-forget. The writer
-//!    moves the event from `pending` to `delivered` in the next batch; a batch
+//!    moves the event's id from the pending set to the retention index in the
+//!    next batch (its record, written once at accept, stays put); a batch
 //!    of marks alone commits with `Durability::None` (no fsync). Marks become
 //!    durable with the next durable commit: the next accept, or at the latest
 //!    `mark_sync_interval` later, or on close. A crash can therefore forget
@@ -44,6 +45,7 @@
 //! durable, for tests and benchmarks.
 
 mod error;
+mod migrate;
 mod records;
 mod stats;
 mod tables;
@@ -163,6 +165,14 @@ impl Journal {
     fn start(db: Database, opts: JournalOptions, durable: bool) -> Result<Journal, JournalError> {
         // Create every table up front so readers never meet a missing one.
         let txn = db.begin_write().map_err(JournalError::storage)?;
+        let moved = migrate::legacy_tables(&txn).map_err(JournalError::storage)?;
+        if moved != migrate::Migrated::default() {
+            tracing::info!(
+                "journal: converted to the events layout ({} pending, {} delivered events moved)",
+                moved.pending,
+                moved.delivered
+            );
+        }
         let sizes = tables::Tables::open(&txn)
             .map_err(JournalError::storage)?
             .sizes()
