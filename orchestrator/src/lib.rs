@@ -17,6 +17,7 @@
 //! that child's own supervision task.
 
 pub mod bundle;
+pub mod cluster;
 pub mod connection;
 pub mod console;
 pub mod control;

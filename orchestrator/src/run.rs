@@ -43,6 +43,8 @@ pub struct RunOptions {
     pub metrics: Option<std::net::SocketAddr>,
     /// Notified on SIGHUP: apply `bundle` again, as it is on disk now.
     pub reload: Option<Arc<tokio::sync::Notify>>,
+    /// `--cluster`: share the swarm with other nodes through NATS JetStream.
+    pub cluster: Option<crate::cluster::ClusterOptions>,
 }
 
 /// `--retention` and `--dedupe-ttl`.
@@ -92,6 +94,9 @@ pub enum RunError {
     /// The journal could not be opened or read.
     #[error("journal: {0}")]
     Journal(#[source] JournalError),
+    /// Cluster mode could not start.
+    #[error(transparent)]
+    Cluster(#[from] Box<crate::cluster::ClusterError>),
     /// The state directory could not be prepared.
     #[error("{what} {}: {source}", path.display())]
     Io {
@@ -174,12 +179,23 @@ pub async fn run(
             .unwrap_or(std::time::Duration::from_secs(24 * 3600)),
         ..JournalOptions::default()
     };
+    let keep_results = journal_options.idempotency_ttl;
     let journal = match opts.journal {
         JournalMode::Durable => open_journal(&state.journal(), journal_options).await?,
         JournalMode::Memory => {
             tracing::warn!("journal in memory: accepted events are lost if the orchestrator stops");
             Journal::memory(journal_options)
         }
+    };
+    let cluster = match &opts.cluster {
+        Some(options) => {
+            let options = crate::cluster::ClusterOptions {
+                keep_results,
+                ..options.clone()
+            };
+            Some(join_cluster(options, &opts.bundle).await?)
+        }
+        None => None,
     };
     let audit = AuditLog::open(state.audit_log()).map_err(|source| RunError::Io {
         what: "cannot open",
@@ -194,6 +210,9 @@ pub async fn run(
         journal.clone(),
         opts.operations,
     );
+    if let Some(cluster) = &cluster {
+        operations.set_cluster(cluster.clone());
+    }
     let registry = Arc::new(Registry::default());
     let agent_stop = CancellationToken::new();
     let agent_tasks = TaskTracker::new();
@@ -221,8 +240,18 @@ pub async fn run(
     });
 
     // What the journal holds from an earlier run is queued before any
-    // connection starts, so nothing new can overtake it.
-    recover(&journal, &router, &bundle).await?;
+    // connection starts, so nothing new can overtake it. (In cluster mode
+    // events live in NATS; the partitions' owners deliver them.)
+    if cluster.is_none() {
+        recover(&journal, &router, &bundle).await?;
+    } else if let Ok(left) = journal.pending()
+        && !left.is_empty()
+    {
+        tracing::warn!(
+            events = left.len(),
+            "journal.db holds undelivered events of a single-node run: cluster mode does not deliver them (run once without --cluster to deliver them)"
+        );
+    }
     // Settled jobs send their `job.*` events through the router; jobs an
     // earlier run left are taken up (their calls wait for the connections).
     operations.set_router(Some(router.clone()));
@@ -242,10 +271,26 @@ pub async fn run(
         kill_now: kill_now.clone(),
         stop: connection_stop.clone(),
         tracker: connection_tasks.clone(),
+        cluster: cluster.clone(),
     };
     let (connections, agents_count) = (bundle.connections.len(), bundle.agents.len());
+    let movable: Vec<(String, bundle::Placement)> = bundle
+        .connections
+        .iter()
+        .filter(|c| c.enabled && c.placement != bundle::Placement::Every)
+        .map(|c| (c.name.clone(), c.placement.clone()))
+        .collect();
     let runtime = crate::reconcile::Runtime::start(bundle, programs, resolved, deps)?;
     let reconciler = crate::reconcile::Reconciler::new(runtime);
+    let coordinator = cluster.clone().map(|cluster| {
+        crate::cluster::Coordinator::start(crate::cluster::Setup {
+            cluster,
+            router: router.clone(),
+            reconciler: reconciler.clone(),
+            registry: registry.clone(),
+            connections: movable,
+        })
+    });
     let control_stop = CancellationToken::new();
 
     let listener =
@@ -260,6 +305,7 @@ pub async fn run(
         router: router.clone(),
         operations: operations.clone(),
         reconciler: reconciler.clone(),
+        cluster: cluster.clone(),
     };
     let metrics_task = match metrics {
         Some((addr, handle)) => {
@@ -319,6 +365,11 @@ pub async fn run(
         let _ = task.await;
     }
     tracing::info!("stopping: connections first, then agent instances");
+    if let Some(coordinator) = &coordinator {
+        // Cluster mode: take no more events from the partitions and let the
+        // deliveries in hand finish; the leases stay ours until `leave`.
+        coordinator.drain().await;
+    }
     // No apply runs from here on (one under way finishes first).
     let _held = reconciler.hold().await;
     connection_stop.cancel();
@@ -332,6 +383,11 @@ pub async fn run(
     agent_stop.cancel();
     agent_tasks.close();
     agent_tasks.wait().await;
+    if let Some(coordinator) = &coordinator {
+        // Every agent process of this node has stopped: its partitions and
+        // Connections may go to the other nodes now.
+        coordinator.leave().await;
+    }
     operations.set_router(None);
     control_stop.cancel();
     let _ = control_task.await;
@@ -352,6 +408,30 @@ pub async fn run(
         "stopped"
     );
     Ok(())
+}
+
+/// Joins the cluster with the bundle at `path`, saying so on stderr.
+async fn join_cluster(
+    options: crate::cluster::ClusterOptions,
+    path: &Path,
+) -> Result<crate::cluster::Cluster, RunError> {
+    let bytes = bundle::source_bytes(path).map_err(|source| RunError::Io {
+        what: "cannot read",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let hash = crate::cluster::bundle_hash(&bytes);
+    let cluster = crate::cluster::Cluster::join(options, hash)
+        .await
+        .map_err(Box::new)?;
+    tracing::info!(
+        "joined cluster {} as node {} (bundle hash {}, {} partitions)",
+        cluster.name(),
+        cluster.node(),
+        cluster.bundle_hash(),
+        cluster.partitions()
+    );
+    Ok(cluster)
 }
 
 /// SIGHUP: applies the run's bundle as it is on disk now; a refusal is
@@ -458,6 +538,7 @@ async fn recover(journal: &Journal, router: &Router, bundle: &Bundle) -> Result<
             event: Box::new(je.event),
             attempt,
             held: false,
+            receipt: None,
         });
     }
     for ((swarm, agent, key), backlog) in backlogs {

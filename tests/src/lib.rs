@@ -42,6 +42,8 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::Value;
 use tempfile::TempDir;
 
+pub mod nats;
+
 /// How long a test waits for things that normally take milliseconds.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 

@@ -4,13 +4,13 @@ use std::collections::BTreeMap;
 
 use super::common::{Located, env_name, reference, versioned_reference};
 use super::diag::Cx;
-use super::model::{Connection, Overflow, Place, RateLimit, ValueSource};
+use super::model::{Connection, Overflow, Place, Placement, RateLimit, ValueSource};
 use super::node::Node;
 use super::read::Field;
 use super::restart::restart;
 use super::rules::{RuleRefs, ingress};
 
-const FIELDS: [&str; 10] = [
+const FIELDS: [&str; 11] = [
     "connectorRef",
     "swarmRef",
     "config",
@@ -21,6 +21,7 @@ const FIELDS: [&str; 10] = [
     "overflow",
     "operations",
     "enabled",
+    "placement",
 ];
 
 /// A Connection with everything it refers to, checked once all documents are read.
@@ -96,6 +97,10 @@ pub(crate) fn read(
         .get("overflow")
         .and_then(|f| f.one_of(cx, &choices))
         .unwrap_or_default();
+    let placement = spec
+        .get("placement")
+        .and_then(|f| placement(cx, &f))
+        .unwrap_or_default();
     let (operations, allowed) = spec
         .get("operations")
         .map(|f| super::operations::connection_operations(cx, &f))
@@ -114,6 +119,7 @@ pub(crate) fn read(
         rate_limit,
         overflow,
         operations,
+        placement,
         enabled: spec.get("enabled").and_then(|f| f.bool(cx)).unwrap_or(true),
     };
     Some(ConnectionDoc {
@@ -256,4 +262,29 @@ pub(crate) fn rate_limit(cx: &mut Cx<'_>, f: &Field<'_>) -> Option<RateLimit> {
         per_second,
         burst: burst.unwrap_or(Some(default_burst))?,
     })
+}
+
+/// `spec.placement`: `one` (default), `every`, or `{nodes: [a, b]}`.
+fn placement(cx: &mut Cx<'_>, f: &Field<'_>) -> Option<Placement> {
+    if !f.is_map() {
+        return match f.scalar(cx)?.as_str() {
+            "one" => Some(Placement::One),
+            "every" => Some(Placement::Every),
+            _ => {
+                f.error(cx, "must be one, every, or {nodes: [NODE, ...]}");
+                None
+            }
+        };
+    }
+    let fields = f.fields(cx, &["nodes"])?;
+    let list = fields.required(cx, "nodes")?;
+    let mut nodes = Vec::new();
+    for node in list.seq(cx)? {
+        nodes.push(node.nonempty(cx)?);
+    }
+    if nodes.is_empty() {
+        list.error(cx, "must name at least one node");
+        return None;
+    }
+    Some(Placement::Nodes(nodes))
 }

@@ -72,6 +72,34 @@ pub struct Source {
     pub text: String,
 }
 
+/// The `*.yaml` and `*.yml` files of a bundle directory, sorted.
+fn yaml_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml") && p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// The bytes a bundle is read from (every file of a directory, in order,
+/// each after its name): what cluster nodes compare to run the same bundle.
+pub fn source_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
+    if !std::fs::metadata(path)?.is_dir() {
+        return std::fs::read(path);
+    }
+    let mut bytes = Vec::new();
+    for file in yaml_files(path)? {
+        if let Some(name) = file.file_name() {
+            bytes.extend_from_slice(name.as_encoded_bytes());
+            bytes.push(0);
+        }
+        bytes.extend_from_slice(&std::fs::read(&file)?);
+        bytes.push(0);
+    }
+    Ok(bytes)
+}
+
 /// Reads the bundle at `path` (a file, or a directory of `*.yaml`/`*.yml`
 /// files taken in name order) and parses it. Relative entries and secret
 /// files resolve against the file's directory, or the directory itself.
@@ -86,12 +114,7 @@ pub fn load(path: &Path) -> Result<Bundle, Vec<Diagnostic>> {
         return Err(vec![Diagnostic::global(message)]);
     }
     let (root, files) = if meta.is_dir() {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-            .map_err(|e| vec![io_error(path, e)])?
-            .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml") && p.is_file())
-            .collect();
-        files.sort();
+        let files = yaml_files(path).map_err(|e| vec![io_error(path, e)])?;
         if files.is_empty() {
             let message = format!(
                 "{}: no *.yaml or *.yml files in this directory",

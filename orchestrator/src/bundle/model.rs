@@ -290,8 +290,22 @@ pub struct Connection {
     pub overflow: Overflow,
     /// `spec.operations`: what agents may invoke through it, and how hard.
     pub operations: ConnectionOperations,
+    /// `spec.placement`: where it runs in cluster mode (one node by default).
+    pub placement: Placement,
     /// `spec.enabled` (default true): `false` keeps it declared but not running.
     pub enabled: bool,
+}
+
+/// `Connection.spec.placement`: which nodes of a cluster run it (ignored on a single node).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Placement {
+    /// One live node at a time, moved on failure (default).
+    #[default]
+    One,
+    /// Every node (an HTTP connector behind a load balancer).
+    Every,
+    /// One of these nodes at a time.
+    Nodes(Vec<String>),
 }
 
 /// Where a secret value comes from. Resolved only when a child is started.

@@ -129,6 +129,22 @@ enum Command {
         /// written to <state-dir>/metrics.address).
         #[arg(long, value_name = "ADDR")]
         metrics: Option<std::net::SocketAddr>,
+        /// Cluster mode: share the swarm with other nodes through these NATS JetStream servers
+        /// (comma-separated nats://HOST:PORT; every node runs the same bundle).
+        #[arg(long, value_name = "URLS", value_delimiter = ',', requires = "node")]
+        cluster: Vec<String>,
+        /// This node's name in the cluster (unique; A-Z a-z 0-9 _ -).
+        #[arg(long, requires = "cluster")]
+        node: Option<String>,
+        /// Separates several swarms on one NATS.
+        #[arg(long, default_value = "goondan", requires = "cluster")]
+        cluster_name: String,
+        /// Partitions of (agent, instanceKey) when the cluster is new (then fixed for its name).
+        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096), requires = "cluster")]
+        partitions: u32,
+        /// How long a node's leases outlive it: a node killed is replaced after this.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "5s", requires = "cluster")]
+        lease_ttl: std::time::Duration,
     },
     /// Show what `apply` would change in the running orchestrator: exit 0 when
     /// nothing differs, 1 when something does, 3 for an invalid bundle, 2 for other trouble.
@@ -258,6 +274,11 @@ pub fn dispatch(cli: Cli) -> u8 {
             max_invocations_per_second,
             max_retries,
             metrics,
+            cluster,
+            node,
+            cluster_name,
+            partitions,
+            lease_ttl,
         } => {
             if max_invocations_per_second.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
                 eprintln!("orchestrator: --max-invocations-per-second must be a positive number");
@@ -284,6 +305,15 @@ pub fn dispatch(cli: Cli) -> u8 {
                 uid_range,
                 operations: limits,
                 metrics,
+                cluster: node.map(|node| orchestrator::cluster::ClusterOptions {
+                    urls: cluster,
+                    node,
+                    name: cluster_name,
+                    partitions,
+                    lease_ttl: lease_ttl.max(std::time::Duration::from_secs(2)),
+                    // `run` sets it from the bundle.
+                    keep_results: std::time::Duration::from_secs(24 * 3600),
+                }),
             })
         }
         Command::Status {

@@ -21,6 +21,7 @@ pub struct Args {
     pub uid_range: orchestrator::sandbox::UidRange,
     pub operations: orchestrator::operations::GlobalLimits,
     pub metrics: Option<std::net::SocketAddr>,
+    pub cluster: Option<orchestrator::cluster::ClusterOptions>,
 }
 
 pub fn main(args: Args) -> u8 {
@@ -33,6 +34,7 @@ pub fn main(args: Args) -> u8 {
         uid_range,
         operations,
         metrics,
+        cluster,
     } = args;
     // Not dumpable: no process of the same uid (a sandboxed child running
     // as root, say) may read our memory, environ or fds, or attach to us.
@@ -91,6 +93,7 @@ pub fn main(args: Args) -> u8 {
                 operations,
                 metrics,
                 reload: Some(reload),
+                cluster,
             },
             stop,
             kill_now,

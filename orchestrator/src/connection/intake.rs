@@ -147,9 +147,11 @@ impl ConnectionRole {
         }
         let decision = ingress::route(&routing.connection, &routing.swarm, &emit.event);
         // Room in the instance's queue is reserved before the event is
-        // accepted, so an accepted event always has a place to go.
+        // accepted, so an accepted event always has a place to go. (In
+        // cluster mode the partition's owner, maybe another node, does that.)
         let slot = match &decision {
             Decision::Drop => None,
+            Decision::Deliver(_) if ctx.cluster.is_some() => None,
             Decision::Deliver(route) => {
                 // While waiting for room (`overflow: wait`), keep finishing the
                 // commits in the pipeline: their reserved places may be what
@@ -241,17 +243,25 @@ impl ConnectionRole {
         // commit before it means the connector sends the event again, which
         // at-least-once allows.
         let early = emit.dedupe_key.is_none() && pipeline.holding == 0;
-        let commit = ctx.journal.accept(NewEvent {
-            event: delivered.clone(),
-            route,
-            dedupe_key: emit.dedupe_key,
-        });
+        let commit: Commit = match (&ctx.cluster, route) {
+            (Some(cluster), Some(route)) => {
+                Box::pin(cluster.accept(route, delivered.clone(), emit.dedupe_key))
+            }
+            // Nothing routes it: there is nothing to store for any node.
+            (Some(_), None) => Box::pin(std::future::ready(Ok(Accepted::New))),
+            (None, route) => Box::pin(ctx.journal.accept(NewEvent {
+                event: delivered.clone(),
+                route,
+                dedupe_key: emit.dedupe_key,
+            })),
+        };
         let delivery = match slot {
             Some(slot) if early => {
                 slot.send(Pending {
                     event: Box::new(delivered),
                     attempt: 1,
                     held: false,
+                    receipt: None,
                 });
                 None
             }
@@ -260,7 +270,7 @@ impl ConnectionRole {
         pipeline.push_back(InFlight {
             seq: emit.seq,
             at: started,
-            commit: Box::pin(commit),
+            commit,
             delivery,
         });
     }
@@ -287,6 +297,7 @@ impl ConnectionRole {
                         event: Box::new(event),
                         attempt: 1,
                         held: false,
+                        receipt: None,
                     });
                 }
             }

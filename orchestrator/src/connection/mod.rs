@@ -65,6 +65,8 @@ pub struct ConnectionContext {
     pub console: crate::console::Console,
     /// Every Connection's operations: this one's calls go out through this role's channel.
     pub operations: Arc<crate::operations::Operations>,
+    /// Cluster mode: accepted events go to NATS JetStream instead of the journal.
+    pub cluster: Option<crate::cluster::Cluster>,
 }
 
 /// What an apply may change in a running Connection without a restart.

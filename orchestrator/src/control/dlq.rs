@@ -89,6 +89,7 @@ pub async fn replay_running(ctx: &ControlContext, id: Option<String>) -> Respons
                 event: Box::new(je.event),
                 attempt: 1,
                 held: false,
+                receipt: None,
             }),
             // It stays pending in the journal: the next start delivers it.
             Err(e) => {
@@ -102,6 +103,35 @@ pub async fn replay_running(ctx: &ControlContext, id: Option<String>) -> Respons
     Response {
         events: Some(ids),
         ..Response::ok()
+    }
+}
+
+/// The dlq verbs in cluster mode: on the cluster's dead-letter stream,
+/// whichever node is asked.
+pub async fn cluster(ctx: &ControlContext, req: super::Request) -> Response {
+    let Some(cluster) = &ctx.cluster else {
+        return Response::error("not in cluster mode".to_string());
+    };
+    let result = match req {
+        super::Request::DlqList => {
+            return match cluster.dead_letters().await {
+                Ok(letters) => Response {
+                    dead_letters: Some(letters.iter().map(|(_, d)| DlqEntry::from(d)).collect()),
+                    ..Response::ok()
+                },
+                Err(e) => Response::error(e),
+            };
+        }
+        super::Request::DlqReplay { id } => cluster.replay(id.as_deref()).await,
+        super::Request::DlqDrop { id } => cluster.drop_dead(&id).await.map(|()| vec![id]),
+        _ => return Response::error("not a dlq verb".to_string()),
+    };
+    match result {
+        Ok(ids) => Response {
+            events: Some(ids),
+            ..Response::ok()
+        },
+        Err(e) => Response::error(e),
     }
 }
 

@@ -175,6 +175,8 @@ pub struct ControlContext {
     pub operations: Arc<crate::operations::Operations>,
     /// For `diff` and `apply`.
     pub reconciler: crate::reconcile::Reconciler,
+    /// Cluster mode: `status` shows every node's processes.
+    pub cluster: Option<crate::cluster::Cluster>,
 }
 
 /// Binds `control.sock` at `path`, replacing a stale one — never one that
@@ -243,12 +245,28 @@ async fn handle(conn: Stream, ctx: ControlContext) {
 pub async fn answer(req: Request, ctx: &ControlContext) -> Response {
     let cancel = matches!(req, Request::JobCancel { .. });
     match req {
-        Request::Status => Response {
-            processes: Some(with_operations(ctx.registry.snapshot(), &ctx.operations)),
-            agents: Some(ctx.router.agent_summaries()),
-            ..Response::ok()
-        },
+        Request::Status => {
+            let mut processes = with_operations(ctx.registry.snapshot(), &ctx.operations);
+            if let Some(cluster) = &ctx.cluster {
+                for row in &mut processes {
+                    row.node = Some(cluster.node().to_string());
+                }
+                processes.extend(cluster.peer_status().await);
+            }
+            Response {
+                processes: Some(processes),
+                agents: Some(ctx.router.agent_summaries()),
+                ..Response::ok()
+            }
+        }
         Request::Restart { target } => restart(&ctx.registry, &target),
+        Request::DlqList if ctx.cluster.is_some() => dlq::cluster(ctx, Request::DlqList).await,
+        Request::DlqReplay { id } if ctx.cluster.is_some() => {
+            dlq::cluster(ctx, Request::DlqReplay { id }).await
+        }
+        Request::DlqDrop { id } if ctx.cluster.is_some() => {
+            dlq::cluster(ctx, Request::DlqDrop { id }).await
+        }
         Request::DlqList => match ctx.journal.dead_letters() {
             Ok(letters) => Response {
                 dead_letters: Some(letters.iter().map(DlqEntry::from).collect()),
@@ -282,17 +300,13 @@ pub async fn answer(req: Request, ctx: &ControlContext) -> Response {
                 ..Response::ok()
             }
         }
-        Request::JobsList => {
-            let ops = ctx.operations.clone();
-            match tokio::task::spawn_blocking(move || ops.jobs()).await {
-                Ok(Ok(jobs)) => Response {
-                    jobs: Some(jobs.iter().map(Into::into).collect()),
-                    ..Response::ok()
-                },
-                Ok(Err(e)) => Response::error(format!("journal: {e}")),
-                Err(e) => Response::error(format!("journal: {e}")),
-            }
-        }
+        Request::JobsList => match ctx.operations.jobs().await {
+            Ok(jobs) => Response {
+                jobs: Some(jobs.iter().map(Into::into).collect()),
+                ..Response::ok()
+            },
+            Err(e) => Response::error(format!("journal: {e}")),
+        },
         Request::JobGet { id } | Request::JobCancel { id } => {
             let operator = crate::operations::Caller::operator();
             let found = if cancel {

@@ -36,6 +36,7 @@ fn connection(rules: Vec<Rule>, unmatched: Unmatched) -> Connection {
         rate_limit: None,
         overflow: Default::default(),
         operations: Default::default(),
+        placement: Default::default(),
         enabled: true,
     }
 }

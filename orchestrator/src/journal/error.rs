@@ -63,6 +63,9 @@ pub enum JournalError {
     /// The writer has stopped: the journal was closed.
     #[error("the journal is closed")]
     Closed,
+    /// Cluster mode: NATS JetStream did not store the event (see `cluster`).
+    #[error("{0}")]
+    Cluster(String),
 }
 
 impl JournalError {

@@ -123,6 +123,18 @@ impl Operations {
     /// answer. An `async` operation answers at once with its job instead
     /// (see `jobs.rs`).
     pub async fn invoke(self: &Arc<Self>, caller: &Caller, invoke: Invoke) -> InvokeResult {
+        // Cluster mode: the node that runs the Connection governs the call.
+        if let Some(cluster) = self.cluster.get()
+            && self.connection(&invoke.connection).is_some()
+            && !cluster.serves(&invoke.connection)
+        {
+            return cluster.forward_invoke(caller, invoke).await;
+        }
+        self.invoke_here(caller, invoke).await
+    }
+
+    /// [`invoke`](Self::invoke) on this node's own process of the Connection.
+    pub async fn invoke_here(self: &Arc<Self>, caller: &Caller, invoke: Invoke) -> InvokeResult {
         let conn = self.connection(&invoke.connection);
         let asynchronous = conn.as_ref().is_some_and(|c| {
             c.operations
@@ -356,10 +368,11 @@ impl Operations {
                 "data": data, "warnings": warnings, "redactionsApplied": redactions,
                 "truncated": truncated, "providerStatus": status,
             });
-            let kept = self
-                .journal
-                .remember(&k.0, &k.1, &k.2, record.to_string().into_bytes())
-                .await;
+            let bytes = record.to_string().into_bytes();
+            let kept = match self.cluster.get() {
+                Some(cluster) => cluster.remember(&k.0, &k.1, &k.2, bytes).await,
+                None => self.journal.remember(&k.0, &k.1, &k.2, bytes).await,
+            };
             if let Err(e) = kept {
                 tracing::warn!(connection = %k.0, operation = %k.1, "idempotency record not kept: {e}");
             }

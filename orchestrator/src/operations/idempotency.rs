@@ -55,10 +55,15 @@ impl Operations {
         key: &(String, String, String),
         ttl: Duration,
     ) -> Option<Success> {
-        let (journal, k) = (self.journal.clone(), key.clone());
-        let found = tokio::task::spawn_blocking(move || journal.recall(&k.0, &k.1, &k.2))
-            .await
-            .ok()?;
+        let found = match self.cluster.get() {
+            Some(cluster) => cluster.recall(&key.0, &key.1, &key.2).await,
+            None => {
+                let (journal, k) = (self.journal.clone(), key.clone());
+                tokio::task::spawn_blocking(move || journal.recall(&k.0, &k.1, &k.2))
+                    .await
+                    .ok()?
+            }
+        };
         let (at, bytes) = match found {
             Ok(Some(f)) => f,
             Ok(None) => return None,

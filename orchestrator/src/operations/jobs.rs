@@ -147,44 +147,58 @@ impl Operations {
     /// (and a failed one to the dead-letter queue), then marks it notified.
     async fn notify(&self, mut record: JobRecord) {
         if !record.operator {
-            let router = self.router.lock().expect("ops lock").clone();
-            let Some(router) = router else { return };
             let event = job_event(&record);
             let route = RouteRecord {
                 agent: record.agent.clone(),
                 swarm: record.swarm.clone(),
             };
-            let slot = router
-                .reserve(
-                    &record.swarm,
-                    &record.agent,
-                    &record.instance_key,
-                    Overflow::Wait,
-                )
-                .await;
-            let accepted = self
-                .journal
-                .accept(NewEvent {
-                    event: event.clone(),
-                    route: Some(route.clone()),
-                    dedupe_key: Some(format!("job:{}", record.job_id)),
-                })
-                .await;
-            match (accepted, slot) {
-                (Ok(Accepted::New), Ok(slot)) => slot.send(Pending {
-                    event: Box::new(event.clone()),
-                    attempt: 1,
-                    held: false,
-                }),
-                // Journaled: the next start delivers it.
-                (Ok(Accepted::New), Err(e)) => {
-                    tracing::warn!(job = %record.job_id, "job event kept for later: {e}");
+            let dedupe_key = Some(format!("job:{}", record.job_id));
+            let kept = match self.cluster.get() {
+                // Cluster mode: to the instance's partition, wherever it runs.
+                Some(cluster) => {
+                    cluster
+                        .accept(route.clone(), event.clone(), dedupe_key)
+                        .await
                 }
-                (Ok(Accepted::Duplicate { .. }), _) => {}
-                (Err(e), _) => {
-                    tracing::warn!(job = %record.job_id, "job event not journaled: {e}");
-                    return;
+                None => {
+                    let Some(router) = self.router.lock().expect("ops lock").clone() else {
+                        return;
+                    };
+                    let slot = router
+                        .reserve(
+                            &record.swarm,
+                            &record.agent,
+                            &record.instance_key,
+                            Overflow::Wait,
+                        )
+                        .await;
+                    let accepted = self
+                        .journal
+                        .accept(NewEvent {
+                            event: event.clone(),
+                            route: Some(route.clone()),
+                            dedupe_key,
+                        })
+                        .await;
+                    match (&accepted, slot) {
+                        (Ok(Accepted::New), Ok(slot)) => slot.send(Pending {
+                            event: Box::new(event.clone()),
+                            attempt: 1,
+                            held: false,
+                            receipt: None,
+                        }),
+                        // Journaled: the next start delivers it.
+                        (Ok(Accepted::New), Err(e)) => {
+                            tracing::warn!(job = %record.job_id, "job event kept for later: {e}");
+                        }
+                        _ => {}
+                    }
+                    accepted
                 }
+            };
+            if let Err(e) = kept {
+                tracing::warn!(job = %record.job_id, "job event not journaled: {e}");
+                return;
             }
             if record.state == JobState::Failed {
                 self.dead_letter(&record, event, route).await;
@@ -203,6 +217,16 @@ impl Operations {
             id: uuid::Uuid::now_v7().to_string(),
             ..event
         };
+        let reason = record.error.as_ref().map_or_else(
+            || format!("job {} failed", record.job_id),
+            |e| format!("job {} failed: {}: {}", record.job_id, e.class, e.message),
+        );
+        if let Some(cluster) = self.cluster.get() {
+            if let Err(e) = cluster.put_dead_letter(route, copy, 1, &reason).await {
+                tracing::warn!(job = %record.job_id, "failed job not dead-lettered: {e}");
+            }
+            return;
+        }
         let id = copy.id.clone();
         let kept = self
             .journal
@@ -215,10 +239,6 @@ impl Operations {
         if !matches!(kept, Ok(Accepted::New)) {
             return;
         }
-        let reason = record.error.as_ref().map_or_else(
-            || format!("job {} failed", record.job_id),
-            |e| format!("job {} failed: {}: {}", record.job_id, e.class, e.message),
-        );
         if let Err(e) = self.journal.dead_letter(&id, 1, &reason).await {
             tracing::warn!(job = %record.job_id, "failed job not dead-lettered: {e}");
         }
@@ -226,6 +246,9 @@ impl Operations {
 
     async fn write_job(&self, record: &JobRecord) -> Result<(), crate::journal::JournalError> {
         let bytes = serde_json::to_vec(record).unwrap_or_default();
+        if let Some(cluster) = self.cluster.get() {
+            return cluster.put_job(&record.job_id, bytes).await;
+        }
         self.journal
             .put_job(&record.job_id, record.state.is_settled(), bytes)
             .await
@@ -234,10 +257,15 @@ impl Operations {
     /// The job `id`, as `caller` may see it: an agent sees the jobs its
     /// Agent started; the operator sees every job.
     pub async fn job(&self, caller: &Caller, id: &str) -> Result<JobRecord, InvokeError> {
-        let (journal, key) = (self.journal.clone(), id.to_owned());
-        let found = tokio::task::spawn_blocking(move || journal.job(&key))
-            .await
-            .map_err(|e| refusal(FailureClass::Transient, e.to_string()))?;
+        let found = match self.cluster.get() {
+            Some(cluster) => cluster.job(id).await,
+            None => {
+                let (journal, key) = (self.journal.clone(), id.to_owned());
+                tokio::task::spawn_blocking(move || journal.job(&key))
+                    .await
+                    .map_err(|e| refusal(FailureClass::Transient, e.to_string()))?
+            }
+        };
         let record = match found {
             Ok(Some(bytes)) => serde_json::from_slice::<JobRecord>(&bytes)
                 .map_err(|e| refusal(FailureClass::Transient, format!("job {id}: {e}")))?,
@@ -296,11 +324,18 @@ impl Operations {
         Ok(record)
     }
 
-    /// Every job the journal keeps, oldest first.
-    pub fn jobs(&self) -> Result<Vec<JobRecord>, crate::journal::JournalError> {
-        Ok(self
-            .journal
-            .jobs()?
+    /// Every job kept (in the journal, or the cluster's bucket), oldest first.
+    pub async fn jobs(&self) -> Result<Vec<JobRecord>, crate::journal::JournalError> {
+        let records = match self.cluster.get() {
+            Some(cluster) => cluster.jobs().await?,
+            None => {
+                let journal = self.journal.clone();
+                tokio::task::spawn_blocking(move || journal.jobs())
+                    .await
+                    .map_err(|e| crate::journal::JournalError::Cluster(e.to_string()))??
+            }
+        };
+        Ok(records
             .iter()
             .filter_map(|b| serde_json::from_slice(b).ok())
             .collect())
@@ -310,6 +345,11 @@ impl Operations {
     /// an idempotent operation, fails any other ("interrupted by a
     /// restart"), and sends the event of a settled job that was not sent.
     pub async fn resume_jobs(self: &Arc<Self>) -> Result<(), crate::journal::JournalError> {
+        if self.cluster.get().is_some() {
+            // Which node ran an unsettled job is not known: no node takes
+            // it up (it stays as it was in `jobs list`).
+            return Ok(());
+        }
         let journal = self.journal.clone();
         let jobs = tokio::task::spawn_blocking(move || journal.jobs())
             .await

@@ -268,6 +268,9 @@ pub struct Operations {
     open_jobs: Mutex<HashMap<String, tokio_util::sync::CancellationToken>>,
     /// Where `job.*` events go (set once the router exists; cleared at shutdown).
     router: Mutex<Option<crate::router::Router>>,
+    /// Cluster mode: invokes of Connections running elsewhere go there;
+    /// idempotency and job records and `job.*` events live in NATS.
+    cluster: std::sync::OnceLock<crate::cluster::Cluster>,
 }
 
 impl Operations {
@@ -309,7 +312,13 @@ impl Operations {
             turns: Mutex::new(HashMap::new()),
             open_jobs: Mutex::new(HashMap::new()),
             router: Mutex::new(None),
+            cluster: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Cluster mode (set once, before any invoke).
+    pub fn set_cluster(&self, cluster: crate::cluster::Cluster) {
+        let _ = self.cluster.set(cluster);
     }
 
     /// Lets settled jobs send their events through `router` (`None`: stop sending).

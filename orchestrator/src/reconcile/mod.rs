@@ -81,6 +81,11 @@ impl Reconciler {
     /// Brings the running orchestrator to the bundle at `path`; `by` says
     /// who asked, for the audit record.
     pub async fn apply(&self, path: &Path, by: &str) -> Result<Plan, ApplyError> {
+        if self.runtime.lock().await.deps.cluster.is_some() {
+            return Err(ApplyError::Refused(
+                "apply is not available in cluster mode: every node runs the same bundle; restart the nodes one by one with the new one".into(),
+            ));
+        }
         let (new, programs, resolved) = load(path).await?;
         // Its files (and the Secret files it reads) are hidden from every
         // sandboxed child started from now on, like the first bundle's.
@@ -94,6 +99,11 @@ impl Reconciler {
         runtime.converge(new, programs, resolved, &plan).await?;
         audit(&runtime, &plan, path, by);
         Ok(plan)
+    }
+
+    /// Cluster mode: runs Connection `name` here, or stops it here.
+    pub async fn place(&self, name: &str, here: bool) {
+        self.runtime.lock().await.place(name, here).await;
     }
 
     /// Holds off every apply until the guard is dropped (the run is ending).
@@ -300,6 +310,7 @@ async fn kept_for(
                 event: Box::new(je.event),
                 attempt: je.attempts.max(1) + 1,
                 held: false,
+                receipt: None,
             };
             (je.route.swarm, key, pending)
         })

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::plan::Digests;
-use crate::bundle::{self, Bundle, Connection};
+use crate::bundle::{self, Bundle, Connection, Placement};
 use crate::connection::{ConnectionContext, ConnectionRole, Routing};
 use crate::journal::Journal;
 use crate::logs::{AuditLog, LogSink, StateDir};
@@ -46,13 +46,19 @@ pub struct Deps {
     pub stop: CancellationToken,
     /// Connection tasks run under it.
     pub tracker: TaskTracker,
+    /// Cluster mode: events go to NATS, and a Connection runs here only
+    /// while this node holds it (see [`Runtime::place`]).
+    pub cluster: Option<crate::cluster::Cluster>,
 }
+
+/// A Connection's resolved `spec.config` and secrets.
+pub type ConnectionValues = (BTreeMap<String, String>, Secrets);
 
 /// The values a bundle's enabled children are started with, and their digests.
 #[derive(Debug, Default)]
 pub struct Resolved {
     /// Each enabled Connection's `spec.config` and secrets.
-    pub connections: BTreeMap<String, (BTreeMap<String, String>, Secrets)>,
+    pub connections: BTreeMap<String, ConnectionValues>,
     /// Each enabled Agent's secrets.
     pub agents: BTreeMap<String, Secrets>,
     /// Their hashes, by `Kind/name`.
@@ -145,6 +151,9 @@ pub struct Runtime {
     pub digests: BTreeMap<String, Digests>,
     pub(super) children: BTreeMap<String, Child>,
     pub(super) deps: Deps,
+    /// Cluster mode: each Connection that runs on one node at a time, with
+    /// the values to start it with whenever this node takes it over.
+    movable: BTreeMap<String, Option<ConnectionValues>>,
 }
 
 impl Runtime {
@@ -161,12 +170,37 @@ impl Runtime {
             digests: std::mem::take(&mut resolved.digests),
             children: BTreeMap::new(),
             deps,
+            movable: BTreeMap::new(),
         };
         for c in runtime.bundle.connections.clone() {
             let values = resolved.connections.remove(&c.name);
-            runtime.start_connection(&c, values)?;
+            let here = runtime.deps.cluster.is_none() || c.placement == Placement::Every;
+            if here || !c.enabled {
+                runtime.start_connection(&c, values)?;
+            } else {
+                runtime.movable.insert(c.name.clone(), values);
+            }
         }
         Ok(runtime)
+    }
+
+    /// Cluster mode: starts Connection `name` here (this node took it
+    /// over), or stops it (another node takes it).
+    pub async fn place(&mut self, name: &str, here: bool) {
+        if here {
+            let Some(values) = self.movable.get(name).cloned() else {
+                return;
+            };
+            let conn = self.bundle.connections.iter().find(|c| c.name == name);
+            let Some(c) = conn.cloned().filter(|_| !self.children.contains_key(name)) else {
+                return;
+            };
+            if let Err(e) = self.start_connection(&c, values) {
+                tracing::error!("cluster: cannot start connection {name}: {e}");
+            }
+        } else if self.movable.contains_key(name) {
+            self.stop_connection(name).await;
+        }
     }
 
     /// Starts `c` with its resolved `values`; `None` (or `enabled: false`)
@@ -191,6 +225,10 @@ impl Runtime {
             self.children.insert(c.name.clone(), child);
             return Ok(());
         };
+        if let Some(cluster) = &deps.cluster {
+            // Invokes of it from other nodes come here while it runs here.
+            cluster.serve(&c.name, deps.operations.clone());
+        }
         let swarm = bundle.swarms[&c.swarm].clone();
         let log_path = deps.state.connection_log(&c.name);
         let log = LogSink::open(&log_path).map_err(|source| RunError::Io {
@@ -251,6 +289,7 @@ impl Runtime {
             router: deps.router.clone(),
             console: deps.console.clone(),
             operations: deps.operations.clone(),
+            cluster: deps.cluster.clone(),
         });
         let stop = deps.stop.child_token();
         let sup = Supervision {
@@ -286,6 +325,9 @@ impl Runtime {
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let child = self.children.remove(name);
         let registry = self.deps.registry.clone();
+        if let Some(cluster) = &self.deps.cluster {
+            cluster.stop_serving(name);
+        }
         async move {
             let Some(child) = child else {
                 return;

@@ -229,6 +229,7 @@ mod tests {
             }),
             attempt: 1,
             held: false,
+            receipt: None,
         }
     }
 

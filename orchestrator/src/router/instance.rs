@@ -36,6 +36,8 @@ pub struct Pending {
     /// It holds one of the `--max-pending` places (set by [`Slot::send`](super::Slot::send)),
     /// given back when it is acknowledged or dead-lettered.
     pub held: bool,
+    /// Cluster mode: acknowledges it to JetStream (instead of the journal).
+    pub receipt: Option<crate::cluster::Receipt>,
 }
 
 /// Everything one agent instance is made of.
@@ -218,7 +220,9 @@ impl InstanceRole {
         // across an orchestrator restart; a first attempt need not be, since
         // recovery counts one anyway.
         if p.attempt > 1 {
-            self.journal.attempted(&p.event.id, p.attempt);
+            if p.receipt.is_none() {
+                self.journal.attempted(&p.event.id, p.attempt);
+            }
             self.metrics.redeliveries.increment(1);
         }
         self.metrics.deliveries.increment(1);
@@ -242,8 +246,17 @@ impl InstanceRole {
         tracing::warn!(agent = %self.agent.name, instance = %self.key, "{msg}");
         // The journal keeps it until `dlq replay` or `dlq drop`; a failed
         // write leaves it pending, so it is delivered again after a restart.
-        let write = self.journal.dead_letter(&p.event.id, p.attempt, &error);
         let log = self.log.clone();
+        if let Some(receipt) = &p.receipt {
+            let write = receipt.dead_letter(&p.event, p.attempt, &error);
+            tokio::spawn(async move {
+                if let Err(e) = write.await {
+                    log.note(&format!("dead letter not recorded: {e}"));
+                }
+            });
+            return;
+        }
+        let write = self.journal.dead_letter(&p.event.id, p.attempt, &error);
         tokio::spawn(async move {
             if let Err(e) = write.await {
                 log.note(&format!("dead letter not recorded: {e}"));
@@ -257,7 +270,10 @@ impl InstanceRole {
                 Some(p) => {
                     self.done(&p);
                     self.metrics.acks.increment(1);
-                    self.journal.delivered(&ack.id);
+                    match &p.receipt {
+                        Some(receipt) => receipt.delivered(),
+                        None => self.journal.delivered(&ack.id),
+                    }
                     self.status.success();
                     self.shared.touch();
                 }

@@ -23,6 +23,8 @@ pub(super) struct Launch<'a> {
     pub queue: mpsc::Receiver<Pending>,
     /// Delivered before anything in the queue.
     pub backlog: Vec<Pending>,
+    /// Stops it alone (a child of its Agent's `stop`).
+    pub stop: tokio_util::sync::CancellationToken,
 }
 
 impl Router {
@@ -49,6 +51,7 @@ impl Router {
             program,
             queue,
             backlog,
+            stop,
         } = launch;
         let shared = &*self.shared;
         let (status, control) = ProcessStatus::new(ProcessKind::Agent, agent, Some(key));
@@ -118,7 +121,7 @@ impl Router {
             log,
             status: status.clone(),
             control,
-            stop: program.stop.child_token(),
+            stop: stop.clone(),
             kill_now: shared.kill_now.clone(),
             console: shared.console.clone(),
         };
@@ -134,6 +137,7 @@ impl Router {
                 status: &status,
                 instance: &instance,
                 program: &program,
+                released: stop.is_cancelled(),
             };
             router.ended(ended, role).await;
         });
@@ -153,6 +157,16 @@ impl Router {
         if ended.program.stop.is_cancelled() {
             let (leftovers, queue) = role.into_leftovers();
             self.retire(&ended, leftovers, queue).await;
+        } else if ended.released {
+            // Released (cluster mode): what it had goes back to the stream
+            // with its receipts; the entry and the row go.
+            self.take_entry(ended.agent, ended.key);
+            self.shared.registry.remove(ended.status);
+            ended.program.slots.remove(ended.instance);
+            let (mut leftovers, queue) = role.into_leftovers();
+            leftovers.extend(super::drain(queue).await);
+            let held = leftovers.iter().filter(|p| p.held).count();
+            self.shared.pending_limit.add_permits(held);
         } else if let Some(queue) = role.into_expired() {
             self.forget(ended.swarm, ended.agent, ended.key, ran, queue)
                 .await;
@@ -168,4 +182,6 @@ pub(super) struct Ended<'a> {
     pub status: &'a Arc<ProcessStatus>,
     pub instance: &'a Arc<InstanceShared>,
     pub program: &'a Arc<AgentProgram>,
+    /// It was stopped alone by [`Router::release_where`].
+    pub released: bool,
 }

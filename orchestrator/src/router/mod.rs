@@ -187,6 +187,18 @@ struct Shared {
 #[derive(Debug)]
 struct Instance {
     queue: mpsc::Sender<Pending>,
+    /// Stops this instance alone (cluster mode: its partition moved away).
+    stop: CancellationToken,
+}
+
+impl Instance {
+    /// An entry for an instance of `program`, fed by `queue`.
+    fn new(queue: mpsc::Sender<Pending>, program: &AgentProgram) -> Self {
+        Self {
+            queue,
+            stop: program.stop.child_token(),
+        }
+    }
 }
 
 impl Router {
@@ -377,13 +389,15 @@ impl Router {
             return Err(DispatchError::Disabled(agent.to_string()));
         }
         let (tx, rx) = mpsc::channel(program.agent.max_queue.max(1) as usize);
+        let instance = Instance::new(tx.clone(), &program);
+        let stop = instance.stop.clone();
         let existing = {
             let mut instances = self.shared.instances.lock().expect("router lock");
             let keys = instances.entry(agent.to_string()).or_default();
             match keys.get(key) {
                 Some(instance) => Some(instance.queue.clone()),
                 None => {
-                    keys.insert(key.to_string(), Instance { queue: tx.clone() });
+                    keys.insert(key.to_string(), instance);
                     None
                 }
             }
@@ -404,6 +418,7 @@ impl Router {
             program,
             queue: rx,
             backlog,
+            stop,
         };
         match self.launch(launch).await {
             Ok(()) => Ok(tx),
@@ -437,6 +452,33 @@ impl Router {
         }
         if let Err(e) = self.recover(swarm, agent, key, late).await {
             tracing::error!("agent instance {agent}/{key}: events queued while it went away: {e}");
+        }
+    }
+
+    /// Stops every instance whose `(agent, key)` matches, and resolves once
+    /// they have left the table (cluster mode: a partition moves to
+    /// another node). What they held and had not delivered is dropped: the
+    /// cluster's stream still has it for the partition's next owner.
+    pub async fn release_where(&self, matches: impl Fn(&str, &str) -> bool) {
+        let stopped: Vec<(String, String, mpsc::Sender<Pending>)> = {
+            let instances = self.shared.instances.lock().expect("router lock");
+            instances
+                .iter()
+                .flat_map(|(agent, keys)| keys.iter().map(move |(key, i)| (agent, key, i)))
+                .filter(|(agent, key, _)| matches(agent, key))
+                .map(|(agent, key, i)| {
+                    i.stop.cancel();
+                    (agent.clone(), key.clone(), i.queue.clone())
+                })
+                .collect()
+        };
+        for (agent, key, queue) in stopped {
+            // Its task takes the entry out as it ends; the queue closes then.
+            tokio::select! {
+                _ = queue.closed() => {}
+                _ = self.shared.stop.cancelled() => return,
+            }
+            drop((agent, key));
         }
     }
 

@@ -94,6 +94,7 @@ impl Router {
             status,
             instance,
             program: old,
+            ..
         } = *ended;
         self.shared.registry.remove(status);
         old.slots.remove(instance);
@@ -103,10 +104,12 @@ impl Router {
                 // The new queue takes the entry first: what is reserved
                 // from now on comes after what is left.
                 let (tx, rx) = mpsc::channel(program.agent.max_queue.max(1) as usize);
+                let entry = Instance::new(tx, &program);
+                let stop = entry.stop.clone();
                 {
                     let mut instances = self.shared.instances.lock().expect("router lock");
                     let keys = instances.entry(agent.to_string()).or_default();
-                    keys.insert(key.to_string(), Instance { queue: tx });
+                    keys.insert(key.to_string(), entry);
                 }
                 let mut backlog = leftovers;
                 backlog.extend(drain(queue).await);
@@ -122,6 +125,7 @@ impl Router {
                     program,
                     queue: rx,
                     backlog,
+                    stop,
                 };
                 if let Err((e, rx)) = self.launch(launch).await {
                     // Its events stay in the journal, for the next start.
@@ -153,6 +157,12 @@ impl Router {
             .dead_letters
             .increment(1);
         let attempts = p.attempt.saturating_sub(1);
+        if let Some(receipt) = &p.receipt {
+            if let Err(e) = receipt.dead_letter(&p.event, attempts, &reason).await {
+                tracing::error!(event = %p.event.id, "dead letter not recorded: {e}");
+            }
+            return;
+        }
         if let Err(e) = self
             .shared
             .journal

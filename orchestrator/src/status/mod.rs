@@ -302,6 +302,7 @@ impl ProcessStatus {
             connection_state: (self.kind == ProcessKind::Connection)
                 .then(|| connection_state(&i).to_string()),
             details: i.details.clone(),
+            node: None,
         }
     }
 }
@@ -375,6 +376,9 @@ pub struct ProcessSnapshot {
     /// A Connection's connector version, config schema version and limits.
     #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
     pub details: Option<ConnectionDetails>,
+    /// Cluster mode: the node the process runs on (absent on a single node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// One Agent of the bundle in `status`: so an Agent with no instance yet

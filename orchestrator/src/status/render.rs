@@ -17,7 +17,9 @@ pub fn render_table(rows: &[ProcessSnapshot]) -> String {
         "LAST EXIT",
         "LAST ERROR",
     ];
-    let mut table: Vec<[String; 9]> = vec![header.map(str::to_string)];
+    // Cluster mode: which node each process runs on, first.
+    let with_node = rows.iter().any(|r| r.node.is_some());
+    let mut table: Vec<Vec<String>> = vec![header.map(str::to_string).to_vec()];
     for r in rows {
         let uptime = r
             .uptime_secs
@@ -29,7 +31,7 @@ pub fn render_table(rows: &[ProcessSnapshot]) -> String {
         if error.chars().count() > 60 {
             error = error.chars().take(59).collect::<String>() + "…";
         }
-        table.push([
+        let mut row = vec![
             r.target.clone(),
             r.pid.map_or("-".into(), |p| p.to_string()),
             {
@@ -50,9 +52,16 @@ pub fn render_table(rows: &[ProcessSnapshot]) -> String {
             r.events_out.to_string(),
             r.last_exit.clone().unwrap_or_else(|| "-".into()),
             error,
-        ]);
+        ];
+        if with_node {
+            row.insert(0, r.node.clone().unwrap_or_else(|| "-".into()));
+        }
+        table.push(row);
     }
-    let widths: Vec<usize> = (0..9)
+    if with_node {
+        table[0].insert(0, "NODE".into());
+    }
+    let widths: Vec<usize> = (0..table[0].len())
         .map(|c| {
             table
                 .iter()

@@ -30,6 +30,7 @@ fn row(target: &str, state: ProcessState) -> ProcessSnapshot {
         circuit_trips: None,
         connection_state: None,
         details: None,
+        node: None,
     }
 }
 

@@ -34,6 +34,37 @@ pub(crate) struct ConnectionSpec {
     overflow: Option<Overflow>,
     /// What agents may invoke through it, and how hard.
     operations: Option<ConnectionOperations>,
+    /// Cluster mode: one node at a time (one, default), every node, or one of {nodes: [...]}.
+    placement: Option<Placement>,
+}
+
+/// `Connection.spec.placement`.
+#[derive(Debug, JsonSchema)]
+#[schemars(untagged)]
+pub(crate) enum Placement {
+    /// one or every.
+    Mode(PlacementMode),
+    /// One of these nodes at a time.
+    Nodes(PlacementNodes),
+}
+
+/// `one` or `every`.
+#[derive(Debug, JsonSchema)]
+#[schemars(rename_all = "lowercase")]
+pub(crate) enum PlacementMode {
+    /// One live node at a time.
+    One,
+    /// Every node.
+    Every,
+}
+
+/// `{nodes: [a, b]}`.
+#[derive(Debug, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub(crate) struct PlacementNodes {
+    /// The nodes (`--node` names) it may run on.
+    #[schemars(length(min = 1))]
+    nodes: Vec<NonEmpty>,
 }
 
 /// A `config` value: a scalar, or a value source like a secret's.

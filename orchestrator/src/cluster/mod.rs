@@ -1,0 +1,610 @@
+//! Cluster mode: several orchestrator nodes share one swarm through NATS
+//! JetStream (`orchestrator run --cluster URL --node NAME`).
+//!
+//! # Theory of operation
+//!
+//! **What lives in NATS.** For a cluster name `N` (`--cluster-name`):
+//! - stream `N-events`, subjects `N.events.<partition>`: every accepted
+//!   event, with its route. Work-queue retention: an event leaves the
+//!   stream when an agent has acknowledged it. `dedupeKey` becomes the
+//!   message id (`Nats-Msg-Id`, scoped by connection), so JetStream's
+//!   duplicate window drops a repeat whichever node it reaches.
+//! - stream `N-dlq`, subject `N.dlq`: dead letters.
+//! - key-value buckets `N-nodes` (one heartbeat per live node, expiring
+//!   after the lease TTL), `N-leases` (who owns which partition and which
+//!   Connection, same TTL), `N-status` (each node's status rows),
+//!   `N-meta` (the partition count, fixed when the cluster is first used),
+//!   `N-idempotency` and `N-jobs` (what operations keep).
+//! - subjects `N.invoke.<connection>`: an invoke of a Connection that runs
+//!   on another node is a NATS request to the node that runs it.
+//!
+//! **The path of one event.** The node that runs a Connection routes each
+//! emit by the Connection's ingress rules as a single node does, hashes
+//! `(agent, instanceKey)` to one of P partitions, publishes the event to
+//! that partition's subject and acks the connector once JetStream has
+//! acked the publish (stored on a quorum of its replicas). The node that
+//! owns the partition consumes it through a durable consumer and hands
+//! each event to its router, which keeps one agent process per
+//! `(agent, instanceKey)` exactly as a single node does; the event is
+//! acknowledged to JetStream when the agent acks it, or moved to `N-dlq`
+//! when its attempts are spent.
+//!
+//! **Ownership.** Every node heartbeats into `N-nodes`. Each partition
+//! and each single-placed Connection goes to the live node that ranks it
+//! highest (rendezvous hashing), so ownership spreads evenly and moves
+//! only as far as it must when a node joins or leaves. A node claims what
+//! is its own with a lease in `N-leases` (create-if-absent), renews it
+//! (compare-and-set on its revision) every TTL/5, and stops using it on
+//! its own as soon as a renewal has not succeeded for TTL − 1 s, before
+//! anyone else can claim it. A node killed with `-9` therefore gives its
+//! partitions up after the TTL; a node stopped with SIGTERM (or one that
+//! sees a new node rank higher) hands over at once: it stops taking
+//! events, lets the deliveries in hand finish, stops the agent processes
+//! of that partition, then deletes the lease.
+//!
+//! **Redelivery after failover.** A new owner deletes the partition's
+//! consumer and creates it afresh: every event still in the stream (not
+//! acknowledged) comes again, and those up to the old consumer's last
+//! delivered sequence are marked `attempt: 2` (they may have reached an
+//! agent).
+//!
+//! **What it never does.** It never acks a connector before JetStream has
+//! the event; it never runs a partition's agents without holding its
+//! lease; it never trusts a message from the stream to be well-formed (a
+//! bad one is logged, counted and acknowledged away).
+
+mod coordinator;
+mod dlq;
+mod invoke;
+mod lease;
+mod partition;
+mod publish;
+mod records;
+mod status;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv, stream};
+use sha2::{Digest, Sha256};
+
+pub use coordinator::{Coordinator, Setup};
+pub use partition::Receipt;
+pub use publish::Publisher;
+
+use crate::journal::RouteRecord;
+
+/// What `--cluster` and its companions say.
+#[derive(Clone, Debug)]
+pub struct ClusterOptions {
+    /// NATS servers (`nats://host:port`).
+    pub urls: Vec<String>,
+    /// This node's name (`--node`), unique in the cluster.
+    pub node: String,
+    /// Separates several swarms on one NATS (`--cluster-name`).
+    pub name: String,
+    /// Partitions of (agent, instanceKey), when the cluster is new.
+    pub partitions: u32,
+    /// How long a lease (and a node's heartbeat) outlives its last renewal.
+    pub lease_ttl: Duration,
+    /// How long idempotency results and job records are kept (the longest
+    /// `idempotencyTtl` of the bundle).
+    pub keep_results: Duration,
+}
+
+/// Why cluster mode could not start, or an operation on NATS failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// A `--cluster` URL does not parse.
+    #[error("--cluster: '{url}' is not a NATS server address: {source}")]
+    BadUrl {
+        /// The URL.
+        url: String,
+        /// Why not.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No server answered.
+    #[error("cannot reach NATS at {urls}: {source}")]
+    Connect {
+        /// The URLs tried.
+        urls: String,
+        /// Why not.
+        #[source]
+        source: async_nats::ConnectError,
+    },
+    /// A stream or bucket could not be created or opened.
+    #[error("NATS JetStream: cannot set up {what}: {message}")]
+    Setup {
+        /// The stream or bucket.
+        what: String,
+        /// Why not.
+        message: String,
+    },
+    /// Another node runs a different bundle.
+    #[error(
+        "node '{node}' runs bundle {ours}, but node '{other}' of cluster '{cluster}' runs bundle {theirs}: every node must run the same bundle"
+    )]
+    BundleDiffers {
+        /// This node.
+        node: String,
+        /// Its bundle hash.
+        ours: String,
+        /// The other node.
+        other: String,
+        /// Its bundle hash.
+        theirs: String,
+        /// The cluster name.
+        cluster: String,
+    },
+    /// Another live node has this node's name.
+    #[error(
+        "node name '{0}' is already taken by a live node of the cluster (its heartbeat is fresh); pick another --node"
+    )]
+    NameTaken(String),
+    /// This machine's clock and NATS's disagree.
+    #[error(
+        "this machine's clock is {skew_ms} ms away from the NATS server's: leases need clocks within {max_ms} ms (run NTP)"
+    )]
+    Clock {
+        /// How far.
+        skew_ms: i128,
+        /// The most allowed.
+        max_ms: u64,
+    },
+    /// `--cluster-name` or `--node` is not usable as a NATS name.
+    #[error("{what} '{value}' must be 1-64 characters of A-Z a-z 0-9 _ -")]
+    BadName {
+        /// Which flag.
+        what: &'static str,
+        /// Its value.
+        value: String,
+    },
+}
+
+/// The most a node's clock may differ from the NATS server's.
+const MAX_CLOCK_SKEW: Duration = Duration::from_secs(2);
+
+/// Names of the cluster's streams, buckets and subjects.
+#[derive(Clone, Debug)]
+pub(crate) struct Names {
+    pub cluster: String,
+}
+
+impl Names {
+    fn events_stream(&self) -> String {
+        format!("{}-events", self.cluster)
+    }
+    fn dlq_stream(&self) -> String {
+        format!("{}-dlq", self.cluster)
+    }
+    fn dlq_subject(&self) -> String {
+        format!("{}.dlq", self.cluster)
+    }
+    fn partition_subject(&self, p: u32) -> String {
+        format!("{}.events.{p}", self.cluster)
+    }
+    fn consumer(&self, p: u32) -> String {
+        format!("p{p}")
+    }
+}
+
+/// A node's connection to the cluster. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    opts: ClusterOptions,
+    names: Names,
+    client: async_nats::Client,
+    js: jetstream::Context,
+    nodes: kv::Store,
+    leases: kv::Store,
+    status: kv::Store,
+    results: kv::Store,
+    jobs: kv::Store,
+    partitions: u32,
+    bundle_hash: String,
+    publisher: Publisher,
+    /// Messages from the stream that did not decode (acknowledged away).
+    bad_messages: AtomicU64,
+    /// The Connections whose invokes this node serves (it runs them).
+    serving:
+        std::sync::Mutex<std::collections::HashMap<String, tokio_util::sync::CancellationToken>>,
+}
+
+/// One event as it is stored in the events stream.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct StoredEvent {
+    pub route: RouteRecord,
+    pub event: ipc_proto::DeliveredEvent,
+}
+
+/// One dead letter as it is stored in the dlq stream.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct StoredDeadLetter {
+    pub route: RouteRecord,
+    pub event: ipc_proto::DeliveredEvent,
+    pub attempts: u32,
+    pub error: String,
+    pub node: String,
+    pub at: String,
+}
+
+/// The bundle's identity: a hash of its file's bytes (every node must run the same text).
+pub fn bundle_hash(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The partition of `(agent, key)` among `partitions`: FNV-1a, the same on every node.
+pub fn partition_of(agent: &str, key: &str, partitions: u32) -> u32 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in agent.bytes().chain([0u8]).chain(key.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    u32::try_from(h % u64::from(partitions.max(1))).unwrap_or(0)
+}
+
+fn check_name(what: &'static str, value: &str) -> Result<(), ClusterError> {
+    let ok = (1..=64).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ClusterError::BadName {
+            what,
+            value: value.to_string(),
+        })
+    }
+}
+
+fn setup_err(what: impl Into<String>, e: impl std::fmt::Display) -> ClusterError {
+    ClusterError::Setup {
+        what: what.into(),
+        message: e.to_string(),
+    }
+}
+
+impl Cluster {
+    /// Connects, creates (or opens) the streams and buckets, and checks that
+    /// this node may join: its name is free, its clock agrees with NATS, and
+    /// every live node runs the same bundle.
+    pub async fn join(opts: ClusterOptions, bundle_hash: String) -> Result<Self, ClusterError> {
+        check_name("--cluster-name", &opts.name)?;
+        check_name("--node", &opts.node)?;
+        let mut addrs = Vec::new();
+        for url in &opts.urls {
+            let addr =
+                url.parse::<async_nats::ServerAddr>()
+                    .map_err(|source| ClusterError::BadUrl {
+                        url: url.clone(),
+                        source,
+                    })?;
+            addrs.push(addr);
+        }
+        let client = async_nats::ConnectOptions::new()
+            .name(format!("orchestrator {}/{}", opts.name, opts.node))
+            .connection_timeout(Duration::from_secs(5))
+            .connect(addrs)
+            .await
+            .map_err(|source| ClusterError::Connect {
+                urls: opts.urls.join(","),
+                source,
+            })?;
+        let js = jetstream::ContextBuilder::new()
+            .timeout(Duration::from_secs(5))
+            .max_ack_inflight(65_536)
+            // Never wait for a permit inside the publishing task (it also
+            // drives the acks that free them): a full window is an error,
+            // which the connector gets as a `transient` nack.
+            .backpressure_on_inflight(false)
+            .build(client.clone());
+        let names = Names {
+            cluster: opts.name.clone(),
+        };
+        let replicas = replicas(&client);
+        let kv_config = |bucket: String, max_age: Duration| kv::Config {
+            bucket,
+            history: 1,
+            max_age,
+            num_replicas: replicas,
+            ..Default::default()
+        };
+        let meta = open_kv(
+            &js,
+            kv_config(format!("{}-meta", opts.name), Duration::ZERO),
+        )
+        .await?;
+        let partitions = agree_on_partitions(&meta, opts.partitions).await?;
+        let nodes = open_kv(
+            &js,
+            kv_config(format!("{}-nodes", opts.name), opts.lease_ttl),
+        )
+        .await?;
+        let leases = open_kv(
+            &js,
+            kv_config(format!("{}-leases", opts.name), opts.lease_ttl),
+        )
+        .await?;
+        let status_ttl = opts.lease_ttl.max(Duration::from_secs(3));
+        let status = open_kv(&js, kv_config(format!("{}-status", opts.name), status_ttl)).await?;
+        let keep = opts.keep_results;
+        let results = open_kv(&js, kv_config(format!("{}-idempotency", opts.name), keep)).await?;
+        let jobs = open_kv(&js, kv_config(format!("{}-jobs", opts.name), keep)).await?;
+        let events = stream::Config {
+            name: names.events_stream(),
+            subjects: vec![format!("{}.events.*", opts.name)],
+            retention: stream::RetentionPolicy::WorkQueue,
+            discard: stream::DiscardPolicy::New,
+            // A byte limit would be reserved up front on every server;
+            // the message count bounds it (with each event's size cap).
+            max_messages: 10_000_000,
+            num_replicas: replicas,
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        };
+        ensure_stream(&js, events).await?;
+        let dlq = stream::Config {
+            name: names.dlq_stream(),
+            subjects: vec![names.dlq_subject()],
+            max_messages: 1_000_000,
+            max_age: Duration::from_secs(30 * 24 * 3600),
+            num_replicas: replicas,
+            ..Default::default()
+        };
+        ensure_stream(&js, dlq).await?;
+        let publisher = Publisher::start(js.clone());
+        let inner = Inner {
+            opts,
+            names,
+            client,
+            js,
+            nodes,
+            leases,
+            status,
+            results,
+            jobs,
+            partitions,
+            bundle_hash,
+            publisher,
+            bad_messages: AtomicU64::new(0),
+            serving: Default::default(),
+        };
+        let cluster = Self {
+            inner: Arc::new(inner),
+        };
+        cluster.check_peers().await?;
+        cluster.heartbeat().await?;
+        Ok(cluster)
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.inner.opts.node
+    }
+
+    /// The cluster's name.
+    pub fn name(&self) -> &str {
+        &self.inner.opts.name
+    }
+
+    /// The bundle hash this node runs.
+    pub fn bundle_hash(&self) -> &str {
+        &self.inner.bundle_hash
+    }
+
+    /// Partitions of (agent, instanceKey).
+    pub fn partitions(&self) -> u32 {
+        self.inner.partitions
+    }
+
+    /// The lease TTL.
+    pub fn lease_ttl(&self) -> Duration {
+        self.inner.opts.lease_ttl
+    }
+
+    /// Stores `event` (routed by `route`) in its partition; resolves once
+    /// JetStream has it (or found it a duplicate). Started at call time, in
+    /// call order.
+    pub fn accept(
+        &self,
+        route: RouteRecord,
+        event: ipc_proto::DeliveredEvent,
+        dedupe_key: Option<String>,
+    ) -> publish::Commit {
+        let p = partition_of(&route.agent, &event.instance_key, self.inner.partitions);
+        let subject = self.inner.names.partition_subject(p);
+        let msg_id = dedupe_key.map(|k| format!("{}/{k}", event.connection));
+        let record = StoredEvent { route, event };
+        self.inner.publisher.publish(subject, msg_id, &record)
+    }
+
+    /// Writes this node's heartbeat (its bundle hash), and checks the clock against NATS's.
+    async fn heartbeat(&self) -> Result<(), ClusterError> {
+        let i = &self.inner;
+        let body = serde_json::json!({ "bundle": i.bundle_hash }).to_string();
+        i.nodes
+            .put(&i.opts.node, body.into())
+            .await
+            .map_err(|e| setup_err("the node heartbeat", e))?;
+        if let Ok(Some(entry)) = i.nodes.entry(i.opts.node.clone()).await {
+            let server_ms = entry.created.unix_timestamp_nanos() / 1_000_000;
+            let local_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i128::try_from(d.as_millis()).unwrap_or(i128::MAX));
+            let skew_ms = local_ms - server_ms;
+            let max_ms = u64::try_from(MAX_CLOCK_SKEW.as_millis()).unwrap_or(u64::MAX);
+            if skew_ms.unsigned_abs() > u128::from(max_ms) {
+                return Err(ClusterError::Clock { skew_ms, max_ms });
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses to join when a live node runs another bundle or has this node's name.
+    async fn check_peers(&self) -> Result<(), ClusterError> {
+        let i = &self.inner;
+        for (node, bundle) in self.live_nodes().await? {
+            if node == i.opts.node {
+                self.wait_out_namesake().await?;
+                continue;
+            }
+            if bundle != i.bundle_hash {
+                return Err(ClusterError::BundleDiffers {
+                    node: i.opts.node.clone(),
+                    ours: i.bundle_hash.clone(),
+                    other: node,
+                    theirs: bundle,
+                    cluster: i.opts.name.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// A heartbeat under this node's name: the last run of this node (killed
+    /// within the TTL) or another live node with the same name. The first
+    /// expires within the TTL; the second keeps renewing it.
+    async fn wait_out_namesake(&self) -> Result<(), ClusterError> {
+        let i = &self.inner;
+        let first = match i.nodes.entry(i.opts.node.clone()).await {
+            Ok(Some(entry)) if entry.operation == kv::Operation::Put => entry.revision,
+            _ => return Ok(()),
+        };
+        tracing::info!(
+            "a heartbeat of node '{}' is still fresh: waiting up to {} for it to expire",
+            i.opts.node,
+            humantime::format_duration(i.opts.lease_ttl)
+        );
+        let until = tokio::time::Instant::now() + i.opts.lease_ttl + Duration::from_secs(2);
+        while tokio::time::Instant::now() < until {
+            tokio::time::sleep(i.opts.lease_ttl / 10).await;
+            match i.nodes.entry(i.opts.node.clone()).await {
+                Ok(Some(entry)) if entry.operation == kv::Operation::Put => {
+                    if entry.revision != first {
+                        return Err(ClusterError::NameTaken(i.opts.node.clone()));
+                    }
+                }
+                _ => return Ok(()),
+            }
+        }
+        Err(ClusterError::NameTaken(i.opts.node.clone()))
+    }
+
+    /// Every node with a fresh heartbeat, and the bundle hash it runs.
+    pub(crate) async fn live_nodes(&self) -> Result<Vec<(String, String)>, ClusterError> {
+        use futures::TryStreamExt;
+        let i = &self.inner;
+        let keys: Vec<String> = match i.nodes.keys().await {
+            Ok(keys) => keys
+                .try_collect()
+                .await
+                .map_err(|e| setup_err("the node list", e))?,
+            Err(e) => return Err(setup_err("the node list", e)),
+        };
+        let mut nodes = Vec::new();
+        for key in keys {
+            let Ok(Some(value)) = i.nodes.get(key.clone()).await else {
+                continue;
+            };
+            let bundle = serde_json::from_slice::<serde_json::Value>(&value)
+                .ok()
+                .and_then(|v| v.get("bundle").and_then(|b| b.as_str()).map(String::from))
+                .unwrap_or_default();
+            nodes.push((key, bundle));
+        }
+        Ok(nodes)
+    }
+}
+
+/// Replicas for the streams and buckets: 3 when the cluster has 3 servers or more.
+fn replicas(client: &async_nats::Client) -> usize {
+    let info = client.server_info();
+    // `connect_urls` lists the servers of the NATS cluster (this one too).
+    info.connect_urls.len().clamp(1, 3)
+}
+
+async fn open_kv(js: &jetstream::Context, config: kv::Config) -> Result<kv::Store, ClusterError> {
+    let bucket = config.bucket.clone();
+    match js.create_or_update_key_value(config).await {
+        Ok(store) => Ok(store),
+        Err(e) => Err(setup_err(format!("bucket {bucket}"), e)),
+    }
+}
+
+async fn ensure_stream(
+    js: &jetstream::Context,
+    config: stream::Config,
+) -> Result<(), ClusterError> {
+    let name = config.name.clone();
+    js.create_or_update_stream(config)
+        .await
+        .map(|_| ())
+        .map_err(|e| setup_err(format!("stream {name}"), e))
+}
+
+/// The partition count: the one stored for this cluster name, or `wanted` for a new cluster.
+async fn agree_on_partitions(meta: &kv::Store, wanted: u32) -> Result<u32, ClusterError> {
+    let value = wanted.to_string();
+    match meta.create("partitions", value.into()).await {
+        Ok(_) => return Ok(wanted),
+        Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
+        Err(e) => return Err(setup_err("the partition count", e)),
+    }
+    let stored = meta
+        .get("partitions")
+        .await
+        .map_err(|e| setup_err("the partition count", e))?
+        .and_then(|v| std::str::from_utf8(&v).ok()?.parse::<u32>().ok())
+        .filter(|&p| p > 0)
+        .ok_or_else(|| setup_err("the partition count", "the stored value is not a number"))?;
+    if stored != wanted {
+        tracing::warn!(
+            "--partitions {wanted} ignored: the cluster was created with {stored} partitions"
+        );
+    }
+    Ok(stored)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_are_stable_and_spread() {
+        // The same on every node and every run: a change here moves every key.
+        assert_eq!(
+            partition_of("echo", "k1", 32),
+            partition_of("echo", "k1", 32)
+        );
+        assert_ne!(
+            partition_of("echo", "k1", 1 << 30),
+            partition_of("ech", "ok1", 1 << 30)
+        );
+        let mut counts = [0u32; 8];
+        for k in 0..8000 {
+            counts[partition_of("a", &format!("k{k}"), 8) as usize] += 1;
+        }
+        assert!(
+            counts.iter().all(|&c| (800..1200).contains(&c)),
+            "{counts:?}"
+        );
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(check_name("--node", "node-1_a").is_ok());
+        for bad in ["", "a.b", "a b", "a*", &"x".repeat(65)] {
+            let e = check_name("--node", bad).unwrap_err().to_string();
+            assert!(e.contains("--node"), "{e}");
+        }
+    }
+}
