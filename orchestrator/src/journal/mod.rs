@@ -46,6 +46,7 @@
 
 mod error;
 mod migrate;
+mod reads;
 mod records;
 mod stats;
 mod tables;
@@ -345,13 +346,13 @@ impl Journal {
     /// Reflects what the writer has committed (see [`Journal::flush`]).
     pub fn pending(&self) -> Result<Vec<JournaledEvent>, JournalError> {
         let txn = self.inner.db.begin_read().map_err(JournalError::storage)?;
-        tables::pending(&txn)
+        reads::pending(&txn)
     }
 
     /// Every dead letter, in acceptance order.
     pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, JournalError> {
         let txn = self.inner.db.begin_read().map_err(JournalError::storage)?;
-        tables::dead_letters(&txn)
+        reads::dead_letters(&txn)
     }
 
     /// Keeps the first result of an idempotent operation for
@@ -377,7 +378,7 @@ impl Journal {
         key: &str,
     ) -> Result<Option<(std::time::SystemTime, Vec<u8>)>, JournalError> {
         let txn = self.inner.db.begin_read().map_err(JournalError::storage)?;
-        let found = tables::recall(&txn, (connection, operation, key))?;
+        let found = reads::recall(&txn, (connection, operation, key))?;
         Ok(found.map(|(ms, bytes)| (records::from_millis(ms), bytes)))
     }
 
@@ -405,13 +406,13 @@ impl Journal {
     pub fn job(&self, id: &str) -> Result<Option<Vec<u8>>, JournalError> {
         let id = parse_id(id)?;
         let txn = self.inner.db.begin_read().map_err(JournalError::storage)?;
-        tables::job(&txn, id)
+        reads::job(&txn, id)
     }
 
     /// Every job record kept (JSON), oldest first.
     pub fn jobs(&self) -> Result<Vec<Vec<u8>>, JournalError> {
         let txn = self.inner.db.begin_read().map_err(JournalError::storage)?;
-        tables::jobs(&txn)
+        reads::jobs(&txn)
     }
 
     /// The counters now.
