@@ -2,9 +2,9 @@
 //!
 //! | table | key | value |
 //! | --- | --- | --- |
-//! | `pending` | event id | [`EventRecord`] JSON |
-//! | `attempts` | event id | attempts made, only for pending events tried at least once |
-//! | `delivered` | (delivered at ms, event id) | [`EventRecord`] JSON, kept for `retention` |
+//! | `events` | event id | [`EventRecord`] JSON, from accept until compacted (pending, then delivered and kept for `retention`) |
+//! | `pending_ids` | event id | attempts made (0 until a retry records more); one entry per pending event |
+//! | `delivered_at` | (delivered at ms, event id) | nothing: the retention index |
 //! | `dead` | event id | [`DeadRecord`] JSON |
 //! | `dedupe` | (connection, dedupe key) | (first event id, accepted at ms) |
 //! | `dedupe_expiry` | (accepted at ms, event id) | (connection, dedupe key) |
@@ -12,25 +12,36 @@
 //! | `jobs` | job id | (updated at ms, settled 0/1, the job record as JSON) |
 //!
 //! Event ids are UUIDv7 keys, so id order is acceptance order. The two tables
-//! keyed by time exist so compaction deletes a key range instead of scanning.
+//! keyed by time exist so compaction finds what expired by a key range
+//! instead of a scan.
+//!
+//! A record is written once, at accept. Marking it delivered moves its id
+//! from `pending_ids` to `delivered_at` (two small entries) and leaves the
+//! record where it is; compaction deletes it. Files written before this
+//! layout (`pending` with the records, `attempts`, `delivered` with a copy of
+//! each record) are converted when opened ([`super::migrate`]).
 
-use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, Table, TableDefinition};
+use redb::{ReadableTable, ReadableTableMetadata, Table, TableDefinition};
 use redb::{StorageError, TableError, WriteTransaction};
 use uuid::Uuid;
 
-use super::records::{DeadRecord, EventRecord, decode, encode, from_millis};
-use super::{Accepted, CompactStats, DeadLetter, JournalError, JournaledEvent};
+use super::records::{DeadRecord, EventRecord, decode, encode};
+use super::{Accepted, CompactStats, JournalError, JournaledEvent};
 
-const PENDING: TableDefinition<Uuid, &[u8]> = TableDefinition::new("pending");
-const ATTEMPTS: TableDefinition<Uuid, u32> = TableDefinition::new("attempts");
-const DELIVERED: TableDefinition<(u64, Uuid), &[u8]> = TableDefinition::new("delivered");
-const DEAD: TableDefinition<Uuid, &[u8]> = TableDefinition::new("dead");
+pub(super) const EVENTS: TableDefinition<Uuid, &[u8]> = TableDefinition::new("events");
+pub(super) const PENDING_IDS: TableDefinition<Uuid, u32> = TableDefinition::new("pending_ids");
+pub(super) const DELIVERED_AT: TableDefinition<(u64, Uuid), ()> =
+    TableDefinition::new("delivered_at");
+pub(super) const DEAD: TableDefinition<Uuid, &[u8]> = TableDefinition::new("dead");
 const DEDUPE: TableDefinition<(&str, &str), (Uuid, u64)> = TableDefinition::new("dedupe");
 const DEDUPE_EXPIRY: TableDefinition<(u64, Uuid), (&str, &str)> =
     TableDefinition::new("dedupe_expiry");
-const IDEMPOTENCY: TableDefinition<(&str, &str, &str), (u64, &[u8])> =
+pub(super) const IDEMPOTENCY: TableDefinition<(&str, &str, &str), (u64, &[u8])> =
     TableDefinition::new("idempotency");
-const JOBS: TableDefinition<Uuid, (u64, u8, &[u8])> = TableDefinition::new("jobs");
+pub(super) const JOBS: TableDefinition<Uuid, (u64, u8, &[u8])> = TableDefinition::new("jobs");
+
+/// Most expired deliveries compaction reads before deleting them.
+const COMPACT_SLICE: usize = 4096;
 
 /// How many entries each table holds.
 #[derive(Clone, Copy, Debug, Default)]
@@ -43,9 +54,9 @@ pub(super) struct Sizes {
 
 /// The tables, open in one write transaction.
 pub(super) struct Tables<'t> {
-    pending: Table<'t, Uuid, &'static [u8]>,
-    attempts: Table<'t, Uuid, u32>,
-    delivered: Table<'t, (u64, Uuid), &'static [u8]>,
+    events: Table<'t, Uuid, &'static [u8]>,
+    pending: Table<'t, Uuid, u32>,
+    delivered: Table<'t, (u64, Uuid), ()>,
     dead: Table<'t, Uuid, &'static [u8]>,
     dedupe: Table<'t, (&'static str, &'static str), (Uuid, u64)>,
     expiry: Table<'t, (u64, Uuid), (&'static str, &'static str)>,
@@ -71,9 +82,9 @@ impl<'t> Tables<'t> {
     /// Opens (creating on first use) every table.
     pub fn open(txn: &'t WriteTransaction) -> Result<Self, TableError> {
         Ok(Self {
-            pending: txn.open_table(PENDING)?,
-            attempts: txn.open_table(ATTEMPTS)?,
-            delivered: txn.open_table(DELIVERED)?,
+            events: txn.open_table(EVENTS)?,
+            pending: txn.open_table(PENDING_IDS)?,
+            delivered: txn.open_table(DELIVERED_AT)?,
             dead: txn.open_table(DEAD)?,
             dedupe: txn.open_table(DEDUPE)?,
             expiry: txn.open_table(DEDUPE_EXPIRY)?,
@@ -154,28 +165,29 @@ impl<'t> Tables<'t> {
                 .map_err(JournalError::storage)?;
         }
         if let Some(record) = record {
-            self.pending
+            self.events
                 .insert(id, record)
                 .map_err(JournalError::storage)?;
+            self.pending.insert(id, 0).map_err(JournalError::storage)?;
         }
         Ok(Accepted::New)
     }
 
-    /// Moves a pending event to `delivered`; false when it was not pending
+    /// Marks a pending event delivered: its id moves from `pending_ids` to
+    /// the retention index, its record stays. False when it was not pending
     /// (a repeated ack, or an event already dead-lettered).
     pub fn delivered(&mut self, id: Uuid, now_ms: u64) -> Result<bool, StorageError> {
-        let Some(record) = self.pending.remove(id)?.map(|g| g.value().to_vec()) else {
+        if self.pending.remove(id)?.is_none() {
             return Ok(false);
-        };
-        self.attempts.remove(id)?;
-        self.delivered.insert((now_ms, id), record.as_slice())?;
+        }
+        self.delivered.insert((now_ms, id), ())?;
         Ok(true)
     }
 
     /// Records how many attempts a pending event has had.
     pub fn attempted(&mut self, id: Uuid, attempts: u32) -> Result<(), StorageError> {
         if self.pending.get(id)?.is_some() {
-            self.attempts.insert(id, attempts)?;
+            self.pending.insert(id, attempts)?;
         }
         Ok(())
     }
@@ -188,7 +200,15 @@ impl<'t> Tables<'t> {
         error: String,
         now_ms: u64,
     ) -> Result<(), JournalError> {
-        let stored = self.pending.get(id).map_err(JournalError::storage)?;
+        if self
+            .pending
+            .get(id)
+            .map_err(JournalError::storage)?
+            .is_none()
+        {
+            return Err(not_pending(id));
+        }
+        let stored = self.events.get(id).map_err(JournalError::storage)?;
         let bytes = stored.ok_or_else(|| not_pending(id))?.value().to_vec();
         let record: EventRecord = decode(id, &bytes)?;
         let dead = DeadRecord {
@@ -200,7 +220,7 @@ impl<'t> Tables<'t> {
         };
         let bytes = encode(&dead.event.id, &dead)?;
         self.pending.remove(id).map_err(JournalError::storage)?;
-        self.attempts.remove(id).map_err(JournalError::storage)?;
+        self.events.remove(id).map_err(JournalError::storage)?;
         self.dead
             .insert(id, bytes.as_slice())
             .map_err(JournalError::storage)?;
@@ -236,10 +256,10 @@ impl<'t> Tables<'t> {
         };
         let bytes = encode(&record.event.id, &record)?;
         self.dead.remove(id).map_err(JournalError::storage)?;
-        self.attempts.remove(id).map_err(JournalError::storage)?;
-        self.pending
+        self.events
             .insert(id, bytes.as_slice())
             .map_err(JournalError::storage)?;
+        self.pending.insert(id, 0).map_err(JournalError::storage)?;
         Ok(JournaledEvent {
             event: record.event,
             route: record.route,
@@ -263,10 +283,25 @@ impl<'t> Tables<'t> {
         retention_ms: u64,
         ttl_ms: u64,
     ) -> Result<CompactStats, StorageError> {
-        let before = self.delivered.len()?;
         let cutoff = (now_ms.saturating_sub(retention_ms), Uuid::nil());
-        self.delivered.retain_in(..cutoff, |_, _| false)?;
-        let delivered_removed = before - self.delivered.len()?;
+        let mut delivered_removed = 0;
+        loop {
+            // In slices, so a long backlog never becomes one large Vec.
+            let expired: Vec<(u64, Uuid)> = self
+                .delivered
+                .range(..cutoff)?
+                .take(COMPACT_SLICE)
+                .map(|entry| entry.map(|(k, _)| k.value()))
+                .collect::<Result<_, _>>()?;
+            if expired.is_empty() {
+                break;
+            }
+            for key in expired {
+                self.delivered.remove(key)?;
+                self.events.remove(key.1)?;
+                delivered_removed += 1;
+            }
+        }
 
         let cutoff = (now_ms.saturating_sub(ttl_ms), Uuid::nil());
         let expired: Vec<(Uuid, String, String)> = self
@@ -303,85 +338,4 @@ impl<'t> Tables<'t> {
             dedupe: self.dedupe.len()?,
         })
     }
-}
-
-/// Every pending event in acceptance order.
-pub(super) fn pending(txn: &ReadTransaction) -> Result<Vec<JournaledEvent>, JournalError> {
-    let pending = txn.open_table(PENDING).map_err(JournalError::storage)?;
-    let attempts = txn.open_table(ATTEMPTS).map_err(JournalError::storage)?;
-    let mut out = Vec::with_capacity(usize::try_from(pending.len().unwrap_or(0)).unwrap_or(0));
-    for entry in pending.iter().map_err(JournalError::storage)? {
-        let (id, bytes) = entry.map_err(JournalError::storage)?;
-        let id = id.value();
-        let record: EventRecord = decode(id, bytes.value())?;
-        let tried = attempts.get(id).map_err(JournalError::storage)?;
-        out.push(JournaledEvent {
-            event: record.event,
-            route: record.route,
-            attempts: tried.map_or(0, |g| g.value()),
-        });
-    }
-    Ok(out)
-}
-
-/// Every dead letter, in id order.
-pub(super) fn dead_letters(txn: &ReadTransaction) -> Result<Vec<DeadLetter>, JournalError> {
-    let dead = txn.open_table(DEAD).map_err(JournalError::storage)?;
-    let mut out = Vec::new();
-    for entry in dead.iter().map_err(JournalError::storage)? {
-        let (id, bytes) = entry.map_err(JournalError::storage)?;
-        let record: DeadRecord = decode(id.value(), bytes.value())?;
-        out.push(DeadLetter {
-            event: record.event,
-            route: record.route,
-            attempts: record.attempts,
-            error: record.error,
-            dead_at: from_millis(record.dead_at_ms),
-        });
-    }
-    Ok(out)
-}
-
-/// The remembered result for `key`: when it was remembered (ms) and its JSON.
-pub(super) fn recall(
-    txn: &ReadTransaction,
-    key: (&str, &str, &str),
-) -> Result<Option<(u64, Vec<u8>)>, JournalError> {
-    let table = match txn.open_table(IDEMPOTENCY) {
-        Ok(t) => t,
-        // Nothing was ever remembered in this file.
-        Err(TableError::TableDoesNotExist(_)) => return Ok(None),
-        Err(e) => return Err(JournalError::storage(e)),
-    };
-    let found = table.get(key).map_err(JournalError::storage)?;
-    Ok(found.map(|v| {
-        let (at, bytes) = v.value();
-        (at, bytes.to_vec())
-    }))
-}
-
-/// One job's record, if the journal holds it.
-pub(super) fn job(txn: &ReadTransaction, id: Uuid) -> Result<Option<Vec<u8>>, JournalError> {
-    let table = match txn.open_table(JOBS) {
-        Ok(t) => t,
-        Err(TableError::TableDoesNotExist(_)) => return Ok(None),
-        Err(e) => return Err(JournalError::storage(e)),
-    };
-    let found = table.get(id).map_err(JournalError::storage)?;
-    Ok(found.map(|v| v.value().2.to_vec()))
-}
-
-/// Every job record, oldest first (ids are UUIDv7).
-pub(super) fn jobs(txn: &ReadTransaction) -> Result<Vec<Vec<u8>>, JournalError> {
-    let table = match txn.open_table(JOBS) {
-        Ok(t) => t,
-        Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-        Err(e) => return Err(JournalError::storage(e)),
-    };
-    let mut out = Vec::new();
-    for entry in table.iter().map_err(JournalError::storage)? {
-        let (_, v) = entry.map_err(JournalError::storage)?;
-        out.push(v.value().2.to_vec());
-    }
-    Ok(out)
 }

@@ -1,9 +1,12 @@
 //! `cargo test -p orchestrator --release --lib journal::tests::bench -- --ignored --nocapture`
 //!
-//! Prints accepts per second for both backends with 1 and 64 concurrent
-//! callers, each caller awaiting its accept before the next (so one caller
-//! pays a full commit per event and 64 share them). Prints only: timings
-//! are not asserted.
+//! `bench` prints accepts per second for both backends with 1 and 64
+//! concurrent callers, each caller awaiting its accept before the next (so
+//! one caller pays a full commit per event and 64 share them).
+//! `bench_delivered` sends `BENCH_EVENTS` (200,000) events through accept and
+//! the delivered mark, 256 at a time, into a file journal, and prints the
+//! writer thread's CPU per event, the growth of the process's RSS and the
+//! file's size. Prints only: timings are not asserted.
 
 use super::*;
 
@@ -55,4 +58,93 @@ fn bench() {
             );
         }
     }
+}
+
+/// The process's resident memory now, in KiB (0 if /proc says nothing).
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// CPU seconds (user + system) the journal's writer thread has used so far.
+fn writer_cpu_secs() -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    let ticks: u64 = tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("stat")).ok())
+        .filter(|stat| stat.contains("(journal-writer)"))
+        .filter_map(|stat| {
+            let rest = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            // utime and stime: fields 14 and 15 of stat, 12 and 13 after the name.
+            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+        })
+        .sum();
+    ticks as f64 / 100.0
+}
+
+/// `n` events through accept and the delivered mark, up to `window`
+/// accepted and not yet marked at once (as an agent with `maxInFlight:
+/// window` would ack them). Returns events/s.
+async fn accept_and_deliver(journal: &Journal, n: usize, window: usize) -> u64 {
+    let start = Instant::now();
+    let mut in_flight = std::collections::VecDeque::with_capacity(window);
+    for i in 0..n {
+        let e = event("bench", i);
+        let id = e.id.clone();
+        in_flight.push_back((id, journal.accept(routed(e))));
+        if in_flight.len() >= window
+            && let Some((id, accepted)) = in_flight.pop_front()
+        {
+            accepted.await.expect("accept");
+            journal.delivered(&id);
+        }
+    }
+    for (id, accepted) in in_flight {
+        accepted.await.expect("accept");
+        journal.delivered(&id);
+    }
+    journal.flush().await.expect("flush");
+    (n as f64 / start.elapsed().as_secs_f64()) as u64
+}
+
+#[test]
+#[ignore = "benchmark: prints events/s and memory"]
+fn bench_delivered() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let n: usize = std::env::var("BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    println!(
+        "{:<8} {:>10} {:>9} {:>8} {:>12} {:>10} {:>16}",
+        "backend", "events/s", "commits", "retained", "RSS +KiB", "file KiB", "writer µs/event"
+    );
+    let backend = Backend::File;
+    let before = rss_kib();
+    let h = Harness::start(backend, JournalOptions::default());
+    let rate = rt.block_on(accept_and_deliver(&h.journal, n, 256));
+    let c = h.journal.counts();
+    let file = h
+        .dir
+        .as_ref()
+        .and_then(|d| std::fs::metadata(d.path().join("journal.db")).ok())
+        .map_or(0, |m| m.len() / 1024);
+    let writer_us = writer_cpu_secs() * 1e6 / n as f64;
+    println!(
+        "{:<8} {rate:>10} {:>9} {:>8} {:>12} {file:>10} {writer_us:>16.2}",
+        format!("{backend:?}"),
+        c.commits,
+        c.retained,
+        rss_kib().saturating_sub(before)
+    );
 }

@@ -4,6 +4,7 @@
 mod bench;
 mod crash;
 mod durability;
+mod migrate;
 mod retention;
 
 use std::collections::BTreeMap;
