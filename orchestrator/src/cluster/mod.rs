@@ -532,11 +532,17 @@ impl Cluster {
     }
 }
 
-/// Replicas for the streams and buckets: 3 when the cluster has 3 servers or more.
+/// Replicas for the streams and buckets: 3 on a NATS cluster (which needs
+/// three servers for them), 1 on a lone server. Not taken from the servers
+/// the client has heard of so far (`connect_urls`): that list is still
+/// filling in right after connecting, and a bucket made with too few
+/// replicas would not survive the loss of its server.
 fn replicas(client: &async_nats::Client) -> usize {
-    let info = client.server_info();
-    // `connect_urls` lists the servers of the NATS cluster (this one too).
-    info.connect_urls.len().clamp(1, 3)
+    if client.server_info().cluster.is_some() {
+        3
+    } else {
+        1
+    }
 }
 
 /// How long setting up a stream or bucket keeps trying: nodes started
