@@ -388,19 +388,7 @@ impl State {
         let (router, reconciler) = (self.setup.router.clone(), self.setup.reconciler.clone());
         let target = target.clone();
         tokio::spawn(async move {
-            match target {
-                Target::Partition(p) => {
-                    if let Some(done) = done {
-                        done.cancelled().await;
-                    }
-                    router
-                        .release_where(move |agent, key| {
-                            super::partition_of(agent, key, partitions) == p
-                        })
-                        .await;
-                }
-                Target::Connection(name) => reconciler.place(&name, false).await,
-            }
+            stop_under(target, done, router, reconciler, partitions).await;
         });
     }
 
@@ -525,19 +513,33 @@ fn fence(setup: &Setup, target: &Target, lease: &Lease, consumer: Option<&Consum
             return;
         }
         tracing::warn!(lease = %target.key(), "cluster: lease not renewed in time: stopping what runs under it");
-        match target {
-            Target::Partition(p) => {
-                if let Some((stop, done)) = stop {
-                    stop.cancel();
-                    done.cancelled().await;
-                }
-                router
-                    .release_where(move |agent, key| {
-                        super::partition_of(agent, key, partitions) == p
-                    })
-                    .await;
-            }
-            Target::Connection(name) => reconciler.place(&name, false).await,
-        }
+        let done = stop.map(|(stop, done)| {
+            stop.cancel();
+            done
+        });
+        stop_under(target, done, router, reconciler, partitions).await;
     });
+}
+
+/// Stops what runs under `target` at once: a partition's agent processes
+/// (once its consumer task, whose end `done` tells, can hand out nothing
+/// more), or a Connection's process.
+async fn stop_under(
+    target: Target,
+    done: Option<CancellationToken>,
+    router: Router,
+    reconciler: Reconciler,
+    partitions: u32,
+) {
+    match target {
+        Target::Partition(p) => {
+            if let Some(done) = done {
+                done.cancelled().await;
+            }
+            router
+                .release_where(move |agent, key| super::partition_of(agent, key, partitions) == p)
+                .await;
+        }
+        Target::Connection(name) => reconciler.place(&name, false).await,
+    }
 }

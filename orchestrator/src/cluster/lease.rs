@@ -58,16 +58,8 @@ impl Lease {
     /// came between, or it expired).
     pub async fn renew(&mut self, store: &kv::Store, node: &str, ttl: Duration) -> bool {
         let started = Instant::now();
-        match store
-            .update(&self.key, node.to_string().into(), self.revision)
-            .await
-        {
-            Ok(revision) => {
-                self.revision = revision;
-                self.valid_until
-                    .send_replace(started + ttl.saturating_sub(MARGIN));
-                true
-            }
+        match self.write(store, node, ttl, started).await {
+            Ok(()) => true,
             Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
                 // Our own earlier renewal may have been stored with its
                 // answer lost: a lease that still names us is ours (nobody
@@ -78,16 +70,8 @@ impl Lease {
                             && entry.value.as_ref() == node.as_bytes() =>
                     {
                         self.revision = entry.revision;
-                        match store
-                            .update(&self.key, node.to_string().into(), self.revision)
-                            .await
-                        {
-                            Ok(revision) => {
-                                self.revision = revision;
-                                self.valid_until
-                                    .send_replace(started + ttl.saturating_sub(MARGIN));
-                                true
-                            }
+                        match self.write(store, node, ttl, started).await {
+                            Ok(()) => true,
                             Err(e) => e.kind() != kv::UpdateErrorKind::WrongLastRevision,
                         }
                     }
@@ -100,6 +84,24 @@ impl Lease {
                 true
             }
         }
+    }
+
+    /// Writes our name over our last revision; on success it is valid for
+    /// the TTL (less the margin) from `started`.
+    async fn write(
+        &mut self,
+        store: &kv::Store,
+        node: &str,
+        ttl: Duration,
+        started: Instant,
+    ) -> Result<(), kv::UpdateError> {
+        let revision = store
+            .update(&self.key, node.to_string().into(), self.revision)
+            .await?;
+        self.revision = revision;
+        self.valid_until
+            .send_replace(started + ttl.saturating_sub(MARGIN));
+        Ok(())
     }
 
     /// Still surely ours.

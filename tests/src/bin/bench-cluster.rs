@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use e2e::Harness;
 use e2e::nats::{NatsCluster, NatsServer};
-use orch::{Run, Transport, bundle, read_json, start, stop};
+use orch::{Run, Transport, bundle, start, stop};
 use report::{percentile_us, thousands};
 
 /// The text of each event, in bytes (as in `bench-throughput`).
@@ -223,25 +223,8 @@ fn wait_for_file(children: &mut [Child], mut found: impl FnMut() -> Option<PathB
 }
 
 /// Events/s from the connector's first emit to the last receipt, and the
-/// sorted latencies the agents recorded.
+/// sorted latencies the agents recorded (`bench-throughput`'s reading).
 fn collect(conn_result: &Path, agent_dirs: &[PathBuf], count: u64) -> (f64, Vec<u64>) {
-    let c = read_json(conn_result).expect("connector result");
-    let first_emit = c["firstEmitNs"].as_u64().expect("firstEmitNs");
-    let (mut last, mut received, mut latencies) = (0, 0, Vec::new());
-    for dir in agent_dirs {
-        let a = read_json(&dir.join("result.json")).expect("agent result");
-        last = last.max(a["lastNs"].as_u64().expect("lastNs"));
-        received += a["count"].as_u64().expect("count");
-        if let Ok(bytes) = std::fs::read(dir.join("latency.bin")) {
-            latencies.extend(
-                bytes
-                    .chunks_exact(8)
-                    .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))),
-            );
-        }
-    }
-    assert_eq!(received, count, "every event reached an agent");
-    latencies.sort_unstable();
-    let secs = (last.saturating_sub(first_emit)).max(1) as f64 / 1e9;
-    (count as f64 / secs, latencies)
+    let m = orch::collect(conn_result, agent_dirs, count, Default::default());
+    (m.events_per_sec, m.latencies)
 }
