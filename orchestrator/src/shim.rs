@@ -115,6 +115,8 @@ pub fn main(args: Vec<OsString>) -> ! {
         libc::prctl(libc::PR_SET_DUMPABLE, 0);
     }
     let me = getpid();
+    // The orchestrator: when it is gone, nothing of this group may outlive us.
+    let orchestrator = nix::unistd::getppid();
 
     let in_namespace = match steps.as_ref().filter(|s| s.pid_ns) {
         Some(s) => {
@@ -160,6 +162,14 @@ pub fn main(args: Vec<OsString>) -> ! {
             }
             Signal::SIGCHLD => {
                 if let Some(mut status) = reap(child) {
+                    if nix::unistd::getppid() != orchestrator {
+                        // The orchestrator died and the program ended first
+                        // (its channel closed) before our parent-death signal
+                        // was taken: the group goes down all the same, or a
+                        // grandchild in it would outlive everyone.
+                        let _ = kill(Pid::from_raw(-getpgrp().as_raw()), Signal::SIGKILL);
+                        std::process::exit(137);
+                    }
                     // Through an init: how the program itself ended.
                     if let Some(raw) = report.take().and_then(crate::sandbox::read_report)
                         && let Ok(program) = WaitStatus::from_raw(child, raw)
