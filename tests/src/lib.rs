@@ -899,24 +899,7 @@ impl Harness {
 
     /// The `processes` of `orchestrator status --json`, or why not.
     pub fn try_status(&self) -> Result<Vec<Value>, String> {
-        let out = self.cli(&["status", "--json"]);
-        if !out.status.success() {
-            return Err(format!(
-                "status exited {}: {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        let json: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
-            format!(
-                "status --json is not JSON ({e}): {}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        })?;
-        json["processes"]
-            .as_array()
-            .cloned()
-            .ok_or_else(|| format!("no processes array in {json}"))
+        status_rows(self.dir(), &self.state())
     }
 
     /// The `processes` of `orchestrator status --json` (panics with the logs if it fails).
@@ -1141,4 +1124,34 @@ pub fn try_http_post(
 pub fn http_post(addr: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpAnswer {
     try_http_post(addr, path, headers, body)
         .unwrap_or_else(|e| panic!("POST {path} to {addr}: {e}"))
+}
+
+/// The `processes` of `orchestrator status --json` run in `dir` on the state
+/// directory `state`, or why not (for callers without a [`Harness`], such as
+/// a sampling thread).
+pub fn status_rows(dir: &Path, state: &Path) -> Result<Vec<Value>, String> {
+    let out = Command::new(bin("orchestrator"))
+        .current_dir(dir)
+        .args(["status", "--json", "--state-dir"])
+        .arg(state)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("run orchestrator status: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "status exited {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let json: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!(
+            "status --json is not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })?;
+    json["processes"]
+        .as_array()
+        .cloned()
+        .ok_or_else(|| format!("no processes array in {json}"))
 }

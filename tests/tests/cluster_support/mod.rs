@@ -389,33 +389,7 @@ pub fn check_order_and_repeats(
     counts
 }
 
-/// The `processes` of `orchestrator status --json` run in `dir` on `state`, or why not.
-pub fn status_rows(dir: &Path, state: &Path) -> Result<Vec<Value>, String> {
-    let out = std::process::Command::new(e2e::bin("orchestrator"))
-        .current_dir(dir)
-        .args(["status", "--json", "--state-dir"])
-        .arg(state)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| format!("run orchestrator status: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "status exited {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    let json: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
-        format!(
-            "status --json is not JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })?;
-    json["processes"]
-        .as_array()
-        .cloned()
-        .ok_or_else(|| format!("no processes array in {json}"))
-}
+pub use e2e::status_rows;
 
 /// The `node` of a status row.
 pub fn node_of(row: &Value) -> Option<&str> {
