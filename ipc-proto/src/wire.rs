@@ -70,9 +70,81 @@ macro_rules! wire_enum {
             #[serde(tag = "type")]
             enum JsonRef<'a> { $( #[serde(rename = $tag)] $variant(&'a $inner), )+ }
 
-            #[derive(Deserialize)]
-            #[serde(tag = "type")]
-            enum JsonOwned { $( #[serde(rename = $tag)] $variant($inner), )+ }
+            /// The `"type"` of a JSON message.
+            enum Tag { $( $variant, )+ }
+
+            const TAGS: &[&str] = &[$($tag),+];
+
+            impl Tag {
+                fn of<E: de::Error>(tag: &str) -> Result<Tag, E> {
+                    match tag {
+                        $( $tag => Ok(Tag::$variant), )+
+                        other => Err(E::unknown_variant(other, TAGS)),
+                    }
+                }
+
+                /// The message of this type whose other fields `fields` holds.
+                fn message<'de, M: de::MapAccess<'de>>(self, fields: M) -> Result<$name, M::Error> {
+                    let fields = de::value::MapAccessDeserializer::new(fields);
+                    match self { $( Tag::$variant => <$inner>::deserialize(fields).map($name::$variant), )+ }
+                }
+            }
+
+            impl<'de> Deserialize<'de> for Tag {
+                fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                    struct TagVisitor;
+                    impl<'de> Visitor<'de> for TagVisitor {
+                        type Value = Tag;
+                        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                            f.write_str("a message type")
+                        }
+                        fn visit_str<E: de::Error>(self, v: &str) -> Result<Tag, E> {
+                            Tag::of(v)
+                        }
+                    }
+                    d.deserialize_str(TagVisitor)
+                }
+            }
+
+            /// JSON: `{"type": ..., fields}`. With `type` first (as every
+            /// encoder here writes it) the fields are decoded straight into
+            /// the message; otherwise the object is gathered first.
+            struct JsonVisitor;
+
+            impl<'de> Visitor<'de> for JsonVisitor {
+                type Value = $name;
+
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    write!(f, "a {NAME} message (a JSON object with a \"type\")")
+                }
+
+                fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<$name, A::Error> {
+                    let Some(first) = map.next_key::<$crate::wire::Key>()? else {
+                        return Err(de::Error::missing_field("type"));
+                    };
+                    let first = match first {
+                        $crate::wire::Key::Type => return map.next_value::<Tag>()?.message(map),
+                        $crate::wire::Key::Other(key) => key,
+                    };
+                    let mut fields = serde_json::Map::new();
+                    fields.insert(first, map.next_value()?);
+                    while let Some((key, value)) = map.next_entry::<String, serde_json::Value>()? {
+                        fields.insert(key, value);
+                    }
+                    let tag = match fields.remove("type") {
+                        Some(serde_json::Value::String(tag)) => Tag::of::<A::Error>(&tag)?,
+                        Some(other) => {
+                            return Err(de::Error::invalid_type(
+                                $crate::wire::unexpected(&other),
+                                &"a string",
+                            ));
+                        }
+                        None => return Err(de::Error::missing_field("type")),
+                    };
+                    tag.message(de::value::MapDeserializer::<_, serde_json::Error>::new(fields.into_iter()))
+                        .map_err(de::Error::custom)
+                }
+            }
 
             const NAME: &str = stringify!($name);
 
@@ -115,7 +187,7 @@ macro_rules! wire_enum {
             impl<'de> Deserialize<'de> for $name {
                 fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                     if d.is_human_readable() {
-                        Ok(match JsonOwned::deserialize(d)? { $( JsonOwned::$variant(v) => $name::$variant(v), )+ })
+                        d.deserialize_map(JsonVisitor)
                     } else {
                         d.deserialize_enum(NAME, &[$($tag),+], BinVisitor)
                     }
@@ -147,3 +219,41 @@ macro_rules! wire_enum {
 }
 
 pub(crate) use wire_enum;
+
+/// A JSON message's key: its `"type"`, or another one (kept).
+pub(crate) enum Key {
+    Type,
+    Other(String),
+}
+
+impl<'de> serde::Deserialize<'de> for Key {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl serde::de::Visitor<'_> for KeyVisitor {
+            type Value = Key;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Key, E> {
+                Ok(match key {
+                    "type" => Key::Type,
+                    other => Key::Other(other.to_owned()),
+                })
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+/// What a JSON value is, for an error message.
+pub(crate) fn unexpected(v: &serde_json::Value) -> serde::de::Unexpected<'_> {
+    use serde::de::Unexpected;
+    match v {
+        serde_json::Value::Null => Unexpected::Unit,
+        serde_json::Value::Bool(b) => Unexpected::Bool(*b),
+        serde_json::Value::Number(_) => Unexpected::Other("a number"),
+        serde_json::Value::String(s) => Unexpected::Str(s),
+        serde_json::Value::Array(_) => Unexpected::Seq,
+        serde_json::Value::Object(_) => Unexpected::Map,
+    }
+}

@@ -51,3 +51,26 @@ fn a_line_without_a_readable_seq_has_none() {
     let err = json::decode::<FromConnector>("not json").unwrap_err();
     assert!(matches!(err, DecodeError::Json { seq: None, .. }));
 }
+
+#[test]
+fn type_need_not_come_first() {
+    let first = r#"{"type":"emit","seq":3,"event":{"name":"m","properties":{"a":"1"}}}"#;
+    let later = r#"{"seq":3,"event":{"name":"m","properties":{"a":"1"}},"type":"emit"}"#;
+    assert_eq!(emit_of(first), emit_of(later));
+    assert_eq!(emit_of(later).seq, 3);
+}
+
+#[test]
+fn a_missing_or_unknown_type_is_refused_by_name() {
+    for (line, want) in [
+        (r#"{"seq":1}"#, "missing field `type`"),
+        (r#"{}"#, "missing field `type`"),
+        (r#"{"type":"shout","seq":1}"#, "unknown variant `shout`"),
+        (r#"{"seq":1,"type":"shout"}"#, "unknown variant `shout`"),
+        (r#"{"seq":1,"type":5}"#, "expected a string"),
+        (r#"[1]"#, "a JSON object"),
+    ] {
+        let err = json::decode::<FromConnector>(line).expect_err(line);
+        assert!(err.to_string().contains(want), "{line}: {err}");
+    }
+}
