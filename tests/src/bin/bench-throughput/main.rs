@@ -130,9 +130,10 @@ fn opts(args: &[String]) -> Opts {
     o
 }
 
-/// `orchestrator / connector / agents / shims` CPU µs per event.
+/// `orchestrator / connector / agents / shims` CPU µs per event, and the
+/// orchestrator's context switches per event (its threads' wake-ups).
 fn cpu_per_event(m: &Measured, count: u64) -> String {
-    ["orchestrator", "connector", "agents", "shims"]
+    let cpu = ["orchestrator", "connector", "agents", "shims"]
         .iter()
         .map(|k| {
             format!(
@@ -141,7 +142,11 @@ fn cpu_per_event(m: &Measured, count: u64) -> String {
             )
         })
         .collect::<Vec<_>>()
-        .join(" / ")
+        .join(" / ");
+    match m.cpu.get(orch::SWITCHES) {
+        Some(n) => format!("{cpu} ({:.1})", n / count as f64),
+        None => cpu,
+    }
 }
 
 /// Adds a row to the table, and shows it on stderr at once.
@@ -397,7 +402,7 @@ fn main() -> ExitCode {
     );
     println!();
     println!(
-        "| what | measured | relay, same run | ratio to relay | target (issue 14) | holds | CPU µs/event: orchestrator / connector / agents / shims |"
+        "| what | measured | relay, same run | ratio to relay | target (issue 14) | holds | CPU µs/event: orchestrator / connector / agents / shims (orchestrator context switches/event) |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- |");
     for row in &table {

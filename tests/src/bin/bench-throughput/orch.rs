@@ -241,9 +241,32 @@ pub fn measure(run: &Run) -> Measured {
     wait_for("every agent's result", deadline, POLL, &mut child, || {
         agent_dirs.iter().all(|d| d.join("result.json").exists())
     });
-    let cpu = tree_cpu(child.id());
+    let mut cpu = tree_cpu(child.id());
+    cpu.insert(SWITCHES, context_switches(child.id()) as f64);
     stop(&mut child);
     collect(&conn_result, &agent_dirs, run.count, cpu)
+}
+
+/// The key of [`context_switches`] in a run's `cpu`.
+pub const SWITCHES: &str = "orchestrator context switches";
+
+/// Context switches so far of every live thread of `pid` (each one a sleep
+/// and the wake-up after it, or a preemption), from `/proc/PID/task/*/status`.
+pub fn context_switches(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
+        .flat_map(|status| {
+            status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
 }
 
 /// CPU seconds (user + system, all threads) used so far by `root` and every
