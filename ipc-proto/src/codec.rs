@@ -101,8 +101,15 @@ impl<In, Out: Serialize> Encoder<Out> for FrameCodec<In, Out> {
     type Error = io::Error;
 
     fn encode(&mut self, msg: Out, dst: &mut BytesMut) -> io::Result<()> {
+        self.encode_ref(&msg, dst)
+    }
+}
+
+impl<In, Out: Serialize> FrameCodec<In, Out> {
+    /// [`Encoder::encode`] of a message the caller keeps.
+    pub fn encode_ref(&mut self, msg: &Out, dst: &mut BytesMut) -> io::Result<()> {
         self.scratch.clear();
-        let len = frame::encode_body_into(&msg, &mut self.scratch).map_err(encode_error)?;
+        let len = frame::encode_body_into(msg, &mut self.scratch).map_err(encode_error)?;
         if len > self.max {
             return Err(encode_error(EncodeError::TooLarge { len, max: self.max }));
         }
@@ -220,10 +227,17 @@ impl<In, Out: Serialize> Encoder<Out> for JsonlCodec<In, Out> {
     type Error = io::Error;
 
     fn encode(&mut self, msg: Out, dst: &mut BytesMut) -> io::Result<()> {
+        self.encode_ref(&msg, dst)
+    }
+}
+
+impl<In, Out: Serialize> JsonlCodec<In, Out> {
+    /// [`Encoder::encode`] of a message the caller keeps.
+    pub fn encode_ref(&mut self, msg: &Out, dst: &mut BytesMut) -> io::Result<()> {
         // Written straight into the outgoing buffer, and taken back out if
         // it is too large or fails halfway.
         let start = dst.len();
-        if let Err(e) = json::encode_into(&msg, dst.writer()) {
+        if let Err(e) = json::encode_into(msg, dst.writer()) {
             dst.truncate(start);
             return Err(encode_error(e));
         }

@@ -12,6 +12,8 @@
 use std::collections::{HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
+
+use futures::FutureExt;
 use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
@@ -19,7 +21,7 @@ use ipc_proto::{DeliveredEvent, Emit, EmitAck, EmitNack, NackError, NackKind, To
 
 use super::ConnectionRole;
 use crate::ingress::{self, Decision};
-use crate::journal::{Accepted, JournalError, NewEvent, RouteRecord};
+use crate::journal::{Accepted, JournalError, RouteRecord};
 use crate::logs::timestamp_secs;
 use crate::router::{DispatchError, Pending, Slot};
 use crate::supervisor::Outbox;
@@ -98,12 +100,17 @@ impl ConnectionRole {
         kind: NackKind,
         message: String,
     ) {
+        outbox.send(self.nack_msg(seq, kind, message));
+    }
+
+    /// A nack, counted and logged.
+    fn nack_msg(&self, seq: u64, kind: NackKind, message: String) -> ToConnector {
         let ctx = &*self.ctx;
         ctx.status.intake.nacked.fetch_add(1, Ordering::Relaxed);
         ctx.log
             .note(&format!("nack seq {seq} ({}): {message}", kind.as_str()));
         let error = NackError { kind, message };
-        outbox.send(ToConnector::Nack(EmitNack { seq, error }));
+        ToConnector::Nack(EmitNack { seq, error })
     }
 
     /// Takes an emit in: refuses it with a nack, or starts its journal write
@@ -169,9 +176,7 @@ impl ConnectionRole {
                         biased;
                         r = &mut reserve => break r,
                         result = oldest(pipeline), if !pipeline.is_empty() => {
-                            if let Some(done) = pipeline.pop_front() {
-                                self.committed(done, result, outbox);
-                            }
+                            self.committed_all(pipeline, result, outbox);
                         }
                     }
                 };
@@ -249,11 +254,7 @@ impl ConnectionRole {
             }
             // Nothing routes it: there is nothing to store for any node.
             (Some(_), None) => Box::pin(std::future::ready(Ok(Accepted::New))),
-            (None, route) => Box::pin(ctx.journal.accept(NewEvent {
-                event: delivered.clone(),
-                route,
-                dedupe_key: emit.dedupe_key,
-            })),
+            (None, route) => Box::pin(ctx.journal.accept_ref(&delivered, route, emit.dedupe_key)),
         };
         let delivery = match slot {
             Some(slot) if early => {
@@ -275,23 +276,40 @@ impl ConnectionRole {
         });
     }
 
-    /// The oldest emit's commit finished: ack it and hand its event over (or nack it).
-    pub(super) fn committed(
+    /// The oldest emit's commit finished with `result`: answers it, and
+    /// every later one whose commit is done too (a group commit finishes
+    /// many at once), in order, in one write to the connector.
+    pub(super) fn committed_all(
         &mut self,
-        done: InFlight,
+        pipeline: &mut Pipeline,
         result: Result<Accepted, JournalError>,
         outbox: &Outbox<ToConnector>,
     ) {
+        let Some(done) = pipeline.pop_front() else {
+            return;
+        };
+        let mut replies = vec![self.committed(done, result)];
+        while let Some(result) = pipeline
+            .emits
+            .front_mut()
+            .and_then(|front| front.commit.as_mut().now_or_never())
+        {
+            if let Some(done) = pipeline.pop_front() {
+                replies.push(self.committed(done, result));
+            }
+        }
+        outbox.send_all(replies);
+    }
+
+    /// The oldest emit's commit finished: its ack (or nack); its event is
+    /// handed over.
+    fn committed(&mut self, done: InFlight, result: Result<Accepted, JournalError>) -> ToConnector {
         let ctx = &*self.ctx;
         match result {
             Ok(Accepted::New) => {
                 self.emit_ack.record(done.at.elapsed().as_secs_f64());
                 ctx.status.intake.accepted.fetch_add(1, Ordering::Relaxed);
                 ctx.status.success();
-                outbox.send(ToConnector::Ack(EmitAck {
-                    seq: done.seq,
-                    duplicate: None,
-                }));
                 if let Some((slot, event)) = done.delivery {
                     slot.send(Pending {
                         event: Box::new(event),
@@ -300,6 +318,10 @@ impl ConnectionRole {
                         receipt: None,
                     });
                 }
+                ToConnector::Ack(EmitAck {
+                    seq: done.seq,
+                    duplicate: None,
+                })
             }
             Ok(Accepted::Duplicate { original_id }) => {
                 ctx.status.intake.duplicates.fetch_add(1, Ordering::Relaxed);
@@ -316,19 +338,18 @@ impl ConnectionRole {
                     "reason": "dedupe_key_seen",
                     "original": original_id,
                 }));
-                outbox.send(ToConnector::Ack(EmitAck {
+                ToConnector::Ack(EmitAck {
                     seq: done.seq,
                     duplicate: Some(true),
-                }));
+                })
             }
             Err(e) => {
                 tracing::error!(connection = %ctx.connection.name, "journal write failed: {e}");
-                self.nack(
-                    outbox,
+                self.nack_msg(
                     done.seq,
                     NackKind::Transient,
                     format!("the journal could not store the event: {e}"),
-                );
+                )
             }
         }
     }
@@ -350,7 +371,8 @@ fn bound_payload(ctx: &super::ConnectionContext, event: &mut ipc_proto::Event) {
     let Some(payload) = &event.payload else {
         return;
     };
-    let size = serde_json::to_vec(&payload.0).map_or(usize::MAX, |v| v.len());
+    let mut size = ByteCount(0);
+    let size = serde_json::to_writer(&mut size, &payload.0).map_or(usize::MAX, |()| size.0);
     let max = ctx.connector.max_payload_bytes;
     if u64::try_from(size).unwrap_or(u64::MAX) <= max {
         return;
@@ -365,4 +387,18 @@ fn bound_payload(ctx: &super::ConnectionContext, event: &mut ipc_proto::Event) {
     );
     ctx.log.note(&msg);
     tracing::warn!(connection = %ctx.connection.name, "{msg}");
+}
+
+/// Counts what is written to it: a payload's size, without a copy of it.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -244,9 +244,7 @@ impl Role for ConnectionRole {
             tokio::select! {
                 biased;
                 result = intake::oldest(&mut pipeline), if !pipeline.is_empty() => {
-                    if let Some(done) = pipeline.pop_front() {
-                        self.committed(done, result, &outbox);
-                    }
+                    self.committed_all(&mut pipeline, result, &outbox);
                 }
                 msg = link.recv(), if open && pipeline.len() < intake::MAX_PIPELINE => match msg {
                     // The connector is gone, but what it handed over is

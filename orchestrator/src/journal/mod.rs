@@ -90,6 +90,8 @@ pub struct Journal {
 
 struct Inner {
     tx: mpsc::Sender<Cmd>,
+    /// Delivered marks not yet taken by the writer (see [`Journal::delivered`]).
+    marks: Arc<Marks>,
     writer: Mutex<Option<JoinHandle<()>>>,
     db: Arc<Database>,
     stats: Arc<Stats>,
@@ -120,6 +122,30 @@ impl Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Delivered marks on their way to the writer, outside its channel.
+///
+/// Order: an event's accept is in the channel before it can be delivered,
+/// so before its mark is here. The writer takes this list first and then
+/// drains the channel, and applies the list after the channel's commands:
+/// every mark it applies comes after its event's accept.
+#[derive(Debug, Default)]
+pub(crate) struct Marks(Mutex<Vec<uuid::Uuid>>);
+
+impl Marks {
+    /// Adds a mark; true when the list was empty (the writer must be told).
+    fn push(&self, id: uuid::Uuid) -> bool {
+        let mut marks = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        marks.push(id);
+        marks.len() == 1
+    }
+
+    /// Takes every mark, leaving the list empty.
+    pub(crate) fn take(&self) -> Vec<uuid::Uuid> {
+        let mut marks = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::take(&mut *marks)
     }
 }
 
@@ -187,11 +213,13 @@ impl Journal {
         stats.set_sizes(sizes);
         let db = Arc::new(db);
         let (tx, rx) = mpsc::channel();
-        let handle =
-            Writer::spawn(db.clone(), rx, stats.clone(), opts).map_err(JournalError::Spawn)?;
+        let marks = Arc::new(Marks::default());
+        let handle = Writer::spawn(db.clone(), rx, marks.clone(), stats.clone(), opts)
+            .map_err(JournalError::Spawn)?;
         Ok(Journal {
             inner: Arc::new(Inner {
                 tx,
+                marks,
                 writer: Mutex::new(Some(handle)),
                 db,
                 stats,
@@ -218,29 +246,37 @@ impl Journal {
         &self,
         rec: NewEvent,
     ) -> impl Future<Output = Result<Accepted, JournalError>> + Send + 'static {
-        self.accept_ticket(rec).wait()
+        self.accept_ticket(&rec.event, rec.route, rec.dedupe_key)
+            .wait()
     }
 
-    fn accept_ticket(&self, rec: NewEvent) -> Ticket<Accepted> {
-        let id = match parse_id(&rec.event.id) {
+    /// [`Journal::accept`] of an event the caller keeps (to deliver it):
+    /// its record is encoded from the reference, no copy of it is made.
+    pub fn accept_ref(
+        &self,
+        event: &ipc_proto::DeliveredEvent,
+        route: Option<RouteRecord>,
+        dedupe_key: Option<String>,
+    ) -> impl Future<Output = Result<Accepted, JournalError>> + Send + 'static {
+        self.accept_ticket(event, route, dedupe_key).wait()
+    }
+
+    fn accept_ticket(
+        &self,
+        event: &ipc_proto::DeliveredEvent,
+        route: Option<RouteRecord>,
+        dedupe_key: Option<String>,
+    ) -> Ticket<Accepted> {
+        let id = match parse_id(&event.id) {
             Ok(id) => id,
             Err(e) => return Ticket::Ready(Err(e)),
         };
-        let dedupe = rec
-            .dedupe_key
-            .map(|key| (rec.event.connection.clone(), key));
-        let record = match rec.route {
-            Some(route) => {
-                let id = rec.event.id.clone();
-                let record = EventRecord {
-                    event: rec.event,
-                    route,
-                };
-                match encode(&id, &record) {
-                    Ok(bytes) => Some(bytes),
-                    Err(e) => return Ticket::Ready(Err(e)),
-                }
-            }
+        let dedupe = dedupe_key.map(|key| (event.connection.clone(), key));
+        let record = match route {
+            Some(route) => match encode(&event.id, &EventRecord { event, route }) {
+                Ok(bytes) => Some(bytes),
+                Err(e) => return Ticket::Ready(Err(e)),
+            },
             None => None,
         };
         if record.is_none() && dedupe.is_none() {
@@ -258,10 +294,16 @@ impl Journal {
 
     /// Marks an event delivered (the agent acked it). Fire-and-forget; see
     /// the module doc for when it becomes durable.
+    ///
+    /// A mark does not wake the writer thread: it is added to a list the
+    /// writer takes whole with its next batch, and only the first mark into
+    /// an empty list tells the writer there are marks to take.
     pub fn delivered(&self, id: &str) {
         match parse_id(id) {
             Ok(id) => {
-                let _ = self.inner.tx.send(Cmd::Delivered(id));
+                if self.inner.marks.push(id) {
+                    let _ = self.inner.tx.send(Cmd::Marks);
+                }
             }
             Err(e) => tracing::warn!("journal: delivered: {e}"),
         }

@@ -19,11 +19,12 @@ use uuid::Uuid;
 
 use super::{JournalError, RouteRecord};
 
-/// A pending or delivered event: what `accept` stores.
+/// A pending or delivered event: what `accept` stores (`E` is the event,
+/// borrowed when it is written).
 #[derive(Debug, Serialize, Deserialize)]
-pub(super) struct EventRecord {
+pub(super) struct EventRecord<E = DeliveredEvent> {
     /// The event as agents get it.
-    pub event: DeliveredEvent,
+    pub event: E,
     /// Where ingress routed it when it was accepted.
     pub route: RouteRecord,
 }

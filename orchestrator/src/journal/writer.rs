@@ -2,7 +2,9 @@
 //!
 //! It blocks for the first command, drains whatever else is queued (up to
 //! [`MAX_BATCH`]), applies it all in one write transaction, commits once, and
-//! only then answers every caller of the batch. A batch holding anything a
+//! only then answers every caller of the batch. Delivered marks come
+//! outside the channel, taken whole with each batch (see [`Marks`]). A
+//! batch holding anything a
 //! caller waits on commits with `Durability::Immediate` (one fsync for all of
 //! it); a batch of delivered/attempted marks only commits with
 //! `Durability::None`, after waiting up to [`MARK_LINGER`] for more commands
@@ -23,7 +25,7 @@ use uuid::Uuid;
 use super::records::{duration_ms, millis};
 use super::stats::Stats;
 use super::tables::{Sizes, Tables};
-use super::{Accepted, CompactStats, JournalError, JournalOptions, JournaledEvent};
+use super::{Accepted, CompactStats, JournalError, JournalOptions, JournaledEvent, Marks};
 
 /// Most commands in one transaction: bounds the latency one commit adds.
 const MAX_BATCH: usize = 8192;
@@ -44,7 +46,8 @@ pub(super) enum Cmd {
         dedupe: Option<(String, String)>,
         reply: Reply<Accepted>,
     },
-    Delivered(Uuid),
+    /// Delivered marks are waiting in [`Marks`] (sent by the first one).
+    Marks,
     Attempted(Uuid, u32),
     DeadLetter {
         id: Uuid,
@@ -124,7 +127,7 @@ fn finish<T: Send + 'static>(
 impl Cmd {
     /// Whether a caller waits on this command's durability.
     fn durable(&self) -> bool {
-        !matches!(self, Cmd::Delivered(_) | Cmd::Attempted(..))
+        !matches!(self, Cmd::Marks | Cmd::Attempted(..))
     }
 
     /// The answer of a command the batch never reached (it fails with the batch).
@@ -142,7 +145,7 @@ impl Cmd {
             Cmd::Replay(_, reply) => Some(done(reply, closed())),
             Cmd::ReplayAll(reply) => Some(done(reply, closed())),
             Cmd::Compact(reply) => Some(done(reply, closed())),
-            Cmd::Delivered(_) | Cmd::Attempted(..) | Cmd::Stop => None,
+            Cmd::Marks | Cmd::Attempted(..) | Cmd::Stop => None,
         }
     }
 }
@@ -151,6 +154,7 @@ impl Cmd {
 pub(super) struct Writer {
     db: Arc<Database>,
     rx: mpsc::Receiver<Cmd>,
+    marks: Arc<Marks>,
     stats: Arc<Stats>,
     opts: JournalOptions,
     commits_since_compact: u64,
@@ -167,12 +171,14 @@ impl Writer {
     pub fn spawn(
         db: Arc<Database>,
         rx: mpsc::Receiver<Cmd>,
+        marks: Arc<Marks>,
         stats: Arc<Stats>,
         opts: JournalOptions,
     ) -> std::io::Result<JoinHandle<()>> {
         let writer = Writer {
             db,
             rx,
+            marks,
             stats,
             opts,
             commits_since_compact: 0,
@@ -192,7 +198,8 @@ impl Writer {
             let first = match self.rx.recv_timeout(wait) {
                 Ok(cmd) => cmd,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    self.batch(Vec::new(), false);
+                    let (cmds, marks) = self.gather(Vec::new());
+                    self.batch(cmds, marks, false);
                     continue;
                 }
                 // Every handle is gone without a Stop: still leave nothing unsynced.
@@ -228,12 +235,27 @@ impl Writer {
                     }
                 }
             }
-            self.batch(cmds, stop);
+            let (cmds, marks) = self.gather(cmds);
+            let stop = stop || cmds.iter().any(|c| matches!(c, Cmd::Stop));
+            self.batch(cmds, marks, stop);
             if stop {
                 return;
             }
         }
-        self.batch(Vec::new(), true);
+        let (cmds, marks) = self.gather(Vec::new());
+        self.batch(cmds, marks, true);
+    }
+
+    /// Takes every delivered mark, then everything still in the channel:
+    /// the accept of each mark's event is in it or in `cmds` (see [`Marks`]).
+    fn gather(&self, mut cmds: Vec<Cmd>) -> (Vec<Cmd>, Vec<Uuid>) {
+        let marks = self.marks.take();
+        if !marks.is_empty() {
+            while let Ok(cmd) = self.rx.try_recv() {
+                cmds.push(cmd);
+            }
+        }
+        (cmds, marks)
     }
 
     /// When the writer must wake up with nothing queued: periodic compaction,
@@ -247,23 +269,23 @@ impl Writer {
     }
 
     /// Applies `cmds` in one transaction and answers their callers.
-    fn batch(&mut self, cmds: Vec<Cmd>, last: bool) {
+    fn batch(&mut self, cmds: Vec<Cmd>, marks: Vec<Uuid>, last: bool) {
         let now = Instant::now();
         let compact = self.commits_since_compact + 1 >= self.opts.compact_every_commits
             || now.duration_since(self.last_compact) >= self.opts.compact_interval;
         let sync_marks = self
             .unsynced_since
             .is_some_and(|t| last || now.duration_since(t) >= self.opts.mark_sync_interval);
-        if cmds.is_empty() && !compact && !sync_marks {
+        if cmds.is_empty() && marks.is_empty() && !compact && !sync_marks {
             return;
         }
         let durable = sync_marks || cmds.iter().any(Cmd::durable);
 
         let mut answers = Vec::with_capacity(cmds.len());
         let mut delta = Delta::default();
-        self.batch_size.record(cmds.len() as f64);
+        self.batch_size.record((cmds.len() + marks.len()) as f64);
         let started = Instant::now();
-        let result = self.transact(cmds, compact, durable, &mut answers, &mut delta);
+        let result = self.transact(cmds, &marks, compact, durable, &mut answers, &mut delta);
         self.commit_seconds.record(started.elapsed().as_secs_f64());
         match result {
             Ok(sizes) => {
@@ -301,13 +323,14 @@ impl Writer {
     fn transact(
         &self,
         cmds: Vec<Cmd>,
+        marks: &[Uuid],
         compact: bool,
         durable: bool,
         answers: &mut Vec<Done>,
         delta: &mut Delta,
     ) -> Result<Sizes, Arc<redb::Error>> {
         let mut cmds = cmds.into_iter();
-        let result = self.write(&mut cmds, compact, durable, answers, delta);
+        let result = self.write(&mut cmds, marks, compact, durable, answers, delta);
         if result.is_err() {
             answers.extend(cmds.filter_map(Cmd::unreached));
         }
@@ -317,6 +340,7 @@ impl Writer {
     fn write(
         &self,
         cmds: &mut std::vec::IntoIter<Cmd>,
+        marks: &[Uuid],
         compact: bool,
         durable: bool,
         answers: &mut Vec<Done>,
@@ -328,6 +352,12 @@ impl Writer {
             let mut tables = Tables::open(&txn).map_err(fatal)?;
             for cmd in cmds.by_ref() {
                 self.apply(&mut tables, cmd, now_ms, answers, delta)?;
+            }
+            // After the commands: each mark's accept is among them or earlier.
+            for &id in marks {
+                if tables.delivered(id, now_ms).map_err(fatal)? {
+                    delta.delivered += 1;
+                }
             }
             if compact {
                 let (retention, ttl) = (self.opts.retention, self.opts.dedupe_ttl);
@@ -376,12 +406,7 @@ impl Writer {
                 }
                 finish(reply, result, answers)
             }
-            Cmd::Delivered(id) => {
-                if tables.delivered(id, now_ms).map_err(fatal)? {
-                    delta.delivered += 1;
-                }
-                Ok(())
-            }
+            Cmd::Marks => Ok(()),
             Cmd::Attempted(id, n) => tables.attempted(id, n).map_err(fatal),
             Cmd::DeadLetter {
                 id,

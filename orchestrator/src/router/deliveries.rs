@@ -67,6 +67,11 @@ impl Deliveries {
         }
     }
 
+    /// How many more deliveries may be in flight.
+    pub fn room(&self) -> usize {
+        self.max_in_flight.saturating_sub(self.in_flight.len())
+    }
+
     /// Room for one more delivery in flight.
     pub fn has_room(&self) -> bool {
         self.in_flight.len() < self.max_in_flight

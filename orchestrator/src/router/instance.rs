@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ipc_proto::{
-    AgentInit, Deliver, DeliveredEvent, FromAgent, PROTOCOL_VERSION, Ping, ProtocolError, Ready,
-    Shutdown, ToAgent,
+    AgentInit, DeliveredEvent, FromAgent, PROTOCOL_VERSION, Ping, ProtocolError, Ready, Shutdown,
+    ToAgent,
 };
 use std::sync::atomic::Ordering;
 
@@ -21,9 +21,10 @@ use crate::journal::Journal;
 use crate::logs::LogSink;
 use crate::operations::Operations;
 use crate::status::ProcessStatus;
-use crate::supervisor::{Link, Outbox, Role, Served};
+use crate::supervisor::{Link, Role, Served};
 
 mod ops;
+mod send;
 
 /// An event waiting for (another) delivery attempt.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -206,35 +207,6 @@ impl InstanceRole {
         self.deliveries.is_empty() && self.queue.is_empty()
     }
 
-    fn send(&mut self, p: Pending, outbox: &Outbox<ToAgent>) {
-        let mut event = DeliveredEvent::clone(&p.event);
-        if !self.wants_payload {
-            event.payload = None;
-        }
-        let msg = ToAgent::Deliver(Deliver {
-            id: p.event.id.clone(),
-            attempt: p.attempt,
-            event,
-        });
-        // Later attempts are recorded (batched, cheap) so maxAttempts holds
-        // across an orchestrator restart; a first attempt need not be, since
-        // recovery counts one anyway.
-        if p.attempt > 1 {
-            if p.receipt.is_none() {
-                self.journal.attempted(&p.event.id, p.attempt);
-            }
-            self.metrics.redeliveries.increment(1);
-        }
-        self.metrics.deliveries.increment(1);
-        self.deliveries.sent(p, Instant::now());
-        self.shared.touch();
-        self.status
-            .counters
-            .events_in
-            .fetch_add(1, Ordering::Relaxed);
-        outbox.send(msg);
-    }
-
     fn dead_letter(&mut self, p: Pending, error: String) {
         self.done(&p);
         self.metrics.dead_letters.increment(1);
@@ -382,6 +354,12 @@ impl Role for InstanceRole {
                 .note(&format!("cannot create {}: {e}", self.state_dir.display()));
         }
         let far = Instant::now() + Duration::from_secs(86400 * 365);
+        // One timer for the life of the loop, moved only when something is
+        // due earlier than it is set for: a timer made (and registered with
+        // the runtime's wheel) on every turn cost more than the delivery.
+        // Firing early is harmless: the loop looks again and sets it anew.
+        let timer = tokio::time::sleep_until(far);
+        tokio::pin!(timer);
         loop {
             if self.live.has_changed().unwrap_or(false) {
                 self.take_up_limits();
@@ -415,6 +393,9 @@ impl Role for InstanceRole {
                 .next_wake(delivery_timeout)
                 .unwrap_or(far)
                 .min(idle_until);
+            if wake < timer.deadline() {
+                timer.as_mut().reset(wake);
+            }
             tokio::select! {
                 msg = link.recv() => match msg {
                     Some(msg) => {
@@ -425,13 +406,14 @@ impl Role for InstanceRole {
                     None => return Served::Closed,
                 },
                 p = self.queue.recv(), if take_new => match p {
-                    Some(p) => self.send(p, &link.outbox),
+                    Some(p) => self.send_queued(p, &link.outbox),
                     None => self.queue_open = false,
                 },
                 _ = stop.cancelled(), if !stopping => {}
                 // `changed` marks the new limits seen: take them up here.
                 Ok(()) = self.live.changed() => self.take_up_limits(),
-                _ = tokio::time::sleep_until(wake) => {
+                _ = &mut timer => {
+                    timer.as_mut().reset(far);
                     if idle && idle_timeout.is_some() && Instant::now() >= idle_until {
                         self.shared.idle.store(false, Ordering::Relaxed);
                         return Served::Idle;

@@ -35,6 +35,7 @@ mod circuit;
 mod exit;
 mod lines;
 mod link;
+mod read;
 mod session;
 mod spawn;
 

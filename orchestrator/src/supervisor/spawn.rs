@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, Interest};
 use tokio::process::{Child, Command};
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::codec::FramedRead;
 
 use super::lines::LossyLines;
 use super::link::{Link, LinkOptions};
@@ -375,10 +375,11 @@ where
             let sock = tokio::net::UnixStream::from_std(sock)?;
             let (read, write) = sock.into_split();
             let incoming = reader(read, FrameCodec::<In, Out>::new(spec.max_frame_bytes));
-            let outgoing = writer(write, FrameCodec::<In, Out>::new(spec.max_frame_bytes));
+            let encode = Box::new(FrameCodec::<In, Out>::new(spec.max_frame_bytes));
             Link::new(
                 incoming.boxed(),
-                outgoing,
+                Box::new(write),
+                encode,
                 LinkOptions { unit, ..opts },
                 pong,
             )
@@ -386,11 +387,13 @@ where
         None => {
             unit = "line";
             let stdin = child.stdin.take().expect("stdin is piped");
+            let stdin = tokio::net::unix::pipe::Sender::from_owned_fd(stdin.into_owned_fd()?)?;
             let incoming = reader(stdout, JsonlCodec::<In, Out>::new(spec.max_frame_bytes));
-            let outgoing = writer(stdin, JsonlCodec::<In, Out>::new(spec.max_frame_bytes));
+            let encode = Box::new(JsonlCodec::<In, Out>::new(spec.max_frame_bytes));
             Link::new(
                 incoming.boxed(),
-                outgoing,
+                Box::new(stdin),
+                encode,
                 LinkOptions { unit, ..opts },
                 pong,
             )
@@ -467,26 +470,16 @@ fn place_fd(fd: i32, target: i32) -> io::Result<()> {
     Ok(())
 }
 
-/// First size of a channel's read and write buffers. They grow to what a
-/// child sends and is sent (and keep that size); most children, idle agent
-/// instances above all, never need tokio-util's 8 KiB default, which cost
-/// 24–32 KiB per live process.
+/// First size of a channel's read buffer, which grows to what a child sends
+/// (`read.rs`); most children, idle agent instances above all, never need
+/// tokio-util's 8 KiB default, which cost 24–32 KiB per live process. (The
+/// write buffer holds only what a full channel did not take, `link.rs`.)
 const BUFFER: usize = 512;
 
-/// Writes are gathered up to this many bytes before one is forced.
-const WRITE_BATCH: usize = 64 * 1024;
-
-/// A child channel's reading half, with a small first buffer.
-fn reader<R: AsyncRead, D>(read: R, codec: D) -> FramedRead<R, D> {
-    FramedRead::with_capacity(read, codec, BUFFER)
-}
-
-/// A child channel's writing half, with a small first buffer that still
-/// gathers many messages into one write.
-fn writer<W: tokio::io::AsyncWrite, E>(write: W, codec: E) -> FramedWrite<W, E> {
-    let mut out = FramedWrite::with_capacity(write, codec, BUFFER);
-    out.set_backpressure_boundary(WRITE_BATCH);
-    out
+/// A child channel's reading half, with a small first buffer that grows
+/// only for a child that keeps it full (`read.rs`).
+fn reader<R: AsyncRead, D>(read: R, codec: D) -> super::read::Reader<R, D> {
+    super::read::Reader::new(read, codec, BUFFER)
 }
 
 /// Copies a child's output stream into its log, a line at a time.

@@ -125,3 +125,22 @@ async fn unsynced_marks_are_made_durable_within_the_interval() {
     .await;
     assert_eq!(journal.counts().delivered, 1);
 }
+
+#[tokio::test]
+async fn a_mark_right_behind_its_accept_is_applied_after_it() {
+    // An event goes to its agent while its commit is under way, so its
+    // delivered mark can reach the writer in the same batch as its accept,
+    // or before the writer has taken the accept out of its channel.
+    let dir = tempfile::tempdir().unwrap();
+    let journal = open(&dir, JournalOptions::default());
+    let events: Vec<_> = (0..2000).map(|n| event("tg", n)).collect();
+    let mut accepts = Vec::new();
+    for e in &events {
+        accepts.push(journal.accept(routed(e.clone())));
+        journal.delivered(&e.id);
+    }
+    futures::future::try_join_all(accepts).await.unwrap();
+    journal.flush().await.unwrap();
+    wait_until("every mark", || journal.counts().delivered == 2000).await;
+    assert!(pending_ids(&journal).is_empty(), "no mark was lost");
+}
