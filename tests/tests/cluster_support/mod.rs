@@ -12,6 +12,7 @@
 
 #![allow(dead_code)] // each test binary uses a part of it
 
+pub mod ops;
 pub mod sampler;
 
 use std::collections::{BTreeMap, BTreeSet};
