@@ -7,7 +7,8 @@
 //!   `jobs` on b, and its `job.succeeded` event reaches the agent on b.
 //! - An idempotency key used on a and then on b (a Connection with
 //!   `placement: every`, so each node runs its own connector) gets the first
-//!   result on both, and the connector performs it once.
+//!   result on both, and the connector performs it once; asked of both at
+//!   once, one node calls and the other waits for its result.
 //! - `placement: {nodes: [b]}` runs the Connection on b only, and a `kill -9`
 //!   of b does not move it to a.
 //! - A dead letter of one node is listed, replayed and dropped from the other.
@@ -29,8 +30,8 @@ mod cluster_support;
 use std::time::Duration;
 
 use cluster_support::ops::{
-    agent_results, cli_json, dlq_bundle, dlq_list, dlq_verb, invoke, ops_bundle, performed,
-    wait_ready_on,
+    agent_results, calls, cli_json, dlq_bundle, dlq_list, dlq_verb, invoke, ops_bundle, performed,
+    slow_bundle, wait_ready_on,
 };
 use cluster_support::{JOIN, Node, attempt, dump_all, records, start_nodes, text, wait_for};
 use e2e::DEADLINE;
@@ -249,6 +250,56 @@ fn an_idempotency_key_used_on_two_nodes_gets_the_first_result_and_one_call() {
         "performed on b, where it was asked"
     );
     assert_eq!(performed(na), ["first"]);
+}
+
+/// The same key asked of both nodes at once (`placement: every`, a call
+/// that takes a second): one node calls, the other waits for its result
+/// (the key's claim in the cluster) instead of calling too; both answer
+/// with the one call's result.
+#[test]
+fn an_idempotency_key_asked_of_two_nodes_at_once_is_called_once() {
+    let nats = NatsServer::start();
+    let nodes = start_nodes(
+        &nats,
+        &["a", "b"],
+        &slow_bundle(),
+        &["--lease-ttl", LEASE_TTL],
+    );
+    let (na, nb) = (&nodes[0], &nodes[1]);
+    let dump = || dump_all(&[na, nb], &nats.dump());
+    wait_ready_on(na, "connection/opc", &["a", "b"], dump);
+    wait_ready_on(nb, "connection/opc", &["a", "b"], dump);
+
+    let key = ["--idempotency-key", "k-1"];
+    let (on_a, on_b) = std::thread::scope(|s| {
+        let a = s.spawn(|| invoke(na, "slow", &json!({"ms": 1000}), &key));
+        let b = s.spawn(|| invoke(nb, "slow", &json!({"ms": 1200}), &key));
+        (a.join().expect("a"), b.join().expect("b"))
+    });
+    let (on_a, on_b) = (on_a.1, on_b.1);
+    let all_calls = [calls(na), calls(nb)].concat();
+    assert_eq!(
+        all_calls,
+        ["slow 1"],
+        "one call in the cluster (a: {:?}, b: {:?}); answers {on_a} {on_b}\n{}",
+        calls(na),
+        calls(nb),
+        dump()
+    );
+    assert_eq!(
+        on_a["response"]["data"], on_b["response"]["data"],
+        "both answer with the one call's result: {on_a} {on_b}"
+    );
+    let mut attempts = [
+        on_a["response"]["metadata"]["attempts"].as_u64(),
+        on_b["response"]["metadata"]["attempts"].as_u64(),
+    ];
+    attempts.sort_unstable();
+    assert_eq!(
+        attempts,
+        [Some(0), Some(1)],
+        "one called, the other got its result: {on_a} {on_b}"
+    );
 }
 
 // ---------------------------------------------------------------- 3. placement: {nodes: [b]}

@@ -196,3 +196,51 @@ pub fn dlq_verb(node: &Node, verb: &str, id: &str, word: &str) {
         node.h.dump()
     );
 }
+
+/// Connector `opconn` (the `opconn.py` fixture: its `slow` sleeps
+/// `input.ms`, declared idempotent, and each call is appended to
+/// `calls.txt` beside the bundle) as Connection `opc` on every node, and
+/// the `invoker.py` fixture as an Agent that runs no steps.
+pub fn slow_bundle() -> String {
+    format!(
+        r#"
+apiVersion: goondan.ai/v1
+kind: Connector
+metadata: {{ name: opconn }}
+spec:
+  entry: {fixtures}/opconn.py
+  protocol: jsonl
+  events: [{{ name: go }}]
+  operations: [{{ name: slow, idempotent: true }}]
+---
+apiVersion: goondan.ai/v1
+kind: Connection
+metadata: {{ name: opc }}
+spec:
+  connectorRef: Connector/opconn
+  config: {{ STEPS: "[]", CALLS: calls.txt, ONCE: once }}
+  operations: {{ allow: [slow], idempotencyTtl: 1h }}
+  placement: every
+---
+apiVersion: goondan.ai/v1
+kind: Swarm
+metadata: {{ name: default }}
+spec: {{ entryAgent: Agent/invoker, agents: [Agent/invoker] }}
+---
+apiVersion: goondan.ai/v1
+kind: Agent
+metadata: {{ name: invoker }}
+spec: {{ entry: {fixtures}/invoker.py }}
+"#,
+        fixtures = e2e::fixtures_dir().display()
+    )
+}
+
+/// The calls `opconn.py` made on `node` (its `calls.txt`).
+pub fn calls(node: &Node) -> Vec<String> {
+    std::fs::read_to_string(node.h.path("calls.txt"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
