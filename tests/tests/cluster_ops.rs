@@ -147,6 +147,30 @@ fn an_invoke_asked_of_another_node_is_performed_once_on_the_connections_node() {
     assert_eq!(code, Some(1), "{refused}");
     assert_eq!(refused["error"]["class"], "validation_error", "{refused}");
 
+    // Governed on a: a audits each call with the caller b forwarded.
+    let audited = |who: &str| {
+        std::fs::read_to_string(na.h.state().join("audit.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|r| r["kind"] == "invoke" && r["agent"] == who)
+            .collect::<Vec<Value>>()
+    };
+    wait_for(
+        "a's audit log to have the agent's two invokes and the operator's two",
+        DEADLINE,
+        POLL,
+        || audited("worker").len() == 2 && audited("operator").len() == 2,
+        dump,
+    );
+    for r in audited("worker") {
+        assert_eq!(r["instanceKey"], "k", "the agent's instance: {r}");
+        assert!(
+            r["correlationId"].as_str().is_some_and(|c| !c.is_empty()),
+            "the delivery in flight on b is the correlation: {r}"
+        );
+    }
+
     // 5: an async job the operator starts on a is seen by `jobs` on b.
     let (code, started) = invoke(na, "respondLater", &json!({"text": "job by hand"}), &[]);
     assert_eq!(code, Some(0), "{started}");
