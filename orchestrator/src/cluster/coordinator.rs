@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Cluster;
 use super::lease::{Lease, owner};
-use super::partition::{Outstanding, consume};
+use super::partition::{Outstanding, consume, let_go};
 pub use crate::bundle::Placement;
 use crate::reconcile::Reconciler;
 use crate::router::Router;
@@ -42,8 +42,6 @@ struct Held {
     consumer: Option<Consumer>,
     /// Being handed over: it is given up when the handover says so.
     releasing: bool,
-    /// Drained for a stop with nothing left in hand.
-    clean: bool,
 }
 
 struct Consumer {
@@ -306,7 +304,6 @@ impl State {
                     lease,
                     consumer,
                     releasing: false,
-                    clean: false,
                 };
                 self.held.insert(target, held);
             }
@@ -325,34 +322,24 @@ impl State {
             .consumer
             .as_ref()
             .map(|c| (c.stop.clone(), c.done.clone(), c.outstanding.clone()));
+        let validity = held.lease.validity();
         let (router, reconciler) = (self.setup.router.clone(), self.setup.reconciler.clone());
         let partitions = self.setup.cluster.partitions();
         let client = self.setup.cluster.inner.client.clone();
-        let cluster = self.setup.cluster.clone();
         tokio::spawn(async move {
             match &target {
                 Target::Partition(p) => {
                     if let Some((stop, done, outstanding)) = consumer {
                         stop.cancel();
                         done.cancelled().await;
-                        let inherited = outstanding
-                            .last_owner_upto
-                            .load(std::sync::atomic::Ordering::Acquire);
-                        if outstanding.drained(DRAIN_WITHIN).await {
-                            // Nothing in hand and nothing inherited: what is
-                            // left in the stream never reached an agent; the
-                            // next owner finds no consumer and delivers it as
-                            // first attempts.
-                            if inherited == 0 {
-                                cluster.forget_consumer(*p).await;
-                            }
-                        } else {
+                        if !outstanding.drained(DRAIN_WITHIN).await {
                             tracing::warn!(
                                 partition = p,
                                 left = outstanding.count(),
                                 "cluster: handover: deliveries still in hand; they will come again"
                             );
                         }
+                        let_go(*p, &outstanding, &validity).await;
                     }
                     let p = *p;
                     router
@@ -408,21 +395,19 @@ impl State {
     async fn drain(&mut self) {
         self.draining = true;
         let mut waits = Vec::new();
-        for (target, held) in &self.held {
+        for held in self.held.values() {
             if let Some(c) = &held.consumer {
                 c.stop.cancel();
-                waits.push((target.clone(), c.done.clone(), c.outstanding.clone()));
+                waits.push((c.done.clone(), c.outstanding.clone()));
             }
         }
         // Leases keep being renewed meanwhile: this task is busy, so renew here.
         let until = tokio::time::Instant::now() + DRAIN_WITHIN;
-        for (target, done, o) in waits {
-            let mut clean = false;
+        for (done, o) in waits {
             while tokio::time::Instant::now() < until {
                 let left = until - tokio::time::Instant::now();
                 let step = left.min(self.setup.cluster.lease_ttl() / 5);
                 if done.is_cancelled() && o.drained(step).await {
-                    clean = true;
                     break;
                 }
                 if !done.is_cancelled() {
@@ -430,11 +415,6 @@ impl State {
                 }
                 self.renew_all().await;
                 let _ = self.setup.cluster.heartbeat().await;
-            }
-            if let Some(held) = self.held.get_mut(&target) {
-                // Clean only if this owner inherited nothing (see `hand_over`).
-                held.clean =
-                    clean && o.last_owner_upto.load(std::sync::atomic::Ordering::Acquire) == 0;
             }
         }
     }
@@ -465,10 +445,10 @@ impl State {
         let cluster = self.setup.cluster.clone();
         let _ = cluster.inner.client.flush().await;
         for (target, held) in std::mem::take(&mut self.held) {
-            if let (Target::Partition(p), true) = (&target, held.clean) {
-                // Drained before the agents stopped: nothing in the stream
-                // reached an agent here (see `hand_over`).
-                cluster.forget_consumer(*p).await;
+            if let (Target::Partition(p), Some(c)) = (&target, &held.consumer)
+                && c.done.is_cancelled()
+            {
+                let_go(*p, &c.outstanding, &held.lease.validity()).await;
             }
             held.lease.release(&cluster.inner.leases).await;
         }

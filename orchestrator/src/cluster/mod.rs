@@ -13,7 +13,8 @@
 //! - key-value buckets `N-nodes` (one heartbeat per live node, expiring
 //!   after the lease TTL), `N-leases` (who owns which partition and which
 //!   Connection, same TTL), `N-status` (each node's status rows),
-//!   `N-meta` (the partition count, fixed when the cluster is first used),
+//!   `N-meta` (the partition count, fixed when the cluster is first used,
+//!   and each partition's watermark, below),
 //!   `N-idempotency` and `N-jobs` (what operations keep).
 //! - subjects `N.invoke.<connection>`: an invoke of a Connection that runs
 //!   on another node is a NATS request to the node that runs it.
@@ -44,9 +45,10 @@
 //!
 //! **Redelivery after failover.** A new owner deletes the partition's
 //! consumer and creates it afresh: every event still in the stream (not
-//! acknowledged) comes again, and those up to the old consumer's last
-//! delivered sequence are marked `attempt: 2` (they may have reached an
-//! agent).
+//! acknowledged) comes again, and those up to the partition's watermark
+//! are marked `attempt: 2` (they may have reached an agent). An owner
+//! raises the watermark (`handed.<p>` in `N-meta`) before it hands out an
+//! event above it; see `handed.rs`.
 //!
 //! **What it never does.** It never acks a connector before JetStream has
 //! the event; it never runs a partition's agents without holding its
@@ -55,6 +57,7 @@
 
 mod coordinator;
 mod dlq;
+mod handed;
 mod invoke;
 mod lease;
 mod partition;
@@ -202,6 +205,7 @@ struct Inner {
     names: Names,
     client: async_nats::Client,
     js: jetstream::Context,
+    meta: kv::Store,
     nodes: kv::Store,
     leases: kv::Store,
     status: kv::Store,
@@ -215,6 +219,8 @@ struct Inner {
     /// The Connections whose invokes this node serves (it runs them).
     serving:
         std::sync::Mutex<std::collections::HashMap<String, tokio_util::sync::CancellationToken>>,
+    /// Counts reconnections to NATS and messages the client dropped.
+    interruptions: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// One event as it is stored in the events stream.
@@ -290,7 +296,21 @@ impl Cluster {
                     })?;
             addrs.push(addr);
         }
+        // Messages pulled through a connection that broke (or dropped for
+        // a slow subscriber) are lost to the client while the server counts
+        // them delivered: each such event makes the consumers start over.
+        let interruptions = Arc::new(tokio::sync::watch::Sender::new(0u64));
+        let told = interruptions.clone();
         let client = async_nats::ConnectOptions::new()
+            .event_callback(move |event| {
+                if matches!(
+                    event,
+                    async_nats::Event::Connected | async_nats::Event::SlowConsumer(_)
+                ) {
+                    told.send_modify(|n| *n += 1);
+                }
+                std::future::ready(())
+            })
             .name(format!("orchestrator {}/{}", opts.name, opts.node))
             .connection_timeout(Duration::from_secs(5))
             .connect(addrs)
@@ -368,6 +388,7 @@ impl Cluster {
             names,
             client,
             js,
+            meta,
             nodes,
             leases,
             status,
@@ -378,6 +399,7 @@ impl Cluster {
             publisher,
             bad_messages: AtomicU64::new(0),
             serving: Default::default(),
+            interruptions,
         };
         let cluster = Self {
             inner: Arc::new(inner),

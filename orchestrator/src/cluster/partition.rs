@@ -11,18 +11,18 @@ use futures::StreamExt;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::handed::Watermark;
+use super::lease::Validity;
 use super::{Cluster, StoredEvent};
 use crate::bundle::Overflow;
 use crate::journal::RouteRecord;
 use crate::router::{DispatchError, Pending, Router};
 
-/// How long JetStream waits for an ack before it delivers an event again
-/// to the same owner (a delivery lost inside a live node).
-const ACK_WAIT: Duration = Duration::from_secs(600);
-
-/// The consumer metadata key of the stream sequence up to which earlier
-/// owners may have handed events to agents.
-const INHERITED: &str = "maybe_delivered_upto";
+/// How long JetStream waits for an ack before it sends an event again to
+/// the same owner: a message lost on its way (a server that died with it)
+/// comes again after this, as attempt 2. One still with an agent is
+/// recognised as in hand and skipped.
+const ACK_WAIT: Duration = Duration::from_secs(30);
 
 /// Events of one partition handed to agents and not yet acknowledged, at most.
 const MAX_ACK_PENDING: i64 = 20_000;
@@ -38,6 +38,10 @@ pub(super) struct Outstanding {
     /// Earlier owners may have handed events up to this stream sequence to
     /// agents (0: this owner started from a clean slate).
     pub last_owner_upto: std::sync::atomic::AtomicU64,
+    /// The partition's watermark, from the claim on.
+    watermark: std::sync::OnceLock<Arc<Watermark>>,
+    /// The highest stream sequence this owner handed to its router.
+    handed_max: std::sync::atomic::AtomicU64,
     /// Stream sequences handed out by this owner: those in hand now, and
     /// the last [`SEEN`] handed out at all.
     seen: std::sync::Mutex<Seen>,
@@ -200,16 +204,24 @@ impl Receipt {
     }
 }
 
-impl Cluster {
-    /// Deletes partition `p`'s consumer (its owner drained it and lets it
-    /// go: its next owner starts from a clean slate).
-    pub(super) async fn forget_consumer(&self, p: u32) {
-        let names = &self.inner.names;
-        if let Ok(stream) = self.inner.js.get_stream(names.events_stream()).await
-            && let Err(e) = stream.delete_consumer(&names.consumer(p)).await
-        {
-            tracing::debug!(partition = p, "cluster: cannot delete the consumer: {e}");
-        }
+/// Hands partition `p`'s watermark on as it is, no longer ahead: up to
+/// what this owner or an earlier one handed out. For an owner whose
+/// consumer task has ended, while `lease` is still surely its own (a next
+/// owner must not read a value that is lowered after); the next owner then
+/// delivers what is left above it as first attempts.
+pub(super) async fn let_go(p: u32, outstanding: &Outstanding, lease: &Validity) {
+    let Some(watermark) = outstanding.watermark.get() else {
+        return;
+    };
+    if !lease.valid() {
+        return;
+    }
+    let upto = outstanding
+        .last_owner_upto
+        .load(Ordering::Acquire)
+        .max(outstanding.handed_max.load(Ordering::Acquire));
+    if let Err(e) = watermark.settle(upto).await {
+        tracing::debug!(partition = p, "cluster: the watermark stays ahead: {e}");
     }
 }
 
@@ -225,41 +237,36 @@ pub(super) async fn consume(
 ) -> Result<(), String> {
     let inner = &cluster.inner;
     let names = &inner.names;
+    let mut interrupted = inner.interruptions.subscribe();
     let stream = inner
         .js
         .get_stream(names.events_stream())
         .await
         .map_err(|e| format!("cannot open stream {}: {e}", names.events_stream()))?;
     let name = names.consumer(p);
+    // Events up to the partition's watermark may have reached an agent
+    // with an earlier owner: they come as attempt 2. Read once per claim
+    // (a restart of the consumer task keeps what the claim read). What
+    // this owner handed out itself is told apart by `seen`.
+    let watermark = outstanding
+        .watermark
+        .get_or_init(|| Arc::new(Watermark::new(inner.meta.clone(), p)))
+        .clone();
+    if !outstanding.created.load(Ordering::Acquire) {
+        let upto = watermark.read().await?;
+        outstanding
+            .last_owner_upto
+            .fetch_max(upto, Ordering::AcqRel);
+        tracing::debug!(partition = p, upto, "cluster: claiming");
+    }
     // Always a fresh consumer: whatever is unacknowledged comes again, in
-    // stream order. Sequences up to what the last owner's consumer had
-    // delivered may have reached an agent there: they come as attempt 2
-    // (remembered across retries of this claim, since the first attempt
-    // may have deleted that consumer). What this owner handed out itself is
-    // told apart by `seen`.
-    let claiming = !outstanding.created.load(Ordering::Acquire);
+    // stream order.
     match stream.consumer_info(&name).await {
-        Ok(info) => {
-            if claiming {
-                // Kept before the delete: a delete whose answer is lost
-                // must not make a retry forget it. What that owner had
-                // itself inherited is in its consumer's metadata.
-                let inherited = info
-                    .config
-                    .metadata
-                    .get(INHERITED)
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0);
-                let upto = info.delivered.stream_sequence.max(inherited);
-                outstanding
-                    .last_owner_upto
-                    .fetch_max(upto, Ordering::AcqRel);
-            }
-            stream
-                .delete_consumer(&name)
-                .await
-                .map_err(|e| format!("cannot reset consumer {name}: {e}"))?;
-        }
+        Ok(_) => stream
+            .delete_consumer(&name)
+            .await
+            .map(drop)
+            .map_err(|e| format!("cannot reset consumer {name}: {e}"))?,
         Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => {}
         Err(e) => return Err(format!("cannot read consumer {name}: {e}")),
     }
@@ -272,9 +279,6 @@ pub(super) async fn consume(
         ack_wait: ACK_WAIT,
         max_ack_pending: MAX_ACK_PENDING,
         max_deliver: -1,
-        // Handed on to the next owner with the consumer: it may not have
-        // pulled that far before it lets the partition go.
-        metadata: [(INHERITED.to_string(), maybe_delivered.to_string())].into(),
         ..Default::default()
     };
     let consumer = stream
@@ -294,6 +298,11 @@ pub(super) async fn consume(
         let msg = tokio::select! {
             biased;
             _ = stop.cancelled() => return Ok(()),
+            // Pulled messages may have been lost: start over with a fresh
+            // consumer, in stream order (see `ACK_WAIT` for the rest).
+            _ = interrupted.changed() => {
+                return Err(format!("consumer {name}: the NATS connection was interrupted: starting over"));
+            }
             msg = messages.next() => msg,
         };
         let msg = match msg {
@@ -308,6 +317,13 @@ pub(super) async fn consume(
             Ok(info) => (info.stream_sequence, info.delivered),
             Err(_) => (0, 1),
         };
+        // Recorded before it may reach an agent (unrecorded, it stays in
+        // the stream: the fresh consumer of a restart brings it again).
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => return Ok(()),
+            covered = watermark.cover(seq) => covered?,
+        }
         let record = match serde_json::from_slice::<StoredEvent>(&msg.payload) {
             Ok(record) => record,
             Err(e) => {
@@ -346,6 +362,8 @@ pub(super) async fn consume(
             Sighting::Again => attempt = attempt.max(2),
             Sighting::New => {}
         }
+        outstanding.handed_max.fetch_max(seq, Ordering::AcqRel);
+        tracing::trace!(partition = p, seq, id = %record.event.id, key = %record.event.instance_key, attempt, ?sighting, "cluster: handing out");
         let StoredEvent { route, event } = record;
         let (_, acker) = msg.split();
         outstanding.count.fetch_add(1, Ordering::AcqRel);
