@@ -68,8 +68,9 @@ fn one_node_on_one_nats_server_delivers_each_event_once_in_order() {
         &format!("{{ COUNT: {N}, KEYS: {KEYS}, DEDUPE: \"true\", WINDOW: 128 }}"),
         "  overflow: wait",
     );
-    let mut a = Node::start("a", &b, &nats.url(), &["--lease-ttl", LEASE_TTL]);
-    a.wait_joined(|| nats.dump());
+    let mut a = start_nodes(&nats, &["a"], &b, &["--lease-ttl", LEASE_TTL])
+        .pop()
+        .expect("node a");
     let dump = || dump_all(&[&a], &nats.dump());
 
     wait_for(
@@ -242,13 +243,7 @@ fn three_nodes_survive_kill_9_of_the_node_running_the_connection() {
         &format!("{{ COUNT: {N}, KEYS: {KEYS}, DEDUPE: \"true\", WINDOW: 256, RATE: 2000 }}"),
         "  overflow: wait",
     );
-    let mut nodes = start_nodes(
-        &["a", "b", "c"],
-        &b,
-        &nats.urls(),
-        &["--lease-ttl", LEASE_TTL],
-        || nats.dump(),
-    );
+    let mut nodes = start_nodes(&nats, &["a", "b", "c"], &b, &["--lease-ttl", LEASE_TTL]);
     let sampler = Sampler::start(nodes.iter().map(Node::address).collect());
     let dump = |nodes: &[Node]| dump_all(&nodes.iter().collect::<Vec<_>>(), &nats.dump());
 
@@ -439,13 +434,7 @@ fn kill_9_of_one_nats_server_mid_stream_loses_no_acked_event() {
         &format!("{{ COUNT: {N}, KEYS: {KEYS}, DEDUPE: \"true\", WINDOW: 256, RATE: 1000 }}"),
         "  overflow: wait",
     );
-    let nodes = start_nodes(
-        &["a", "b", "c"],
-        &b,
-        &nats.urls(),
-        &["--lease-ttl", LEASE_TTL],
-        || nats.dump(),
-    );
+    let nodes = start_nodes(&nats, &["a", "b", "c"], &b, &["--lease-ttl", LEASE_TTL]);
     let host = wait_connection_node(&nodes[0], "stream", || {
         dump_all(&nodes.iter().collect::<Vec<_>>(), &nats.dump())
     });
@@ -589,13 +578,7 @@ fn sigterm_moves_partitions_without_redelivery_and_exits_0() {
         &format!("{{ COUNT: {N}, KEYS: {KEYS}, DEDUPE: \"true\", WINDOW: 256, RATE: 1000 }}"),
         "  overflow: wait",
     );
-    let mut nodes = start_nodes(
-        &["a", "b", "c"],
-        &b,
-        &nats.url(),
-        &["--lease-ttl", LEASE_TTL],
-        || nats.dump(),
-    );
+    let mut nodes = start_nodes(&nats, &["a", "b", "c"], &b, &["--lease-ttl", LEASE_TTL]);
     let sampler = Sampler::start(nodes.iter().map(Node::address).collect());
     let dump = |nodes: &[Node]| dump_all(&nodes.iter().collect::<Vec<_>>(), &nats.dump());
     let host = wait_connection_node(&nodes[0], "stream", || dump(&nodes));
