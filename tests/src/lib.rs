@@ -1155,3 +1155,15 @@ pub fn status_rows(dir: &Path, state: &Path) -> Result<Vec<Value>, String> {
         .cloned()
         .ok_or_else(|| format!("no processes array in {json}"))
 }
+
+/// Every delivery `delivery-agent` recorded in `dir` for instance `key`
+/// (`<dir>/<key>.jsonl`), in order. A line still being written (no newline
+/// yet) is left for the next read.
+pub fn delivery_records(dir: &Path, key: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(dir.join(format!("{key}.jsonl"))).unwrap_or_default();
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    complete
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad record {l:?}: {e}")))
+        .collect()
+}

@@ -60,171 +60,83 @@ pub struct StreamInfo {
     pub replicas: u64,
 }
 
-/// One `nats-server` with JetStream on free loopback ports.
+/// Servers started, waited for and restarted one way, whether one alone or
+/// routed into a cluster: the single server and the cluster are both one.
 #[derive(Debug)]
-pub struct NatsServer {
-    server: Server,
-    _dir: Kept,
-}
-
-impl NatsServer {
-    /// Starts it and waits until JetStream is ready.
-    pub fn start() -> Self {
-        let dir = temp_dir("nats-");
-        let mut server = Server::new("n0", dir.path().to_path_buf(), false);
-        for attempt in 1..=PORT_TRIES {
-            server.spawn(None);
-            let s = std::cell::RefCell::new(&mut server);
-            let started = wait_ready(
-                "nats-server to be ready (JetStream enabled)",
-                SERVER_DEADLINE,
-                || s.borrow_mut().exited(),
-                || s.borrow().healthy("?js-enabled-only=true"),
-                || {
-                    let mut out = String::new();
-                    s.borrow().dump(&mut out);
-                    out
-                },
-            );
-            match started {
-                Ok(()) => {
-                    return Self { server, _dir: dir };
-                }
-                Err(why) if server.port_taken() && attempt < PORT_TRIES => {
-                    eprintln!("{why}: a port was taken, trying others");
-                    server.kill();
-                    server.repick_ports();
-                }
-                Err(why) => {
-                    let mut out = String::new();
-                    server.dump(&mut out);
-                    panic!("{why}\n{out}");
-                }
-            }
-        }
-        unreachable!("the loop returns or panics")
-    }
-
-    /// `nats://127.0.0.1:<port>`.
-    pub fn url(&self) -> String {
-        self.server.url()
-    }
-
-    /// Its pid, while it runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.server.pid()
-    }
-
-    /// SIGKILL.
-    pub fn kill(&mut self) {
-        self.server.kill();
-    }
-
-    /// Starts it again (same port, same store) and waits until it is ready.
-    pub fn restart(&mut self) {
-        self.server.kill();
-        self.server.spawn(None);
-        let s = std::cell::RefCell::new(&mut self.server);
-        let started = wait_ready(
-            "nats-server to be ready again",
-            SERVER_DEADLINE,
-            || s.borrow_mut().exited(),
-            || s.borrow().healthy("?js-enabled-only=true"),
-            || {
-                let mut out = String::new();
-                s.borrow().dump(&mut out);
-                out
-            },
-        );
-        if let Err(why) = started {
-            panic!("{why}\n{}", self.dump());
-        }
-    }
-
-    /// The tail of the server's log, for a failure message.
-    pub fn dump(&self) -> String {
-        let mut out = String::new();
-        self.server.dump(&mut out);
-        out
-    }
-}
-
-/// `n` routed `nats-server`s with JetStream (one cluster, each with its own
-/// store), on free loopback ports.
-#[derive(Debug)]
-pub struct NatsCluster {
-    name: String,
+struct Group {
     servers: Vec<Server>,
+    /// Whether the servers are routed into one cluster (named `e2e`).
+    routed: bool,
     _dir: Kept,
 }
 
-impl NatsCluster {
-    /// Starts `n` servers named `n0…` and waits until every one reports
-    /// JetStream ready and the cluster has a meta leader.
-    pub fn start(n: usize) -> Self {
-        assert!(n >= 1, "a cluster of {n} servers");
-        let dir = temp_dir("nats-cluster-");
+impl Group {
+    /// Starts `n` servers named `n0…` (routed when `routed`) and waits until
+    /// every one is ready; on ports found taken, tries fresh ones.
+    fn start(prefix: &str, n: usize, routed: bool) -> Self {
+        assert!(n >= 1, "a group of {n} servers");
+        let dir = temp_dir(prefix);
         let servers = (0..n)
-            .map(|i| Server::new(&format!("n{i}"), dir.path().join(format!("n{i}")), true))
+            .map(|i| Server::new(&format!("n{i}"), dir.path().join(format!("n{i}")), routed))
             .collect();
-        let mut cluster = Self {
-            name: "e2e".to_owned(),
+        let mut group = Self {
             servers,
+            routed,
             _dir: dir,
         };
+        let all: Vec<usize> = (0..n).collect();
         for attempt in 1..=PORT_TRIES {
-            let all: Vec<usize> = (0..n).collect();
             for i in 0..n {
-                cluster.spawn(i);
+                group.spawn(i);
             }
-            match cluster.wait_ready(&all) {
-                Ok(()) => return cluster,
+            match group.wait_ready(&all) {
+                Ok(()) => return group,
                 Err(why)
-                    if cluster.servers.iter().any(Server::port_taken) && attempt < PORT_TRIES =>
+                    if group.servers.iter().any(Server::port_taken) && attempt < PORT_TRIES =>
                 {
                     eprintln!("{why}: a port was taken, trying others");
-                    for s in &mut cluster.servers {
+                    for s in &mut group.servers {
                         s.kill();
                         s.repick_ports();
                     }
                 }
-                Err(why) => panic!("{why}\n{}", cluster.dump()),
+                Err(why) => panic!("{why}\n{}", group.dump()),
             }
         }
         unreachable!("the loop returns or panics")
     }
 
-    fn routes(&self) -> String {
-        self.servers
+    fn spawn(&mut self, i: usize) {
+        let routes = self
+            .servers
             .iter()
             .filter_map(Server::route_url)
             .collect::<Vec<_>>()
-            .join(",")
+            .join(",");
+        let cluster = self.routed.then_some(("e2e", routes.as_str()));
+        self.servers[i].spawn(cluster);
     }
 
-    fn spawn(&mut self, i: usize) {
-        let routes = self.routes();
-        let name = self.name.clone();
-        self.servers[i].spawn(Some((&name, &routes)));
-    }
-
-    /// Waits until each server of `which` has JetStream up and in contact
-    /// with a meta leader, and names one in `/jsz`.
+    /// Waits until each server of `which` is ready: JetStream enabled, and
+    /// in a cluster also in contact with a meta leader that `/jsz` names.
     fn wait_ready(&mut self, which: &[usize]) -> Result<(), String> {
+        let deadline = if self.routed {
+            CLUSTER_DEADLINE
+        } else {
+            SERVER_DEADLINE
+        };
         let servers = std::cell::RefCell::new(&mut self.servers);
-        let what = format!("nats-servers {which:?} to have JetStream ready and a meta leader");
+        let what = format!("nats-servers {which:?} to have JetStream ready");
         wait_ready(
             &what,
-            CLUSTER_DEADLINE,
+            deadline,
             || {
                 let mut s = servers.borrow_mut();
                 which.iter().any(|&i| s[i].exited())
             },
             || {
                 let s = servers.borrow();
-                which
-                    .iter()
-                    .all(|&i| s[i].healthy("") && s[i].meta_leader().is_some())
+                which.iter().all(|&i| s[i].ready())
             },
             || {
                 let mut out = String::new();
@@ -236,24 +148,118 @@ impl NatsCluster {
         )
     }
 
+    /// Starts server `i` again (same ports, same store) and waits until it is ready.
+    fn restart(&mut self, i: usize) {
+        self.servers[i].kill();
+        self.spawn(i);
+        if let Err(why) = self.wait_ready(&[i]) {
+            panic!("{why}\n{}", self.dump());
+        }
+    }
+
+    fn dump(&self) -> String {
+        let mut out = String::new();
+        for s in &self.servers {
+            s.dump(&mut out);
+        }
+        out
+    }
+}
+
+/// What a test needs of its NATS, one server or a cluster: the value of
+/// `--cluster`, and the servers' logs for a failure message.
+pub trait Nats {
+    /// The client URLs, comma-separated.
+    fn urls(&self) -> String;
+    /// The tail of every server's log.
+    fn dump(&self) -> String;
+}
+
+/// One `nats-server` with JetStream on free loopback ports.
+#[derive(Debug)]
+pub struct NatsServer {
+    group: Group,
+}
+
+impl NatsServer {
+    /// Starts it and waits until JetStream is ready.
+    pub fn start() -> Self {
+        Self {
+            group: Group::start("nats-", 1, false),
+        }
+    }
+
+    /// `nats://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        self.group.servers[0].url()
+    }
+
+    /// Its pid, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.group.servers[0].pid()
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self) {
+        self.group.servers[0].kill();
+    }
+
+    /// Starts it again (same port, same store) and waits until it is ready.
+    pub fn restart(&mut self) {
+        self.group.restart(0);
+    }
+
+    /// The tail of the server's log, for a failure message.
+    pub fn dump(&self) -> String {
+        self.group.dump()
+    }
+}
+
+impl Nats for NatsServer {
+    fn urls(&self) -> String {
+        self.url()
+    }
+
+    fn dump(&self) -> String {
+        self.group.dump()
+    }
+}
+
+/// `n` routed `nats-server`s with JetStream (one cluster, each with its own
+/// store), on free loopback ports.
+#[derive(Debug)]
+pub struct NatsCluster {
+    group: Group,
+}
+
+impl NatsCluster {
+    /// Starts `n` servers named `n0…` and waits until every one reports
+    /// JetStream ready and the cluster has a meta leader.
+    pub fn start(n: usize) -> Self {
+        Self {
+            group: Group::start("nats-cluster-", n, true),
+        }
+    }
+
     /// How many servers it has (running or not).
     pub fn len(&self) -> usize {
-        self.servers.len()
+        self.group.servers.len()
     }
 
     /// Whether it has no server (never: [`start`](Self::start) wants one).
     pub fn is_empty(&self) -> bool {
-        self.servers.is_empty()
+        self.group.servers.is_empty()
     }
 
     /// The client URL of server `i`.
     pub fn url(&self, i: usize) -> String {
-        self.servers[i].url()
+        self.group.servers[i].url()
     }
 
     /// Every server's client URL, comma-separated: the value of `--cluster`.
     pub fn urls(&self) -> String {
-        self.servers
+        self.group
+            .servers
             .iter()
             .map(Server::url)
             .collect::<Vec<_>>()
@@ -262,12 +268,13 @@ impl NatsCluster {
 
     /// The pid of server `i`, while it runs.
     pub fn pid(&self, i: usize) -> Option<u32> {
-        self.servers[i].pid()
+        self.group.servers[i].pid()
     }
 
     /// The JetStream meta leader's name as the first running server sees it.
     pub fn meta_leader(&self) -> Option<String> {
-        self.servers
+        self.group
+            .servers
             .iter()
             .filter(|s| s.child.is_some())
             .find_map(Server::meta_leader)
@@ -277,7 +284,7 @@ impl NatsCluster {
     /// holds a replica of: the union of what the running servers say).
     pub fn streams(&self) -> Vec<StreamInfo> {
         let mut out: BTreeMap<String, StreamInfo> = BTreeMap::new();
-        for s in self.servers.iter().filter(|s| s.child.is_some()) {
+        for s in self.group.servers.iter().filter(|s| s.child.is_some()) {
             let Some((200, body)) =
                 http_get(s.monitor, "/jsz?accounts=true&streams=true&config=true")
             else {
@@ -313,41 +320,43 @@ impl NatsCluster {
 
     /// The index of the server named `name` (`n0`, `n1`, …).
     pub fn index_of(&self, name: &str) -> Option<usize> {
-        self.servers.iter().position(|s| s.name == name)
+        self.group.servers.iter().position(|s| s.name == name)
     }
 
     /// SIGKILLs server `i`.
     pub fn kill(&mut self, i: usize) {
-        self.servers[i].kill();
+        self.group.servers[i].kill();
     }
 
     /// Starts server `i` again (same ports, same store) and waits until it
     /// has JetStream ready and a meta leader.
     pub fn restart(&mut self, i: usize) {
-        self.servers[i].kill();
-        self.spawn(i);
-        if let Err(why) = self.wait_ready(&[i]) {
-            panic!("{why}\n{}", self.dump());
-        }
+        self.group.restart(i);
     }
 
     /// Waits until every running server reports JetStream ready and a meta
     /// leader (as after [`kill`](Self::kill), when the survivors must elect one).
     pub fn wait_healthy(&mut self) {
-        let running: Vec<usize> = (0..self.servers.len())
-            .filter(|&i| self.servers[i].child.is_some())
+        let running: Vec<usize> = (0..self.group.servers.len())
+            .filter(|&i| self.group.servers[i].child.is_some())
             .collect();
-        if let Err(why) = self.wait_ready(&running) {
+        if let Err(why) = self.group.wait_ready(&running) {
             panic!("{why}\n{}", self.dump());
         }
     }
 
     /// The tail of every server's log, for a failure message.
     pub fn dump(&self) -> String {
-        let mut out = String::new();
-        for s in &self.servers {
-            s.dump(&mut out);
-        }
-        out
+        self.group.dump()
+    }
+}
+
+impl Nats for NatsCluster {
+    fn urls(&self) -> String {
+        NatsCluster::urls(self)
+    }
+
+    fn dump(&self) -> String {
+        self.group.dump()
     }
 }

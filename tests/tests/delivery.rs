@@ -235,14 +235,7 @@ fn records_dir(h: &Harness) -> PathBuf {
 
 /// Every delivery `delivery-agent` recorded for instance `key`, in order.
 fn records(h: &Harness, key: &str) -> Vec<Value> {
-    let text =
-        std::fs::read_to_string(records_dir(h).join(format!("{key}.jsonl"))).unwrap_or_default();
-    // A line still being written (no newline yet) is read next time.
-    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
-    complete
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad record {l:?}: {e}")))
-        .collect()
+    e2e::delivery_records(&records_dir(h), key)
 }
 
 fn text(r: &Value) -> &str {

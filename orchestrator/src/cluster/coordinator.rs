@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::sync::CancellationToken;
 
 use super::Cluster;
+use super::held::{Held, Target, fence, start_consumer, stop_under};
 use super::lease::{Lease, owner};
-use super::partition::{Outstanding, consume};
+use super::partition::let_go;
 pub use crate::bundle::Placement;
 use crate::reconcile::Reconciler;
 use crate::router::Router;
@@ -18,40 +18,6 @@ use crate::status::Registry;
 
 /// How long a handover waits for the deliveries in hand to finish.
 const DRAIN_WITHIN: Duration = Duration::from_secs(30);
-
-/// What a node may hold.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Target {
-    Partition(u32),
-    Connection(String),
-}
-
-impl Target {
-    fn key(&self) -> String {
-        match self {
-            Target::Partition(p) => format!("partition.{p}"),
-            Target::Connection(c) => format!("connection.{c}"),
-        }
-    }
-}
-
-/// A held lease and what runs under it.
-struct Held {
-    lease: Lease,
-    /// The partition's consumer (none for a Connection).
-    consumer: Option<Consumer>,
-    /// Being handed over: it is given up when the handover says so.
-    releasing: bool,
-    /// Drained for a stop with nothing left in hand.
-    clean: bool,
-}
-
-struct Consumer {
-    stop: CancellationToken,
-    /// Cancelled when its task has ended: no event can reach the router from it after.
-    done: CancellationToken,
-    outstanding: Arc<Outstanding>,
-}
 
 enum Cmd {
     /// Stop taking events, wait for what is in hand (SIGTERM, step 1).
@@ -306,7 +272,6 @@ impl State {
                     lease,
                     consumer,
                     releasing: false,
-                    clean: false,
                 };
                 self.held.insert(target, held);
             }
@@ -325,34 +290,24 @@ impl State {
             .consumer
             .as_ref()
             .map(|c| (c.stop.clone(), c.done.clone(), c.outstanding.clone()));
+        let validity = held.lease.validity();
         let (router, reconciler) = (self.setup.router.clone(), self.setup.reconciler.clone());
         let partitions = self.setup.cluster.partitions();
         let client = self.setup.cluster.inner.client.clone();
-        let cluster = self.setup.cluster.clone();
         tokio::spawn(async move {
             match &target {
                 Target::Partition(p) => {
                     if let Some((stop, done, outstanding)) = consumer {
                         stop.cancel();
                         done.cancelled().await;
-                        let inherited = outstanding
-                            .last_owner_upto
-                            .load(std::sync::atomic::Ordering::Acquire);
-                        if outstanding.drained(DRAIN_WITHIN).await {
-                            // Nothing in hand and nothing inherited: what is
-                            // left in the stream never reached an agent; the
-                            // next owner finds no consumer and delivers it as
-                            // first attempts.
-                            if inherited == 0 {
-                                cluster.forget_consumer(*p).await;
-                            }
-                        } else {
+                        if !outstanding.drained(DRAIN_WITHIN).await {
                             tracing::warn!(
                                 partition = p,
                                 left = outstanding.count(),
                                 "cluster: handover: deliveries still in hand; they will come again"
                             );
                         }
+                        let_go(*p, &outstanding, &validity).await;
                     }
                     let p = *p;
                     router
@@ -408,21 +363,19 @@ impl State {
     async fn drain(&mut self) {
         self.draining = true;
         let mut waits = Vec::new();
-        for (target, held) in &self.held {
+        for held in self.held.values() {
             if let Some(c) = &held.consumer {
                 c.stop.cancel();
-                waits.push((target.clone(), c.done.clone(), c.outstanding.clone()));
+                waits.push((c.done.clone(), c.outstanding.clone()));
             }
         }
         // Leases keep being renewed meanwhile: this task is busy, so renew here.
         let until = tokio::time::Instant::now() + DRAIN_WITHIN;
-        for (target, done, o) in waits {
-            let mut clean = false;
+        for (done, o) in waits {
             while tokio::time::Instant::now() < until {
                 let left = until - tokio::time::Instant::now();
                 let step = left.min(self.setup.cluster.lease_ttl() / 5);
                 if done.is_cancelled() && o.drained(step).await {
-                    clean = true;
                     break;
                 }
                 if !done.is_cancelled() {
@@ -430,11 +383,6 @@ impl State {
                 }
                 self.renew_all().await;
                 let _ = self.setup.cluster.heartbeat().await;
-            }
-            if let Some(held) = self.held.get_mut(&target) {
-                // Clean only if this owner inherited nothing (see `hand_over`).
-                held.clean =
-                    clean && o.last_owner_upto.load(std::sync::atomic::Ordering::Acquire) == 0;
             }
         }
     }
@@ -465,81 +413,15 @@ impl State {
         let cluster = self.setup.cluster.clone();
         let _ = cluster.inner.client.flush().await;
         for (target, held) in std::mem::take(&mut self.held) {
-            if let (Target::Partition(p), true) = (&target, held.clean) {
-                // Drained before the agents stopped: nothing in the stream
-                // reached an agent here (see `hand_over`).
-                cluster.forget_consumer(*p).await;
+            if let (Target::Partition(p), Some(c)) = (&target, &held.consumer)
+                && c.done.is_cancelled()
+            {
+                let_go(*p, &c.outstanding, &held.lease.validity()).await;
             }
             held.lease.release(&cluster.inner.leases).await;
         }
         cluster.clear_status().await;
         let _ = cluster.inner.nodes.purge(cluster.node()).await;
         let _ = cluster.inner.client.flush().await;
-    }
-}
-
-/// Starts consuming partition `p` into the router; `again` is the tally of
-/// the consumer task that ended, when this one replaces it.
-fn start_consumer(setup: &Setup, p: u32, again: Option<Arc<Outstanding>>) -> Consumer {
-    let (stop, done) = (CancellationToken::new(), CancellationToken::new());
-    let outstanding = again.unwrap_or_default();
-    let (cluster, router) = (setup.cluster.clone(), setup.router.clone());
-    let (s, d, o) = (stop.clone(), done.clone(), outstanding.clone());
-    tokio::spawn(async move {
-        let _done = d.drop_guard();
-        if let Err(e) = consume(cluster, router, p, s, o).await {
-            tracing::warn!(partition = p, "cluster: {e}");
-        }
-    });
-    Consumer {
-        stop,
-        done,
-        outstanding,
-    }
-}
-
-/// Stops what runs under a held lease the moment its validity runs out,
-/// on a task of its own: the coordinator's loop may be slow (NATS
-/// timeouts) but the fence is not, so no partition's agents or
-/// Connection keep running after another node may have claimed them.
-fn fence(setup: &Setup, target: &Target, lease: &Lease, consumer: Option<&Consumer>) {
-    let expiry = lease.expiry();
-    let stop = consumer.map(|c| (c.stop.clone(), c.done.clone()));
-    let (router, reconciler) = (setup.router.clone(), setup.reconciler.clone());
-    let partitions = setup.cluster.partitions();
-    let target = target.clone();
-    tokio::spawn(async move {
-        if !expiry.await {
-            return;
-        }
-        tracing::warn!(lease = %target.key(), "cluster: lease not renewed in time: stopping what runs under it");
-        let done = stop.map(|(stop, done)| {
-            stop.cancel();
-            done
-        });
-        stop_under(target, done, router, reconciler, partitions).await;
-    });
-}
-
-/// Stops what runs under `target` at once: a partition's agent processes
-/// (once its consumer task, whose end `done` tells, can hand out nothing
-/// more), or a Connection's process.
-async fn stop_under(
-    target: Target,
-    done: Option<CancellationToken>,
-    router: Router,
-    reconciler: Reconciler,
-    partitions: u32,
-) {
-    match target {
-        Target::Partition(p) => {
-            if let Some(done) = done {
-                done.cancelled().await;
-            }
-            router
-                .release_where(move |agent, key| super::partition_of(agent, key, partitions) == p)
-                .await;
-        }
-        Target::Connection(name) => reconciler.place(&name, false).await,
     }
 }

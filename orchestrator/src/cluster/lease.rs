@@ -27,6 +27,55 @@ fn score(node: &str, what: &str) -> u64 {
     h
 }
 
+/// A compare-and-set lost to another write (the key's revision was not the
+/// one expected). async-nats knows the server's error code 10071 for it;
+/// servers since 2.11 answer 10164 for the subject-sequence check instead.
+pub fn conflict(e: &kv::UpdateError) -> bool {
+    if e.kind() == kv::UpdateErrorKind::WrongLastRevision {
+        return true;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(js) = s.downcast_ref::<async_nats::jetstream::Error>()
+            && matches!(js.error_code().0, 10_071 | 10_164)
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// A key's last write as the bucket's stream leader has it (a plain KV read
+/// may be answered by a replica that is behind, whose revision would make
+/// the next compare-and-set fail).
+#[derive(Debug)]
+pub struct Latest {
+    /// Its value; `None` when the last write deleted it.
+    pub value: Option<bytes::Bytes>,
+    pub revision: u64,
+}
+
+/// Reads `key` from the leader; `None` when it was never written.
+pub async fn latest(store: &kv::Store, key: &str) -> Result<Option<Latest>, String> {
+    use async_nats::jetstream::stream::LastRawMessageErrorKind;
+    let subject = format!("{}{key}", store.prefix);
+    match store.stream.get_last_raw_message_by_subject(&subject).await {
+        Ok(msg) => {
+            let deleted = msg
+                .headers
+                .get("KV-Operation")
+                .is_some_and(|op| op.as_str() == "DEL" || op.as_str() == "PURGE");
+            Ok(Some(Latest {
+                value: (!deleted).then_some(msg.payload),
+                revision: msg.sequence,
+            }))
+        }
+        Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+        Err(e) => Err(format!("cannot read {key} in {}: {e}", store.name)),
+    }
+}
+
 /// A held lease: its key and the revision our last write made.
 #[derive(Debug)]
 pub struct Lease {
@@ -35,6 +84,17 @@ pub struct Lease {
     /// Until when it is surely still ours (the TTL less a margin, from the
     /// start of the last successful write); watched by its fence.
     valid_until: tokio::sync::watch::Sender<Instant>,
+}
+
+/// A view of a lease's validity that outlives the borrow of the lease.
+#[derive(Debug, Clone)]
+pub struct Validity(tokio::sync::watch::Receiver<Instant>);
+
+impl Validity {
+    /// Still surely ours (false once the lease is dropped or released).
+    pub fn valid(&self) -> bool {
+        self.0.has_changed().is_ok() && Instant::now() < *self.0.borrow()
+    }
 }
 
 /// How long before the server would expire a lease its holder stops using it.
@@ -60,19 +120,19 @@ impl Lease {
         let started = Instant::now();
         match self.write(store, node, ttl, started).await {
             Ok(()) => true,
-            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+            Err(e) if conflict(&e) => {
                 // Our own earlier renewal may have been stored with its
                 // answer lost: a lease that still names us is ours (nobody
                 // else writes a lease someone holds).
-                match store.entry(self.key.clone()).await {
-                    Ok(Some(entry))
-                        if entry.operation == kv::Operation::Put
-                            && entry.value.as_ref() == node.as_bytes() =>
-                    {
-                        self.revision = entry.revision;
+                match latest(store, &self.key).await {
+                    Ok(Some(Latest {
+                        value: Some(value),
+                        revision,
+                    })) if value.as_ref() == node.as_bytes() => {
+                        self.revision = revision;
                         match self.write(store, node, ttl, started).await {
                             Ok(()) => true,
-                            Err(e) => e.kind() != kv::UpdateErrorKind::WrongLastRevision,
+                            Err(e) => !conflict(&e),
                         }
                     }
                     _ => false,
@@ -107,6 +167,11 @@ impl Lease {
     /// Still surely ours.
     pub fn valid(&self) -> bool {
         Instant::now() < *self.valid_until.borrow()
+    }
+
+    /// Tells, from another task, whether it is still surely ours.
+    pub fn validity(&self) -> Validity {
+        Validity(self.valid_until.subscribe())
     }
 
     /// Resolves `true` when the lease stops being surely ours without having
@@ -148,6 +213,28 @@ impl Lease {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The server's answer to a compare-and-set that lost, as a client's update sees it.
+    fn update_error(code: u64) -> kv::UpdateError {
+        use async_nats::jetstream::context::{PublishError, PublishErrorKind};
+        let answer =
+            format!(r#"{{"code":400,"err_code":{code},"description":"wrong last sequence"}}"#);
+        let js: async_nats::jetstream::Error = serde_json::from_str(&answer).unwrap();
+        PublishError::with_source(PublishErrorKind::Other, js).into()
+    }
+
+    #[test]
+    fn a_lost_compare_and_set_is_told_apart_from_trouble() {
+        assert!(conflict(&update_error(10_164)), "servers since 2.11");
+        assert!(conflict(&update_error(10_071)));
+        assert!(conflict(&kv::UpdateError::new(
+            kv::UpdateErrorKind::WrongLastRevision
+        )));
+        assert!(!conflict(&update_error(10_008)), "JetStream unavailable");
+        assert!(!conflict(&kv::UpdateError::new(
+            kv::UpdateErrorKind::TimedOut
+        )));
+    }
 
     #[test]
     fn rendezvous_spreads_and_moves_little() {

@@ -1,14 +1,36 @@
 //! What operations keep, shared by every node: the first result of each
 //! idempotency key (bucket `N-idempotency`) and the records of async jobs
-//! (bucket `N-jobs`), both expiring after the longest `idempotencyTtl`.
+//! (bucket `N-jobs`), both expiring after the longest `idempotencyTtl`;
+//! and, while a key's first call runs, a claim on the key (a lease in
+//! `N-leases`), so that a repeat on another node waits for its result
+//! instead of calling too.
 
 use std::time::{Duration, SystemTime};
 
 use futures::TryStreamExt;
 use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
 
 use super::Cluster;
+use super::lease::Lease;
 use crate::journal::JournalError;
+
+/// How often a repeat waiting for another node's call of its key looks
+/// again (a KV read; the key's lease has no change to watch when it lapses).
+const CLAIM_POLL: Duration = Duration::from_millis(50);
+
+/// This node's claim on an idempotency key while it calls: renewed until
+/// dropped, then released.
+#[derive(Debug)]
+pub struct KeyClaim {
+    stop: CancellationToken,
+}
+
+impl Drop for KeyClaim {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
 
 fn err(what: &str, e: impl std::fmt::Display) -> JournalError {
     JournalError::Cluster(format!("{what}: {e}"))
@@ -49,6 +71,54 @@ impl Cluster {
                 Ok(())
             }
             Err(e) => Err(err("cannot keep the idempotency record", e)),
+        }
+    }
+
+    /// Claims `(connection, operation, key)` for this node's call, waiting
+    /// while another node holds it (its call runs; a claim of a node that
+    /// died lapses after the lease TTL). The caller looks for the first
+    /// result again once it holds the claim. `None` when NATS cannot be
+    /// asked: the call goes ahead unclaimed, as it does when the result
+    /// cannot be read.
+    pub async fn claim_key(
+        &self,
+        connection: &str,
+        operation: &str,
+        key: &str,
+    ) -> Option<KeyClaim> {
+        let k = format!("idempotency.{}", result_key(connection, operation, key));
+        let (store, node, ttl) = (
+            self.inner.leases.clone(),
+            self.node().to_string(),
+            self.lease_ttl(),
+        );
+        loop {
+            if let Some(mut lease) = Lease::acquire(&store, &k, &node, ttl).await {
+                let stop = CancellationToken::new();
+                let done = stop.clone();
+                tokio::spawn(async move {
+                    let mut renew = tokio::time::interval(ttl / 5);
+                    renew.tick().await;
+                    loop {
+                        tokio::select! {
+                            () = done.cancelled() => break,
+                            _ = renew.tick() => if !lease.renew(&store, &node, ttl).await {
+                                return;
+                            },
+                        }
+                    }
+                    lease.release(&store).await;
+                });
+                return Some(KeyClaim { stop });
+            }
+            // Held by another node (its call runs), or let go just now: try
+            // again shortly (not at once: a claim refused for another reason
+            // must not spin).
+            if let Err(e) = store.get(&k).await {
+                tracing::warn!(connection, operation, "idempotency key not claimed: {e}");
+                return None;
+            }
+            tokio::time::sleep(CLAIM_POLL).await;
         }
     }
 

@@ -284,6 +284,11 @@ impl Operations {
             Some(k) => Some(self.turn(k).await),
             None => None,
         };
+        // Cluster mode: and the key's turn across nodes, held until its result is kept.
+        let _claim = match (&idempotency, self.cluster.get()) {
+            (Some(k), Some(cluster)) => cluster.claim_key(&k.0, &k.1, &k.2).await,
+            _ => None,
+        };
         if let Some(k) = &idempotency
             && let Some(first) = self.recall(k, conn.policy.idempotency_ttl).await
         {

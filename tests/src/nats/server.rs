@@ -250,6 +250,17 @@ impl Server {
         http_get(self.monitor, &format!("/healthz{query}")).is_some_and(|(s, _)| s == 200)
     }
 
+    /// Whether it is ready for the orchestrators: JetStream enabled and, in
+    /// a cluster, the full `/healthz` (in contact with a meta leader) and a
+    /// meta leader named in `/jsz`.
+    pub(super) fn ready(&self) -> bool {
+        if self.route.is_some() {
+            self.healthy("") && self.meta_leader().is_some()
+        } else {
+            self.healthy("?js-enabled-only=true")
+        }
+    }
+
     /// The JetStream meta leader `/jsz` names, if any.
     pub(super) fn meta_leader(&self) -> Option<String> {
         let (status, body) = http_get(self.monitor, "/jsz")?;

@@ -12,6 +12,7 @@
 
 #![allow(dead_code)] // each test binary uses a part of it
 
+pub mod ops;
 pub mod sampler;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,6 +20,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use e2e::nats::Nats;
 use e2e::{DEADLINE, Harness, pid_alive};
 use serde_json::Value;
 
@@ -160,24 +162,21 @@ impl Node {
     }
 }
 
-/// Starts nodes `names` on `urls`, each with `extra` arguments, and waits
+/// Starts nodes `names` on `nats`, each with `extra` arguments, and waits
 /// until every one has joined. The first joins alone (creating the
-/// cluster's streams and buckets), the others then start together: a fresh
-/// cluster joined by several nodes at once is its own test.
-pub fn start_nodes(
-    names: &[&str],
-    bundle: &str,
-    urls: &str,
-    extra: &[&str],
-    nats_dump: impl Fn() -> String,
-) -> Vec<Node> {
-    let mut nodes = vec![Node::start(names[0], bundle, urls, extra)];
-    nodes[0].wait_joined(&nats_dump);
+/// cluster's streams and buckets, and holding every partition until the
+/// others come), the others then start together: a fresh cluster joined by
+/// several nodes at once is its own test.
+pub fn start_nodes(nats: &impl Nats, names: &[&str], bundle: &str, extra: &[&str]) -> Vec<Node> {
+    let urls = nats.urls();
+    let nats_dump = || nats.dump();
+    let mut nodes = vec![Node::start(names[0], bundle, &urls, extra)];
+    nodes[0].wait_joined(nats_dump);
     for name in &names[1..] {
-        nodes.push(Node::start(name, bundle, urls, extra));
+        nodes.push(Node::start(name, bundle, &urls, extra));
     }
     for n in &mut nodes[1..] {
-        n.wait_joined(&nats_dump);
+        n.wait_joined(nats_dump);
     }
     nodes
 }
@@ -260,15 +259,7 @@ pub fn is_done(run: &[String]) -> bool {
 }
 
 /// Every delivery recorded for instance `key`, in order.
-pub fn records(dir: &Path, key: &str) -> Vec<Value> {
-    let text = std::fs::read_to_string(dir.join(format!("{key}.jsonl"))).unwrap_or_default();
-    // A line still being written (no newline yet) is read next time.
-    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
-    complete
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad record {l:?}: {e}")))
-        .collect()
-}
+pub use e2e::delivery_records as records;
 
 /// How many deliveries are recorded in `dir`, all keys (counting lines only:
 /// cheap enough to poll).
