@@ -129,6 +129,25 @@ struct WriteState<Out> {
 }
 
 impl<Out: Send + 'static> Outbox<Out> {
+    /// An outbox writing to `io` what `encode` makes of each message.
+    fn new(io: Box<dyn ChildWrite>, encode: Encode<Out>) -> Self {
+        let state = WriteState {
+            encode,
+            buf: BytesMut::new(),
+            waiting: 0,
+            blocked: false,
+            failed: false,
+        };
+        let shared = Shared {
+            io,
+            state: Mutex::new(state),
+            stall: Stall::default(),
+        };
+        Self {
+            shared: Arc::new(shared),
+        }
+    }
+
     /// Sends a message to the child without waiting; false when the channel
     /// is gone or the child stopped reading (the message is dropped: the
     /// child is about to be killed).
@@ -162,8 +181,16 @@ impl<Out: Send + 'static> Outbox<Out> {
         }
         if !st.blocked && !st.buf.is_empty() && self.write_now(st) {
             // Full: the rest is written once the child takes more.
-            st.blocked = true;
-            tokio::spawn(finish(self.shared.clone()));
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    st.blocked = true;
+                    runtime.spawn(finish(self.shared.clone()));
+                }
+                Err(_) => {
+                    fail(st, io::Error::other("no runtime to finish the write on"));
+                    return false;
+                }
+            }
         }
         true
     }
@@ -312,23 +339,9 @@ impl<In: Send + 'static, Out: Send + 'static> Link<In, Out> {
         opts: LinkOptions<Out>,
         pong: fn(&In) -> Option<u64>,
     ) -> Self {
-        let state = WriteState {
-            encode,
-            buf: BytesMut::new(),
-            waiting: 0,
-            blocked: false,
-            failed: false,
-        };
-        let shared = Shared {
-            io,
-            state: Mutex::new(state),
-            stall: Stall::default(),
-        };
         Self {
             incoming,
-            outbox: Outbox {
-                shared: Arc::new(shared),
-            },
+            outbox: Outbox::new(io, encode),
             unit: opts.unit,
             received: 0,
             errors: 0,
@@ -409,3 +422,7 @@ impl<In: Send + 'static, Out: Send + 'static> Link<In, Out> {
         true
     }
 }
+
+#[cfg(test)]
+#[path = "link_tests.rs"]
+mod tests;
