@@ -50,6 +50,9 @@ pub struct JobRecord {
     /// Its `job.*` event was handed to the journal.
     #[serde(default)]
     pub notified: bool,
+    /// Cluster mode: the node running it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// What `orchestrator jobs` shows of a job: the record without its input.

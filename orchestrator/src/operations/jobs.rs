@@ -73,6 +73,7 @@ impl Operations {
             response: None,
             error: None,
             notified: false,
+            node: self.cluster.get().map(|c| c.node().to_string()),
         };
         if let Err(e) = self.write_job(&record).await {
             let m = format!("the journal could not keep the job: {e}");
@@ -292,18 +293,36 @@ impl Operations {
     ) -> Result<JobRecord, InvokeError> {
         let mut record = self.job(caller, id).await?;
         let token = self.open_jobs.lock().expect("ops lock").remove(id);
-        let Some(token) = token else {
-            // Settled already (or settling): as it stands.
-            return Ok(record);
-        };
-        token.cancel();
         let by = if caller.operator {
             "the operator".to_string()
         } else {
             format!("Agent/{}", caller.agent)
         };
+        let mut reason = format!("canceled by {by}");
+        match token {
+            Some(token) => token.cancel(),
+            None => {
+                // Cluster mode: a job of another node is canceled there; one
+                // whose node is gone, here (once: the first node to claim it).
+                let elsewhere = self.cluster.get().zip(record.node.clone());
+                let Some((cluster, node)) = elsewhere.filter(|(c, n)| n != c.node()) else {
+                    // Settled already (or settling): as it stands.
+                    return Ok(record);
+                };
+                if record.state.is_settled() {
+                    return Ok(record);
+                }
+                if let Some(there) = cluster.forward_cancel(&node, caller, id).await? {
+                    return Ok(there);
+                }
+                if !cluster.claim_job(id).await {
+                    return Ok(record);
+                }
+                reason = format!("{reason} (its node {node} is gone)");
+            }
+        }
         record.state = JobState::Canceled;
-        record.error = Some(refusal(FailureClass::Canceled, format!("canceled by {by}")));
+        record.error = Some(refusal(FailureClass::Canceled, reason));
         self.audit.record(serde_json::json!({
             "time": now(),
             "kind": "invoke",
@@ -345,9 +364,19 @@ impl Operations {
     /// an idempotent operation, fails any other ("interrupted by a
     /// restart"), and sends the event of a settled job that was not sent.
     pub async fn resume_jobs(self: &Arc<Self>) -> Result<(), crate::journal::JournalError> {
-        if self.cluster.get().is_some() {
-            // Which node ran an unsettled job is not known: no node takes
-            // it up (it stays as it was in `jobs list`).
+        if let Some(cluster) = self.cluster.get() {
+            // Cluster mode: jobs are taken up where their Connection runs
+            // (`sweep_jobs`), and other nodes' cancels answered here.
+            cluster.serve_jobs(self.clone());
+            let (ops, started) = (self.clone(), now());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(SWEEP_EVERY);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    ops.sweep_jobs(&started).await;
+                }
+            });
             return Ok(());
         }
         let journal = self.journal.clone();
@@ -385,6 +414,80 @@ impl Operations {
             self.settle(record).await;
         }
         Ok(())
+    }
+}
+
+/// How often a cluster node looks for jobs it must take up.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Operations {
+    /// Cluster mode: takes up the unsettled jobs of Connections this node
+    /// runs whose node is gone (or is this node, from a run before
+    /// `started`): as [`resume_jobs`](Self::resume_jobs) does after a
+    /// restart, an idempotent one runs again here, any other fails, and a
+    /// settled one whose event was not sent sends it.
+    async fn sweep_jobs(self: &Arc<Self>, started: &str) {
+        let Some(cluster) = self.cluster.get() else {
+            return;
+        };
+        let records = match cluster.jobs().await {
+            Ok(records) => records,
+            Err(e) => {
+                tracing::debug!("cluster: cannot look for jobs to take up: {e}");
+                return;
+            }
+        };
+        for bytes in records {
+            let Ok(mut record) = serde_json::from_slice::<JobRecord>(&bytes) else {
+                continue;
+            };
+            let Some(node) = record.node.clone() else {
+                continue;
+            };
+            if (record.state.is_settled() && record.notified) || !cluster.serves(&record.connection)
+            {
+                continue;
+            }
+            let left = if node == cluster.node() {
+                record.created_at.as_str() < started
+                    && !self
+                        .open_jobs
+                        .lock()
+                        .expect("ops lock")
+                        .contains_key(&record.job_id)
+            } else {
+                !cluster.is_live(&node).await
+            };
+            if !left || !cluster.claim_job(&record.job_id).await {
+                continue;
+            }
+            if record.state.is_settled() {
+                self.notify(record).await;
+                continue;
+            }
+            let idempotent = self
+                .connection(&record.connection)
+                .and_then(|c| {
+                    c.operations
+                        .get(&record.operation)
+                        .map(|o| o.decl.idempotent)
+                })
+                .unwrap_or(false);
+            if idempotent {
+                tracing::info!(job = %record.job_id, "running a job of node {node} again here");
+                record.node = Some(cluster.node().to_string());
+                self.spawn_job(record);
+                continue;
+            }
+            let why = if node == cluster.node() {
+                "interrupted by a restart".to_string()
+            } else {
+                format!("its node {node} is gone")
+            };
+            record.state = JobState::Failed;
+            record.error = Some(refusal(FailureClass::Transient, why));
+            self.settle(record).await;
+        }
     }
 }
 
