@@ -11,10 +11,8 @@ mod cluster_support;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use cluster_support::{
-    LONG, acked, answer_runs, bundle, delivered, dump_all, is_done, record_count, refusals,
-    start_nodes, wait_for,
-};
+use cluster_support::answers::{acked, answer_runs, is_done, refusals};
+use cluster_support::{LONG, bundle, delivered, dump_all, record_count, start_nodes, wait_for};
 use e2e::nats::NatsServer;
 
 const POLL: Duration = Duration::from_millis(100);
@@ -42,7 +40,11 @@ fn nats_lost_mid_run_refuses_emits_transient_and_delivery_resumes_when_it_is_bac
         "1,000 events acked",
         LONG,
         POLL,
-        || runs().last().is_some_and(|r| acked(r, "new").len() >= 1_000),
+        || {
+            runs()
+                .last()
+                .is_some_and(|r| acked(r, "new").len() >= 1_000)
+        },
         || dump(&nats),
     );
     nats.kill();
@@ -91,7 +93,10 @@ fn nats_lost_mid_run_refuses_emits_transient_and_delivery_resumes_when_it_is_bac
         refused.len(),
         dump(&nats)
     );
-    let acked_all: BTreeSet<u64> = acked(run, "new").union(&acked(run, "dup")).copied().collect();
+    let acked_all: BTreeSet<u64> = acked(run, "new")
+        .union(&acked(run, "dup"))
+        .copied()
+        .collect();
     assert_eq!(
         acked_all.len() + refused.len(),
         usize::try_from(N).expect("small"),
@@ -101,7 +106,10 @@ fn nats_lost_mid_run_refuses_emits_transient_and_delivery_resumes_when_it_is_bac
         "every acked event to reach an agent",
         LONG,
         POLL,
-        || record_count(rec.path()) >= acked_all.len() && acked_all.is_subset(&delivered(rec.path())),
+        || {
+            record_count(rec.path()) >= acked_all.len()
+                && acked_all.is_subset(&delivered(rec.path()))
+        },
         || dump(&nats),
     );
     let refused_ids: BTreeSet<u64> = refused
