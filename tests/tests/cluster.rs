@@ -22,11 +22,11 @@ mod cluster_support;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use cluster_support::answers::{acked, is_done, refusals};
 use cluster_support::sampler::Sampler;
 use cluster_support::{
-    JOIN, LONG, Node, acked, all_records, attempt, bundle, check_order_and_repeats, delivered,
-    dump_all, index, is_done, node_of, record_count, records, refusals, start_nodes, text,
-    wait_connection_node, wait_for,
+    JOIN, LONG, Node, all_records, attempt, bundle, check_order_and_repeats, delivered, dump_all,
+    index, node_of, record_count, records, start_nodes, text, wait_connection_node, wait_for,
 };
 use e2e::nats::{NatsCluster, NatsServer, unused_port};
 use e2e::{DEADLINE, Harness};

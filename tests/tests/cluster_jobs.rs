@@ -133,7 +133,10 @@ fn the_jobs_of_a_killed_node_are_taken_up_where_the_connection_runs_next() {
         },
         || dump_all(&nodes.iter().collect::<Vec<_>>(), &nats.dump()),
     );
-    let h = nodes.iter().position(|n| n.name == host[0]).expect("a node");
+    let h = nodes
+        .iter()
+        .position(|n| n.name == host[0])
+        .expect("a node");
     let s = 1 - h;
     let (gone, survivor) = (nodes[h].name.clone(), nodes[s].name.clone());
 

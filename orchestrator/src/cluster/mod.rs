@@ -12,7 +12,8 @@
 //! - stream `N-dlq`, subject `N.dlq`: dead letters.
 //! - key-value buckets `N-nodes` (one heartbeat per live node, expiring
 //!   after the lease TTL), `N-leases` (who owns which partition and which
-//!   Connection, same TTL), `N-status` (each node's status rows),
+//!   Connection, which idempotency key's first call runs where, which node
+//!   took up a job of a node that is gone; same TTL), `N-status` (each node's status rows),
 //!   `N-meta` (the partition count, fixed when the cluster is first used,
 //!   and each partition's watermark, below),
 //!   `N-idempotency` and `N-jobs` (what operations keep).
