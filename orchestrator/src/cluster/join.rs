@@ -160,8 +160,21 @@ impl Cluster {
         let cluster = Self {
             inner: Arc::new(inner),
         };
-        cluster.check_peers().await?;
-        cluster.heartbeat().await?;
+        // A bucket just created on a NATS cluster may not take writes for a
+        // moment ("no stream found"): only such trouble is tried again, not
+        // a refusal (another bundle, a clock off, a name taken).
+        let setup_only = |r: Result<(), ClusterError>| match r {
+            Err(ClusterError::Setup { message, .. }) => Err(message),
+            other => Ok(other),
+        };
+        patiently("the node list", || async {
+            setup_only(cluster.check_peers().await)
+        })
+        .await??;
+        patiently("the node heartbeat", || async {
+            setup_only(cluster.heartbeat().await)
+        })
+        .await??;
         Ok(cluster)
     }
 
