@@ -58,6 +58,8 @@ impl Coordinator {
             held: BTreeMap::new(),
             tx: tx.clone(),
             draining: false,
+            reported: (0, Vec::new()),
+            live: 0,
         };
         tokio::spawn(state.run(rx));
         Self { tx }
@@ -88,6 +90,9 @@ struct State {
     tx: mpsc::UnboundedSender<Cmd>,
     /// Draining for a stop: nothing new is claimed.
     draining: bool,
+    /// What this node holds as last logged, and the live nodes then.
+    reported: (usize, Vec<String>),
+    live: usize,
 }
 
 impl State {
@@ -157,28 +162,36 @@ impl State {
                 return;
             }
         };
-        let before = self.summary();
         for target in self.targets() {
             let mine = self.is_mine(&target, &live);
             self.step(target, mine).await;
         }
         self.fence_expired();
-        let after = self.summary();
-        if after != before {
-            let (partitions, connections) = &after;
-            tracing::info!(
-                nodes = live.len(),
-                "cluster: this node holds {} of {} partitions{}{}",
-                partitions,
-                self.setup.cluster.partitions(),
-                if connections.is_empty() {
-                    ""
-                } else {
-                    " and connections "
-                },
-                connections.join(", ")
-            );
+        self.live = live.len();
+        self.report();
+    }
+
+    /// Logs what this node holds when it changed (claims and fences in a
+    /// tick, handovers when they finish).
+    fn report(&mut self) {
+        let now = self.summary();
+        if now == self.reported {
+            return;
         }
+        let (partitions, connections) = &now;
+        tracing::info!(
+            nodes = self.live,
+            "cluster: this node holds {} of {} partitions{}{}",
+            partitions,
+            self.setup.cluster.partitions(),
+            if connections.is_empty() {
+                ""
+            } else {
+                " and connections "
+            },
+            connections.join(", ")
+        );
+        self.reported = now;
     }
 
     /// Partitions held, and the Connections held.
@@ -328,6 +341,7 @@ impl State {
             held.lease.release(&self.setup.cluster.inner.leases).await;
             tracing::debug!(lease = %target.key(), "cluster: handed over");
         }
+        self.report();
     }
 
     /// A lease is no longer surely ours: stop what runs under it at once.

@@ -70,14 +70,16 @@ fn main() {
     if !dir.ends_with("release") {
         eprintln!("warning: {} is not a release build", dir.display());
     }
+    // `--three`: only the three-node row.
+    let only_three = args.iter().any(|a| a == "--three");
     let mut rows = Vec::new();
-    rows.push(measure_row(
-        "1 node, redb journal",
-        &Place::Redb,
-        count,
-        keys,
-    ));
-    {
+    if !only_three {
+        rows.push(measure_row(
+            "1 node, redb journal",
+            &Place::Redb,
+            count,
+            keys,
+        ));
         let nats = NatsServer::start();
         let url = nats.url();
         rows.push(measure_row(
@@ -152,7 +154,13 @@ fn measure_row(name: &'static str, place: &Place<'_>, count: u64, keys: u64) -> 
 /// One run of `spec` on the row's nodes: events/s and the sorted latencies.
 fn run(place: &Place<'_>, spec: &Run, tag: &str) -> (f64, Vec<u64>) {
     let warm_dir = tempfile::tempdir().expect("warm dir");
-    let text = bundle(spec, Some(warm_dir.path()), "");
+    let hold = warm_dir.path().join("go");
+    // The Connection's config (the first WARM_DIR; the agent's env has one too).
+    let text = bundle(spec, Some(warm_dir.path()), "").replacen(
+        "WARM_DIR: \"",
+        &format!("HOLD_FILE: \"{}\"\n    WARM_DIR: \"", hold.display()),
+        1,
+    );
     let nodes: Vec<Harness> = match place {
         Place::Redb => vec![Harness::new()],
         Place::Nats(_, n) => (0..*n).map(|_| Harness::new()).collect(),
@@ -178,8 +186,16 @@ fn run(place: &Place<'_>, spec: &Run, tag: &str) -> (f64, Vec<u64>) {
         };
         children.push(child);
     }
+    if let Place::Nats(_, n) = place
+        && *n > 1
+    {
+        // Partitions move while nodes join; an instance that moved mid-run
+        // would split its count over two nodes.
+        wait_until_shared_out(&mut children, &nodes);
+    }
+    std::fs::write(&hold, b"").expect("hold file");
     let states: Vec<PathBuf> = nodes.iter().map(Harness::state).collect();
-    let conn_result = wait_for_file(&mut children, || {
+    let conn_result = wait_for_file("the connector's result", &mut children, || {
         states
             .iter()
             .map(|s| s.join("state/connections/bench/result.json"))
@@ -187,7 +203,7 @@ fn run(place: &Place<'_>, spec: &Run, tag: &str) -> (f64, Vec<u64>) {
     });
     let agent_dirs: Vec<PathBuf> = (0..spec.keys)
         .map(|k| {
-            wait_for_file(&mut children, || {
+            wait_for_file(&format!("the result of agent k{k}"), &mut children, || {
                 states
                     .iter()
                     .map(|s| s.join(format!("state/agents/sink/k{k}")))
@@ -202,8 +218,36 @@ fn run(place: &Place<'_>, spec: &Run, tag: &str) -> (f64, Vec<u64>) {
     measured
 }
 
+/// Waits until every node holds some partitions and together they hold
+/// all of them (each node's last `this node holds N of P partitions` line).
+fn wait_until_shared_out(children: &mut [Child], nodes: &[Harness]) {
+    let held = |h: &Harness| -> Option<(u32, u32)> {
+        let stderr = h.stderr();
+        let line = stderr
+            .lines()
+            .rev()
+            .find(|l| l.contains("this node holds "))?;
+        let (_, rest) = line.split_once("this node holds ")?;
+        let mut words = rest.split_whitespace();
+        let n = words.next()?.parse().ok()?;
+        let of = words.nth(1)?.parse().ok()?;
+        Some((n, of))
+    };
+    wait_for_file("the nodes to share out the partitions", children, || {
+        let all: Option<Vec<(u32, u32)>> = nodes.iter().map(held).collect();
+        let all = all?;
+        let total = all.first()?.1;
+        (all.iter().all(|&(n, _)| n > 0) && all.iter().map(|&(n, _)| n).sum::<u32>() == total)
+            .then(PathBuf::new)
+    });
+}
+
 /// Polls `found` until it gives a path (panics past [`DEADLINE`], or when a node exits).
-fn wait_for_file(children: &mut [Child], mut found: impl FnMut() -> Option<PathBuf>) -> PathBuf {
+fn wait_for_file(
+    what: &str,
+    children: &mut [Child],
+    mut found: impl FnMut() -> Option<PathBuf>,
+) -> PathBuf {
     let start = std::time::Instant::now();
     loop {
         if let Some(p) = found() {
@@ -216,7 +260,7 @@ fn wait_for_file(children: &mut [Child], mut found: impl FnMut() -> Option<PathB
         }
         assert!(
             start.elapsed() < DEADLINE,
-            "the run did not finish in {DEADLINE:?}"
+            "{what}: not within {DEADLINE:?}"
         );
         std::thread::sleep(POLL);
     }

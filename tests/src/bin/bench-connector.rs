@@ -12,6 +12,9 @@
 //! - `WARM_DIR`: first one `warm` event per key; then it waits until every
 //!   agent instance has made its file in `WARM_DIR` (see `bench-agent`), so
 //!   process start-up is not measured.
+//! - `HOLD_FILE`: it emits nothing until this file exists (`bench-cluster`
+//!   creates it once the nodes have shared out the partitions, so no agent
+//!   instance moves to another node mid-run).
 //!
 //! When every emit is answered it writes `<stateDir>/result.json`:
 //! `{"count","acked","nacked","failed","firstEmitNs","lastAckNs"}`, then
@@ -64,9 +67,15 @@ fn main() -> ExitCode {
         let payload: usize = number(&ctx, "PAYLOAD", 64)?;
         let stamp = ctx.config_value("STAMP") == Some("true");
         let warm_dir = ctx.config_value("WARM_DIR").map(PathBuf::from);
+        let hold = ctx.config_value("HOLD_FILE").map(PathBuf::from);
         let text = "x".repeat(payload);
         ctx.ready().await;
         let emitter = ctx.emitter();
+        if let Some(hold) = &hold {
+            while !hold.exists() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
 
         if let Some(dir) = &warm_dir {
             let warm: Vec<_> = (0..keys)
