@@ -91,7 +91,7 @@ impl Operations {
     }
 
     /// Runs a job on its own task until it settles or is canceled.
-    fn spawn_job(self: &Arc<Self>, mut record: JobRecord) {
+    pub(super) fn spawn_job(self: &Arc<Self>, mut record: JobRecord) {
         let cancel = CancellationToken::new();
         self.open_jobs
             .lock()
@@ -136,7 +136,7 @@ impl Operations {
     }
 
     /// Writes a settled job, then hands its event to the journal.
-    async fn settle(&self, mut record: JobRecord) {
+    pub(super) async fn settle(&self, mut record: JobRecord) {
         record.updated_at = now();
         if let Err(e) = self.write_job(&record).await {
             tracing::warn!(job = %record.job_id, "job record not updated: {e}");
@@ -146,7 +146,7 @@ impl Operations {
 
     /// Sends a settled job's `job.*` event to the instance that started it
     /// (and a failed one to the dead-letter queue), then marks it notified.
-    async fn notify(&self, mut record: JobRecord) {
+    pub(super) async fn notify(&self, mut record: JobRecord) {
         if !record.operator {
             let event = job_event(&record);
             let route = RouteRecord {
@@ -370,7 +370,7 @@ impl Operations {
             cluster.serve_jobs(self.clone());
             let (ops, started) = (self.clone(), now());
             tokio::spawn(async move {
-                let mut tick = tokio::time::interval(SWEEP_EVERY);
+                let mut tick = tokio::time::interval(super::job_takeup::SWEEP_EVERY);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     tick.tick().await;
@@ -384,113 +384,14 @@ impl Operations {
             .await
             .unwrap_or_else(|_| Ok(Vec::new()))?;
         for bytes in jobs {
-            let Ok(mut record) = serde_json::from_slice::<JobRecord>(&bytes) else {
-                continue;
-            };
-            if record.state.is_settled() {
-                if !record.notified {
-                    self.notify(record).await;
-                }
-                continue;
+            if let Ok(record) = serde_json::from_slice::<JobRecord>(&bytes) {
+                self.take_up(record, "interrupted by a restart").await;
             }
-            let idempotent = self
-                .connection(&record.connection)
-                .and_then(|c| {
-                    c.operations
-                        .get(&record.operation)
-                        .map(|o| o.decl.idempotent)
-                })
-                .unwrap_or(false);
-            if idempotent {
-                tracing::info!(job = %record.job_id, "running an interrupted idempotent job again");
-                self.spawn_job(record);
-                continue;
-            }
-            record.state = JobState::Failed;
-            record.error = Some(refusal(
-                FailureClass::Transient,
-                "interrupted by a restart".into(),
-            ));
-            self.settle(record).await;
         }
         Ok(())
     }
 }
 
-/// How often a cluster node looks for jobs it must take up.
-const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
-
-impl Operations {
-    /// Cluster mode: takes up the unsettled jobs of Connections this node
-    /// runs whose node is gone (or is this node, from a run before
-    /// `started`): as [`resume_jobs`](Self::resume_jobs) does after a
-    /// restart, an idempotent one runs again here, any other fails, and a
-    /// settled one whose event was not sent sends it.
-    async fn sweep_jobs(self: &Arc<Self>, started: &str) {
-        let Some(cluster) = self.cluster.get() else {
-            return;
-        };
-        let records = match cluster.jobs().await {
-            Ok(records) => records,
-            Err(e) => {
-                tracing::debug!("cluster: cannot look for jobs to take up: {e}");
-                return;
-            }
-        };
-        for bytes in records {
-            let Ok(mut record) = serde_json::from_slice::<JobRecord>(&bytes) else {
-                continue;
-            };
-            let Some(node) = record.node.clone() else {
-                continue;
-            };
-            if (record.state.is_settled() && record.notified) || !cluster.serves(&record.connection)
-            {
-                continue;
-            }
-            let left = if node == cluster.node() {
-                record.created_at.as_str() < started
-                    && !self
-                        .open_jobs
-                        .lock()
-                        .expect("ops lock")
-                        .contains_key(&record.job_id)
-            } else {
-                !cluster.is_live(&node).await
-            };
-            if !left || !cluster.claim_job(&record.job_id).await {
-                continue;
-            }
-            if record.state.is_settled() {
-                self.notify(record).await;
-                continue;
-            }
-            let idempotent = self
-                .connection(&record.connection)
-                .and_then(|c| {
-                    c.operations
-                        .get(&record.operation)
-                        .map(|o| o.decl.idempotent)
-                })
-                .unwrap_or(false);
-            if idempotent {
-                tracing::info!(job = %record.job_id, "running a job of node {node} again here");
-                record.node = Some(cluster.node().to_string());
-                self.spawn_job(record);
-                continue;
-            }
-            let why = if node == cluster.node() {
-                "interrupted by a restart".to_string()
-            } else {
-                format!("its node {node} is gone")
-            };
-            record.state = JobState::Failed;
-            record.error = Some(refusal(FailureClass::Transient, why));
-            self.settle(record).await;
-        }
-    }
-}
-
-fn refusal(class: FailureClass, message: String) -> InvokeError {
+pub(super) fn refusal(class: FailureClass, message: String) -> InvokeError {
     Failure::new(class, message).into_error(0)
 }

@@ -30,6 +30,7 @@ mod circuit;
 mod govern;
 mod idempotency;
 mod job_record;
+mod job_takeup;
 mod jobs;
 mod stats;
 
