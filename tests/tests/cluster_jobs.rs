@@ -14,7 +14,7 @@ mod cluster_support;
 
 use std::time::Duration;
 
-use cluster_support::ops::{cli_json, invoke, ready_on, wait_ready_on};
+use cluster_support::ops::{calls, cli_json, invoke, opconn_bundle, ready_on, wait_ready_on};
 use cluster_support::{JOIN, Node, dump_all, start_nodes, wait_for};
 use e2e::DEADLINE;
 use e2e::nats::NatsServer;
@@ -23,49 +23,13 @@ use serde_json::{Value, json};
 const POLL: Duration = Duration::from_millis(100);
 
 /// Connection `opc` (`opconn.py`; `slown` async, `slowi` async and
-/// idempotent) with `placement`, and the `invoker.py` agent (no steps).
+/// idempotent) with `placement`.
 fn jobs_bundle(placement: &str) -> String {
-    format!(
-        r#"
-apiVersion: goondan.ai/v1
-kind: Connector
-metadata: {{ name: opconn }}
-spec:
-  entry: {fixtures}/opconn.py
-  protocol: jsonl
-  events: [{{ name: go }}]
-  operations: [{{ name: slown, mode: async }}, {{ name: slowi, mode: async, idempotent: true }}]
----
-apiVersion: goondan.ai/v1
-kind: Connection
-metadata: {{ name: opc }}
-spec:
-  connectorRef: Connector/opconn
-  config: {{ STEPS: "[]", CALLS: calls.txt, ONCE: once }}
-  operations: {{ allow: [slown, slowi], idempotencyTtl: 1h }}
-  placement: {placement}
----
-apiVersion: goondan.ai/v1
-kind: Swarm
-metadata: {{ name: default }}
-spec: {{ entryAgent: Agent/invoker, agents: [Agent/invoker] }}
----
-apiVersion: goondan.ai/v1
-kind: Agent
-metadata: {{ name: invoker }}
-spec: {{ entry: {fixtures}/invoker.py }}
-"#,
-        fixtures = e2e::fixtures_dir().display()
+    opconn_bundle(
+        "[{ name: slown, mode: async }, { name: slowi, mode: async, idempotent: true }]",
+        "[slown, slowi]",
+        placement,
     )
-}
-
-/// The calls `opconn.py` made on `node`.
-fn calls(node: &Node) -> Vec<String> {
-    std::fs::read_to_string(node.h.path("calls.txt"))
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
 }
 
 /// Starts an async job of `op` on `node` (operator's invoke): its id.

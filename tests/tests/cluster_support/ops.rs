@@ -197,11 +197,10 @@ pub fn dlq_verb(node: &Node, verb: &str, id: &str, word: &str) {
     );
 }
 
-/// Connector `opconn` (the `opconn.py` fixture: its `slow` sleeps
-/// `input.ms`, declared idempotent, and each call is appended to
-/// `calls.txt` beside the bundle) as Connection `opc` on every node, and
-/// the `invoker.py` fixture as an Agent that runs no steps.
-pub fn slow_bundle() -> String {
+/// Connector `opconn` (`opconn.py`, jsonl) with `operations` (YAML flow
+/// list), as Connection `opc` allowing `allow` with `placement`, and the
+/// `invoker.py` agent (whose steps are none: `STEPS: "[]"`).
+pub fn opconn_bundle(operations: &str, allow: &str, placement: &str) -> String {
     format!(
         r#"
 apiVersion: goondan.ai/v1
@@ -211,7 +210,7 @@ spec:
   entry: {fixtures}/opconn.py
   protocol: jsonl
   events: [{{ name: go }}]
-  operations: [{{ name: slow, idempotent: true }}]
+  operations: {operations}
 ---
 apiVersion: goondan.ai/v1
 kind: Connection
@@ -219,8 +218,8 @@ metadata: {{ name: opc }}
 spec:
   connectorRef: Connector/opconn
   config: {{ STEPS: "[]", CALLS: calls.txt, ONCE: once }}
-  operations: {{ allow: [slow], idempotencyTtl: 1h }}
-  placement: every
+  operations: {{ allow: {allow}, idempotencyTtl: 1h }}
+  placement: {placement}
 ---
 apiVersion: goondan.ai/v1
 kind: Swarm
@@ -234,6 +233,11 @@ spec: {{ entry: {fixtures}/invoker.py }}
 "#,
         fixtures = e2e::fixtures_dir().display()
     )
+}
+
+/// `opconn_bundle` with one idempotent operation `slow`, on every node.
+pub fn slow_bundle() -> String {
+    opconn_bundle("[{ name: slow, idempotent: true }]", "[slow]", "every")
 }
 
 /// The calls `opconn.py` made on `node` (its `calls.txt`).
