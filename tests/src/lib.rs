@@ -42,6 +42,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::Value;
 use tempfile::TempDir;
 
+pub mod answers;
 pub mod nats;
 
 /// How long a test waits for things that normally take milliseconds.

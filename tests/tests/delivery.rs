@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use e2e::answers::acked;
 use e2e::{DEADLINE, Harness, pid_alive};
 use serde_json::{Value, json};
 
@@ -250,37 +251,9 @@ fn texts(rs: &[Value]) -> Vec<&str> {
     rs.iter().map(text).collect()
 }
 
-/// `answers.log` of the `delivery-connector` Connection `name`, split into
-/// runs (each starting at a `start pid=…` line).
+/// `answers.log` of the `delivery-connector` Connection `name`, split into runs.
 fn answer_runs(h: &Harness, name: &str) -> Vec<Vec<String>> {
-    let path = h
-        .state()
-        .join("state/connections")
-        .join(name)
-        .join("answers.log");
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let mut runs: Vec<Vec<String>> = Vec::new();
-    for line in text.lines() {
-        if line.starts_with("start ") {
-            runs.push(Vec::new());
-        } else if let Some(run) = runs.last_mut() {
-            run.push(line.to_owned());
-        }
-    }
-    runs
-}
-
-/// The `i` of every `ack <i> <new|dup>` line of `run` whose kind is `kind`.
-fn acked(run: &[String], kind: &str) -> BTreeSet<u64> {
-    run.iter()
-        .filter_map(|l| {
-            let mut w = l.split_whitespace();
-            (w.next() == Some("ack"))
-                .then(|| w.next()?.parse().ok())
-                .flatten()
-                .filter(|_| w.next() == Some(kind))
-        })
-        .collect()
+    e2e::answers::answer_runs(&h.state(), name)
 }
 
 /// The answer `test-feeder` logged for its emit `n` (`ack n …`, `nack n …`).

@@ -12,7 +12,7 @@
 
 #![allow(dead_code)] // each test binary uses a part of it
 
-pub mod answers;
+pub use e2e::answers;
 pub mod ops;
 pub mod sampler;
 

@@ -1,4 +1,4 @@
-//! What `delivery-connector` answered, from its `answers.log` (one per
+//! What `delivery-connector` (tests/src/bin) answered, from its `answers.log` (one per
 //! node that ran the Connection, each run starting at a `start pid=…` line).
 
 use std::collections::BTreeSet;
