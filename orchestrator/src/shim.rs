@@ -162,11 +162,13 @@ pub fn main(args: Vec<OsString>) -> ! {
             }
             Signal::SIGCHLD => {
                 if let Some(mut status) = reap(child) {
-                    if nix::unistd::getppid() != orchestrator {
+                    if nix::unistd::getppid() != orchestrator || exiting(orchestrator) {
                         // The orchestrator died and the program ended first
                         // (its channel closed) before our parent-death signal
                         // was taken: the group goes down all the same, or a
-                        // grandchild in it would outlive everyone.
+                        // grandchild in it would outlive everyone. The
+                        // orchestrator closes its files before it is gone
+                        // as a parent: in between, it is marked exiting.
                         let _ = kill(Pid::from_raw(-getpgrp().as_raw()), Signal::SIGKILL);
                         std::process::exit(137);
                     }
@@ -187,6 +189,21 @@ pub fn main(args: Vec<OsString>) -> ! {
             _ => {}
         }
     }
+}
+
+/// Whether process `pid` has begun to exit (`PF_EXITING` in the flags of
+/// `/proc/PID/stat`, set before its files are closed). Unreadable: no
+/// (a process that is gone is no longer our parent anyway).
+fn exiting(pid: Pid) -> bool {
+    const PF_EXITING: u64 = 0x4;
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // After the command (in parentheses, and it may hold any byte): state,
+    // ppid, pgrp, session, tty_nr, tpgid, flags.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(6)?.parse::<u64>().ok())
+        .is_some_and(|flags| flags & PF_EXITING != 0)
 }
 
 fn exec_program(
@@ -278,4 +295,15 @@ fn exit_like(status: WaitStatus) -> ! {
 fn fail(message: &str, code: i32) -> ! {
     eprintln!("orchestrator shim: {message}");
     std::process::exit(code)
+}
+
+#[cfg(test)]
+mod exiting_tests {
+    use super::*;
+
+    #[test]
+    fn a_live_process_is_not_exiting() {
+        assert!(!exiting(getpid()));
+        assert!(!exiting(Pid::from_raw(i32::MAX)), "no such process");
+    }
 }
