@@ -39,6 +39,19 @@ pub const JOIN: Duration = Duration::from_secs(30);
 /// (indented by 2). The text is the same for every node that gets the same
 /// arguments.
 pub fn bundle(records: &Path, name: &str, config: &str, extra: &str) -> String {
+    bundle_with_agent(records, name, config, extra, "", "")
+}
+
+/// [`bundle`], with `agent_env` lines in the Agent's `env` (indented by 4)
+/// and `agent_spec` lines in its spec (indented by 2).
+pub fn bundle_with_agent(
+    records: &Path,
+    name: &str,
+    config: &str,
+    extra: &str,
+    agent_env: &str,
+    agent_spec: &str,
+) -> String {
     format!(
         r#"
 apiVersion: goondan.ai/v1
@@ -73,7 +86,9 @@ spec:
   protocol: frames
   env:
     RECORD_DIR: "{records}"
+{agent_env}
   restart: {{ backoff: {{ initial: 100ms, max: 1s }} }}
+{agent_spec}
 "#,
         records = records.display()
     )

@@ -137,42 +137,13 @@ pub fn agent_results(log: &str) -> Vec<String> {
 /// `worker` (`delivery-agent` recording in `records`, fixed once `fixed`
 /// exists) with `maxAttempts: 3`.
 pub fn dlq_bundle(events: &Path, records: &Path, fixed: &Path) -> String {
-    format!(
-        r#"
-apiVersion: goondan.ai/v1
-kind: Connector
-metadata: {{ name: dconn }}
-spec:
-  entry: delivery-connector
-  protocol: frames
-  events: [{{ name: item }}]
----
-apiVersion: goondan.ai/v1
-kind: Connection
-metadata: {{ name: feed }}
-spec:
-  connectorRef: Connector/dconn
-  config: {{ EVENTS: "{events}", WINDOW: "1" }}
----
-apiVersion: goondan.ai/v1
-kind: Swarm
-metadata: {{ name: default }}
-spec: {{ entryAgent: Agent/worker, agents: [Agent/worker] }}
----
-apiVersion: goondan.ai/v1
-kind: Agent
-metadata: {{ name: worker }}
-spec:
-  entry: delivery-agent
-  protocol: frames
-  maxAttempts: 3
-  env:
-    RECORD_DIR: "{records}"
-    FIXED_MARKER: "{fixed}"
-"#,
-        events = events.display(),
-        records = records.display(),
-        fixed = fixed.display(),
+    super::bundle_with_agent(
+        records,
+        "feed",
+        &format!("{{ EVENTS: \"{}\", WINDOW: \"1\" }}", events.display()),
+        "",
+        &format!("    FIXED_MARKER: \"{}\"", fixed.display()),
+        "  maxAttempts: 3",
     )
 }
 
