@@ -15,6 +15,7 @@
 //! }
 //! ```
 
+mod deliver;
 mod invoke;
 
 use std::fmt;
@@ -24,9 +25,7 @@ use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use ipc_proto::{
-    Deliver, DeliveryAck, DeliveryNack, FromAgent, Log, LogLevel, PROTOCOL_VERSION, Ready, ToAgent,
-};
+use ipc_proto::{Deliver, FromAgent, Log, LogLevel, PROTOCOL_VERSION, Ready, ToAgent};
 use serde_json::Value;
 use tokio_util::task::TaskTracker;
 
@@ -34,6 +33,7 @@ use crate::context::FINAL_FLUSH;
 use crate::error::exit_code_of;
 use crate::link::{AgentSide, INIT_TIMEOUT, Link, Outbox};
 use crate::{BoxError, Clock, Transport};
+use deliver::{Inline, handle};
 use invoke::Pending;
 pub use invoke::{InvokeFailure, InvokeRequest};
 pub use ipc_proto::{FailureClass, InvokeResponse, Job, JobState, ResponseMetadata};
@@ -277,9 +277,19 @@ where
 
     /// The body of [`run`](Self::run) on a given transport, inside the caller's runtime.
     ///
-    /// Each delivery runs in its own task, so several run at once only when the
-    /// orchestrator sends several (the Agent's `maxInFlight`). On `shutdown` no
-    /// new delivery is started; running ones get the grace period to finish.
+    /// The reader pump polls each delivery's handler once itself; a handler
+    /// that returns without waiting is answered at once, with no task of its
+    /// own. One that waits (I/O, a timer, an invoke) continues in its own
+    /// task, so several run at once when the orchestrator sends several (the
+    /// Agent's `maxInFlight`). So the first stretch of a handler, up to its
+    /// first `.await` that waits, holds up the pump: a handler that blocks
+    /// the thread or computes for long should do that in
+    /// `tokio::task::spawn_blocking` (as any async code should). Once a
+    /// first stretch takes over 20 ms, the process says so on stderr and
+    /// gives every later delivery its own task from the start. A handler
+    /// that panics, in that first stretch or later, is a nack with retry. On
+    /// `shutdown` no new delivery is started; running ones get the grace
+    /// period to finish.
     pub async fn serve(self, transport: Transport) -> ExitCode {
         let link = match Link::<AgentSide>::open(transport, INIT_TIMEOUT).await {
             Ok(link) => link,
@@ -322,13 +332,15 @@ where
         let tracker = TaskTracker::new();
         let handler = Arc::new(self.handler);
         let (pump_ctx, pump_tracker, pump_stop) = (ctx.clone(), tracker.clone(), stop.clone());
+        let mut inline = Inline::default();
         link.pump(move |msg| match msg {
             ToAgent::Deliver(d) => {
                 if pump_stop.token.is_cancelled() {
                     // Not acked: the orchestrator delivers it again later.
                     return;
                 }
-                pump_tracker.spawn(handle(handler.clone(), pump_ctx.clone(), d));
+                let fut = handle(handler.clone(), pump_ctx.clone(), d);
+                inline.start(&pump_tracker, fut, pump_ctx.agent());
             }
             ToAgent::Result(r) => pump_ctx.invokes.on_result(r),
             // The pump handles every other kind.
@@ -349,26 +361,4 @@ where
         ctx.outbox.flush(FINAL_FLUSH).await;
         ExitCode::SUCCESS
     }
-}
-
-/// Runs one delivery and answers it; a panicking handler is a retryable failure.
-async fn handle<H, Fut>(handler: Arc<H>, ctx: AgentContext, d: Deliver)
-where
-    H: Fn(AgentContext, Deliver) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
-{
-    let id = d.id.clone();
-    let outbox = ctx.outbox.clone();
-    let result = match tokio::spawn(handler(ctx, d)).await {
-        Ok(r) => r,
-        Err(e) => Err(HandlerError::retry(format!("handler failed: {e}"))),
-    };
-    match result {
-        Ok(()) => outbox.send(DeliveryAck { id }),
-        Err(e) => outbox.send(DeliveryNack {
-            id,
-            retry: e.retry,
-            error: e.message,
-        }),
-    };
 }

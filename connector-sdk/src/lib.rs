@@ -26,11 +26,18 @@
 //! is in `ORCHESTRATOR_IPC_FD` (frames), else stdin/stdout (jsonl). The first
 //! message must be `init`, within 30 s, with this SDK's protocol version;
 //! otherwise the process exits (78 for a version mismatch, having sent
-//! nothing). Then two tasks own the channel: a reader pump that answers
-//! every `ping` with `pong`, turns `shutdown` (or the channel closing) into a
-//! cancelled token, prints `error` messages and undecodable input to stderr,
-//! and hands everything else to its side; and the one writer, which drains a
-//! queue, feeding every message already there before one flush.
+//! nothing). Then a reader pump task answers every `ping` with `pong`, turns
+//! `shutdown` (or the channel closing) into a cancelled token, prints
+//! `error` messages and undecodable input to stderr, and hands everything
+//! else to its side. Everything sent goes through one outbox, in call
+//! order: a send encodes the message into its buffer and, when no write is
+//! under way, writes it to the socket at once, from the sender (no task
+//! hop); only when the socket is full does a task wait to write the rest,
+//! while later messages gather behind it and go out together. While the
+//! pump handles messages that arrived together, the outbox holds writes
+//! back, so what they cause (acks, pongs) leaves in one write before the
+//! pump waits for more. jsonl (stdin/stdout, or any writer a test hands
+//! in) is written by one writer task that takes everything queued at once.
 //!
 //! The life of one emit: [`Emitter::emit`] takes a lock, sends `ready` if
 //! nobody has yet and, when the window of emits in flight has room
@@ -41,15 +48,17 @@
 //! each answer lets the oldest waiting emit in (seq picked then), and a
 //! future dropped while waiting withdraws its event. So memory stays bounded
 //! by the window plus what callers hold, however long the orchestrator holds
-//! its acks. The returned future waits on the oneshot. The writer batches
+//! its acks. The returned future waits on the oneshot. The outbox writes
 //! the message out; when the orchestrator's `ack`/`nack` for that seq comes
 //! in, the pump removes the entry, answers it ([`Accepted`] or
 //! [`EmitError::Nacked`]) and sends the oldest waiting emit. Answers may
 //! come in any order. If the channel closes, every entry, in flight or
 //! waiting, is answered [`EmitError::Closed`], as is every later emit.
 //!
-//! The agent side ([`agent`]) shares the handshake, pump and writer; each
-//! `deliver` runs the handler in its own task and is answered `ack` or `nack`.
+//! The agent side ([`agent`]) shares the handshake, pump and outbox; each
+//! `deliver` runs the handler and is answered `ack` or `nack`: the pump
+//! polls the handler's future once itself, and only one that is not done
+//! then continues in a task of its own (see [`Agent::serve`](agent::Agent::serve)).
 //!
 //! # Operations
 //!
@@ -161,6 +170,7 @@ mod error;
 pub mod fs;
 mod link;
 pub mod operations;
+mod outbox;
 pub mod testing;
 mod transport;
 pub mod verify;

@@ -1,32 +1,30 @@
-//! Plumbing shared by connectors and agents: the handshake, the one writer
-//! task, the reader pump that answers pings and notes shutdown, and the
-//! outbox every other part sends through.
+//! Plumbing shared by connectors and agents: the handshake, the reader pump
+//! that answers pings and notes shutdown, and the outbox (`outbox.rs`) every
+//! other part sends through.
 
-use std::fmt;
-use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, StreamExt};
 use ipc_proto::{
     AgentInit, ConnectorInit, FromAgent, FromConnector, Log, PROTOCOL_VERSION, Ping, Pong,
     ProtocolError, Ready, Shutdown, ToAgent, ToConnector,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
-use crate::transport::{Reader, Transport, Writer};
+pub(crate) use crate::outbox::Outbox;
+use crate::transport::{Reader, Transport};
 
 /// How long to wait for `init`.
 pub(crate) const INIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The grace period when the channel closes without a `shutdown`.
 const DEFAULT_GRACE: Duration = Duration::from_secs(5);
-/// At most this many messages are fed before one flush.
-const MAX_BATCH: usize = 256;
+/// The pump writes what it gathered at least after this many messages.
+const MAX_CORKED: u32 = 256;
 
 /// Messages that mean the same thing on both sides.
 pub(crate) enum Control<I> {
@@ -91,55 +89,6 @@ impl Side for AgentSide {
     }
 }
 
-/// Called by the writer when one message could not be encoded (it was not sent).
-pub(crate) type OnUnsendable = Box<dyn FnOnce(io::Error) + Send>;
-
-enum Outgoing<Out> {
-    Msg(Out, Option<OnUnsendable>),
-    Flush(oneshot::Sender<()>),
-}
-
-/// The sending half: a queue drained by the one writer task.
-pub(crate) struct Outbox<Out> {
-    tx: mpsc::UnboundedSender<Outgoing<Out>>,
-}
-
-impl<Out> Clone for Outbox<Out> {
-    fn clone(&self) -> Self {
-        Outbox {
-            tx: self.tx.clone(),
-        }
-    }
-}
-
-impl<Out> fmt::Debug for Outbox<Out> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Outbox")
-    }
-}
-
-impl<Out: Send + 'static> Outbox<Out> {
-    /// Queues `msg`; false when the writer is gone.
-    pub(crate) fn send(&self, msg: impl Into<Out>) -> bool {
-        self.tx.send(Outgoing::Msg(msg.into(), None)).is_ok()
-    }
-
-    /// Queues `msg`, with a callback for when it cannot be encoded.
-    pub(crate) fn send_or(&self, msg: Out, on_unsendable: OnUnsendable) -> bool {
-        self.tx
-            .send(Outgoing::Msg(msg, Some(on_unsendable)))
-            .is_ok()
-    }
-
-    /// Waits until everything queued so far is written, at most `limit`.
-    pub(crate) async fn flush(&self, limit: Duration) {
-        let (tx, rx) = oneshot::channel();
-        if self.tx.send(Outgoing::Flush(tx)).is_ok() {
-            let _ = tokio::time::timeout(limit, rx).await;
-        }
-    }
-}
-
 /// Shutdown state: cancelled on `shutdown` or when the channel closes.
 #[derive(Clone, Debug)]
 pub(crate) struct Stop {
@@ -177,7 +126,7 @@ impl<S: Side> Link<S> {
     ///
     /// Nothing is sent on a version mismatch: the orchestrator sees the exit code.
     pub(crate) async fn open(transport: Transport, timeout: Duration) -> Result<Self, Error> {
-        let (mut reader, writer) = transport.into_parts::<S::In, S::Out>();
+        let (mut reader, sink, encoder) = transport.into_parts::<S::In, S::Out>();
         let init = tokio::time::timeout(timeout, wait_for_init::<S>(&mut reader))
             .await
             .map_err(|_| Error::InitTimeout(timeout))??;
@@ -186,11 +135,9 @@ impl<S: Side> Link<S> {
             return Err(Error::ProtocolMismatch { got });
         }
         let stop = Stop::new();
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(write_loop(writer, rx, stop.clone()));
         Ok(Link {
             init,
-            outbox: Outbox { tx },
+            outbox: Outbox::new(sink, encoder, stop.clone()),
             stop,
             reader,
         })
@@ -207,7 +154,30 @@ impl<S: Side> Link<S> {
             ..
         } = self;
         tokio::spawn(async move {
-            while let Some(item) = reader.next().await {
+            // Whatever arrived together is handled corked: the answers to it
+            // go out in one write, before the pump waits for more.
+            outbox.cork();
+            let mut corked = 0;
+            loop {
+                corked += 1;
+                if corked > MAX_CORKED {
+                    outbox.uncork();
+                    outbox.cork();
+                    corked = 1;
+                }
+                let item = match reader.next().now_or_never() {
+                    Some(item) => item,
+                    None => {
+                        outbox.uncork();
+                        let item = reader.next().await;
+                        outbox.cork();
+                        corked = 1;
+                        item
+                    }
+                };
+                let Some(item) = item else {
+                    break;
+                };
                 let msg = match item {
                     Ok(Ok(msg)) => msg,
                     Ok(Err(e)) => {
@@ -234,6 +204,7 @@ impl<S: Side> Link<S> {
                     Err(other) => on_msg(other),
                 }
             }
+            outbox.uncork();
             stop.closed.cancel();
             stop.token.cancel();
         });
@@ -254,45 +225,4 @@ async fn wait_for_init<S: Side>(reader: &mut Reader<S::In>) -> Result<S::Init, E
             },
         }
     }
-}
-
-/// The one task that writes: feeds every message already queued, then flushes once.
-async fn write_loop<Out>(
-    mut sink: Writer<Out>,
-    mut rx: mpsc::UnboundedReceiver<Outgoing<Out>>,
-    stop: Stop,
-) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut flushed = Vec::new();
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        for item in batch.drain(..) {
-            match item {
-                Outgoing::Msg(msg, on_unsendable) => match sink.feed(msg).await {
-                    Ok(()) => {}
-                    // The codecs check size and encode before writing a byte,
-                    // so an encode error concerns this message only.
-                    Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
-                        eprintln!("connector-sdk: a message was not sent: {e}");
-                        if let Some(f) = on_unsendable {
-                            f(e);
-                        }
-                    }
-                    Err(e) => return fail(e, &stop),
-                },
-                Outgoing::Flush(done) => flushed.push(done),
-            }
-        }
-        if let Err(e) = sink.flush().await {
-            return fail(e, &stop);
-        }
-        for done in flushed.drain(..) {
-            let _ = done.send(());
-        }
-    }
-}
-
-fn fail(e: io::Error, stop: &Stop) {
-    eprintln!("connector-sdk: writing to the orchestrator failed: {e}");
-    stop.closed.cancel();
-    stop.token.cancel();
 }

@@ -8,7 +8,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use futures::{Sink, Stream};
+use futures::Stream;
 use ipc_proto::codec::{FrameCodec, JsonlCodec};
 use ipc_proto::{DEFAULT_MAX_FRAME_BYTES, DecodeError, IPC_FD_ENV};
 use nix::fcntl::{FcntlArg, FdFlag, fcntl};
@@ -16,15 +16,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::UnixStream;
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::codec::FramedRead;
 
 use crate::Error;
+use crate::outbox::{Encoder, Sink};
 
 /// Incoming messages; an inner `Err` is one bad message, an outer `Err` ends the stream.
 pub(crate) type Reader<In> =
     Pin<Box<dyn Stream<Item = io::Result<Result<In, DecodeError>>> + Send>>;
-/// Outgoing messages.
-pub(crate) type Writer<Out> = Pin<Box<dyn Sink<Out, Error = io::Error> + Send>>;
 
 type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
 type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
@@ -92,8 +91,8 @@ impl Transport {
         }
     }
 
-    /// Splits into a message reader and writer with the codec of this transport.
-    pub(crate) fn into_parts<In, Out>(self) -> (Reader<In>, Writer<Out>)
+    /// Splits into a message reader, and the writing end with the encoder of this transport.
+    pub(crate) fn into_parts<In, Out>(self) -> (Reader<In>, Sink, Encoder<Out>)
     where
         In: DeserializeOwned + Send + 'static,
         Out: Serialize + Send + 'static,
@@ -103,13 +102,15 @@ impl Transport {
             Kind::Frames(stream) => {
                 let (r, w) = stream.into_split();
                 (
-                    Box::pin(FramedRead::new(r, FrameCodec::<In, Out>::new(max))),
-                    Box::pin(FramedWrite::new(w, FrameCodec::<In, Out>::new(max))),
+                    Box::pin(FramedRead::new(r, FrameCodec::<In, ()>::new(max))),
+                    Sink::Socket(w),
+                    Encoder::Frames(FrameCodec::new(max)),
                 )
             }
             Kind::Jsonl(r, w) => (
-                Box::pin(FramedRead::new(r, JsonlCodec::<In, Out>::new(max))),
-                Box::pin(FramedWrite::new(w, JsonlCodec::<In, Out>::new(max))),
+                Box::pin(FramedRead::new(r, JsonlCodec::<In, ()>::new(max))),
+                Sink::Stream(w),
+                Encoder::Jsonl(JsonlCodec::new(max)),
             ),
         }
     }

@@ -160,6 +160,73 @@ async fn a_panicking_handler_nacks_with_retry() {
 }
 
 #[tokio::test]
+async fn a_handler_that_panics_when_called_nacks_with_retry_and_the_agent_goes_on() {
+    let (transport, mut orch): (_, Orch) = pair();
+    let agent = Agent::new(|_ctx, d: Deliver| {
+        // Before any future exists: the pump itself calls this.
+        assert_ne!(text(&d), "boom", "handler bug");
+        async move { Ok(()) }
+    });
+    let _served = tokio::spawn(agent.serve(transport));
+    orch.send(init(PROTOCOL_VERSION)).await;
+    orch.recv().await; // ready
+    orch.send(deliver("p", "boom")).await;
+    match orch.recv().await {
+        FromAgent::Nack(n) => {
+            assert_eq!((n.id.as_str(), n.retry), ("p", true));
+            assert!(n.error.contains("handler bug"), "{}", n.error);
+        }
+        other => panic!("expected a nack, got {other:?}"),
+    }
+    orch.send(deliver("q", "fine")).await;
+    assert_eq!(
+        orch.recv().await,
+        FromAgent::Ack(DeliveryAck { id: "q".into() })
+    );
+}
+
+/// A handler that blocks its thread (no `.await`) holds up the pump once;
+/// after that each delivery starts in its own task, and they still run
+/// concurrently and are answered.
+#[tokio::test]
+async fn after_a_handler_blocks_the_thread_deliveries_still_run_concurrently() {
+    let (transport, mut orch): (_, Orch) = pair();
+    let barrier = Arc::new(Barrier::new(2));
+    let agent = Agent::new(move |_ctx, d: Deliver| {
+        let barrier = barrier.clone();
+        async move {
+            match text(&d) {
+                // The behaviour under test: a handler that blocks the thread.
+                "slow" => std::thread::sleep(std::time::Duration::from_millis(50)),
+                _ => {
+                    barrier.wait().await;
+                }
+            }
+            Ok(())
+        }
+    });
+    let _served = tokio::spawn(agent.serve(transport));
+    orch.send(init(PROTOCOL_VERSION)).await;
+    orch.recv().await; // ready
+    orch.send(deliver("s", "slow")).await;
+    assert_eq!(
+        orch.recv().await,
+        FromAgent::Ack(DeliveryAck { id: "s".into() })
+    );
+    orch.send(deliver("a", "x")).await;
+    orch.send(deliver("b", "y")).await;
+    let mut acked = vec![orch.recv().await, orch.recv().await];
+    acked.sort_by_key(|m| format!("{m:?}"));
+    assert_eq!(
+        acked,
+        [
+            FromAgent::Ack(DeliveryAck { id: "a".into() }),
+            FromAgent::Ack(DeliveryAck { id: "b".into() })
+        ]
+    );
+}
+
+#[tokio::test]
 async fn handlers_read_the_injected_clock_and_the_system_clock_by_default() {
     let mock = MockClock::at_unix(42);
     for (clock, want_mock) in [(Some(mock.clock()), true), (None, false)] {

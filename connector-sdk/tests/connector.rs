@@ -125,6 +125,46 @@ async fn pipelined_emits_resolve_with_their_own_acks_out_of_order() {
 }
 
 #[tokio::test]
+async fn emits_that_fill_the_socket_go_out_whole_and_in_order_once_read() {
+    use futures::FutureExt;
+
+    let (ctx, mut orch) = connect().await;
+    ctx.ready().await;
+    assert!(matches!(orch.recv().await, FromConnector::Ready(_)));
+    // 200 × 32 KiB: far more than a socket pair buffers, so most of it waits
+    // for the reader, behind a task.
+    let big = "x".repeat(32 * 1024);
+    let pending: Vec<_> = (0..200).map(|_| ctx.emit(event(&big))).collect();
+    let flushed = ctx.flush(std::time::Duration::from_secs(60));
+    tokio::pin!(flushed);
+    assert!(
+        flushed.as_mut().now_or_never().is_none(),
+        "nothing read yet, so not all written"
+    );
+    ctx.info("after the emits");
+    for seq in 1..=200 {
+        let emit = emitted(orch.recv().await);
+        assert_eq!(emit.seq, seq);
+        assert_eq!(
+            emit.event.message.as_ref().and_then(Message::as_text),
+            Some(big.as_str())
+        );
+    }
+    assert!(matches!(orch.recv().await, FromConnector::Log(l) if l.message == "after the emits"));
+    within(flushed).await;
+    for seq in 1..=200 {
+        orch.send(EmitAck {
+            seq,
+            duplicate: None,
+        })
+        .await;
+    }
+    for p in pending {
+        assert_eq!(within(p).await, Ok(Accepted { duplicate: false }));
+    }
+}
+
+#[tokio::test]
 async fn a_nack_surfaces_with_its_kind() {
     let (ctx, mut orch) = connect().await;
     let pending = ctx.emit(event("x"));
