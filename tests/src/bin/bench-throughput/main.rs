@@ -72,7 +72,8 @@ struct Opts {
     throughput: bool,
     latency: bool,
     memory: bool,
-    /// Only these throughput rows (1-based, in table order after the relays); all when empty.
+    /// Only these orchestrator throughput rows (1-based, in table order after
+    /// the relays) and the relays they need; all when empty.
     rows: Vec<usize>,
 }
 
