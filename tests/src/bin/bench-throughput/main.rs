@@ -36,7 +36,8 @@
 //!   count of distinct keys came and went (default 5,000 and 100,000;
 //!   `--quick` 500).
 //! - Below the table, for reference: the raw framed socketpair throughput,
-//!   the raw one-byte round trip to another process (blocking and spinning),
+//!   the raw one-byte round trip to another process (blocking, spinning,
+//!   pinned to one CPU and to two),
 //!   and where a window-1 relay's time per event goes.
 
 mod memory;
@@ -329,21 +330,30 @@ fn main() -> ExitCode {
         let rounds = (n / 2).max(20_000);
         println!();
         println!(
-            "Raw round trip, one byte to another process and back (it blocks in read(2)), nothing else, round trips/s (µs each) when this side blocks / spins:"
+            "Raw round trip, one byte to another process and back (it blocks in read(2)), nothing else: round trips/s (µs each)."
         );
+        println!();
+        println!(
+            "| channel | this side blocks | this side spins | both on CPU 0, blocking | on CPUs 0 and 1, blocking |"
+        );
+        println!("| --- | --- | --- | --- | --- |");
         for (what, socket) in [
-            ("two pipes (jsonl's channel)", false),
+            ("two pipes (jsonl's)", false),
             ("a socketpair (frames')", true),
         ] {
-            let blocking = raw::ping_pong(rounds, false, socket);
-            let spinning = raw::ping_pong(rounds, true, socket);
-            println!(
-                "- over {what}: {} ({:.1} µs) / {} ({:.1} µs)",
-                thousands(blocking),
-                1e6 / blocking,
-                thousands(spinning),
-                1e6 / spinning
-            );
+            let cells: Vec<String> = [
+                (false, None),
+                (true, None),
+                (false, Some((0, 0))),
+                (false, Some((0, 1))),
+            ]
+            .into_iter()
+            .map(|(spin, pin)| {
+                let r = raw::ping_pong(rounds, spin, socket, pin);
+                format!("{} ({:.1} µs)", thousands(r), 1e6 / r)
+            })
+            .collect();
+            println!("| {what} | {} |", cells.join(" | "));
         }
     }
     for note in &notes {

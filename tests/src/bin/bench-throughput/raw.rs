@@ -115,10 +115,34 @@ pub fn raw_echo() -> ExitCode {
 /// socketpair (frames' channel) or two pipes (jsonl's); the echo blocks in
 /// `read(2)`, this side too or, with `spin`, reads without blocking over and
 /// over and never sleeps: the floor of a `maxInFlight: 1` round trip here.
-pub fn ping_pong(rounds: u64, spin: bool, socket: bool) -> f64 {
+/// `pin`: (this thread's CPU, the echo's CPU), to compare a wake-up on the
+/// same CPU with one on the other.
+pub fn ping_pong(rounds: u64, spin: bool, socket: bool, pin: Option<(usize, usize)>) -> f64 {
     use std::os::fd::AsRawFd;
     let mut cmd = Command::new(bin("bench-throughput"));
     cmd.arg("--raw-echo");
+    let mut saved = None;
+    if let Some((mine, theirs)) = pin {
+        let theirs = cpu_set(theirs);
+        // SAFETY: sched_setaffinity(2) only, between fork and exec.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &theirs) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        // SAFETY: get and set this thread's own CPU mask.
+        unsafe {
+            let mut old: libc::cpu_set_t = std::mem::zeroed();
+            let size = std::mem::size_of::<libc::cpu_set_t>();
+            if libc::sched_getaffinity(0, size, &mut old) == 0 {
+                saved = Some(old);
+            }
+            libc::sched_setaffinity(0, size, &cpu_set(mine));
+        }
+    }
     let (mut child, to, from): (_, std::fs::File, std::fs::File) = if socket {
         let (mine, theirs) = UnixStream::pair().expect("socketpair");
         let theirs_too = theirs.try_clone().expect("dup");
@@ -187,5 +211,20 @@ pub fn ping_pong(rounds: u64, spin: bool, socket: bool) -> f64 {
     let secs = (now_ns() - start) as f64 / 1e9;
     drop((to, from));
     let _ = child.wait();
+    if let Some(old) = saved {
+        // SAFETY: restores this thread's own CPU mask.
+        unsafe {
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &old);
+        }
+    }
     rounds as f64 / secs
+}
+
+fn cpu_set(cpu: usize) -> libc::cpu_set_t {
+    // SAFETY: cpu_set_t is plain bits; CPU_SET writes one of them.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        set
+    }
 }

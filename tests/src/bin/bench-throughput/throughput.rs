@@ -90,15 +90,16 @@ pub fn rows(table: &mut Vec<[String; 7]>, n: u64, only: &[usize]) -> Vec<String>
             let per_event = 1e6 / m.events_per_sec;
             let cpu = |k| m.cpu.get(k).copied().unwrap_or(0.0) * 1e6 / n as f64;
             let (agent, relay_cpu) = (cpu("agents"), cpu("orchestrator"));
-            let rest = if shape.spin {
-                "it spins whenever the agent has the event, so its CPU is the whole wait".to_owned()
+            let rest = (per_event - agent - relay_cpu).max(0.0);
+            let why = if shape.spin {
+                "the relay never sleeps, so then it had no CPU (its context switches are preemptions)"
             } else {
-                let rest = (per_event - agent - relay_cpu).max(0.0);
-                format!(
-                    "the rest, {rest:.1} µs ({:.0}%), neither runs: a wake-up on its way, or a CPU to get",
-                    rest / per_event * 100.0
-                )
+                "a wake-up on its way, or a CPU to get"
             };
+            let rest = format!(
+                "the rest, {rest:.1} µs ({:.0}%), neither runs: {why}",
+                rest / per_event * 100.0
+            );
             notes.push(format!(
                 "Relay {}: {per_event:.1} µs per event, each one round trip through the agent; of it the agent's CPU {agent:.1} µs ({:.0}%), the relay's {relay_cpu:.1} µs ({:.0}%); {rest}. The agent sleeps in read(2) between events ({sw_agent:.2} context switches/event), the relay {sw_relay:.2}/event.",
                 shape.describe(),
