@@ -78,9 +78,23 @@ spec:
 
 #[test]
 fn the_relay_carries_the_bench_programs_on_both_transports() {
-    for (transport, connector, agent) in [
-        ("jsonl", "bench-jsonl-connector", "bench-jsonl-agent"),
-        ("frames", "bench-connector", "bench-agent"),
+    // (transport, connector, agent, extra args: WINDOW AGENTS [spin])
+    for (transport, connector, agent, extra) in [
+        (
+            "jsonl",
+            "bench-jsonl-connector",
+            "bench-jsonl-agent",
+            &[][..],
+        ),
+        ("frames", "bench-connector", "bench-agent", &[][..]),
+        // A window of 1 on each of 4 agents (events spread over their keys).
+        ("frames", "bench-connector", "bench-agent", &["1", "4"][..]),
+        (
+            "jsonl",
+            "bench-jsonl-connector",
+            "bench-jsonl-agent",
+            &["1", "1", "spin"][..],
+        ),
     ] {
         let h = Harness::new();
         let stdout_path = h.path("relay.stdout");
@@ -90,6 +104,7 @@ fn the_relay_carries_the_bench_programs_on_both_transports() {
             .arg(bin(agent))
             .arg(h.dir())
             .args(["100", "0", "true"])
+            .args(extra)
             .stdout(File::create(&stdout_path).expect("stdout file"))
             .spawn()
             .expect("spawn bench-relay");
@@ -104,12 +119,23 @@ fn the_relay_carries_the_bench_programs_on_both_transports() {
         let stdout = std::fs::read_to_string(&stdout_path).unwrap_or_default();
         assert!(
             status.is_some_and(|s| s.success()),
-            "{transport}: {status:?}\n{stdout}"
+            "{transport} {extra:?}: {status:?}\n{stdout}"
         );
-        assert!(stdout.starts_with("acks=100 "), "{transport}: {stdout}");
+        assert!(
+            stdout.starts_with("acks=100 "),
+            "{transport} {extra:?}: {stdout}"
+        );
         let c = read_json(&h.path("connector/result.json")).expect("connector result");
-        assert_eq!(c["acked"], 100, "{transport}: {c}");
-        let a = read_json(&h.path("agent/result.json")).expect("agent result");
-        assert_eq!(a["count"], 100, "{transport}: {a}");
+        assert_eq!(c["acked"], 100, "{transport} {extra:?}: {c}");
+        // Agent i's state dir is agents/k<i>; together they got every event.
+        let agents: usize = extra.get(1).map_or(1, |n| n.parse().expect("AGENTS"));
+        let counted: u64 = (0..agents)
+            .map(|i| {
+                let a =
+                    read_json(&h.path(&format!("agents/k{i}/result.json"))).expect("agent result");
+                a["count"].as_u64().expect("count")
+            })
+            .sum();
+        assert_eq!(counted, 100, "{transport} {extra:?}");
     }
 }

@@ -125,6 +125,10 @@ enum Command {
         /// Retries of one invoke at most, whatever an operation's `retry` says.
         #[arg(long, default_value_t = 10)]
         max_retries: u32,
+        /// Threads that run the orchestrator's tasks (default: the CPUs it may use, less one
+        /// for the journal's writer thread; at least 1).
+        #[arg(long, env = "ORCHESTRATOR_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+        workers: Option<u16>,
         /// Serve Prometheus metrics on http://ADDR/metrics (e.g. 127.0.0.1:9464; port 0 picks one,
         /// written to <state-dir>/metrics.address).
         #[arg(long, value_name = "ADDR")]
@@ -273,6 +277,7 @@ pub fn dispatch(cli: Cli) -> u8 {
             uid_range,
             max_invocations_per_second,
             max_retries,
+            workers,
             metrics,
             cluster,
             node,
@@ -304,6 +309,7 @@ pub fn dispatch(cli: Cli) -> u8 {
                 max_pending: max_pending as usize,
                 uid_range,
                 operations: limits,
+                workers: workers.map_or_else(run::default_workers, usize::from),
                 metrics,
                 cluster: node.map(|node| orchestrator::cluster::ClusterOptions {
                     urls: cluster,

@@ -37,8 +37,10 @@ pub struct InFlight {
     /// When the emit was taken in.
     at: Instant,
     commit: Commit,
-    /// The reserved place in its instance's queue, and the event to put there.
-    delivery: Option<(Slot, DeliveredEvent)>,
+    /// The reserved place in its instance's queue, and the event to put
+    /// there (boxed: most events are handed over early, and the pipeline
+    /// moves every entry in and out).
+    delivery: Option<Box<(Slot, DeliveredEvent)>>,
 }
 
 impl std::fmt::Debug for InFlight {
@@ -266,7 +268,7 @@ impl ConnectionRole {
                 });
                 None
             }
-            slot => slot.map(|slot| (slot, delivered)),
+            slot => slot.map(|slot| Box::new((slot, delivered))),
         };
         pipeline.push_back(InFlight {
             seq: emit.seq,
@@ -310,7 +312,7 @@ impl ConnectionRole {
                 self.emit_ack.record(done.at.elapsed().as_secs_f64());
                 ctx.status.intake.accepted.fetch_add(1, Ordering::Relaxed);
                 ctx.status.success();
-                if let Some((slot, event)) = done.delivery {
+                if let Some((slot, event)) = done.delivery.map(|d| *d) {
                     slot.send(Pending {
                         event: Box::new(event),
                         attempt: 1,

@@ -138,6 +138,9 @@ impl<'t> Tables<'t> {
 
     /// Records an accepted event: `record` (absent for a dropped event) becomes
     /// pending unless `dedupe` names a key first seen less than `ttl_ms` ago.
+    /// `delivered`: its agent acked it before this commit, so it is written
+    /// delivered at once (as [`Self::delivered`] would leave it, without the
+    /// pending entry in between).
     pub fn accept(
         &mut self,
         id: Uuid,
@@ -145,6 +148,7 @@ impl<'t> Tables<'t> {
         dedupe: Option<(&str, &str)>,
         now_ms: u64,
         ttl_ms: u64,
+        delivered: bool,
     ) -> Result<Accepted, JournalError> {
         if let Some(key) = dedupe {
             let seen = self.dedupe.get(key).map_err(JournalError::storage)?;
@@ -168,7 +172,13 @@ impl<'t> Tables<'t> {
             self.events
                 .insert(id, record)
                 .map_err(JournalError::storage)?;
-            self.pending.insert(id, 0).map_err(JournalError::storage)?;
+            if delivered {
+                self.delivered
+                    .insert((now_ms, id), ())
+                    .map_err(JournalError::storage)?;
+            } else {
+                self.pending.insert(id, 0).map_err(JournalError::storage)?;
+            }
         }
         Ok(Accepted::New)
     }

@@ -13,6 +13,7 @@
 //! later (an idle writer wakes up for it). A storage failure fails every
 //! caller in the batch and nothing of it is kept.
 
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
@@ -148,6 +149,37 @@ impl Cmd {
             Cmd::Marks | Cmd::Attempted(..) | Cmd::Stop => None,
         }
     }
+}
+
+/// The ids of `marks` whose accept is among `cmds` (an event delivered
+/// while its commit was under way), less any a dead-letter command of the
+/// batch names: those go the usual way, pending first.
+fn marked_in_batch(cmds: &[Cmd], marks: &[Uuid]) -> HashSet<Uuid> {
+    if marks.is_empty() {
+        return HashSet::new();
+    }
+    let accepted: HashSet<Uuid> = cmds
+        .iter()
+        .filter_map(|c| match c {
+            Cmd::Accept {
+                id,
+                record: Some(_),
+                ..
+            } => Some(*id),
+            _ => None,
+        })
+        .collect();
+    let mut marked: HashSet<Uuid> = marks
+        .iter()
+        .copied()
+        .filter(|id| accepted.contains(id))
+        .collect();
+    for c in cmds {
+        if let Cmd::DeadLetter { id, .. } = c {
+            marked.remove(id);
+        }
+    }
+    marked
 }
 
 /// The writer's state, owned by its thread.
@@ -347,15 +379,17 @@ impl Writer {
         delta: &mut Delta,
     ) -> Result<Sizes, Arc<redb::Error>> {
         let now_ms = millis(self.opts.clock.now());
+        let mut marked = marked_in_batch(cmds.as_slice(), marks);
         let mut txn = self.db.begin_write().map_err(fatal)?;
         let sizes = {
             let mut tables = Tables::open(&txn).map_err(fatal)?;
             for cmd in cmds.by_ref() {
-                self.apply(&mut tables, cmd, now_ms, answers, delta)?;
+                self.apply(&mut tables, cmd, now_ms, &mut marked, answers, delta)?;
             }
             // After the commands: each mark's accept is among them or earlier.
+            // Those whose accept was among them are done already.
             for &id in marks {
-                if tables.delivered(id, now_ms).map_err(fatal)? {
+                if !marked.remove(&id) && tables.delivered(id, now_ms).map_err(fatal)? {
                     delta.delivered += 1;
                 }
             }
@@ -381,11 +415,17 @@ impl Writer {
     }
 
     /// Applies one command; `Err` only for a storage failure, which aborts the batch.
+    ///
+    /// `marked`: the ids whose accept and delivered mark are both in this
+    /// batch. Such an event is written delivered at once, and its id is kept
+    /// in `marked` (the mark is then done); an accept that records nothing
+    /// (a duplicate) takes its id out, so the mark is applied the usual way.
     fn apply(
         &self,
         tables: &mut Tables<'_>,
         cmd: Cmd,
         now_ms: u64,
+        marked: &mut HashSet<Uuid>,
         answers: &mut Vec<Done>,
         delta: &mut Delta,
     ) -> Result<(), Arc<redb::Error>> {
@@ -398,7 +438,14 @@ impl Writer {
             } => {
                 let key = dedupe.as_ref().map(|(c, k)| (c.as_str(), k.as_str()));
                 let ttl = duration_ms(self.opts.dedupe_ttl);
-                let result = tables.accept(id, record.as_deref(), key, now_ms, ttl);
+                let delivered = record.is_some() && marked.contains(&id);
+                let result = tables.accept(id, record.as_deref(), key, now_ms, ttl, delivered);
+                let written_delivered = delivered && matches!(result, Ok(Accepted::New));
+                if written_delivered {
+                    delta.delivered += 1;
+                } else {
+                    marked.remove(&id);
+                }
                 match &result {
                     Ok(Accepted::New) => delta.accepted += 1,
                     Ok(Accepted::Duplicate { .. }) => delta.duplicates += 1,
@@ -474,5 +521,40 @@ impl Writer {
         }
         s.set_sizes(sizes);
         self.commits_since_compact += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(id: Uuid, record: bool) -> Cmd {
+        Cmd::Accept {
+            id,
+            record: record.then(|| b"{}".to_vec()),
+            dedupe: None,
+            reply: oneshot::channel().0,
+        }
+    }
+
+    #[test]
+    fn only_marks_whose_accept_is_in_the_batch_are_written_delivered_at_once() {
+        let [a, b, c, d] = std::array::from_fn(|_| Uuid::now_v7());
+        let cmds = vec![
+            accept(a, true),
+            accept(b, false),
+            accept(c, true),
+            Cmd::DeadLetter {
+                id: c,
+                attempts: 1,
+                error: "x".into(),
+                reply: oneshot::channel().0,
+            },
+        ];
+        // a: its accept is here; b: recorded nothing; c: dead-lettered in the
+        // batch; d: accepted in an earlier batch.
+        let marked = marked_in_batch(&cmds, &[a, b, c, d]);
+        assert_eq!(marked, HashSet::from([a]));
+        assert!(marked_in_batch(&cmds, &[]).is_empty());
     }
 }

@@ -148,3 +148,95 @@ fn bench_delivered() {
         rss_kib().saturating_sub(before)
     );
 }
+
+/// CPU seconds (user + system) of the calling thread so far.
+fn thread_cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields
+        .get(11)
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+        + fields
+            .get(12)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    ticks as f64 / 100.0
+}
+
+/// What redb alone costs per event, with the journal's cache size and a
+/// record of the journal's size, 256 events per durable commit: one insert
+/// per event (the least a durable journal in redb can do), and the four
+/// B-tree changes the journal makes per delivered event (record, pending
+/// id, then in the next commit the pending id's removal and the retention
+/// entry). The floor under the durable throughput rows of `bench-throughput`.
+#[test]
+#[ignore = "benchmark: prints redb's CPU µs per event"]
+fn bench_redb_floor() {
+    use redb::{Durability, TableDefinition};
+    use uuid::Uuid;
+    const EV: TableDefinition<Uuid, &[u8]> = TableDefinition::new("events");
+    const PEND: TableDefinition<Uuid, u32> = TableDefinition::new("pending_ids");
+    const AT: TableDefinition<(u64, Uuid), ()> = TableDefinition::new("delivered_at");
+    let n: usize = std::env::var("BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let record = vec![b'x'; 420];
+    println!(
+        "{:<34} {:>10} {:>14} {:>14}",
+        "shape", "events/s", "CPU µs/event", "wall µs/event"
+    );
+    for (shape, ops, durability) in [
+        ("1 insert, fsync per 256", 1, Durability::Immediate),
+        (
+            "journal's 4 changes, fsync per 256",
+            4,
+            Durability::Immediate,
+        ),
+        ("1 insert, no fsync", 1, Durability::None),
+        ("journal's 4 changes, no fsync", 4, Durability::None),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = redb::Builder::new()
+            .set_cache_size(4 << 20)
+            .create(dir.path().join("floor.db"))
+            .unwrap();
+        let ids: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
+        let (cpu0, t0) = (thread_cpu_secs(), Instant::now());
+        let mut prev: &[Uuid] = &[];
+        for chunk in ids.chunks(256) {
+            let mut txn = db.begin_write().unwrap();
+            {
+                let mut ev = txn.open_table(EV).unwrap();
+                let mut pend = txn.open_table(PEND).unwrap();
+                let mut at = txn.open_table(AT).unwrap();
+                for &id in chunk {
+                    ev.insert(id, record.as_slice()).unwrap();
+                    if ops == 4 {
+                        pend.insert(id, 0).unwrap();
+                    }
+                }
+                if ops == 4 {
+                    for &id in prev {
+                        pend.remove(id).unwrap();
+                        at.insert((1, id), ()).unwrap();
+                    }
+                }
+            }
+            txn.set_durability(durability).unwrap();
+            txn.commit().unwrap();
+            prev = chunk;
+        }
+        let (cpu, wall) = (thread_cpu_secs() - cpu0, t0.elapsed().as_secs_f64());
+        println!(
+            "{shape:<34} {:>10.0} {:>14.2} {:>14.2}",
+            n as f64 / wall,
+            cpu * 1e6 / n as f64,
+            wall * 1e6 / n as f64
+        );
+    }
+}

@@ -19,10 +19,12 @@
 //!   of 4,096 unacked emits allows (or paced), the agent acks each delivery
 //!   at once. Agent instances are started (one `warm` event per key) before
 //!   the clock starts; `overflow: wait`, so nothing is nacked.
-//! - **Relay** (`bench-relay`): the same two programs with a forwarder
-//!   between them instead of the orchestrator — it reads each emit, acks it,
-//!   forwards it as a deliver — once per transport. Ratios are to the relay of
-//!   the same transport.
+//! - **Relay** (`bench-relay`): the same programs with a forwarder between
+//!   them instead of the orchestrator — it reads each emit, acks it,
+//!   forwards it as a deliver. Each orchestrator row's ratio is to the relay
+//!   of its own shape (as many agent processes as keys, a window of its
+//!   `maxInFlight`, blocking reads); the 1-key `maxInFlight: 1` row also to a
+//!   spinning one; the share targets to the relay with no window and one agent.
 //! - **Throughput** (N events, default 200,000; `--quick` 20,000): first emit
 //!   to last receipt in any agent, CLOCK_REALTIME of one machine. CPU per
 //!   event by process kind from `/proc/<pid>/stat`.
@@ -33,19 +35,24 @@
 //!   (default 1,000; `--quick` 100) agent instances, and after each `--churn`
 //!   count of distinct keys came and went (default 5,000 and 100,000;
 //!   `--quick` 500).
-//! - The raw framed socketpair throughput is printed below the table, for reference.
+//! - Below the table, for reference: the raw framed socketpair throughput,
+//!   the raw one-byte round trip to another process (blocking, spinning,
+//!   pinned to one CPU and to two),
+//!   and where a window-1 relay's time per event goes.
 
 mod memory;
 mod orch;
 mod raw;
 mod relay;
 mod report;
+mod throughput;
 
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use e2e::bin_dir;
 use orch::{Measured, Run, Transport, journal_name};
+use relay::Shape;
 use report::{percentile_us, thousands};
 
 const LATENCY_RATE: u64 = 10_000;
@@ -58,19 +65,6 @@ pub fn now_ns() -> u64 {
         .unwrap_or_default()
 }
 
-/// A throughput row: (transport, durable, keys, maxInFlight, target events/s,
-/// target share of the relay).
-type Row = (Transport, bool, u64, u32, Option<f64>, Option<f64>);
-
-const ROWS: [Row; 6] = [
-    (Transport::Jsonl, true, 1, 1, Some(60_000.0), None),
-    (Transport::Jsonl, true, 4, 1, None, None),
-    (Transport::Jsonl, true, 1, 256, Some(300_000.0), Some(0.16)),
-    (Transport::Jsonl, false, 1, 256, None, Some(0.20)),
-    (Transport::Frames, true, 64, 1, Some(100_000.0), None),
-    (Transport::Frames, true, 4, 256, Some(400_000.0), None),
-];
-
 struct Opts {
     n: u64,
     latency_n: u64,
@@ -79,7 +73,8 @@ struct Opts {
     throughput: bool,
     latency: bool,
     memory: bool,
-    /// Only these throughput rows (1-based, in table order after the relays); all when empty.
+    /// Only these orchestrator throughput rows (1-based, in table order after
+    /// the relays) and the relays they need; all when empty.
     rows: Vec<usize>,
 }
 
@@ -175,6 +170,9 @@ fn main() -> ExitCode {
     if args.first().map(String::as_str) == Some("--raw-reader") {
         return raw::raw_reader();
     }
+    if args.first().map(String::as_str) == Some("--raw-echo") {
+        return raw::raw_echo();
+    }
     let o = opts(&args);
     eprintln!("building (release) …");
     let dir = bin_dir();
@@ -189,101 +187,9 @@ fn main() -> ExitCode {
     // (what, measured, relay, ratio, target, holds, cpu)
     let mut table: Vec<[String; 7]> = Vec::new();
 
+    let mut notes = Vec::new();
     if o.throughput {
-        let mut relays = Vec::new();
-        // Window 1 is the baseline of the maxInFlight 1, 1-key rows: one
-        // round trip through the agent per event, and nothing else.
-        for (t, window) in [
-            (Transport::Jsonl, 0),
-            (Transport::Frames, 0),
-            (Transport::Jsonl, 1),
-        ] {
-            eprintln!("relay: {}, window {window}, {n} events …", t.name());
-            let m = relay::measure(t, n, 0, false, window);
-            let window_text = if window == 1 {
-                ", window 1 (maxInFlight 1)"
-            } else {
-                ""
-            };
-            push(
-                &mut table,
-                [
-                    format!(
-                        "relay, {}, 1 key{window_text} (the least an orchestrator can do)",
-                        t.name()
-                    ),
-                    format!("{} events/s", thousands(m.events_per_sec)),
-                    "—".into(),
-                    "100%".into(),
-                    "—".into(),
-                    "—".into(),
-                    format!("{} (relay first)", cpu_per_event(&m, n)),
-                ],
-            );
-            relays.push((t, window, m.events_per_sec));
-        }
-        for (i, (t, durable, keys, in_flight, target, share)) in ROWS.into_iter().enumerate() {
-            if !o.rows.is_empty() && !o.rows.contains(&(i + 1)) {
-                continue;
-            }
-            eprintln!(
-                "orchestrator: {}, {} journal, {keys} keys, maxInFlight {in_flight}, {n} events …",
-                t.name(),
-                journal_name(durable)
-            );
-            let m = orch::measure(&Run {
-                transport: t,
-                durable,
-                keys,
-                count: n,
-                rate: 0,
-                stamp: false,
-                in_flight,
-            });
-            let window = u64::from(in_flight == 1 && keys == 1);
-            let relay = relays
-                .iter()
-                .find(|(r, w, _)| *r == t && *w == window)
-                .or_else(|| relays.iter().find(|(r, w, _)| *r == t && *w == 0))
-                .map_or(f64::NAN, |r| r.2);
-            let ratio = m.events_per_sec / relay;
-            let mut targets = Vec::new();
-            let mut ok = true;
-            if let Some(x) = target {
-                targets.push(format!("≥ {} events/s", thousands(x)));
-                ok &= m.events_per_sec >= x;
-            }
-            if let Some(s) = share {
-                targets.push(format!("≥ {:.0}% of the relay", s * 100.0));
-                ok &= ratio >= s;
-            }
-            let nacked = if m.nacked > 0 {
-                format!(" ({} nacked)", m.nacked)
-            } else {
-                String::new()
-            };
-            push(
-                &mut table,
-                [
-                    format!(
-                        "orchestrator, {}, {keys} key{}, maxInFlight {in_flight}, {}",
-                        t.name(),
-                        if keys == 1 { "" } else { "s" },
-                        journal_name(durable)
-                    ),
-                    format!("{} events/s{nacked}", thousands(m.events_per_sec)),
-                    format!("{} events/s", thousands(relay)),
-                    format!("{:.1}%", ratio * 100.0),
-                    targets.join(", "),
-                    if targets.is_empty() {
-                        "—".into()
-                    } else {
-                        holds(ok).into()
-                    },
-                    cpu_per_event(&m, n),
-                ],
-            );
-        }
+        notes = throughput::rows(&mut table, n, &o.rows);
     }
 
     if o.latency {
@@ -293,7 +199,7 @@ fn main() -> ExitCode {
                 "latency: relay, {}, {LATENCY_RATE}/s offered, {ln} events …",
                 t.name()
             );
-            let r = relay::measure(t, ln, LATENCY_RATE, true, 0);
+            let r = relay::measure(Shape::open(t), ln, LATENCY_RATE, true);
             for durable in [true, false] {
                 eprintln!(
                     "latency: orchestrator, {}, {} journal, {LATENCY_RATE}/s offered, {ln} events …",
@@ -421,6 +327,38 @@ fn main() -> ExitCode {
             thousands(raw),
             thousands(unbatched)
         );
+        let rounds = (n / 2).max(20_000);
+        println!();
+        println!(
+            "Raw round trip, one byte to another process and back (it blocks in read(2)), nothing else: round trips/s (µs each)."
+        );
+        println!();
+        println!(
+            "| channel | this side blocks | this side spins | both on CPU 0, blocking | on CPUs 0 and 1, blocking |"
+        );
+        println!("| --- | --- | --- | --- | --- |");
+        for (what, socket) in [
+            ("two pipes (jsonl's)", false),
+            ("a socketpair (frames')", true),
+        ] {
+            let cells: Vec<String> = [
+                (false, None),
+                (true, None),
+                (false, Some((0, 0))),
+                (false, Some((0, 1))),
+            ]
+            .into_iter()
+            .map(|(spin, pin)| {
+                let r = raw::ping_pong(rounds, spin, socket, pin);
+                format!("{} ({:.1} µs)", thousands(r), 1e6 / r)
+            })
+            .collect();
+            println!("| {what} | {} |", cells.join(" | "));
+        }
+    }
+    for note in &notes {
+        println!();
+        println!("{note}");
     }
     ExitCode::SUCCESS
 }
