@@ -155,7 +155,9 @@ impl<S: Side> Link<S> {
         } = self;
         tokio::spawn(async move {
             // Whatever arrived together is handled corked: the answers to it
-            // go out in one write, before the pump waits for more.
+            // go out in one write, before the pump waits for more. The guard
+            // uncorks however the pump ends, a panic included.
+            let _uncork = Uncork(outbox.clone());
             outbox.cork();
             let mut corked = 0;
             loop {
@@ -204,10 +206,18 @@ impl<S: Side> Link<S> {
                     Err(other) => on_msg(other),
                 }
             }
-            outbox.uncork();
             stop.closed.cancel();
             stop.token.cancel();
         });
+    }
+}
+
+/// Writes what the pump held back when it ends.
+struct Uncork<Out: Serialize + Send + 'static>(Outbox<Out>);
+
+impl<Out: Serialize + Send + 'static> Drop for Uncork<Out> {
+    fn drop(&mut self) {
+        self.0.uncork();
     }
 }
 
