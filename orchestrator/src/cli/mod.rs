@@ -125,8 +125,7 @@ enum Command {
         /// Retries of one invoke at most, whatever an operation's `retry` says.
         #[arg(long, default_value_t = 10)]
         max_retries: u32,
-        /// Threads that run the orchestrator's tasks (default: the CPUs it may use, less one
-        /// for the journal's writer thread; at least 1).
+        /// Threads that run the orchestrator's tasks (default: one per CPU it may use).
         #[arg(long, env = "ORCHESTRATOR_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
         workers: Option<u16>,
         /// Serve Prometheus metrics on http://ADDR/metrics (e.g. 127.0.0.1:9464; port 0 picks one,

@@ -25,14 +25,13 @@ pub struct Args {
     pub cluster: Option<orchestrator::cluster::ClusterOptions>,
 }
 
-/// `--workers` when not given: the CPUs this process may run on, less one
-/// for the journal's writer thread, at least 1. On two cores one worker
-/// spends 10–30% less CPU per event than two (README, Benchmarks): a
-/// delivery and its ack no longer hop between threads that wake each other.
+/// `--workers` when not given: one per CPU this process may use. On two
+/// cores one worker spends 5–15% less CPU per event than two (a delivery
+/// and its ack no longer wake a thread on the other core), but a single
+/// worker has no one to take over while the journal's writer thread holds
+/// its CPU, and the latency tail grows several-fold (README, Benchmarks).
 pub fn default_workers() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, |n| n.get().saturating_sub(1))
-        .max(1)
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 pub fn main(args: Args) -> u8 {
