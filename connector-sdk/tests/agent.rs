@@ -54,6 +54,20 @@ fn text(d: &Deliver) -> &str {
         .unwrap_or("")
 }
 
+/// Serves `agent` on a fresh channel and takes its `ready`: the test's side
+/// of the channel, and the serving task.
+async fn serving<H, Fut>(agent: Agent<H>) -> (JoinHandle<ExitCode>, Orch)
+where
+    H: Fn(AgentContext, Deliver) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), HandlerError>> + Send + 'static,
+{
+    let (transport, mut orch): (_, Orch) = pair();
+    let served = tokio::spawn(agent.serve(transport));
+    orch.send(init(PROTOCOL_VERSION)).await;
+    orch.recv().await; // ready
+    (served, orch)
+}
+
 /// Serves a handler that acks "ok", nacks "retry" (retryable) and "fail" (not).
 async fn start() -> (JoinHandle<ExitCode>, Orch) {
     let (transport, mut orch) = pair();
@@ -116,7 +130,6 @@ async fn ping_is_answered_and_shutdown_exits_0() {
 
 #[tokio::test]
 async fn deliveries_in_flight_run_concurrently_and_finish_before_exit() {
-    let (transport, mut orch): (_, Orch) = pair();
     // Each handler waits for the other: only concurrent handling gets past the barrier.
     let barrier = Arc::new(Barrier::new(2));
     let agent = Agent::new(move |_ctx, _d| {
@@ -126,9 +139,7 @@ async fn deliveries_in_flight_run_concurrently_and_finish_before_exit() {
             Ok(())
         }
     });
-    let served = tokio::spawn(agent.serve(transport));
-    orch.send(init(PROTOCOL_VERSION)).await;
-    orch.recv().await; // ready
+    let (served, mut orch) = serving(agent).await;
     orch.send(deliver("a", "x")).await;
     orch.send(deliver("b", "y")).await;
     orch.send(Shutdown { grace_ms: 5000 }).await;
@@ -146,30 +157,24 @@ async fn deliveries_in_flight_run_concurrently_and_finish_before_exit() {
 
 #[tokio::test]
 async fn a_panicking_handler_nacks_with_retry() {
-    let (transport, mut orch): (_, Orch) = pair();
     let agent = Agent::new(|_ctx, _d| async move {
         panic!("handler bug");
         #[allow(unreachable_code)]
         Ok(())
     });
-    let _served = tokio::spawn(agent.serve(transport));
-    orch.send(init(PROTOCOL_VERSION)).await;
-    orch.recv().await; // ready
+    let (_served, mut orch) = serving(agent).await;
     orch.send(deliver("p", "x")).await;
     assert!(matches!(orch.recv().await, FromAgent::Nack(n) if n.id == "p" && n.retry));
 }
 
 #[tokio::test]
 async fn a_handler_that_panics_when_called_nacks_with_retry_and_the_agent_goes_on() {
-    let (transport, mut orch): (_, Orch) = pair();
     let agent = Agent::new(|_ctx, d: Deliver| {
         // Before any future exists: the pump itself calls this.
         assert_ne!(text(&d), "boom", "handler bug");
         async move { Ok(()) }
     });
-    let _served = tokio::spawn(agent.serve(transport));
-    orch.send(init(PROTOCOL_VERSION)).await;
-    orch.recv().await; // ready
+    let (_served, mut orch) = serving(agent).await;
     orch.send(deliver("p", "boom")).await;
     match orch.recv().await {
         FromAgent::Nack(n) => {
@@ -190,7 +195,6 @@ async fn a_handler_that_panics_when_called_nacks_with_retry_and_the_agent_goes_o
 /// concurrently and are answered.
 #[tokio::test]
 async fn after_a_handler_blocks_the_thread_deliveries_still_run_concurrently() {
-    let (transport, mut orch): (_, Orch) = pair();
     let barrier = Arc::new(Barrier::new(2));
     let agent = Agent::new(move |_ctx, d: Deliver| {
         let barrier = barrier.clone();
@@ -205,9 +209,7 @@ async fn after_a_handler_blocks_the_thread_deliveries_still_run_concurrently() {
             Ok(())
         }
     });
-    let _served = tokio::spawn(agent.serve(transport));
-    orch.send(init(PROTOCOL_VERSION)).await;
-    orch.recv().await; // ready
+    let (_served, mut orch) = serving(agent).await;
     orch.send(deliver("s", "slow")).await;
     assert_eq!(
         orch.recv().await,
@@ -230,7 +232,6 @@ async fn after_a_handler_blocks_the_thread_deliveries_still_run_concurrently() {
 async fn handlers_read_the_injected_clock_and_the_system_clock_by_default() {
     let mock = MockClock::at_unix(42);
     for (clock, want_mock) in [(Some(mock.clock()), true), (None, false)] {
-        let (transport, mut orch): (_, Orch) = pair();
         let mut agent = Agent::new(move |ctx: AgentContext, _d| async move {
             if ctx.clock().is_mock() != want_mock {
                 return Err(HandlerError::fail(format!(
@@ -243,9 +244,7 @@ async fn handlers_read_the_injected_clock_and_the_system_clock_by_default() {
         if let Some(clock) = clock {
             agent = agent.clock(clock);
         }
-        let _served = tokio::spawn(agent.serve(transport));
-        orch.send(init(PROTOCOL_VERSION)).await;
-        orch.recv().await; // ready
+        let (_served, mut orch) = serving(agent).await;
         orch.send(deliver("c", "x")).await;
         assert_eq!(
             orch.recv().await,

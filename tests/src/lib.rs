@@ -44,6 +44,7 @@ use tempfile::TempDir;
 
 pub mod answers;
 pub mod nats;
+pub mod proc_stats;
 
 /// How long a test waits for things that normally take milliseconds.
 pub const DEADLINE: Duration = Duration::from_secs(20);

@@ -126,24 +126,6 @@ fn parse(args: &[String]) -> Res<Args> {
     Ok(parsed)
 }
 
-/// Context switches so far of every thread of `pid`.
-fn switches(pid: u32) -> u64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
-    };
-    tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
-        .flat_map(|status| {
-            status
-                .lines()
-                .filter(|l| l.contains("ctxt_switches:"))
-                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-                .collect::<Vec<_>>()
-        })
-        .sum()
-}
-
 struct Agent {
     child: Child,
     /// Lent to the ack counter while it runs.
@@ -300,13 +282,16 @@ fn run(args: &[String]) -> Res<()> {
             .map(|p| p.cpu_secs)
             .sum()
     };
-    let agent_switches: u64 = agent_pids.iter().map(|&p| switches(p)).sum();
+    let agent_switches: u64 = agent_pids
+        .iter()
+        .map(|&p| e2e::proc_stats::context_switches(p))
+        .sum();
     println!(
         "acks={acked} cpu_relay={} cpu_connector={} cpu_agent={} switches_relay={} switches_agent={agent_switches}",
         cpu(&[std::process::id()]),
         cpu(&[conn_child.id()]),
         cpu(&agent_pids),
-        switches(std::process::id()),
+        e2e::proc_stats::context_switches(std::process::id()),
     );
     // The connector writes its result once every emit is answered; wait for it.
     let result = c_dir.join("result.json");

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use e2e::proc_stats::context_switches;
 use e2e::{Harness, bin};
 use serde_json::Value;
 
@@ -249,25 +250,6 @@ pub fn measure(run: &Run) -> Measured {
 
 /// The key of [`context_switches`] in a run's `cpu`.
 pub const SWITCHES: &str = "orchestrator context switches";
-
-/// Context switches so far of every live thread of `pid` (each one a sleep
-/// and the wake-up after it, or a preemption), from `/proc/PID/task/*/status`.
-pub fn context_switches(pid: u32) -> u64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
-    };
-    tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
-        .flat_map(|status| {
-            status
-                .lines()
-                .filter(|l| l.contains("ctxt_switches:"))
-                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-                .collect::<Vec<_>>()
-        })
-        .sum()
-}
 
 /// CPU seconds (user + system, all threads) used so far by `root` and every
 /// process below it, summed by kind: the orchestrator (or the relay), its
