@@ -17,7 +17,10 @@
 //!
 //! A record is written once, at accept. Marking it delivered moves its id
 //! from `pending_ids` to `delivered_at` (two small entries) and leaves the
-//! record where it is; compaction deletes it. Files written before this
+//! record where it is; compaction deletes it. An event whose delivered mark
+//! reaches the writer in the same batch as its accept (it went to its agent
+//! while its commit was under way) is written straight into `delivered_at`,
+//! never pending. Files written before this
 //! layout (`pending` with the records, `attempts`, `delivered` with a copy of
 //! each record) are converted when opened ([`super::migrate`]).
 
