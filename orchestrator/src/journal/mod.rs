@@ -44,6 +44,7 @@
 //! [`Journal::memory`] runs the same code on redb's in-memory backend: NOT
 //! durable, for tests and benchmarks.
 
+mod cmd;
 mod error;
 mod migrate;
 mod reads;
@@ -65,6 +66,7 @@ use std::thread::JoinHandle;
 use redb::{Database, ReadableDatabase, backends::InMemoryBackend};
 use tokio::sync::oneshot;
 
+use cmd::{Cmd, Reply};
 pub use error::JournalError;
 use records::{EventRecord, encode, parse_id};
 use stats::Stats;
@@ -72,7 +74,7 @@ pub use types::{
     Accepted, Clock, CompactStats, Counts, DeadLetter, JournalOptions, JournaledEvent, NewEvent,
     RouteRecord,
 };
-use writer::{Cmd, Reply, Writer};
+use writer::Writer;
 
 /// redb's page cache (read cache and write buffer together). Pending events
 /// are read once at start-up and the hot path writes at the right edge of

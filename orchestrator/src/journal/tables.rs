@@ -352,3 +352,32 @@ impl<'t> Tables<'t> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redb::backends::InMemoryBackend;
+
+    #[test]
+    fn an_event_accepted_delivered_is_never_pending_and_is_retained() {
+        let db = redb::Builder::new()
+            .create_with_backend(InMemoryBackend::new())
+            .unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut t = Tables::open(&txn).unwrap();
+            let (acked, waiting) = (Uuid::now_v7(), Uuid::now_v7());
+            t.accept(acked, Some(b"{}"), None, 1, 10, true).unwrap();
+            t.accept(waiting, Some(b"{}"), None, 1, 10, false).unwrap();
+            let s = t.sizes().unwrap();
+            assert_eq!((s.pending, s.delivered), (1, 1));
+            // Its mark, applied the usual way too, finds nothing pending.
+            assert!(!t.delivered(acked, 2).unwrap());
+            assert!(t.delivered(waiting, 2).unwrap());
+            // Both records are compacted once past retention.
+            let c = t.compact(100, 10, 1000).unwrap();
+            assert_eq!(c.delivered_removed, 2);
+        }
+        txn.commit().unwrap();
+    }
+}
