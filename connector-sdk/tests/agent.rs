@@ -46,6 +46,11 @@ fn deliver(id: &str, text: &str) -> Deliver {
     }
 }
 
+/// The agent's ack of delivery `id`.
+fn ack(id: &str) -> FromAgent {
+    FromAgent::Ack(DeliveryAck { id: id.into() })
+}
+
 fn text(d: &Deliver) -> &str {
     d.event
         .message
@@ -95,10 +100,7 @@ async fn start() -> (JoinHandle<ExitCode>, Orch) {
 async fn ok_acks_and_errors_nack_with_their_retry_flag() {
     let (_served, mut orch) = start().await;
     orch.send(deliver("e1", "ok")).await;
-    assert_eq!(
-        orch.recv().await,
-        FromAgent::Ack(DeliveryAck { id: "e1".into() })
-    );
+    assert_eq!(orch.recv().await, ack("e1"));
     orch.send(deliver("e2", "retry")).await;
     assert_eq!(
         orch.recv().await,
@@ -145,13 +147,7 @@ async fn deliveries_in_flight_run_concurrently_and_finish_before_exit() {
     orch.send(Shutdown { grace_ms: 5000 }).await;
     let mut acked = vec![orch.recv().await, orch.recv().await];
     acked.sort_by_key(|m| format!("{m:?}"));
-    assert_eq!(
-        acked,
-        [
-            FromAgent::Ack(DeliveryAck { id: "a".into() }),
-            FromAgent::Ack(DeliveryAck { id: "b".into() })
-        ]
-    );
+    assert_eq!(acked, [ack("a"), ack("b")]);
     assert_eq!(within(served).await.unwrap(), ExitCode::SUCCESS);
 }
 
@@ -184,10 +180,7 @@ async fn a_handler_that_panics_when_called_nacks_with_retry_and_the_agent_goes_o
         other => panic!("expected a nack, got {other:?}"),
     }
     orch.send(deliver("q", "fine")).await;
-    assert_eq!(
-        orch.recv().await,
-        FromAgent::Ack(DeliveryAck { id: "q".into() })
-    );
+    assert_eq!(orch.recv().await, ack("q"));
 }
 
 /// A handler that blocks its thread (no `.await`) holds up the pump once;
@@ -211,21 +204,12 @@ async fn after_a_handler_blocks_the_thread_deliveries_still_run_concurrently() {
     });
     let (_served, mut orch) = serving(agent).await;
     orch.send(deliver("s", "slow")).await;
-    assert_eq!(
-        orch.recv().await,
-        FromAgent::Ack(DeliveryAck { id: "s".into() })
-    );
+    assert_eq!(orch.recv().await, ack("s"));
     orch.send(deliver("a", "x")).await;
     orch.send(deliver("b", "y")).await;
     let mut acked = vec![orch.recv().await, orch.recv().await];
     acked.sort_by_key(|m| format!("{m:?}"));
-    assert_eq!(
-        acked,
-        [
-            FromAgent::Ack(DeliveryAck { id: "a".into() }),
-            FromAgent::Ack(DeliveryAck { id: "b".into() })
-        ]
-    );
+    assert_eq!(acked, [ack("a"), ack("b")]);
 }
 
 #[tokio::test]
@@ -246,10 +230,7 @@ async fn handlers_read_the_injected_clock_and_the_system_clock_by_default() {
         }
         let (_served, mut orch) = serving(agent).await;
         orch.send(deliver("c", "x")).await;
-        assert_eq!(
-            orch.recv().await,
-            FromAgent::Ack(DeliveryAck { id: "c".into() })
-        );
+        assert_eq!(orch.recv().await, ack("c"));
     }
 }
 

@@ -25,8 +25,9 @@ use std::time::{Duration, Instant};
 use cluster_support::answers::{acked, is_done, refusals};
 use cluster_support::sampler::Sampler;
 use cluster_support::{
-    JOIN, LONG, Node, all_records, attempt, bundle, check_order_and_repeats, delivered, dump_all,
-    index, node_of, record_count, records, start_nodes, text, wait_connection_node, wait_for,
+    JOIN, LONG, Node, all_records, attempt, bundle, check_order_and_repeats, dump_all, index,
+    node_of, record_count, records, start_nodes, text, wait_connection_node,
+    wait_every_acked_delivered, wait_for,
 };
 use e2e::nats::{NatsCluster, NatsServer, unused_port};
 use e2e::{DEADLINE, Harness};
@@ -357,23 +358,7 @@ fn three_nodes_survive_kill_9_of_the_node_running_the_connection() {
         refusals(&last).iter().take(5).collect::<Vec<_>>(),
         dump(&nodes)
     );
-    wait_for(
-        "every acked event to reach an agent",
-        LONG,
-        SLOW_POLL,
-        || {
-            record_count(rec.path()) >= acked_all.len()
-                && acked_all.is_subset(&delivered(rec.path()))
-        },
-        || {
-            let missing: Vec<_> = acked_all
-                .difference(&delivered(rec.path()))
-                .take(10)
-                .copied()
-                .collect();
-            format!("missing (first 10): {missing:?}\n{}", dump(&nodes))
-        },
-    );
+    wait_every_acked_delivered(rec.path(), &acked_all, SLOW_POLL, || dump(&nodes));
     let runs: Vec<BTreeSet<u64>> = nodes
         .iter()
         .flat_map(|n| n.answer_runs("stream"))
@@ -532,16 +517,7 @@ fn kill_9_of_one_nats_server_mid_stream_loses_no_acked_event() {
         acked_all.len(),
         dump()
     );
-    wait_for(
-        "every acked event to reach an agent",
-        LONG,
-        SLOW_POLL,
-        || {
-            record_count(rec.path()) >= acked_all.len()
-                && acked_all.is_subset(&delivered(rec.path()))
-        },
-        dump,
-    );
+    wait_every_acked_delivered(rec.path(), &acked_all, SLOW_POLL, dump);
     let runs: Vec<BTreeSet<u64>> = nodes
         .iter()
         .flat_map(|n| n.answer_runs("stream"))

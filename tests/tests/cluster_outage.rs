@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use cluster_support::answers::{acked, answer_runs, is_done, refusals};
-use cluster_support::{LONG, bundle, delivered, dump_all, record_count, start_nodes, wait_for};
+use cluster_support::{LONG, bundle, dump_all, start_nodes, wait_every_acked_delivered, wait_for};
 use e2e::nats::NatsServer;
 
 const POLL: Duration = Duration::from_millis(100);
@@ -102,16 +102,7 @@ fn nats_lost_mid_run_refuses_emits_transient_and_delivery_resumes_when_it_is_bac
         usize::try_from(N).expect("small"),
         "every emit answered once"
     );
-    wait_for(
-        "every acked event to reach an agent",
-        LONG,
-        POLL,
-        || {
-            record_count(rec.path()) >= acked_all.len()
-                && acked_all.is_subset(&delivered(rec.path()))
-        },
-        || dump(&nats),
-    );
+    wait_every_acked_delivered(rec.path(), &acked_all, POLL, || dump(&nats));
     let refused_ids: BTreeSet<u64> = refused
         .iter()
         .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())

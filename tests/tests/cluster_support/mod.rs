@@ -279,6 +279,31 @@ pub fn delivered(dir: &Path) -> BTreeSet<u64> {
     all_records(dir).values().flatten().map(index).collect()
 }
 
+/// Waits (up to [`LONG`], polling every `poll`) until every event of
+/// `acked` is recorded in `dir`; past it, panics with the first missing
+/// ones and `dump()`.
+pub fn wait_every_acked_delivered(
+    dir: &Path,
+    acked: &BTreeSet<u64>,
+    poll: Duration,
+    dump: impl Fn() -> String,
+) {
+    wait_for(
+        "every acked event to reach an agent",
+        LONG,
+        poll,
+        || record_count(dir) >= acked.len() && acked.is_subset(&delivered(dir)),
+        || {
+            let missing: Vec<_> = acked
+                .difference(&delivered(dir))
+                .take(10)
+                .copied()
+                .collect();
+            format!("missing (first 10): {missing:?}\n{}", dump())
+        },
+    );
+}
+
 /// What [`check_order_and_repeats`] counted.
 #[derive(Debug, Default)]
 pub struct Repeats {
