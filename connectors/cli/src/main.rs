@@ -41,7 +41,16 @@ async fn run(ctx: Context) -> Result<(), BoxError> {
     let shutdown = ctx.shutdown();
     tokio::pin!(shutdown);
     while !eof || !pending.is_empty() {
+        // Answers first: one that came before `shutdown` is reported before
+        // the connector exits on it.
         tokio::select! {
+            biased;
+            Some((n, answer)) = pending.next() => {
+                if let Err(e) = answer {
+                    eprintln!("connector-cli: line {n} not accepted: {e}");
+                }
+            }
+            () = &mut shutdown => return Ok(()),
             line = lines.next_line(), if !eof && pending.len() < window => match line? {
                 Some(line) => {
                     line_no += 1;
@@ -60,12 +69,6 @@ async fn run(ctx: Context) -> Result<(), BoxError> {
                 }
                 None => eof = true,
             },
-            Some((n, answer)) = pending.next() => {
-                if let Err(e) = answer {
-                    eprintln!("connector-cli: line {n} not accepted: {e}");
-                }
-            }
-            () = &mut shutdown => return Ok(()),
         }
     }
     shutdown.await;
