@@ -1321,6 +1321,12 @@ fn delivery_accepted_events_survive_a_clean_restart() {
         "delivered after the restart, in order"
     );
     assert_eq!(rs[1]["id"], rs[0]["id"], "block-0 is the same event");
+    // The agent gets the recovered events before the connector's second run
+    // may have started: wait for that run to finish before reading it.
+    h.wait_until("the connector's second run to finish", DEADLINE, || {
+        let runs = answer_runs(&h, "once");
+        runs.len() >= 2 && runs.last().is_some_and(|r| r.iter().any(|l| l == "done"))
+    });
     let run2 = answer_runs(&h, "once").pop().expect("run 2");
     assert!(
         !run2.iter().any(|l| l.starts_with("ack")),
