@@ -426,6 +426,12 @@ impl State {
     async fn leave(&mut self) {
         let cluster = self.setup.cluster.clone();
         let _ = cluster.inner.client.flush().await;
+        // Stopping the agent processes may have taken long enough (a slow
+        // machine, a long grace) for the last renewal to be near the end of
+        // its validity: renew first, so each partition is let go in order
+        // (its watermark lowered) rather than left for the next owner to
+        // mark attempt 2.
+        self.renew_all().await;
         for (target, held) in std::mem::take(&mut self.held) {
             if let (Target::Partition(p), Some(c)) = (&target, &held.consumer)
                 && c.done.is_cancelled()

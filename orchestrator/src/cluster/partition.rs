@@ -36,6 +36,11 @@ pub(super) async fn let_go(p: u32, outstanding: &Outstanding, lease: &Validity) 
         return;
     };
     if !lease.valid() {
+        tracing::info!(
+            partition = p,
+            "cluster: let go without a lease surely ours: the watermark stays ahead, \
+             and the next owner delivers up to it as attempt 2"
+        );
         return;
     }
     let upto = outstanding
