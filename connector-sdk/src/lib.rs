@@ -31,13 +31,16 @@
 //! `error` messages and undecodable input to stderr, and hands everything
 //! else to its side. Everything sent goes through one outbox, in call
 //! order: a send encodes the message into its buffer and, when no write is
-//! under way, writes it to the socket at once, from the sender (no task
-//! hop); only when the socket is full does a task wait to write the rest,
+//! under way, writes it to the channel at once, from the sender (no task
+//! hop); only when the channel is full does a task wait to write the rest,
 //! while later messages gather behind it and go out together. While the
 //! pump handles messages that arrived together, the outbox holds writes
 //! back, so what they cause (acks, pongs) leaves in one write before the
-//! pump waits for more. jsonl (stdin/stdout, or any writer a test hands
-//! in) is written by one writer task that takes everything queued at once.
+//! pump waits for more. The channel is the frames socket, or with jsonl
+//! the stdout pipe (stdin and stdout are read and written without
+//! blocking when they are pipes, as the orchestrator sets them up). jsonl
+//! to anything else (a file, a terminal, any writer a test hands in) is
+//! written by one writer task that takes everything queued at once.
 //!
 //! The life of one emit: [`Emitter::emit`] takes a lock, sends `ready` if
 //! nobody has yet and, when the window of emits in flight has room

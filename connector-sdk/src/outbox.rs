@@ -2,12 +2,13 @@
 //! through one [`Outbox`], in the order its senders call it.
 //!
 //! A send encodes the message into the outbox's buffer under its lock and,
-//! when no write is pending, writes the buffer to the socket at once, from
-//! the sender (one `write(2)`, no task hop). Only when the socket is full
-//! does a task wait for it to take the rest, while later messages gather
-//! behind in the buffer and go out together. A transport that is not a
-//! socket (jsonl over stdin/stdout, any `AsyncWrite` a test hands in) is
-//! written by one writer task, which takes everything queued at each turn.
+//! when no write is pending, writes the buffer to the channel at once, from
+//! the sender (one `write(2)`, no task hop): the frames socket, or the
+//! stdout pipe of jsonl. Only when the channel is full does a task wait for
+//! it to take the rest, while later messages gather behind in the buffer
+//! and go out together. Anything else (jsonl to a stdout that is a file or
+//! a terminal, any `AsyncWrite` a test hands in) is written by one writer
+//! task, which takes everything queued at each turn.
 
 use std::fmt;
 use std::io;
@@ -19,7 +20,7 @@ use bytes::{Buf, BytesMut};
 use ipc_proto::codec::{FrameCodec, JsonlCodec};
 use serde::Serialize;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::net::unix::OwnedWriteHalf;
+use tokio::net::unix::{OwnedWriteHalf, pipe};
 use tokio::runtime::Handle;
 use tokio::sync::Notify;
 
@@ -34,10 +35,34 @@ const MAX_KEPT: usize = 256 * 1024;
 
 /// Where the encoded bytes go.
 pub(crate) enum Sink {
-    /// A non-blocking socket, written from the sender.
-    Socket(OwnedWriteHalf),
+    /// A non-blocking socket or pipe, written from the sender.
+    Direct(Direct),
     /// Anything else, written by a writer task.
     Stream(Box<dyn AsyncWrite + Send + Unpin>),
+}
+
+/// A non-blocking channel that a sender writes itself.
+pub(crate) enum Direct {
+    /// The frames socket.
+    Socket(OwnedWriteHalf),
+    /// jsonl's stdout, when it is a pipe.
+    Pipe(pipe::Sender),
+}
+
+impl Direct {
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Direct::Socket(s) => s.try_write(buf),
+            Direct::Pipe(p) => p.try_write(buf),
+        }
+    }
+
+    async fn writable(&self) -> io::Result<()> {
+        match self {
+            Direct::Socket(s) => s.writable().await,
+            Direct::Pipe(p) => p.writable().await,
+        }
+    }
 }
 
 /// Encodes messages of one transport.
@@ -76,8 +101,8 @@ impl<Out> fmt::Debug for Outbox<Out> {
 
 struct Shared<Out> {
     state: Mutex<State<Out>>,
-    /// The socket, when the sender writes it.
-    socket: Option<OwnedWriteHalf>,
+    /// The socket or pipe, when the sender writes it.
+    direct: Option<Direct>,
     /// Wakes the writer task of a `Stream`.
     writer: Arc<Handoff>,
     /// Wakes `flush` callers when bytes were written or the channel failed.
@@ -95,7 +120,7 @@ struct State<Out> {
     /// Bytes ever queued, and ever written: a flush waits for the one to reach the other.
     queued: u64,
     written: u64,
-    /// A task owns the writing now (the socket was full, or a `Stream`'s writer runs).
+    /// A task owns the writing now (the channel was full, or a `Stream`'s writer runs).
     busy: bool,
     /// Writes are held back until `uncork`.
     corked: bool,
@@ -128,8 +153,8 @@ impl<Out> Drop for Shared<Out> {
 impl<Out: Serialize + Send + 'static> Outbox<Out> {
     /// An outbox writing to `sink`; inside a tokio runtime.
     pub(crate) fn new(sink: Sink, encoder: Encoder<Out>, stop: Stop) -> Self {
-        let (socket, stream) = match sink {
-            Sink::Socket(s) => (Some(s), None),
+        let (direct, stream) = match sink {
+            Sink::Direct(d) => (Some(d), None),
             Sink::Stream(s) => (None, Some(s)),
         };
         let shared = Arc::new(Shared {
@@ -142,7 +167,7 @@ impl<Out: Serialize + Send + 'static> Outbox<Out> {
                 corked: false,
                 failed: false,
             }),
-            socket,
+            direct,
             writer: Arc::new(Handoff::default()),
             progress: Notify::new(),
             flushers: AtomicUsize::new(0),
@@ -242,15 +267,15 @@ impl Drop for Flusher<'_> {
 
 impl<Out: Send + 'static> Shared<Out> {
     /// Starts writing what waits, unless a write is under way or held back:
-    /// from here when the socket takes it, else by a task. False when the
+    /// from here when the channel takes it, else by a task. False when the
     /// channel failed.
     fn kick(&self, st: &mut State<Out>, this: &Arc<Self>) -> bool {
         if st.busy || st.corked || st.buf.is_empty() {
             // A task writes it with what is before it, or the pump will.
             return true;
         }
-        match &self.socket {
-            Some(socket) => match write_out(socket, st) {
+        match &self.direct {
+            Some(direct) => match write_out(direct, st) {
                 Written::All => {
                     if self.flushers.load(Ordering::SeqCst) > 0 {
                         self.progress.notify_waiters();
@@ -294,15 +319,15 @@ impl<Out> Shared<Out> {
 
 enum Written {
     All,
-    /// The socket is full; some is left.
+    /// The channel is full; some is left.
     Full,
     Failed(io::Error),
 }
 
-/// Writes what waits in `st` to `socket` without waiting.
-fn write_out<Out>(socket: &OwnedWriteHalf, st: &mut State<Out>) -> Written {
+/// Writes what waits in `st` to `direct` without waiting.
+fn write_out<Out>(direct: &Direct, st: &mut State<Out>) -> Written {
     while !st.buf.is_empty() {
-        match socket.try_write(&st.buf) {
+        match direct.try_write(&st.buf) {
             Ok(0) => return Written::Failed(io::ErrorKind::WriteZero.into()),
             Ok(n) => {
                 st.buf.advance(n);
@@ -320,17 +345,17 @@ fn write_out<Out>(socket: &OwnedWriteHalf, st: &mut State<Out>) -> Written {
     Written::All
 }
 
-/// Writes the rest to the socket as it takes more, then hands writing back to senders.
+/// Writes the rest to the channel as it takes more, then hands writing back to senders.
 async fn finish<Out>(shared: Arc<Shared<Out>>) {
-    let Some(socket) = &shared.socket else {
+    let Some(direct) = &shared.direct else {
         return;
     };
     loop {
-        let ready = socket.writable().await;
+        let ready = direct.writable().await;
         let mut st = shared.lock();
         let st = &mut *st;
         let outcome = match ready {
-            Ok(()) => write_out(socket, st),
+            Ok(()) => write_out(direct, st),
             Err(e) => Written::Failed(e),
         };
         match outcome {

@@ -16,10 +16,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::UnixStream;
+use tokio::net::unix::pipe;
 use tokio_util::codec::FramedRead;
 
 use crate::Error;
-use crate::outbox::{Encoder, Sink};
+use crate::outbox::{Direct, Encoder, Sink};
 
 /// Incoming messages; an inner `Err` is one bad message, an outer `Err` ends the stream.
 pub(crate) type Reader<In> =
@@ -37,13 +38,16 @@ pub struct Transport(Kind);
 enum Kind {
     Frames(UnixStream),
     Jsonl(BoxRead, BoxWrite),
+    /// jsonl whose writing end is a pipe (as the orchestrator sets it up):
+    /// written from the sender, like the frames socket.
+    JsonlPipe(BoxRead, pipe::Sender),
 }
 
 impl fmt::Debug for Transport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self.0 {
             Kind::Frames(_) => "Transport(frames)",
-            Kind::Jsonl(..) => "Transport(jsonl)",
+            Kind::Jsonl(..) | Kind::JsonlPipe(..) => "Transport(jsonl)",
         })
     }
 }
@@ -103,13 +107,18 @@ impl Transport {
                 let (r, w) = stream.into_split();
                 (
                     Box::pin(FramedRead::new(r, FrameCodec::<In, ()>::new(max))),
-                    Sink::Socket(w),
+                    Sink::Direct(Direct::Socket(w)),
                     Encoder::Frames(FrameCodec::new(max)),
                 )
             }
             Kind::Jsonl(r, w) => (
                 Box::pin(FramedRead::new(r, JsonlCodec::<In, ()>::new(max))),
                 Sink::Stream(w),
+                Encoder::Jsonl(JsonlCodec::new(max)),
+            ),
+            Kind::JsonlPipe(r, w) => (
+                Box::pin(FramedRead::new(r, JsonlCodec::<In, ()>::new(max))),
+                Sink::Direct(Direct::Pipe(w)),
                 Encoder::Jsonl(JsonlCodec::new(max)),
             ),
         }
@@ -163,11 +172,32 @@ fn take_stdio() -> io::Result<Transport> {
     let devnull = File::open("/dev/null")?;
     nix::unistd::dup2_stdin(&devnull)?;
     nix::unistd::dup2_stdout(io::stderr())?;
-    // tokio's File does blocking reads on its blocking pool: it works for
-    // pipes, files and terminals alike.
-    let reader = tokio::fs::File::from_std(File::from(proto_in));
+    // Pipes (what the orchestrator gives a jsonl child) are read and written
+    // without blocking, on the runtime's own I/O driver. That sets O_NONBLOCK
+    // on the pipe, which only this process holds open for that end (fd 0
+    // and 1 point elsewhere now). Anything else (a file, a terminal: a
+    // program tried by hand) goes through tokio's File, which does blocking
+    // reads and writes on the runtime's blocking pool.
+    let (proto_in, in_is_pipe) = is_pipe(proto_in)?;
+    let (proto_out, out_is_pipe) = is_pipe(proto_out)?;
+    let reader: BoxRead = if in_is_pipe {
+        Box::new(pipe::Receiver::from_owned_fd(proto_in)?)
+    } else {
+        Box::new(tokio::fs::File::from_std(File::from(proto_in)))
+    };
+    if out_is_pipe {
+        let writer = pipe::Sender::from_owned_fd(proto_out)?;
+        return Ok(Transport(Kind::JsonlPipe(reader, writer)));
+    }
     let writer = tokio::fs::File::from_std(File::from(proto_out));
-    Ok(Transport::jsonl(reader, writer))
+    Ok(Transport(Kind::Jsonl(reader, Box::new(writer))))
+}
+
+/// Whether `fd` is a pipe (a FIFO).
+fn is_pipe(fd: OwnedFd) -> io::Result<(OwnedFd, bool)> {
+    let file = File::from(fd);
+    let fifo = file.metadata()?.file_type().is_fifo();
+    Ok((OwnedFd::from(file), fifo))
 }
 
 fn private_dup(fd: impl std::os::fd::AsFd) -> io::Result<OwnedFd> {

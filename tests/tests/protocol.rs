@@ -353,3 +353,95 @@ fn a_hand_written_emit_gets_a_nack_naming_its_field_or_is_taken() {
     }
     assert!(h.stop().success(), "exit status\n{}", h.dump());
 }
+
+/// A connector and an agent built on connector-sdk, both with `protocol:
+/// jsonl`: the SDK takes stdin/stdout (pipes from the orchestrator) for the
+/// protocol, reads and writes them without blocking, and a stray print goes
+/// to the log. Every event arrives, in order per key, and is acked.
+#[test]
+fn sdk_programs_speak_jsonl_over_their_stdio() {
+    const N: usize = 400;
+    let mut h = Harness::new();
+    let all: Vec<_> = (0..N)
+        .map(|i| {
+            let chat = if i % 2 == 0 { "a" } else { "b" };
+            event("user_message", &format!("m{i}"), &[("chat_id", chat)], None)
+        })
+        .collect();
+    let events = h.write_events("events.jsonl", &all);
+    let bundle = bundle(
+        "emitter",
+        "test-emitter",
+        "jsonl",
+        &format!("{{ EVENTS: \"{events}\" }}"),
+    )
+    .replace(
+        "spec: { entry: agent-echo, protocol: frames }",
+        "spec: { entry: agent-echo, protocol: jsonl }",
+    );
+    assert!(bundle.contains("agent-echo, protocol: jsonl"));
+    h.start(&bundle);
+    let a = h.wait_received("handler", "tg:a", N / 2);
+    let b = h.wait_received("handler", "tg:b", N / 2);
+    h.wait_until("every emit answered", e2e::DEADLINE, || {
+        h.connection_log("main").contains("all answered")
+    });
+    let texts = |got: &[serde_json::Value]| -> Vec<String> {
+        got.iter()
+            .map(|e| e["text"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let want = |parity: usize| -> Vec<String> {
+        (0..N)
+            .filter(|i| i % 2 == parity)
+            .map(|i| format!("m{i}"))
+            .collect()
+    };
+    assert_eq!(texts(&a), want(0), "key a: every event, in order");
+    assert_eq!(texts(&b), want(1), "key b: every event, in order");
+    let log = h.connection_log("main");
+    assert!(
+        log.contains(&format!(" ack {N}\n")),
+        "the connector got its last ack (its prints reach the log)\n{log}"
+    );
+    // Both programs read and write their protocol pipes without blocking
+    // (on the runtime's I/O driver, not its blocking pool): each holds two
+    // pipes with O_NONBLOCK, its private copies of stdin and stdout. Its
+    // stderr, also a pipe, is left as it was.
+    let rows = h.status();
+    for kind in ["connection", "agent"] {
+        let pid = rows
+            .iter()
+            .find(|r| r["kind"] == kind)
+            .and_then(|r| r["pid"].as_u64())
+            .unwrap_or_else(|| panic!("a running {kind} in status: {rows:?}"));
+        assert_eq!(
+            nonblocking_pipes(pid as u32),
+            2,
+            "{kind} {pid}: its two protocol pipes are non-blocking\n{}",
+            h.dump()
+        );
+    }
+    assert!(h.stop().success(), "exit status\n{}", h.dump());
+}
+
+/// How many of `pid`'s open fds are pipes with O_NONBLOCK set.
+fn nonblocking_pipes(pid: u32) -> usize {
+    const O_NONBLOCK: u32 = 0o4000;
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).expect("its fds");
+    fds.flatten()
+        .filter(|fd| {
+            std::fs::read_link(fd.path())
+                .is_ok_and(|target| target.to_string_lossy().starts_with("pipe:"))
+        })
+        .filter(|fd| {
+            let info = format!("/proc/{pid}/fdinfo/{}", fd.file_name().to_string_lossy());
+            std::fs::read_to_string(info).is_ok_and(|text| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix("flags:"))
+                    .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
+                    .is_some_and(|flags| flags & O_NONBLOCK != 0)
+            })
+        })
+        .count()
+}
