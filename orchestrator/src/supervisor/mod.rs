@@ -35,6 +35,8 @@ mod circuit;
 mod exit;
 mod lines;
 mod link;
+mod pin;
+mod process;
 mod read;
 mod session;
 mod spawn;
@@ -55,10 +57,9 @@ pub use backoff::RestartBackoff;
 pub use circuit::Circuit;
 pub use exit::ExitCause;
 pub use link::{Link, LinkOptions, Outbox};
-pub use spawn::{
-    CHILD_IPC_FD, ChildSpec, Pin, STDERR_TAIL_BYTES, Spawned, StderrTail, child_env, program_pid,
-    sha256_file, spawn,
-};
+pub use pin::{Pin, sha256_file};
+pub use process::{Process, STDERR_TAIL_BYTES, StderrTail};
+pub use spawn::{CHILD_IPC_FD, ChildSpec, Spawned, child_env, program_pid, spawn};
 
 use crate::bundle::RestartPolicy;
 use crate::console::Console;
@@ -195,7 +196,7 @@ pub async fn supervise<R: Role>(mut role: R, mut sup: Supervision) -> R {
             log: log.clone(),
             status: status.clone(),
         };
-        let spawned = match spawn::check_pin(&sup.spec).await {
+        let spawned = match pin::check_pin(&sup.spec).await {
             Ok(()) => spawn::<R::In, R::Out>(&sup.spec, &log, opts, R::pong),
             Err(e) => Err(e),
         };
