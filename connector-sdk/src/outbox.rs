@@ -17,14 +17,13 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use ipc_proto::codec::{FrameCodec, JsonlCodec};
 use serde::Serialize;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::net::unix::{OwnedWriteHalf, pipe};
 use tokio::runtime::Handle;
 use tokio::sync::Notify;
 
 use crate::link::Stop;
+use crate::transport::{Direct, Encoder, Sink};
 
 /// Called when one message could not be encoded (it was not sent), on a
 /// task of its own, so it may take locks its sender held.
@@ -32,53 +31,6 @@ pub(crate) type OnUnsendable = Box<dyn FnOnce(io::Error) + Send>;
 
 /// A write buffer larger than this is let go once it is empty.
 const MAX_KEPT: usize = 256 * 1024;
-
-/// Where the encoded bytes go.
-pub(crate) enum Sink {
-    /// A non-blocking socket or pipe, written from the sender.
-    Direct(Direct),
-    /// Anything else, written by a writer task.
-    Stream(Box<dyn AsyncWrite + Send + Unpin>),
-}
-
-/// A non-blocking channel that a sender writes itself.
-pub(crate) enum Direct {
-    /// The frames socket.
-    Socket(OwnedWriteHalf),
-    /// jsonl's stdout, when it is a pipe.
-    Pipe(pipe::Sender),
-}
-
-impl Direct {
-    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Direct::Socket(s) => s.try_write(buf),
-            Direct::Pipe(p) => p.try_write(buf),
-        }
-    }
-
-    async fn writable(&self) -> io::Result<()> {
-        match self {
-            Direct::Socket(s) => s.writable().await,
-            Direct::Pipe(p) => p.writable().await,
-        }
-    }
-}
-
-/// Encodes messages of one transport.
-pub(crate) enum Encoder<Out> {
-    Frames(FrameCodec<(), Out>),
-    Jsonl(JsonlCodec<(), Out>),
-}
-
-impl<Out: Serialize> Encoder<Out> {
-    fn encode(&mut self, msg: &Out, dst: &mut BytesMut) -> io::Result<()> {
-        match self {
-            Encoder::Frames(c) => c.encode_ref(msg, dst),
-            Encoder::Jsonl(c) => c.encode_ref(msg, dst),
-        }
-    }
-}
 
 /// The sending half; cheap to clone. Sending never waits.
 pub(crate) struct Outbox<Out> {

@@ -1,4 +1,5 @@
-//! Where the bytes go: an inherited Unix socket (frames) or stdin/stdout (jsonl).
+//! Where the bytes go: an inherited Unix socket (frames) or stdin/stdout
+//! (jsonl), and how a message is encoded and written to it.
 
 use std::fmt;
 use std::fs::File;
@@ -8,6 +9,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use bytes::BytesMut;
 use futures::Stream;
 use ipc_proto::codec::{FrameCodec, JsonlCodec};
 use ipc_proto::{DEFAULT_MAX_FRAME_BYTES, DecodeError, IPC_FD_ENV};
@@ -16,11 +18,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::UnixStream;
-use tokio::net::unix::pipe;
+use tokio::net::unix::{OwnedWriteHalf, pipe};
 use tokio_util::codec::FramedRead;
 
 use crate::Error;
-use crate::outbox::{Direct, Encoder, Sink};
 
 /// Incoming messages; an inner `Err` is one bad message, an outer `Err` ends the stream.
 pub(crate) type Reader<In> =
@@ -204,4 +205,51 @@ fn private_dup(fd: impl std::os::fd::AsFd) -> io::Result<OwnedFd> {
     let owned = nix::unistd::dup(fd)?;
     fcntl(&owned, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
     Ok(owned)
+}
+
+/// Where the encoded bytes go.
+pub(crate) enum Sink {
+    /// A non-blocking socket or pipe, written from the sender.
+    Direct(Direct),
+    /// Anything else, written by a writer task.
+    Stream(Box<dyn AsyncWrite + Send + Unpin>),
+}
+
+/// A non-blocking channel that a sender writes itself.
+pub(crate) enum Direct {
+    /// The frames socket.
+    Socket(OwnedWriteHalf),
+    /// jsonl's stdout, when it is a pipe.
+    Pipe(pipe::Sender),
+}
+
+impl Direct {
+    pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Direct::Socket(s) => s.try_write(buf),
+            Direct::Pipe(p) => p.try_write(buf),
+        }
+    }
+
+    pub(crate) async fn writable(&self) -> io::Result<()> {
+        match self {
+            Direct::Socket(s) => s.writable().await,
+            Direct::Pipe(p) => p.writable().await,
+        }
+    }
+}
+
+/// Encodes messages of one transport.
+pub(crate) enum Encoder<Out> {
+    Frames(FrameCodec<(), Out>),
+    Jsonl(JsonlCodec<(), Out>),
+}
+
+impl<Out: Serialize> Encoder<Out> {
+    pub(crate) fn encode(&mut self, msg: &Out, dst: &mut BytesMut) -> io::Result<()> {
+        match self {
+            Encoder::Frames(c) => c.encode_ref(msg, dst),
+            Encoder::Jsonl(c) => c.encode_ref(msg, dst),
+        }
+    }
 }
