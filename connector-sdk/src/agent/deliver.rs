@@ -98,3 +98,41 @@ fn panic_message(panic: &(dyn Any + Send)) -> &str {
             .map_or("(not a string)", String::as_str),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The switch itself: a delivery that is done at its first poll takes no
+    /// task; one that waits gets one; after a first poll that held the
+    /// thread over `INLINE_LIMIT`, every later delivery gets its own task,
+    /// even one that would be done at once.
+    #[tokio::test]
+    async fn a_first_poll_that_holds_the_thread_turns_inline_polling_off() {
+        let tracker = TaskTracker::new();
+        let mut inline = Inline::default();
+        // Current-thread runtime: a spawned task does not run before this
+        // test yields, so `tracker.len()` counts what was spawned.
+        inline.start(&tracker, async {}, "t");
+        assert_eq!(tracker.len(), 0, "done at once: polled inline, no task");
+        inline.start(&tracker, std::future::pending(), "t");
+        assert_eq!(tracker.len(), 1, "it waits: it gets a task");
+        assert!(!inline.off);
+
+        inline.start(
+            &tracker,
+            async {
+                // The behaviour under test: a handler that blocks its thread.
+                std::thread::sleep(INLINE_LIMIT + Duration::from_millis(5));
+            },
+            "t",
+        );
+        assert!(
+            inline.off,
+            "a first poll over {INLINE_LIMIT:?} turns it off"
+        );
+        assert_eq!(tracker.len(), 1, "the blocking one was done when polled");
+        inline.start(&tracker, async {}, "t");
+        assert_eq!(tracker.len(), 2, "from now on each delivery gets a task");
+    }
+}
