@@ -211,15 +211,15 @@ pub async fn supervise<R: Role>(mut role: R, mut sup: Supervision) -> R {
                 status
                     .counters
                     .pid
-                    .store(u64::from(s.pid), Ordering::Relaxed);
+                    .store(u64::from(s.process.pid()), Ordering::Relaxed);
                 status
                     .counters
                     .pgid
-                    .store(u64::from(s.pid), Ordering::Relaxed);
+                    .store(u64::from(s.process.pid()), Ordering::Relaxed);
                 say(&format!(
                     "started {} (process group {})",
                     sup.spec.program.display(),
-                    s.pid
+                    s.process.pid()
                 ));
                 let outcome = run_once(&mut role, &mut s, &mut sup).await;
                 // Whatever the program left behind in its group goes too,
@@ -374,9 +374,9 @@ async fn run_once<R: Role>(
     status.set_state(ProcessState::Ready);
     // Through the shim, the program is the group leader's child; by `ready` it surely exists.
     let pid = if sup.spec.shim.is_some() {
-        spawn::program_pid(s.pid).unwrap_or(s.pid)
+        spawn::program_pid(s.process.pid()).unwrap_or(s.process.pid())
     } else {
-        s.pid
+        s.process.pid()
     };
     status.counters.pid.store(u64::from(pid), Ordering::Relaxed);
     let ready = format!("ready (pid {pid})");

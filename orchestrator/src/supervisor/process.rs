@@ -37,7 +37,7 @@ impl Process {
     }
 
     /// Its pid, which is also its process group's id.
-    pub(super) fn pid(&self) -> u32 {
+    pub fn pid(&self) -> u32 {
         self.pid
     }
 

@@ -94,7 +94,7 @@ pub async fn serve_until_exit<R: Role>(
     let outbox = s.link.outbox.clone();
     let stalled = outbox.stalled();
     tokio::pin!(stalled);
-    let pid = s.pid;
+    let pid = s.process.pid();
     let status = sup.status.clone();
     // Serving stops taking new work on its own token: the orchestrator's stop, or a manual restart.
     let stop_serving = sup.stop.child_token();
@@ -224,7 +224,7 @@ enum Escalation {
 
 /// Stops a child that never became ready: it gets no `shutdown`, only signals.
 pub async fn stop_unready<In, Out>(s: &mut Spawned<In, Out>, sup: &Supervision) {
-    signal_group(s.pid, libc::SIGTERM);
+    signal_group(s.process.pid(), libc::SIGTERM);
     tokio::select! {
         _ = s.process.exited() => {}
         _ = sleep(sup.restart.stop.term_grace) => {}

@@ -62,8 +62,6 @@ pub struct ChildSpec {
 pub struct Spawned<In, Out> {
     /// The process (its own process-group leader).
     pub process: Process,
-    /// Its pid, which is also its process-group id.
-    pub pid: u32,
     /// The channel.
     pub link: Link<In, Out>,
     /// The last bytes it wrote to stderr, for its crash record.
@@ -230,7 +228,6 @@ where
     };
     let process = Process::new(child);
     Ok(Spawned {
-        pid: process.pid(),
         process,
         link,
         stderr_tail,
