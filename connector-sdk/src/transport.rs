@@ -140,15 +140,13 @@ fn take_socket(fd: RawFd) -> Result<UnixStream, Error> {
     // SAFETY: the fd is open (checked above), it was inherited for this
     // process to use, and FD_TAKEN makes this the only owner in the process.
     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    let file = File::from(owned);
-    let is_socket = file.metadata().map_err(not_socket)?.file_type().is_socket();
-    if !is_socket {
+    let (owned, kind) = file_type(owned).map_err(not_socket)?;
+    if !kind.is_socket() {
         return Err(not_socket(io::Error::new(
             io::ErrorKind::InvalidInput,
             "not a socket",
         )));
     }
-    let owned = OwnedFd::from(file);
     // Programs this child spawns must not hold the orchestrator's channel open.
     fcntl(&owned, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(|e| not_socket(e.into()))?;
     let std_stream = std::os::unix::net::UnixStream::from(owned);
@@ -179,14 +177,14 @@ fn take_stdio() -> io::Result<Transport> {
     // and 1 point elsewhere now). Anything else (a file, a terminal: a
     // program tried by hand) goes through tokio's File, which does blocking
     // reads and writes on the runtime's blocking pool.
-    let (proto_in, in_is_pipe) = is_pipe(proto_in)?;
-    let (proto_out, out_is_pipe) = is_pipe(proto_out)?;
-    let reader: BoxRead = if in_is_pipe {
+    let (proto_in, in_kind) = file_type(proto_in)?;
+    let (proto_out, out_kind) = file_type(proto_out)?;
+    let reader: BoxRead = if in_kind.is_fifo() {
         Box::new(pipe::Receiver::from_owned_fd(proto_in)?)
     } else {
         Box::new(tokio::fs::File::from_std(File::from(proto_in)))
     };
-    if out_is_pipe {
+    if out_kind.is_fifo() {
         let writer = pipe::Sender::from_owned_fd(proto_out)?;
         return Ok(Transport(Kind::JsonlPipe(reader, writer)));
     }
@@ -194,11 +192,11 @@ fn take_stdio() -> io::Result<Transport> {
     Ok(Transport(Kind::Jsonl(reader, Box::new(writer))))
 }
 
-/// Whether `fd` is a pipe (a FIFO).
-fn is_pipe(fd: OwnedFd) -> io::Result<(OwnedFd, bool)> {
+/// What `fd` is (a socket, a pipe, a file…), and `fd` back.
+fn file_type(fd: OwnedFd) -> io::Result<(OwnedFd, std::fs::FileType)> {
     let file = File::from(fd);
-    let fifo = file.metadata()?.file_type().is_fifo();
-    Ok((OwnedFd::from(file), fifo))
+    let kind = file.metadata()?.file_type();
+    Ok((OwnedFd::from(file), kind))
 }
 
 fn private_dup(fd: impl std::os::fd::AsFd) -> io::Result<OwnedFd> {
