@@ -46,6 +46,7 @@
 
 mod cmd;
 mod error;
+mod linger;
 mod migrate;
 mod ops;
 mod reads;

@@ -1,14 +1,13 @@
 //! The writer thread: the only place that writes to the database.
 //!
-//! It blocks for the first command, drains whatever else is queued (up to
-//! [`MAX_BATCH`]), applies it all in one write transaction, commits once, and
-//! only then answers every caller of the batch. Delivered marks come
-//! outside the channel, taken whole with each batch (see [`Marks`]). A
-//! batch holding anything a
+//! It blocks for the first command, drains whatever else is queued, may wait
+//! a little for more (the rules, and why, are in [`super::linger`]), applies
+//! it all in one write transaction, commits once, and only then answers
+//! every caller of the batch. Delivered marks come outside the channel,
+//! taken whole with each batch (see [`Marks`]). A batch holding anything a
 //! caller waits on commits with `Durability::Immediate` (one fsync for all of
 //! it); a batch of delivered/attempted marks only commits with
-//! `Durability::None`, after waiting up to [`MARK_LINGER`] for more commands
-//! to share it: visible then, made durable by the next immediate
+//! `Durability::None`: visible then, made durable by the next immediate
 //! commit, which comes with the next accept or at most `mark_sync_interval`
 //! later (an idle writer wakes up for it). A storage failure fails every
 //! caller in the batch and nothing of it is kept.
@@ -23,18 +22,11 @@ use redb::{Database, Durability};
 use uuid::Uuid;
 
 use super::cmd::{Cmd, Done, fatal, finish, marked_in_batch};
+use super::linger::Open;
 use super::records::{duration_ms, millis};
 use super::stats::Stats;
 use super::tables::{Sizes, Tables};
 use super::{Accepted, JournalError, JournalOptions, Marks};
-
-/// Most commands in one transaction: bounds the latency one commit adds.
-const MAX_BATCH: usize = 8192;
-
-/// How long a batch of marks alone waits for more commands before it
-/// commits: one commit per delivered event would cost more than the
-/// delivery itself. A command someone waits on ends the wait at once.
-const MARK_LINGER: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// What one batch changed, applied to [`Stats`] only once it committed.
 #[derive(Default)]
@@ -101,38 +93,25 @@ impl Writer {
                 // Every handle is gone without a Stop: still leave nothing unsynced.
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             };
-            let mut stop = matches!(first, Cmd::Stop);
-            let mut durable = first.durable();
+            let mut open = Open::new(Instant::now());
+            open.add(&first);
             let mut cmds = vec![first];
-            while !stop && cmds.len() < MAX_BATCH {
-                match self.rx.try_recv() {
-                    Ok(cmd) => {
-                        stop = matches!(cmd, Cmd::Stop);
-                        durable |= cmd.durable();
-                        cmds.push(cmd);
-                    }
-                    Err(_) => break,
-                }
+            // What is queued already, then (see `linger`) maybe more.
+            while !open.closed() {
+                let Ok(cmd) = self.rx.try_recv() else { break };
+                open.add(&cmd);
+                cmds.push(cmd);
             }
-            if !durable && !stop {
-                // Only marks, which nobody waits on: gather more for a moment
-                // instead of paying a commit for each delivered event.
-                let until = Instant::now() + MARK_LINGER;
-                while cmds.len() < MAX_BATCH {
-                    let left = until.saturating_duration_since(Instant::now());
-                    let Ok(cmd) = self.rx.recv_timeout(left) else {
-                        break;
-                    };
-                    stop = matches!(cmd, Cmd::Stop);
-                    let durable = cmd.durable();
-                    cmds.push(cmd);
-                    if durable || stop {
-                        break;
-                    }
-                }
+            open.opened();
+            while let Some(wait) = open.wait(Instant::now()) {
+                let Ok(cmd) = self.rx.recv_timeout(wait) else {
+                    break;
+                };
+                open.add(&cmd);
+                cmds.push(cmd);
             }
             let (cmds, marks) = self.gather(cmds);
-            let stop = stop || cmds.iter().any(|c| matches!(c, Cmd::Stop));
+            let stop = cmds.iter().any(|c| matches!(c, Cmd::Stop));
             self.batch(cmds, marks, stop);
             if stop {
                 return;
