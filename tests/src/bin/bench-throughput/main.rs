@@ -30,7 +30,8 @@
 //!   event by process kind from `/proc/<pid>/stat`.
 //! - **Latency** at 10,000 events/s offered, 1 key, durable (LATENCY_N
 //!   events, default 50,000; `--quick` 5,000): each event carries its send
-//!   time, the agent records receipt − send.
+//!   time, the agent records receipt − send. The relay beside each row has
+//!   its shape: one agent, one event in flight.
 //! - **Memory**: the orchestrator's VmRSS and open fds, idle, with `--live`
 //!   (default 1,000; `--quick` 100) agent instances, and after each `--churn`
 //!   count of distinct keys came and went (default 5,000 and 100,000;
@@ -199,7 +200,12 @@ fn main() -> ExitCode {
                 "latency: relay, {}, {LATENCY_RATE}/s offered, {ln} events …",
                 t.name()
             );
-            let r = relay::measure(Shape::open(t), ln, LATENCY_RATE, true);
+            // The relay of the rows' own shape: one agent, one event in flight.
+            let shape = Shape {
+                window: 1,
+                ..Shape::open(t)
+            };
+            let r = relay::measure(shape, ln, LATENCY_RATE, true);
             for durable in [true, false] {
                 eprintln!(
                     "latency: orchestrator, {}, {} journal, {LATENCY_RATE}/s offered, {ln} events …",
