@@ -9,90 +9,18 @@
 //! the commit, which tells whether it is a duplicate, and so do the events
 //! after it until it is handed over (order).
 
-use std::collections::{HashSet, VecDeque};
-use std::future::Future;
-use std::pin::Pin;
-
-use futures::FutureExt;
 use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
 use ipc_proto::{DeliveredEvent, Emit, EmitAck, EmitNack, NackError, NackKind, ToConnector};
 
 use super::ConnectionRole;
+use super::pipeline::{Commit, InFlight, Pipeline, oldest};
 use crate::ingress::{self, Decision};
 use crate::journal::{Accepted, JournalError, RouteRecord};
 use crate::logs::timestamp_secs;
-use crate::router::{DispatchError, Pending, Slot};
+use crate::router::{DispatchError, Pending};
 use crate::supervisor::Outbox;
-
-/// Emits whose journal write is started but not yet acknowledged, at most.
-pub const MAX_PIPELINE: usize = 4096;
-
-type Commit = Pin<Box<dyn Future<Output = Result<Accepted, JournalError>> + Send>>;
-
-/// An emit on its way through the journal.
-pub struct InFlight {
-    seq: u64,
-    /// When the emit was taken in.
-    at: Instant,
-    commit: Commit,
-    /// The reserved place in its instance's queue, and the event to put
-    /// there (boxed: most events are handed over early, and the pipeline
-    /// moves every entry in and out).
-    delivery: Option<Box<(Slot, DeliveredEvent)>>,
-}
-
-impl std::fmt::Debug for InFlight {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InFlight").field("seq", &self.seq).finish()
-    }
-}
-
-/// The emits in the pipeline, oldest first, and their `seq`s.
-#[derive(Debug, Default)]
-pub struct Pipeline {
-    emits: VecDeque<InFlight>,
-    seqs: HashSet<u64>,
-    /// Emits in it whose event waits for its commit before it is handed over.
-    holding: usize,
-}
-
-impl Pipeline {
-    /// An empty pipeline.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Emits in it.
-    pub fn len(&self) -> usize {
-        self.emits.len()
-    }
-
-    /// Nothing in it.
-    pub fn is_empty(&self) -> bool {
-        self.emits.is_empty()
-    }
-
-    /// An emit with this `seq` is in it (not yet acked or nacked).
-    pub fn contains(&self, seq: u64) -> bool {
-        self.seqs.contains(&seq)
-    }
-
-    fn push_back(&mut self, emit: InFlight) {
-        self.seqs.insert(emit.seq);
-        self.holding += usize::from(emit.delivery.is_some());
-        self.emits.push_back(emit);
-    }
-
-    /// Takes the oldest emit out.
-    pub fn pop_front(&mut self) -> Option<InFlight> {
-        let emit = self.emits.pop_front()?;
-        self.seqs.remove(&emit.seq);
-        self.holding -= usize::from(emit.delivery.is_some());
-        Some(emit)
-    }
-}
 
 impl ConnectionRole {
     pub(super) fn nack(
@@ -249,7 +177,7 @@ impl ConnectionRole {
         // the connector still waits for the commit; a crash or a failed
         // commit before it means the connector sends the event again, which
         // at-least-once allows.
-        let early = emit.dedupe_key.is_none() && pipeline.holding == 0;
+        let early = emit.dedupe_key.is_none() && pipeline.holding() == 0;
         let commit: Commit = match (&ctx.cluster, route) {
             (Some(cluster), Some(route)) => {
                 Box::pin(cluster.accept(route, delivered.clone(), emit.dedupe_key))
@@ -291,11 +219,7 @@ impl ConnectionRole {
             return;
         };
         let mut replies = vec![self.committed(done, result)];
-        while let Some(result) = pipeline
-            .emits
-            .front_mut()
-            .and_then(|front| front.commit.as_mut().now_or_never())
-        {
+        while let Some(result) = pipeline.front_ready() {
             if let Some(done) = pipeline.pop_front() {
                 replies.push(self.committed(done, result));
             }
@@ -354,14 +278,6 @@ impl ConnectionRole {
                 )
             }
         }
-    }
-}
-
-/// Waits for the oldest commit in `pipeline` (pending forever when it is empty).
-pub async fn oldest(pipeline: &mut Pipeline) -> Result<Accepted, JournalError> {
-    match pipeline.emits.front_mut() {
-        Some(front) => front.commit.as_mut().await,
-        None => std::future::pending().await,
     }
 }
 

@@ -12,14 +12,15 @@
 
 mod intake;
 pub(crate) mod limit;
+mod pipeline;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use intake::Pipeline;
 use limit::TokenBucket;
+use pipeline::Pipeline;
 
 use ipc_proto::{
     ConnectorInit, EmitNack, FromConnector, NackError, NackKind, PROTOCOL_VERSION, Ping,
@@ -243,10 +244,10 @@ impl Role for ConnectionRole {
         while open || !pipeline.is_empty() {
             tokio::select! {
                 biased;
-                result = intake::oldest(&mut pipeline), if !pipeline.is_empty() => {
+                result = pipeline::oldest(&mut pipeline), if !pipeline.is_empty() => {
                     self.committed_all(&mut pipeline, result, &outbox);
                 }
-                msg = link.recv(), if open && pipeline.len() < intake::MAX_PIPELINE => match msg {
+                msg = link.recv(), if open && pipeline.len() < pipeline::MAX_PIPELINE => match msg {
                     // The connector is gone, but what it handed over is
                     // committed below and delivered all the same.
                     None => open = false,
