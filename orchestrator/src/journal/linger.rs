@@ -13,6 +13,10 @@
 //!   [`DURABLE_GAP`] with nothing new ends the wait, and the batch never
 //!   waits longer than [`DURABLE_LINGER`] in all. A lone caller, such as a
 //!   connector that awaits each emit's ack before the next, is never held.
+//!   The writer sleeps through each gap and then takes what came, rather
+//!   than blocking on the channel: a command sent to a receiver that is not
+//!   blocked wakes nobody, so the callers' sends stay free of wake-ups (one
+//!   per command before: as many context switches as events).
 
 use std::time::{Duration, Instant};
 
@@ -34,6 +38,17 @@ pub(super) const DURABLE_LINGER: Duration = Duration::from_millis(1);
 /// means the burst is over, and the batch commits.
 pub(super) const DURABLE_GAP: Duration = Duration::from_micros(150);
 
+/// What the writer does next with the batch it is gathering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Next {
+    Commit,
+    /// Block on the channel for the next command, at most this long: the
+    /// first command ends the wait at once.
+    Receive(Duration),
+    /// Sleep this long, then take whatever came meanwhile.
+    Sleep(Duration),
+}
+
 /// What the writer knows of the batch it is gathering.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Open {
@@ -45,6 +60,8 @@ pub(super) struct Open {
     /// Set by [`Open::opened`]: two or more callers were already queued.
     overlapping: bool,
     stop: bool,
+    /// `len` when the last [`Next::Sleep`] began, if one did.
+    before_sleep: Option<usize>,
 }
 
 impl Open {
@@ -55,6 +72,7 @@ impl Open {
             waited_on: 0,
             overlapping: false,
             stop: false,
+            before_sleep: None,
         }
     }
 
@@ -76,21 +94,29 @@ impl Open {
         self.overlapping = self.waited_on >= 2;
     }
 
-    /// How long to wait for one more command at `now`; `None`: commit now.
-    pub fn wait(&self, now: Instant) -> Option<Duration> {
+    /// What to do at `now`, with what the batch has taken so far.
+    pub fn next(&mut self, now: Instant) -> Next {
         if self.closed() {
-            return None;
+            return Next::Commit;
         }
-        let left = if self.waited_on == 0 {
-            (self.since + MARK_LINGER).saturating_duration_since(now)
-        } else if self.overlapping {
-            (self.since + DURABLE_LINGER)
-                .saturating_duration_since(now)
-                .min(DURABLE_GAP)
-        } else {
-            return None;
-        };
-        (!left.is_zero()).then_some(left)
+        if self.waited_on == 0 {
+            let left = (self.since + MARK_LINGER).saturating_duration_since(now);
+            return if left.is_zero() {
+                Next::Commit
+            } else {
+                Next::Receive(left)
+            };
+        }
+        // A sleep that brought nothing new: the burst is over.
+        if !self.overlapping || self.before_sleep == Some(self.len) {
+            return Next::Commit;
+        }
+        let left = (self.since + DURABLE_LINGER).saturating_duration_since(now);
+        if left.is_zero() {
+            return Next::Commit;
+        }
+        self.before_sleep = Some(self.len);
+        Next::Sleep(left.min(DURABLE_GAP))
     }
 }
 
@@ -117,13 +143,13 @@ mod tests {
     #[test]
     fn a_lone_caller_is_never_held() {
         let t0 = Instant::now();
-        assert_eq!(opened(t0, &[flush()]).wait(t0), None);
+        assert_eq!(opened(t0, &[flush()]).next(t0), Next::Commit);
         // Marks beside it are not callers: still one.
-        let open = opened(
+        let mut open = opened(
             t0,
             &[Cmd::Marks, flush(), Cmd::Attempted(uuid::Uuid::nil(), 1)],
         );
-        assert_eq!(open.wait(t0), None);
+        assert_eq!(open.next(t0), Next::Commit);
     }
 
     #[test]
@@ -131,43 +157,59 @@ mod tests {
         let t0 = Instant::now();
         let mut open = opened(t0, &[flush()]);
         open.add(&flush());
-        assert_eq!(open.wait(t0), None);
+        assert_eq!(open.next(t0), Next::Commit);
     }
 
     #[test]
-    fn overlapping_callers_wait_a_gap_at_a_time_within_the_linger() {
+    fn overlapping_callers_sleep_a_gap_at_a_time_while_more_come() {
         let t0 = Instant::now();
         let mut open = opened(t0, &[flush(), flush()]);
-        assert_eq!(open.wait(t0), Some(DURABLE_GAP));
-        // More keep coming: each arrival gives another gap, never past the linger.
+        assert_eq!(open.next(t0), Next::Sleep(DURABLE_GAP));
+        // Something came during the sleep: another gap.
         open.add(&flush());
-        let late = t0 + DURABLE_LINGER - Duration::from_micros(40);
-        assert_eq!(open.wait(late), Some(Duration::from_micros(40)));
-        assert_eq!(open.wait(t0 + DURABLE_LINGER), None);
-        assert_eq!(open.wait(t0 + DURABLE_LINGER * 3), None);
+        let t1 = t0 + DURABLE_GAP;
+        assert_eq!(open.next(t1), Next::Sleep(DURABLE_GAP));
+        // Nothing came during that one: commit.
+        assert_eq!(open.next(t1 + DURABLE_GAP), Next::Commit);
     }
 
     #[test]
-    fn marks_alone_linger_until_a_caller_comes() {
+    fn overlapping_callers_are_held_no_longer_than_the_linger() {
+        let t0 = Instant::now();
+        let mut open = opened(t0, &[flush(), flush()]);
+        open.next(t0);
+        open.add(&Cmd::Marks);
+        let late = t0 + DURABLE_LINGER - Duration::from_micros(40);
+        assert_eq!(open.next(late), Next::Sleep(Duration::from_micros(40)));
+        open.add(&flush());
+        assert_eq!(open.next(t0 + DURABLE_LINGER), Next::Commit);
+    }
+
+    #[test]
+    fn marks_alone_wait_on_the_channel_until_a_caller_comes() {
         let t0 = Instant::now();
         let mut open = opened(t0, &[Cmd::Marks]);
-        assert_eq!(open.wait(t0), Some(MARK_LINGER));
-        assert_eq!(open.wait(t0 + MARK_LINGER), None);
+        assert_eq!(open.next(t0), Next::Receive(MARK_LINGER));
+        assert_eq!(open.next(t0 + MARK_LINGER), Next::Commit);
         // A command someone waits on ends a marks-only wait at once.
+        let mut open = opened(t0, &[Cmd::Marks]);
         open.add(&flush());
-        assert_eq!(open.wait(t0), None);
+        assert_eq!(open.next(t0), Next::Commit);
     }
 
     #[test]
     fn stop_and_a_full_batch_commit_at_once() {
         let t0 = Instant::now();
-        assert_eq!(opened(t0, &[flush(), flush(), Cmd::Stop]).wait(t0), None);
-        assert_eq!(opened(t0, &[Cmd::Marks, Cmd::Stop]).wait(t0), None);
+        assert_eq!(
+            opened(t0, &[flush(), flush(), Cmd::Stop]).next(t0),
+            Next::Commit
+        );
+        assert_eq!(opened(t0, &[Cmd::Marks, Cmd::Stop]).next(t0), Next::Commit);
         let mut open = opened(t0, &[flush(), flush()]);
         for _ in 2..MAX_BATCH {
             open.add(&Cmd::Marks);
         }
         assert!(open.closed());
-        assert_eq!(open.wait(t0), None);
+        assert_eq!(open.next(t0), Next::Commit);
     }
 }

@@ -22,7 +22,7 @@ use redb::{Database, Durability};
 use uuid::Uuid;
 
 use super::cmd::{Cmd, Done, fatal, finish, marked_in_batch};
-use super::linger::Open;
+use super::linger::{Next, Open};
 use super::records::{duration_ms, millis};
 use super::stats::Stats;
 use super::tables::{Sizes, Tables};
@@ -103,12 +103,25 @@ impl Writer {
                 cmds.push(cmd);
             }
             open.opened();
-            while let Some(wait) = open.wait(Instant::now()) {
-                let Ok(cmd) = self.rx.recv_timeout(wait) else {
-                    break;
-                };
-                open.add(&cmd);
-                cmds.push(cmd);
+            loop {
+                match open.next(Instant::now()) {
+                    Next::Commit => break,
+                    Next::Receive(wait) => {
+                        let Ok(cmd) = self.rx.recv_timeout(wait) else {
+                            break;
+                        };
+                        open.add(&cmd);
+                        cmds.push(cmd);
+                    }
+                    Next::Sleep(gap) => {
+                        std::thread::sleep(gap);
+                        while !open.closed() {
+                            let Ok(cmd) = self.rx.try_recv() else { break };
+                            open.add(&cmd);
+                            cmds.push(cmd);
+                        }
+                    }
+                }
             }
             let (cmds, marks) = self.gather(cmds);
             let stop = cmds.iter().any(|c| matches!(c, Cmd::Stop));
