@@ -1,5 +1,5 @@
 //! How long the writer keeps a batch open for more commands before it
-//! commits ([`Open::wait`]).
+//! commits ([`Open::next`]).
 //!
 //! A commit costs far more than what it carries: at 10,000 events a second,
 //! committing as soon as anything waits took the writer half a CPU of two.
@@ -15,8 +15,9 @@
 //!   connector that awaits each emit's ack before the next, is never held.
 //!   The writer sleeps through each gap and then takes what came, rather
 //!   than blocking on the channel: a command sent to a receiver that is not
-//!   blocked wakes nobody, so the callers' sends stay free of wake-ups (one
-//!   per command before: as many context switches as events).
+//!   blocked wakes nobody, so the callers' sends stay free of wake-ups
+//!   (blocking, the writer was woken for nearly every command: 0.9 context
+//!   switches per event at 10,000 events a second).
 
 use std::time::{Duration, Instant};
 
