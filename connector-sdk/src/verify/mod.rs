@@ -2,8 +2,10 @@
 //!
 //! # Theory of operation
 //!
-//! One function per scheme ([`github`], [`stripe`], [`slack`],
-//! [`standard_webhooks`], [`notion`], [`discord`], [`hmac_sha256`]), and
+//! One function per scheme ([`github`](fn@github), [`stripe`](fn@stripe),
+//! [`slack`](fn@slack), [`standard_webhooks`](fn@standard_webhooks),
+//! [`notion`](fn@notion), [`discord`](fn@discord),
+//! [`hmac_sha256`](fn@hmac_sha256)), and
 //! [`verify`] to pick one by a [`Scheme`] parsed from configuration. Each
 //! takes the secret (or Discord's public key), the request [`Headers`] and
 //! the body exactly as received: verify before parsing, since a re-encoded

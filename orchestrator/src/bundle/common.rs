@@ -81,7 +81,7 @@ pub(crate) fn reference(cx: &mut Cx<'_>, f: &Field<'_>, expected: &str) -> Optio
     reference_with(cx, f, expected, false).map(|(r, _)| r)
 }
 
-/// `connectorRef`: a [`reference`] whose mapping form may also ask for a
+/// `connectorRef`: a [`reference`](fn@reference) whose mapping form may also ask for a
 /// version range, `{name: telegram, version: "^1"}` (Cargo's syntax). The
 /// range is returned when written and valid; whether the Connector's
 /// `spec.version` satisfies it is checked once every document is read.

@@ -1,6 +1,6 @@
 //! The proxy itself: HTTP CONNECT and absolute-form `http://` requests on
 //! connections accepted from one child's namespace, decided by its
-//! [`Policy`], resolved here, connected to the address that was checked.
+//! [`Policy`](super::policy::Policy), resolved here, connected to the address that was checked.
 
 use std::convert::Infallible;
 use std::io;

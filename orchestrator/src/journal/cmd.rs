@@ -20,7 +20,7 @@ pub(super) enum Cmd {
         dedupe: Option<(String, String)>,
         reply: Reply<Accepted>,
     },
-    /// Delivered marks are waiting in [`Marks`] (sent by the first one).
+    /// Delivered marks are waiting in [`Marks`](super::Marks) (sent by the first one).
     Marks,
     Attempted(Uuid, u32),
     DeadLetter {

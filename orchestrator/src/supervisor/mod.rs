@@ -8,7 +8,7 @@
 //! its messages. Others see it through its [`ProcessStatus`] and talk to it
 //! with [`Control`] requests. One life of a child:
 //!
-//! 1. [`spawn`] starts it in its own process group with a built environment
+//! 1. `spawn.rs` starts it in its own process group with a built environment
 //!    and its transport (an inherited socketpair for `frames`, stdin/stdout
 //!    for `jsonl`); its other output goes to its log file.
 //! 2. The handshake sends `init` and waits for `ready` within `startTimeout`;
