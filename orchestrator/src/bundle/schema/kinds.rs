@@ -192,7 +192,7 @@ pub(crate) struct OperationDecl {
     max_input_bytes: Option<Size>,
     /// A larger output is cut and marked truncated (default 1Mi).
     max_output_bytes: Option<Size>,
-    /// JSON pointers into the output replaced by "`<redacted>`".
+    /// JSON pointers into the output replaced by `"<redacted>"`.
     redact: Option<Vec<JsonPointer>>,
 }
 

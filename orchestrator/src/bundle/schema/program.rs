@@ -192,7 +192,7 @@ pub(crate) struct Network {
     /// Host names it may reach through its proxy (egress only): exact, or
     /// `*.example.com` for any name below it; a literal IP only if listed.
     allow_hosts: Option<Vec<AllowHost>>,
-    /// Ports it may reach them on (egress only; default `[443]`).
+    /// Ports it may reach them on (egress only; default 443).
     allow_ports: Option<Vec<Port>>,
     /// Address blocks it may reach although private, loopback, link-local
     /// or metadata (egress only): `10.20.0.0/16`, `fd00::/8`, an address.
