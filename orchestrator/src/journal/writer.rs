@@ -94,32 +94,21 @@ impl Writer {
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             };
             let mut open = Open::new(Instant::now());
-            open.add(&first);
-            let mut cmds = vec![first];
+            let mut cmds = Vec::new();
+            take(&mut open, &mut cmds, first);
             // What is queued already, then (see `linger`) maybe more.
-            while !open.closed() {
-                let Ok(cmd) = self.rx.try_recv() else { break };
-                open.add(&cmd);
-                cmds.push(cmd);
-            }
+            self.drain(&mut open, &mut cmds);
             open.opened();
             loop {
                 match open.next(Instant::now()) {
                     Next::Commit => break,
-                    Next::Receive(wait) => {
-                        let Ok(cmd) = self.rx.recv_timeout(wait) else {
-                            break;
-                        };
-                        open.add(&cmd);
-                        cmds.push(cmd);
-                    }
+                    Next::Receive(wait) => match self.rx.recv_timeout(wait) {
+                        Ok(cmd) => take(&mut open, &mut cmds, cmd),
+                        Err(_) => break,
+                    },
                     Next::Sleep(gap) => {
                         std::thread::sleep(gap);
-                        while !open.closed() {
-                            let Ok(cmd) = self.rx.try_recv() else { break };
-                            open.add(&cmd);
-                            cmds.push(cmd);
-                        }
+                        self.drain(&mut open, &mut cmds);
                     }
                 }
             }
@@ -132,6 +121,14 @@ impl Writer {
         }
         let (cmds, marks) = self.gather(Vec::new());
         self.batch(cmds, marks, true);
+    }
+
+    /// Takes what is in the channel now into the batch, while it takes more.
+    fn drain(&self, open: &mut Open, cmds: &mut Vec<Cmd>) {
+        while !open.closed() {
+            let Ok(cmd) = self.rx.try_recv() else { break };
+            take(open, cmds, cmd);
+        }
     }
 
     /// Takes every delivered mark, then everything still in the channel:
@@ -378,4 +375,10 @@ impl Writer {
         s.set_sizes(sizes);
         self.commits_since_compact += 1;
     }
+}
+
+/// One command into the batch being gathered.
+fn take(open: &mut Open, cmds: &mut Vec<Cmd>, cmd: Cmd) {
+    open.add(&cmd);
+    cmds.push(cmd);
 }
