@@ -416,7 +416,11 @@ fn kill_9_of_one_nats_server_mid_stream_loses_no_acked_event() {
     let b = bundle(
         rec.path(),
         "stream",
-        &format!("{{ COUNT: {N}, KEYS: {KEYS}, DEDUPE: \"true\", WINDOW: 256, RATE: 1000 }}"),
+        // Held at event 10,000 until the kill is done: mid-stream however
+        // slowly this machine runs it.
+        &format!(
+            "{{ COUNT: {N}, KEYS: {KEYS}, DEDUPE: \"true\", WINDOW: 256, RATE: 1000, HOLD_AT: 10000 }}"
+        ),
         "  overflow: wait",
     );
     let nodes = start_nodes(&nats, &["a", "b", "c"], &b, &["--lease-ttl", LEASE_TTL]);
@@ -466,6 +470,12 @@ fn kill_9_of_one_nats_server_mid_stream_loses_no_acked_event() {
         (acked_at_kill as u64) < N,
         "the stream had finished before the kill: the test proves nothing"
     );
+    // Let the stream go on, wherever its connector runs now or later.
+    for n in &nodes {
+        let dir = n.h.state().join("state/connections/stream");
+        std::fs::create_dir_all(&dir).expect("the connection's state directory");
+        std::fs::write(dir.join("go"), b"").expect("the gate file");
+    }
     let dump = || dump_all(&nodes.iter().collect::<Vec<_>>(), &nats.dump());
 
     // The stream finishes: the last run of the connector (wherever it runs)

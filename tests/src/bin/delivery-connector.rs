@@ -16,6 +16,9 @@
 //! - `WINDOW` = emits awaiting their answer at most (default 1024).
 //! - `ONCE=true`: emit only in the first run (a marker in the state directory
 //!   remembers); a later run emits nothing.
+//! - `HOLD_AT` = K: before emit K, wait until a file `go` exists in the state
+//!   directory (a test's gate: what it does while the stream is held happens
+//!   mid-stream however slow the machine is).
 //!
 //! Every run appends to `<stateDir>/answers.log`: `start pid=<pid>`, then per
 //! answer `ack <i> new`, `ack <i> dup`, `nack <i> <kind>` or `failed <i>
@@ -105,6 +108,11 @@ fn main() -> ExitCode {
         };
         let rate: f64 = number(&ctx, "RATE", 0.0)?;
         let window: usize = number(&ctx, "WINDOW", 1024)?;
+        let hold_at: Option<u64> = match ctx.config_value("HOLD_AT") {
+            None => None,
+            Some(_) => Some(number(&ctx, "HOLD_AT", 0)?),
+        };
+        let gate = ctx.state_dir().join("go");
         ctx.ready().await;
 
         let emitter = ctx.emitter();
@@ -130,6 +138,12 @@ fn main() -> ExitCode {
                     append(&answers, &line)?;
                 }
                 _ = tokio::time::sleep_until(due), if room => {
+                    if hold_at == Some(i) && !gate.exists() {
+                        // Answers keep being recorded meanwhile; polled, as
+                        // the gate is a file the test writes.
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
                     let Some((event, key)) = todo.pop_front() else { continue };
                     let answer = match key {
                         Some(k) => futures::future::Either::Left(emitter.emit_with_key(event, k)),
