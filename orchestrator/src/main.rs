@@ -19,7 +19,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[unsafe(link_section = ".init_array")]
 static MIMALLOC_OPTIONS: extern "C" fn() = mimalloc_options;
 
-// mimalloc v3's `mi_option_t` (libmimalloc-sys =0.1.49 names only some).
+// mimalloc v3's `mi_option_t` (libmimalloc-sys =0.1.49 names only some;
+// the test below checks them by name).
 const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
 const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
@@ -56,19 +57,36 @@ fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::ffi::{CStr, c_char, c_void};
 
+    unsafe extern "C" {
+        // Exported by mimalloc, not declared by libmimalloc-sys 0.1.49.
+        fn mi_options_print_out(out: libmimalloc_sys::mi_output_fun, arg: *mut c_void);
+    }
+
+    unsafe extern "C" fn collect(msg: *const c_char, arg: *mut c_void) {
+        // SAFETY: `arg` is the `String` below; `msg` a C string mimalloc made.
+        unsafe {
+            let text = &mut *arg.cast::<String>();
+            text.push_str(&CStr::from_ptr(msg).to_string_lossy());
+        }
+    }
+
+    /// By mimalloc's own names for them (so a wrong index fails too): its
+    /// defaults are 2 and 10, so 0 means the `.init_array` entry ran.
     #[test]
     fn mimalloc_options_are_set_before_main() {
-        // SAFETY: plain getters of mimalloc's option table.
-        let (eager, purge) = unsafe {
-            (
-                libmimalloc_sys::mi_option_get(ARENA_EAGER_COMMIT),
-                libmimalloc_sys::mi_option_get(PURGE_DELAY),
-            )
-        };
-        // mimalloc's defaults are 2 and 10: the `.init_array` entry ran.
-        // (That 4 and 15 are these options is pinned by the exact version.)
-        assert_eq!((eager, purge), (0, 0));
+        let mut text = String::new();
+        // SAFETY: `collect` only appends to `text`, which outlives the call.
+        unsafe { mi_options_print_out(Some(collect), (&raw mut text).cast()) };
+        for line in [
+            "option 'arena_eager_commit': 0 ",
+            "option 'purge_delay': 0 ",
+        ] {
+            assert!(
+                text.lines().any(|l| format!("{l} ").starts_with(line)),
+                "{line:?} not in mimalloc's options:\n{text}"
+            );
+        }
     }
 }

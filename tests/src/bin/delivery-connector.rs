@@ -108,10 +108,10 @@ fn main() -> ExitCode {
         };
         let rate: f64 = number(&ctx, "RATE", 0.0)?;
         let window: usize = number(&ctx, "WINDOW", 1024)?;
-        let hold_at: Option<u64> = match ctx.config_value("HOLD_AT") {
-            None => None,
-            Some(_) => Some(number(&ctx, "HOLD_AT", 0)?),
-        };
+        let hold_at: Option<u64> = ctx
+            .config_value("HOLD_AT")
+            .map(|_| number(&ctx, "HOLD_AT", 0))
+            .transpose()?;
         let gate = ctx.state_dir().join("go");
         ctx.ready().await;
 
