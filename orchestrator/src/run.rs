@@ -184,7 +184,7 @@ pub async fn run(
         JournalMode::Durable => open_journal(&state.journal(), journal_options).await?,
         JournalMode::Memory => {
             tracing::warn!("journal in memory: accepted events are lost if the orchestrator stops");
-            Journal::memory(journal_options)
+            Journal::memory(journal_options).map_err(RunError::Journal)?
         }
     };
     let cluster = match &opts.cluster {

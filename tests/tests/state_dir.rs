@@ -359,3 +359,32 @@ fn status_does_not_hang_on_a_hung_orchestrator() {
     assert!(stderr.contains("did not answer within 1s"), "{stderr}");
     assert!(h.stop().success(), "{}", h.dump());
 }
+
+/// `--journal memory`: events are delivered as with the durable journal, the
+/// database is a memory file of the orchestrator's, and no `journal.db` is
+/// written.
+#[test]
+fn a_memory_journal_delivers_and_writes_no_journal_file() {
+    let mut h = Harness::new();
+    h.start_with(&feeder_bundle(&h, "", ""), &["--journal", "memory"]);
+    h.feed(
+        "feed.jsonl",
+        &[feed_msg("one", "ada"), feed_msg("two", "ada")],
+    );
+    h.wait_received("echo", "ada", 2);
+    let fds: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", h.pid()))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .map(|l| l.display().to_string())
+        .collect();
+    assert!(
+        fds.iter()
+            .any(|l| l.starts_with("/memfd:orchestrator-journal")),
+        "no memory file among the orchestrator's fds: {fds:?}"
+    );
+    assert!(!fds.iter().any(|l| l.ends_with("journal.db")), "{fds:?}");
+    assert!(!h.state().join("journal.db").exists());
+    assert!(h.stop().success(), "{}", h.dump());
+    assert!(!h.state().join("journal.db").exists());
+}

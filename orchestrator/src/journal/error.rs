@@ -24,6 +24,9 @@ pub enum JournalError {
         #[source]
         source: redb::DatabaseError,
     },
+    /// The memory file of `--journal memory` could not be made.
+    #[error("cannot create the memory file of the in-memory journal")]
+    MemoryFile(#[source] std::io::Error),
     /// The writer thread could not be started.
     #[error("cannot start the journal writer thread")]
     Spawn(#[source] std::io::Error),

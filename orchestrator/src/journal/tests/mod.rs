@@ -36,7 +36,7 @@ impl Harness {
     fn start(backend: Backend, opts: JournalOptions) -> Harness {
         match backend {
             Backend::Memory => Harness {
-                journal: Journal::memory(opts),
+                journal: Journal::memory(opts).expect("memory journal"),
                 dir: None,
             },
             Backend::File => {
