@@ -361,8 +361,8 @@ fn status_does_not_hang_on_a_hung_orchestrator() {
 }
 
 /// `--journal memory`: events are delivered as with the durable journal, the
-/// database is a memory file of the orchestrator's, and no `journal.db` is
-/// written.
+/// database is a memory file of the orchestrator's that no child inherits,
+/// and no `journal.db` is written.
 #[test]
 fn a_memory_journal_delivers_and_writes_no_journal_file() {
     let mut h = Harness::new();
@@ -384,6 +384,21 @@ fn a_memory_journal_delivers_and_writes_no_journal_file() {
         "no memory file among the orchestrator's fds: {fds:?}"
     );
     assert!(!fds.iter().any(|l| l.ends_with("journal.db")), "{fds:?}");
+    // Its children do not inherit it (the events of every connection in it).
+    for name in ["agent/echo/ada", "connection/feed"] {
+        let row = h.process(name).expect("row");
+        let pid = row["pid"].as_u64().expect("pid");
+        let fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read_link(e.path()).ok())
+            .map(|l| l.display().to_string())
+            .collect();
+        assert!(
+            !fds.iter().any(|l| l.contains("orchestrator-journal")),
+            "{name}: {fds:?}"
+        );
+    }
     assert!(!h.state().join("journal.db").exists());
     assert!(h.stop().success(), "{}", h.dump());
     assert!(!h.state().join("journal.db").exists());
