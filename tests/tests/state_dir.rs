@@ -360,6 +360,16 @@ fn status_does_not_hang_on_a_hung_orchestrator() {
     assert!(h.stop().success(), "{}", h.dump());
 }
 
+/// What each of `pid`'s open fds points at.
+fn fd_targets(pid: u64) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .map(|l| l.display().to_string())
+        .collect()
+}
+
 /// `--journal memory`: events are delivered as with the durable journal, the
 /// database is a memory file of the orchestrator's that no child inherits,
 /// and no `journal.db` is written.
@@ -372,12 +382,7 @@ fn a_memory_journal_delivers_and_writes_no_journal_file() {
         &[feed_msg("one", "ada"), feed_msg("two", "ada")],
     );
     h.wait_received("echo", "ada", 2);
-    let fds: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", h.pid()))
-        .unwrap()
-        .flatten()
-        .filter_map(|e| std::fs::read_link(e.path()).ok())
-        .map(|l| l.display().to_string())
-        .collect();
+    let fds = fd_targets(u64::from(h.pid()));
     assert!(
         fds.iter()
             .any(|l| l.starts_with("/memfd:orchestrator-journal")),
@@ -387,13 +392,7 @@ fn a_memory_journal_delivers_and_writes_no_journal_file() {
     // Its children do not inherit it (the events of every connection in it).
     for name in ["agent/echo/ada", "connection/feed"] {
         let row = h.process(name).expect("row");
-        let pid = row["pid"].as_u64().expect("pid");
-        let fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-            .unwrap()
-            .flatten()
-            .filter_map(|e| std::fs::read_link(e.path()).ok())
-            .map(|l| l.display().to_string())
-            .collect();
+        let fds = fd_targets(row["pid"].as_u64().expect("pid"));
         assert!(
             !fds.iter().any(|l| l.contains("orchestrator-journal")),
             "{name}: {fds:?}"
